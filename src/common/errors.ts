@@ -1,0 +1,63 @@
+/**
+ * One place for uemlink's typed errors. Every error a user or a peer can see carries a stable string
+ * `code` (listed in docs/errors.md); scripts and the cloud's code match on the code, never on the
+ * message. `retryable` tells a supervisor whether trying again can help (cloudflared's "Permanent").
+ */
+
+export type ErrorCode =
+  // configuration and local state
+  | 'CONFIG_INVALID'
+  | 'CONFIG_UNREADABLE'
+  | 'STATE_CORRUPT'
+  | 'STATE_INVALID'
+  | 'STATE_UNREADABLE'
+  | 'STATE_WRITE_FAILED'
+  | 'STATE_LOCKED'
+  // pairing
+  | 'PAIR_TOKEN_MALFORMED'
+  | 'PAIR_TOKEN_UNKNOWN'
+  | 'PAIR_TOKEN_EXPIRED'
+  | 'PAIR_TOKEN_USED'
+  | 'PAIR_RATE_LIMITED'
+  | 'PAIR_CSR_INVALID'
+  | 'PAIR_ALREADY_PAIRED'
+  | 'PAIR_NOT_PAIRED'
+  | 'PAIR_FAILED'
+  // tunnel
+  | 'TUNNEL_PROTOCOL_ERROR'
+  | 'TUNNEL_UNSUPPORTED_VERSION'
+  | 'TUNNEL_AUTH_FAILED'
+  | 'TUNNEL_REVOKED'
+  | 'TUNNEL_OVERLOADED'
+  | 'TUNNEL_HANDSHAKE_TIMEOUT'
+  | 'TUNNEL_HEARTBEAT_TIMEOUT'
+  | 'TUNNEL_CLOSED'
+  | 'TUNNEL_REPLACED'
+  | 'TUNNEL_GOING_AWAY'
+  | 'TUNNEL_DIAL_FAILED'
+  | 'TUNNEL_STREAM_LIMIT'
+  | 'TUNNEL_STREAM_RESET'
+  // CLI usage
+  | 'USAGE';
+
+export class UemlinkError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'UemlinkError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+export function isUemlinkError(e: unknown): e is UemlinkError {
+  return e instanceof UemlinkError;
+}
+
+/** Best-effort human message of anything thrown, without stack traces (they may carry paths, not secrets). */
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

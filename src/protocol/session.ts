@@ -1,0 +1,653 @@
+/**
+ * A multiplexing session over an already-authenticated tunnel: streams, flow control, fair
+ * scheduling, heartbeats, GOAWAY and closing. It performs no I/O of its own: bytes go out through an
+ * injected Transport and come in through onMessage/onDrain/onTransportClose, so the same session runs
+ * over a WebSocket or an in-memory pair in tests.
+ *
+ * Writing: control frames (OPEN, RESPONSE, END, RESET, WINDOW, PING, ...) go to the outbox at once;
+ * DATA is framed by a round-robin scheduler, one frame per stream per turn, only while the transport
+ * holds less than `highWaterMark` bytes, so one bulk stream cannot starve the others or bloat memory.
+ * The outbox is flushed as one message per event-loop turn (batching, like cork/uncork).
+ */
+import { EventEmitter } from 'node:events';
+import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
+import { UemlinkError } from '../common/errors.js';
+import {
+  CloseCode,
+  GoAwayCodes,
+  ProtocolError,
+  StreamError,
+  StreamResetError,
+  goAwayCodeForClose,
+  type GoAwayCode,
+} from './codes.js';
+import {
+  FRAME_HEADER_SIZE,
+  MAX_STREAM_ID,
+  PING_PAYLOAD_SIZE,
+  decodeMessage,
+  encodeFrameParts,
+  jsonPayload,
+  type Frame,
+  type StreamFrame,
+} from './frame.js';
+import { parseGoAway, parseRequestHead, parseResponseHead, type GoAway, type Limits, type RequestHead, type ResponseHead } from './messages.js';
+import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js';
+import { MuxStream, type StreamHost } from './stream.js';
+
+/** What a session needs from the thing that carries its messages. */
+export interface Transport {
+  /** Queues one binary message. */
+  send(message: Buffer): void;
+  /** Bytes queued by send() and not yet written to the network. */
+  readonly bufferedAmount: number;
+  /** Closing handshake with a close code. */
+  close(code: number, reason: string): void;
+  /** Drops the connection at once (dead peers do not answer a close handshake). */
+  terminate(): void;
+}
+
+export type SessionRole = 'cloud' | 'connector';
+
+export interface SessionOptions {
+  role: SessionRole;
+  transport: Transport;
+  /** What we accept (announced in our HELLO). */
+  local: Limits;
+  /** What the peer accepts (from its HELLO). */
+  remote: Limits;
+  /** Ping period; a peer silent for two periods with a ping unanswered is declared dead. 0 disables. */
+  heartbeatMs: number;
+  clock?: Clock;
+  /** Stop framing DATA while the transport buffers this many bytes (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+export interface SessionClose {
+  code: number;
+  reason: string;
+  /** Why, as a typed error: our own failure, the peer's GOAWAY, or a plain disconnect. */
+  error: UemlinkError;
+  /** Set when the peer announced the close with a GOAWAY. */
+  goAway?: GoAway;
+  /** Whether we initiated the close. */
+  local: boolean;
+}
+
+export interface SessionEvents {
+  stream: [stream: MuxStream];
+  control: [message: Record<string, unknown>];
+  goaway: [goAway: GoAway];
+  rtt: [ms: number];
+  idle: [];
+  close: [info: SessionClose];
+}
+
+/** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
+export const BATCH_BYTES = 256 * 1024;
+
+/** The largest WebSocket message a receiver with these limits must accept. */
+export function maxMessageSize(local: Limits): number {
+  return Math.max(BATCH_BYTES, local.maxFrameSize + FRAME_HEADER_SIZE) + FRAME_HEADER_SIZE;
+}
+
+export type SessionState = 'open' | 'draining' | 'closed';
+
+export class MuxSession extends EventEmitter<SessionEvents> implements StreamHost {
+  readonly role: SessionRole;
+  readonly local: Limits;
+  readonly remote: Limits;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly highWaterMark: number;
+
+  private readonly streams = new Map<number, MuxStream>();
+  /** Streams with data (and credit) or an END waiting; iteration order is the round-robin order. */
+  private readonly ready = new Set<MuxStream>();
+  private nextLocalId: number;
+  private lastLocalId = 0;
+  private lastPeerId = 0;
+  private localOpen = 0;
+  private peerOpen = 0;
+
+  private outParts: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private pumping = false;
+
+  private _state: SessionState = 'open';
+  private sentGoAway: GoAway | undefined;
+  private receivedGoAway: GoAway | undefined;
+
+  private hbTimer: TimerHandle | undefined;
+  private pingOutstanding: { data: Buffer; sentAt: number } | undefined;
+  private pingCounter = 0;
+  private heardSinceTick = true;
+  private _rttMs: number | undefined;
+  private _bytesIn = 0;
+  private _bytesOut = 0;
+
+  constructor(opts: SessionOptions) {
+    super();
+    this.role = opts.role;
+    this.transport = opts.transport;
+    this.local = opts.local;
+    this.remote = opts.remote;
+    this.clock = opts.clock ?? systemClock;
+    this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
+    // The cloud opens odd stream ids, the connector even ones, so the two never collide.
+    this.nextLocalId = this.role === 'cloud' ? 1 : 2;
+    if (opts.heartbeatMs > 0) this.hbTimer = this.clock.setInterval(() => this.heartbeat(), opts.heartbeatMs);
+  }
+
+  get state(): SessionState {
+    return this._state;
+  }
+  get rttMs(): number | undefined {
+    return this._rttMs;
+  }
+  /** Open streams, both directions. */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+  get bytesIn(): number {
+    return this._bytesIn;
+  }
+  get bytesOut(): number {
+    return this._bytesOut;
+  }
+  /** True when new streams may be opened towards the peer. */
+  get acceptsStreams(): boolean {
+    return this._state === 'open' && this.receivedGoAway === undefined;
+  }
+
+  // ---- opening streams ----------------------------------------------------------------------
+
+  /** Opens a stream towards the peer and sends its head. Throws a retryable error when it cannot. */
+  openStream(head: RequestHead): MuxStream {
+    if (!this.acceptsStreams) {
+      throw new UemlinkError('TUNNEL_GOING_AWAY', 'the tunnel is closing and accepts no new streams', { retryable: true });
+    }
+    if (this.localOpen >= this.remote.maxConcurrentStreams) {
+      throw new UemlinkError('TUNNEL_STREAM_LIMIT', `the peer accepts at most ${this.remote.maxConcurrentStreams} concurrent streams`, {
+        retryable: true,
+      });
+    }
+    const id = this.nextLocalId;
+    if (id > MAX_STREAM_ID) {
+      this.goAway('SHUTTING_DOWN', 'stream ids exhausted');
+      throw new UemlinkError('TUNNEL_GOING_AWAY', 'stream ids exhausted; the tunnel will be re-established', { retryable: true });
+    }
+    this.nextLocalId += 2;
+    this.lastLocalId = id;
+    const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow });
+    this.streams.set(id, s);
+    this.localOpen++;
+    this.enqueue({ kind: 'open', streamId: id, json: jsonPayload(head) });
+    return s;
+  }
+
+  // ---- StreamHost (called by MuxStream) -------------------------------------------------------
+
+  queueData(s: MuxStream, chunk: Buffer, cb: (err?: Error | null) => void): void {
+    if (!this.streams.has(s.id) || !canSend(s.status, 'data')) {
+      cb(new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} can no longer send data`));
+      return;
+    }
+    if (s.role === 'responder' && s.response === undefined) {
+      cb(new Error('respond() must be called before writing a response body'));
+      return;
+    }
+    if (chunk.length === 0) {
+      cb();
+      return;
+    }
+    s.pending.push({ chunk, offset: 0, cb });
+    if (s.sendWindow.size > 0) this.ready.add(s);
+    this.pump();
+  }
+
+  queueEnd(s: MuxStream, cb: (err?: Error | null) => void): void {
+    if (!this.streams.has(s.id) || !canSend(s.status, 'end')) {
+      cb();
+      return;
+    }
+    if (s.role === 'responder' && s.response === undefined) {
+      cb(new Error('respond() must be called before ending a response'));
+      return;
+    }
+    s.pendingEnd = cb;
+    this.ready.add(s);
+    this.pump();
+  }
+
+  sendResponse(s: MuxStream, head: ResponseHead, end: boolean): void {
+    if (!this.streams.has(s.id) || !canSend(s.status, 'response') || s.response !== undefined) {
+      throw new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} cannot send a response now`);
+    }
+    s.response = head;
+    this.enqueue({ kind: 'response', streamId: s.id, json: jsonPayload(head) });
+    if (end) s.end();
+  }
+
+  readerConsumed(s: MuxStream): void {
+    const consumed = s.deliveredBytes - s.readableLength - s.accountedBytes;
+    if (consumed <= 0) return;
+    s.accountedBytes += consumed;
+    const inc = s.recvWindow.consumed(consumed);
+    const remoteOpen = s.status.state === 'open' || s.status.state === 'half-closed-local';
+    if (inc > 0 && remoteOpen && this.streams.has(s.id)) {
+      this.enqueue({ kind: 'window', streamId: s.id, increment: inc });
+    }
+  }
+
+  streamDestroyed(s: MuxStream, err: Error | null): void {
+    if (!this.streams.has(s.id)) return;
+    // Destroyed locally before both sides finished: tell the peer to stop.
+    this.sendReset(s, StreamError.CANCEL, err ? err.message : 'cancelled');
+  }
+
+  resetStream(s: MuxStream, code: number, message: string): void {
+    if (!this.streams.has(s.id)) return;
+    this.sendReset(s, code, message);
+    s.destroy(new StreamResetError(code, message, !s.status.responseReceived, false));
+  }
+
+  // ---- connection-level actions -----------------------------------------------------------------
+
+  sendControl(message: Record<string, unknown>): void {
+    if (this._state === 'closed') return;
+    this.enqueue({ kind: 'control', json: jsonPayload(message) });
+  }
+
+  /** Announces that no new streams will be accepted; open ones continue. */
+  goAway(code: GoAwayCode, message: string, retryAfterMs?: number): void {
+    if (this._state === 'closed' || this.sentGoAway) return;
+    const g: GoAway = { code, message, lastStreamId: this.lastPeerId };
+    if (retryAfterMs !== undefined) g.retryAfterMs = retryAfterMs;
+    this.sentGoAway = g;
+    this._state = 'draining';
+    this.enqueue({ kind: 'goaway', json: jsonPayload(g) });
+    this.flush();
+  }
+
+  /**
+   * Graceful shutdown: GOAWAY, let open streams finish for up to `timeoutMs`, then close with
+   * "going away". Resolves once closed.
+   */
+  async drain(timeoutMs: number, message = 'shutting down', retryAfterMs?: number): Promise<void> {
+    if (this._state === 'closed') return;
+    this.goAway('SHUTTING_DOWN', message, retryAfterMs);
+    if (this.streams.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = this.clock.setTimeout(done, timeoutMs);
+        const self = this;
+        function done(): void {
+          self.clock.clearTimeout(t);
+          self.off('idle', done);
+          self.off('close', done);
+          resolve();
+        }
+        this.on('idle', done);
+        this.on('close', done);
+      });
+    }
+    this.close(CloseCode.GOING_AWAY, message);
+  }
+
+  /** Closes the tunnel; open streams end with TUNNEL_CLOSED. */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    if (this._state === 'closed') return;
+    this.flush();
+    this.transport.close(code, reason.slice(0, 120));
+    const g = goAwayCodeForClose(code) ?? 'SHUTTING_DOWN';
+    this.finish({ code, reason, error: new UemlinkError(GoAwayCodes[g].error, reason || 'tunnel closed', { retryable: true }), local: true });
+  }
+
+  /** Ends the tunnel because of an error: a GOAWAY naming it, then the matching close code. */
+  fail(code: GoAwayCode, message: string): void {
+    if (this._state === 'closed') return;
+    this.enqueue({ kind: 'goaway', json: jsonPayload({ code, message, lastStreamId: this.lastPeerId }) });
+    this.flush();
+    const c = GoAwayCodes[code];
+    if (code === 'HEARTBEAT_TIMEOUT') this.transport.terminate();
+    else this.transport.close(c.close, message.slice(0, 120));
+    this.finish({
+      code: c.close,
+      reason: message,
+      error: new UemlinkError(c.error, message, { retryable: !c.permanent }),
+      local: true,
+    });
+  }
+
+  // ---- transport callbacks ----------------------------------------------------------------------
+
+  onMessage(message: Buffer): void {
+    if (this._state === 'closed') return;
+    this.heardSinceTick = true;
+    this._bytesIn += message.length;
+    let frames: Frame[];
+    try {
+      frames = decodeMessage(message, this.local.maxFrameSize);
+    } catch (e) {
+      this.fail('PROTOCOL_ERROR', (e as Error).message);
+      return;
+    }
+    for (const f of frames) {
+      // handle() may have closed the session (TS cannot see that through the call).
+      if ((this._state as SessionState) === 'closed') return;
+      try {
+        this.handle(f);
+      } catch (e) {
+        if (e instanceof ProtocolError && e.streamId !== 0 && this.streams.has(e.streamId)) {
+          const s = this.streams.get(e.streamId)!;
+          this.sendReset(s, e.streamError, e.message);
+          s.destroy(new StreamResetError(e.streamError, e.message, !s.status.responseReceived, false));
+        } else {
+          this.fail('PROTOCOL_ERROR', e instanceof Error ? e.message : String(e));
+          return;
+        }
+      }
+    }
+  }
+
+  onDrain(): void {
+    if (this.ready.size > 0) this.pump();
+  }
+
+  onTransportClose(code: number, reason: string): void {
+    if (this._state === 'closed') return;
+    const g = this.receivedGoAway;
+    const known = goAwayCodeForClose(code);
+    const c = g ? GoAwayCodes[g.code] : known ? GoAwayCodes[known] : undefined;
+    const message = g?.message || reason || `tunnel closed (code ${code})`;
+    const info: SessionClose = {
+      code,
+      reason,
+      error: new UemlinkError(c?.error ?? 'TUNNEL_CLOSED', message, { retryable: !(c?.permanent ?? false) }),
+      local: false,
+    };
+    if (g) info.goAway = g;
+    this.finish(info);
+  }
+
+  // ---- receiving --------------------------------------------------------------------------------
+
+  private handle(f: Frame): void {
+    switch (f.kind) {
+      case 'hello':
+      case 'auth':
+      case 'welcome':
+        throw new ProtocolError(`${f.kind.toUpperCase()} after the handshake`);
+      case 'ping':
+        this.enqueue({ kind: 'pong', data: Buffer.from(f.data) });
+        return;
+      case 'pong':
+        if (this.pingOutstanding && this.pingOutstanding.data.equals(f.data)) {
+          this._rttMs = this.clock.now() - this.pingOutstanding.sentAt;
+          this.pingOutstanding = undefined;
+          this.emit('rtt', this._rttMs);
+        }
+        return;
+      case 'goaway':
+        this.onGoAway(parseGoAway(f.json));
+        return;
+      case 'control': {
+        let msg: unknown;
+        try {
+          msg = JSON.parse(f.json.toString('utf8'));
+        } catch {
+          throw new ProtocolError('CONTROL payload is not JSON');
+        }
+        if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new ProtocolError('CONTROL payload must be an object');
+        this.emit('control', msg as Record<string, unknown>);
+        return;
+      }
+      default:
+        this.handleStreamFrame(f);
+    }
+  }
+
+  private isPeerId(id: number): boolean {
+    // The cloud opens odd ids; so a cloud session's peer opens even ones and vice versa.
+    return this.role === 'cloud' ? id % 2 === 0 : id % 2 === 1;
+  }
+
+  private handleStreamFrame(f: StreamFrame): void {
+    if (f.kind === 'open') {
+      this.onOpen(f.streamId, f.json);
+      return;
+    }
+    const s = this.streams.get(f.streamId);
+    if (!s) {
+      const idle = this.isPeerId(f.streamId) ? f.streamId > this.lastPeerId : f.streamId > this.lastLocalId;
+      if (idle) throw new ProtocolError(`${f.kind.toUpperCase()} frame for stream ${f.streamId}, which was never opened`);
+      return; // a stream we already closed or reset: frames in flight are dropped
+    }
+    const step = onInbound(s.status, f.kind as Inbound);
+    if (!step.ok) {
+      throw new ProtocolError(`stream ${f.streamId}: ${step.reason}`, step.fatal ? {} : { streamId: f.streamId });
+    }
+    switch (f.kind) {
+      case 'response': {
+        const head = parseResponseHead(f.json, f.streamId);
+        s.status = step.status;
+        s.response = head;
+        s.emit('response', head);
+        return;
+      }
+      case 'data':
+        s.recvWindow.receive(f.data.length, f.streamId);
+        s.status = step.status;
+        s.deliveredBytes += f.data.length;
+        s.push(f.data);
+        this.readerConsumed(s);
+        return;
+      case 'end':
+        s.status = step.status;
+        s.push(null);
+        this.maybeRetire(s);
+        return;
+      case 'reset':
+        this.retire(s);
+        s.destroy(new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true));
+        return;
+      case 'window':
+        s.sendWindow.grant(f.increment, f.streamId);
+        if (s.pending.length > 0 || s.pendingEnd) {
+          this.ready.add(s);
+          this.pump();
+        }
+        return;
+    }
+  }
+
+  private onOpen(id: number, json: Buffer): void {
+    if (!this.isPeerId(id)) throw new ProtocolError(`peer opened stream ${id}, whose id belongs to this side`);
+    if (id <= this.lastPeerId) throw new ProtocolError(`peer reopened stream ${id} (ids must increase)`);
+    this.lastPeerId = id;
+    if (this._state !== 'open') {
+      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'going away' });
+      return;
+    }
+    if (this.peerOpen >= this.local.maxConcurrentStreams) {
+      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'too many concurrent streams' });
+      return;
+    }
+    let head: RequestHead;
+    try {
+      head = parseRequestHead(json, id);
+    } catch (e) {
+      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.PROTOCOL_ERROR, message: (e as Error).message });
+      return;
+    }
+    if (this.listenerCount('stream') === 0) {
+      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'this side accepts no streams' });
+      return;
+    }
+    const s = new MuxStream(this, id, 'responder', head, { send: this.remote.initialWindow, recv: this.local.initialWindow });
+    this.streams.set(id, s);
+    this.peerOpen++;
+    this.emit('stream', s);
+  }
+
+  private onGoAway(g: GoAway): void {
+    this.receivedGoAway = g;
+    if (this._state === 'open') this._state = 'draining';
+    // Streams we opened above the peer's last processed id were never seen: fail them as retryable.
+    for (const s of [...this.streams.values()]) {
+      if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id)) {
+        this.retire(s);
+        s.destroy(new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true));
+      }
+    }
+    this.emit('goaway', g);
+  }
+
+  // ---- sending ----------------------------------------------------------------------------------
+
+  private sendReset(s: MuxStream, code: number, message: string): void {
+    if (canSend(s.status, 'reset')) {
+      s.status = onOutbound(s.status, 'reset');
+      this.enqueue({ kind: 'reset', streamId: s.id, code, message });
+    }
+    this.retire(s);
+  }
+
+  /** Frames pending DATA round-robin while the transport has room. */
+  private pump(): void {
+    if (this.pumping || this._state === 'closed') return;
+    this.pumping = true;
+    const done: Array<(err?: Error | null) => void> = [];
+    try {
+      const maxFrame = this.remote.maxFrameSize;
+      while (this.ready.size > 0 && this.transport.bufferedAmount + this.outBytes < this.highWaterMark) {
+        const s = this.ready.values().next().value as MuxStream;
+        this.ready.delete(s);
+        if (this.sendSome(s, maxFrame, done)) this.ready.add(s); // re-added at the end: round robin
+      }
+    } finally {
+      this.pumping = false;
+    }
+    for (const cb of done) cb();
+  }
+
+  /** Sends one DATA frame (or the END) of a stream; returns whether it has more to send now. */
+  private sendSome(s: MuxStream, maxFrame: number, done: Array<(err?: Error | null) => void>): boolean {
+    if (!this.streams.has(s.id)) return false;
+    const head = s.pending[0];
+    if (head) {
+      const n = Math.min(head.chunk.length - head.offset, s.sendWindow.size, maxFrame);
+      if (n === 0) return false; // out of credit; a WINDOW frame re-adds it
+      const data = head.offset === 0 && n === head.chunk.length ? head.chunk : head.chunk.subarray(head.offset, head.offset + n);
+      s.sendWindow.spend(n);
+      head.offset += n;
+      this.enqueue({ kind: 'data', streamId: s.id, data });
+      if (head.offset === head.chunk.length) {
+        s.pending.shift();
+        done.push(head.cb);
+      }
+      return s.pending.length > 0 ? s.sendWindow.size > 0 : s.pendingEnd !== undefined;
+    }
+    const end = s.pendingEnd;
+    if (end) {
+      s.pendingEnd = undefined;
+      s.status = onOutbound(s.status, 'end');
+      this.enqueue({ kind: 'end', streamId: s.id });
+      this.maybeRetire(s);
+      done.push(end);
+    }
+    return false;
+  }
+
+  private enqueue(f: Frame): void {
+    if (this._state === 'closed') return;
+    const parts = encodeFrameParts(f);
+    let size = 0;
+    for (const p of parts) size += p.length;
+    if (this.outBytes > 0 && this.outBytes + size > BATCH_BYTES) this.flush();
+    for (const p of parts) this.outParts.push(p);
+    this.outBytes += size;
+    if (this.outBytes >= BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.outBytes === 0 || this._state === 'closed') return;
+    const msg = this.outParts.length === 1 ? this.outParts[0]! : Buffer.concat(this.outParts, this.outBytes);
+    this._bytesOut += msg.length;
+    this.outParts = [];
+    this.outBytes = 0;
+    this.transport.send(msg);
+  }
+
+  // ---- bookkeeping ------------------------------------------------------------------------------
+
+  private maybeRetire(s: MuxStream): void {
+    if (s.status.state === 'closed') this.retire(s);
+  }
+
+  private retire(s: MuxStream): void {
+    if (!this.streams.delete(s.id)) return;
+    this.ready.delete(s);
+    if (s.role === 'initiator') this.localOpen--;
+    else this.peerOpen--;
+    const err = new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} was reset`);
+    for (const p of s.pending) p.cb(err);
+    s.pending = [];
+    if (s.pendingEnd) {
+      const cb = s.pendingEnd;
+      s.pendingEnd = undefined;
+      cb(err);
+    }
+    if (this.streams.size === 0) this.emit('idle');
+  }
+
+  private heartbeat(): void {
+    if (this._state === 'closed') return;
+    if (this.pingOutstanding && !this.heardSinceTick) {
+      this.fail('HEARTBEAT_TIMEOUT', 'no answer from the peer for two heartbeat intervals');
+      return;
+    }
+    this.heardSinceTick = false;
+    if (!this.pingOutstanding) {
+      const data = Buffer.alloc(PING_PAYLOAD_SIZE);
+      data.writeUInt32BE(++this.pingCounter >>> 0, 4);
+      this.pingOutstanding = { data, sentAt: this.clock.now() };
+      this.enqueue({ kind: 'ping', data });
+      this.flush();
+    }
+  }
+
+  private finish(info: SessionClose): void {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    if (this.hbTimer !== undefined) this.clock.clearInterval(this.hbTimer);
+    this.outParts = [];
+    this.outBytes = 0;
+    for (const s of [...this.streams.values()]) {
+      const beforeResponse = s.role === 'initiator' && !s.status.responseReceived;
+      this.retire(s);
+      s.destroy(new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local));
+    }
+    this.emit('close', info);
+  }
+}
+
+/** Routes a transport's events into a session (the handshake may have used the transport before). */
+export function attachTransport(
+  session: MuxSession,
+  transport: { setHandlers(h: { message(d: Buffer): void; drain(): void; close(code: number, reason: string): void }): void },
+): void {
+  transport.setHandlers({
+    message: (d) => session.onMessage(d),
+    drain: () => session.onDrain(),
+    close: (code, reason) => session.onTransportClose(code, reason),
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * The only module that touches the `ws` package: dialling a tunnel, accepting one, and adapting a
+ * WebSocket to the session's Transport interface. Compression is off (payloads are mostly already
+ * compressed or tiny, and permessage-deflate costs CPU and memory per connection).
+ */
+import type { Agent } from 'node:http';
+import { rootCertificates } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { UemlinkError } from '../common/errors.js';
+import type { Transport } from '../protocol/session.js';
+
+export interface TransportHandlers {
+  message(data: Buffer): void;
+  drain(): void;
+  close(code: number, reason: string): void;
+}
+
+/** A WebSocket seen through the session's eyes. Handlers can be swapped (handshake, then session). */
+export class WsTransport implements Transport {
+  private handlers: TransportHandlers | undefined;
+  private closed = false;
+  /** Address of the peer as the socket saw it. */
+  readonly remoteAddress: string;
+
+  constructor(private readonly ws: WebSocket, remoteAddress = '') {
+    this.remoteAddress = remoteAddress;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!this.handlers) return;
+      if (!isBinary) {
+        this.close(4010, 'text messages are not part of the protocol');
+        return;
+      }
+      this.handlers.message(data);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.closed = true;
+      this.handlers?.close(code, reason.toString('utf8'));
+    });
+    // Errors are followed by 'close'; the close carries what the session needs.
+    ws.on('error', () => {});
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  send(message: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(message, { binary: true }, this.afterSend);
+  }
+
+  private readonly afterSend = (): void => {
+    this.handlers?.drain();
+  };
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.CLOSED || this.ws.readyState === WebSocket.CLOSING) return;
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+    }
+    // A peer that never answers the close handshake must not hold the socket for ws's 30 s default.
+    const t = setTimeout(() => this.ws.terminate(), 2000);
+    t.unref();
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
+
+export interface DialOptions {
+  /** Extra trusted CA certificates (PEM) on top of the system ones, e.g. a re-signing proxy's. */
+  ca?: string[];
+  agent?: Agent;
+  headers?: Record<string, string>;
+  handshakeTimeoutMs: number;
+  maxPayload: number;
+}
+
+/** Why a dial failed, with what a supervisor needs to decide the next wait. */
+export class DialError extends UemlinkError {
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, opts: { status?: number; retryAfterMs?: number; cause?: unknown; permanent?: boolean } = {}) {
+    super(opts.status === 503 || opts.status === 429 ? 'TUNNEL_OVERLOADED' : 'TUNNEL_DIAL_FAILED', message, {
+      cause: opts.cause,
+      retryable: !opts.permanent,
+    });
+    this.name = 'DialError';
+    this.status = opts.status;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+function parseRetryAfter(v: string | string[] | undefined): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return undefined;
+  const secs = Number(s);
+  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs, 3600) * 1000;
+  const at = Date.parse(s);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.min(at - Date.now(), 3_600_000));
+}
+
+/** Opens a WebSocket; resolves once it is open, rejects with a DialError that says why not. */
+export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTransport> {
+  return new Promise((resolve, reject) => {
+    const wsOpts: WebSocket.ClientOptions = {
+      perMessageDeflate: false,
+      handshakeTimeout: opts.handshakeTimeoutMs,
+      maxPayload: opts.maxPayload,
+      followRedirects: false,
+      headers: opts.headers ?? {},
+    };
+    if (opts.agent) wsOpts.agent = opts.agent;
+    if (opts.ca && opts.ca.length > 0) {
+      // Node replaces the default CAs when `ca` is set, so add the system ones back explicitly.
+      wsOpts.ca = [...rootCertificates, ...opts.ca];
+    }
+    let settled = false;
+    const ws = new WebSocket(url, wsOpts);
+    ws.once('open', () => {
+      settled = true;
+      const sock = (ws as unknown as { _socket?: { remoteAddress?: string } })._socket;
+      resolve(new WsTransport(ws, sock?.remoteAddress ?? ''));
+    });
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      settled = true;
+      const status = res.statusCode ?? 0;
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 2048) body += c;
+      });
+      res.on('end', () => {
+        let detail = '';
+        try {
+          const j = JSON.parse(body) as { message?: unknown };
+          if (typeof j.message === 'string') detail = `: ${j.message}`;
+        } catch {
+          /* not JSON: status alone */
+        }
+        const o: { status: number; retryAfterMs?: number; permanent: boolean } = { status, permanent: status === 404 };
+        if (retryAfterMs !== undefined) o.retryAfterMs = retryAfterMs;
+        reject(new DialError(`tunnel upgrade refused with HTTP ${status}${detail}`, o));
+        ws.terminate();
+      });
+      res.on('error', () => {});
+    });
+    ws.once('error', (err: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(new DialError(`cannot reach ${redactUrl(url)}: ${err.message}`, { cause: err }));
+    });
+    ws.once('close', () => {
+      if (settled) return;
+      settled = true;
+      reject(new DialError(`connection to ${redactUrl(url)} closed during the handshake`));
+    });
+  });
+}
+
+/** URLs may carry credentials (user:pass@); never print them. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = u.username ? '***' : '';
+      u.password = u.password ? '***' : '';
+    }
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/** A WebSocket server bound to no port: the HTTP server hands it the upgrades it accepts. */
+export function createTunnelServer(maxPayload: number): {
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<WsTransport>;
+  close(): void;
+} {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload, clientTracking: false });
+  return {
+    accept(req, socket, head) {
+      return new Promise((resolve) => {
+        wss.handleUpgrade(req, socket, head, (ws) => resolve(new WsTransport(ws, req.socket.remoteAddress ?? '')));
+      });
+    },
+    close() {
+      wss.close();
+    },
+  };
+}

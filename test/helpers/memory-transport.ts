@@ -1,0 +1,87 @@
+/**
+ * An in-memory Transport pair for protocol tests: messages are delivered asynchronously, in order,
+ * and a side can be "stalled" to model a network that stops carrying bytes (half-open links).
+ */
+import type { Transport } from '../../src/protocol/session.js';
+import type { TransportHandlers } from '../../src/transport/ws.js';
+
+export class MemoryTransport implements Transport {
+  peer!: MemoryTransport;
+  handlers: TransportHandlers | undefined;
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private scheduled = false;
+  /** When true, messages sent by this side pile up and are never delivered (until resumed). */
+  stalled = false;
+  closed = false;
+  sentMessages = 0;
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  send(message: Buffer): void {
+    if (this.closed) return;
+    // Copy: the sender may reuse its buffers, a real socket would have copied them too.
+    this.queue.push(Buffer.from(message));
+    this.queued += message.length;
+    this.sentMessages++;
+    this.schedule();
+  }
+
+  get bufferedAmount(): number {
+    return this.queued;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stalled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.deliver();
+    });
+  }
+
+  private deliver(): void {
+    while (this.queue.length > 0 && !this.stalled && !this.closed) {
+      const m = this.queue.shift()!;
+      this.queued -= m.length;
+      this.peer.handlers?.message(m);
+    }
+    this.handlers?.drain();
+  }
+
+  resume(): void {
+    this.stalled = false;
+    this.schedule();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.deliver();
+    this.closed = true;
+    this.peer.closed = true;
+    setImmediate(() => {
+      this.handlers?.close(code, reason);
+      this.peer.handlers?.close(code, reason);
+    });
+  }
+
+  terminate(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.peer.closed = true;
+    setImmediate(() => {
+      this.handlers?.close(1006, '');
+      this.peer.handlers?.close(1006, '');
+    });
+  }
+}
+
+export function memoryPair(): [MemoryTransport, MemoryTransport] {
+  const a = new MemoryTransport();
+  const b = new MemoryTransport();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}

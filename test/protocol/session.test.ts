@@ -1,0 +1,387 @@
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import sinon from 'sinon';
+import { CloseCode, StreamError, StreamResetError } from '../../src/protocol/codes.js';
+import { encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
+import type { RequestHead } from '../../src/protocol/messages.js';
+import type { MuxSession, SessionClose } from '../../src/protocol/session.js';
+import type { MuxStream } from '../../src/protocol/stream.js';
+import { collect, rawPeer, sessionPair, waitFor } from '../helpers/sessions.js';
+import { frameArb } from './frame.test.js';
+
+const head = (path = '/x', target = 't1'): RequestHead => ({ method: 'POST', path, headers: [['content-type', 'text/plain']], target });
+
+/** Connector side: echo the request body back, upper-cased header with its length. */
+function echoServer(s: MuxSession): void {
+  s.on('stream', (st: MuxStream) => {
+    void collect(st).then((body) => {
+      st.respond({ status: 200, headers: [['x-len', String(body.length)]] });
+      st.end(body);
+    });
+  });
+}
+
+function responseOf(st: MuxStream): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    st.once('response', (h: { status: number }) => {
+      collect(st).then((body) => resolve({ status: h.status, body }), reject);
+    });
+    st.once('error', reject);
+  });
+}
+
+function closed(s: MuxSession): Promise<SessionClose> {
+  return new Promise((resolve) => s.once('close', resolve));
+}
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+describe('session', () => {
+  it('carries a request and its response with bodies in both directions', async () => {
+    const p = sessionPair();
+    echoServer(p.connector);
+    const st = p.cloud.openStream(head());
+    st.end(Buffer.from('hello tunnel'));
+    const r = await responseOf(st);
+    expect(r.status).to.equal(200);
+    expect(r.body.toString()).to.equal('hello tunnel');
+    expect(st.response!.headers).to.deep.equal([['x-len', '12']]);
+    await waitFor(() => p.cloud.activeStreams === 0 && p.connector.activeStreams === 0, 2000, 'streams retired');
+  });
+
+  it('multiplexes many concurrent streams of random sizes without mixing their bytes', async () => {
+    const p = sessionPair({ connector: { initialWindow: 16 * 1024 }, cloud: { initialWindow: 16 * 1024, maxFrameSize: 4096 } });
+    echoServer(p.connector);
+    const sizes = Array.from({ length: 60 }, (_, i) => (i * 7919) % 200_000);
+    const results = await Promise.all(
+      sizes.map((n, i) => {
+        const st = p.cloud.openStream(head(`/s${i}`));
+        st.end(pattern(n, i));
+        return responseOf(st);
+      }),
+    );
+    results.forEach((r, i) => expect(r.body.equals(pattern(sizes[i]!, i)), `stream ${i}`).to.equal(true));
+  });
+
+  it('a stalled reader bounds the bytes buffered for its stream on both sides while other streams complete', async () => {
+    const window = 64 * 1024;
+    const p = sessionPair({ connector: { initialWindow: window }, cloud: { initialWindow: window } });
+    let stalled: MuxStream | undefined;
+    p.connector.on('stream', (st) => {
+      if (st.request.path === '/stall') {
+        stalled = st; // never read
+        return;
+      }
+      void collect(st).then((b) => {
+        st.respond({ status: 200, headers: [] });
+        st.end(b);
+      });
+    });
+    let produced = 0;
+    const source = new Readable({
+      read() {
+        if (produced >= 64 * 1024 * 1024) {
+          this.push(null);
+          return;
+        }
+        produced += 16 * 1024;
+        this.push(Buffer.alloc(16 * 1024, 1));
+      },
+    });
+    const bulk = p.cloud.openStream(head('/stall'));
+    source.pipe(bulk);
+
+    // Other streams on the same tunnel still complete, each with 1 MiB.
+    for (let i = 0; i < 5; i++) {
+      const st = p.cloud.openStream(head(`/other${i}`));
+      st.end(pattern(1024 * 1024, i));
+      const r = await responseOf(st);
+      expect(r.body.length).to.equal(1024 * 1024);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stalled, 'stalled stream arrived').to.not.equal(undefined);
+    // Receiver holds at most one window; the sender at most its writable buffer plus one chunk.
+    expect(stalled!.readableLength).to.be.at.most(window);
+    expect(bulk.queuedBytes).to.be.at.most(window + 16 * 1024);
+    // And the source was not drained into memory: only window + buffers were pulled from it.
+    expect(produced).to.be.at.most(window + bulk.writableHighWaterMark + 3 * 16 * 1024 + source.readableHighWaterMark);
+
+    // Once the reader resumes, everything arrives.
+    source.unpipe(bulk);
+    bulk.end();
+    const got = await collect(stalled!);
+    expect(got.length).to.be.greaterThan(window - 1);
+    expect(got.every((b) => b === 1)).to.equal(true);
+  });
+
+  it('a slow reader receives every byte in order (credit is returned as it reads)', async () => {
+    const p = sessionPair({ connector: { initialWindow: 8192 }, cloud: { initialWindow: 8192, maxFrameSize: 1024 } });
+    const body = pattern(300_000, 9);
+    p.connector.on('stream', (st) => {
+      st.respond({ status: 200, headers: [] });
+      st.end(body);
+    });
+    const st = p.cloud.openStream({ ...head(), method: 'GET' });
+    st.end();
+    await new Promise<void>((r) => st.once('response', () => r()));
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of st) {
+      parts.push(c as Buffer);
+      if (++n % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(Buffer.concat(parts).equals(body)).to.equal(true);
+  });
+
+  it('refuses streams beyond the peer limit locally, and beyond ours with REFUSED_STREAM', async () => {
+    const p = sessionPair({ connector: { maxConcurrentStreams: 2 } });
+    p.connector.on('stream', () => {});
+    p.cloud.openStream(head());
+    p.cloud.openStream(head());
+    expect(() => p.cloud.openStream(head())).to.throw().with.property('code', 'TUNNEL_STREAM_LIMIT');
+  });
+
+  it('a peer that ignores our stream limit gets REFUSED_STREAM for the excess', async () => {
+    const peer = rawPeer('connector', { maxConcurrentStreams: 2 });
+    peer.session.on('stream', () => {});
+    for (const id of [1, 3, 5]) peer.send({ kind: 'open', streamId: id, json: jsonPayload(head()) });
+    await waitFor(() => peer.frames.some((f) => f.kind === 'reset'), 2000, 'REFUSED_STREAM');
+    const reset = peer.frames.find((f) => f.kind === 'reset') as Extract<Frame, { kind: 'reset' }>;
+    expect(reset.streamId).to.equal(5);
+    expect(reset.code).to.equal(StreamError.REFUSED_STREAM);
+    expect(peer.session.activeStreams).to.equal(2);
+    expect(peer.session.state).to.equal('open');
+  });
+
+  it('a local cancel resets the stream on the peer (client abort reaches the far side)', async () => {
+    const p = sessionPair();
+    const peerError = new Promise<Error>((resolve) => p.connector.on('stream', (st) => st.on('error', resolve)));
+    const st = p.cloud.openStream(head());
+    st.write('partial');
+    await new Promise((r) => setTimeout(r, 10));
+    st.destroy();
+    const err = (await peerError) as StreamResetError;
+    expect(err).to.be.instanceOf(StreamResetError);
+    expect(err.streamError).to.equal(StreamError.CANCEL);
+    await waitFor(() => p.connector.activeStreams === 0, 2000, 'peer retired the stream');
+  });
+
+  it('closing the transport fails open streams with TUNNEL_CLOSED and says whether a response had started', async () => {
+    const p = sessionPair();
+    const streams: MuxStream[] = [];
+    p.connector.on('stream', (st) => {
+      streams.push(st);
+      st.on('error', () => {});
+      if (st.request.path === '/started') {
+        st.respond({ status: 200, headers: [] });
+        st.write('x');
+      }
+    });
+    const a = p.cloud.openStream(head('/waiting'));
+    const b = p.cloud.openStream(head('/started'));
+    await new Promise<void>((r) => b.once('response', () => r()));
+    const ea = new Promise<StreamResetError>((r) => a.once('error', r));
+    const eb = new Promise<StreamResetError>((r) => b.once('error', r));
+    b.resume();
+    p.connectorT.terminate();
+    const [errA, errB] = await Promise.all([ea, eb]);
+    expect(errA.code).to.equal('TUNNEL_CLOSED');
+    expect(errA.beforeResponse).to.equal(true);
+    expect(errB.beforeResponse).to.equal(false);
+  });
+
+  describe('protocol violations', () => {
+    it('DATA before RESPONSE resets only that stream', async () => {
+      const p = sessionPair();
+      p.connector.on('stream', (st) => st.on('error', () => {}));
+      const st = p.cloud.openStream(head());
+      const err = new Promise<StreamResetError>((r) => st.once('error', r));
+      p.connectorT.send(encodeFrame({ kind: 'data', streamId: st.id, data: Buffer.from('early') }));
+      expect((await err).streamError).to.equal(StreamError.PROTOCOL_ERROR);
+      expect(p.cloud.state).to.equal('open');
+    });
+
+    it('a frame for a stream that was never opened closes the tunnel with a protocol error', async () => {
+      const p = sessionPair();
+      const c = closed(p.cloud);
+      p.connectorT.send(encodeFrame({ kind: 'data', streamId: 99, data: Buffer.from('x') }));
+      const info = await c;
+      expect(info.code).to.equal(CloseCode.PROTOCOL_ERROR);
+      expect(info.error.code).to.equal('TUNNEL_PROTOCOL_ERROR');
+      expect(info.reason).to.match(/never opened/);
+    });
+
+    it('a peer opening a stream with our parity closes the tunnel', async () => {
+      const peer = rawPeer('connector');
+      peer.session.on('stream', () => {});
+      const c = closed(peer.session);
+      peer.send({ kind: 'open', streamId: 2, json: jsonPayload(head()) });
+      expect((await c).reason).to.match(/belongs to this side/);
+      await waitFor(() => peer.closed()?.code === CloseCode.PROTOCOL_ERROR, 2000, 'close code sent');
+      const goaway = peer.frames.find((f) => f.kind === 'goaway') as Extract<Frame, { kind: 'goaway' }>;
+      expect(JSON.parse(goaway.json.toString())).to.include({ code: 'PROTOCOL_ERROR' });
+    });
+
+    it('sending beyond the window resets the stream with FLOW_CONTROL_ERROR', async () => {
+      const peer = rawPeer('connector', { initialWindow: 1024 });
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()) });
+      const st = await got;
+      const err = new Promise<StreamResetError>((r) => st.once('error', r));
+      peer.send({ kind: 'data', streamId: 1, data: Buffer.alloc(2048) });
+      expect((await err).streamError).to.equal(StreamError.FLOW_CONTROL_ERROR);
+      expect(peer.session.state).to.equal('open');
+      await waitFor(() => peer.frames.some((f) => f.kind === 'reset' && f.code === StreamError.FLOW_CONTROL_ERROR), 2000, 'RESET sent');
+    });
+
+    it('a WINDOW increment that overflows the window resets the stream', async () => {
+      const p = sessionPair();
+      const st = p.cloud.openStream(head());
+      const err = new Promise<StreamResetError>((r) => st.once('error', r));
+      p.connectorT.send(encodeFrame({ kind: 'window', streamId: st.id, increment: 0x7fffffff }));
+      expect((await err).streamError).to.equal(StreamError.FLOW_CONTROL_ERROR);
+    });
+
+    it('DATA after END resets the stream; a late frame for a closed stream is dropped', async () => {
+      const peer = rawPeer('connector');
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()) });
+      const st = await got;
+      st.resume();
+      const err = new Promise<StreamResetError>((r) => st.once('error', r));
+      peer.send({ kind: 'end', streamId: 1 }, { kind: 'data', streamId: 1, data: Buffer.from('late') });
+      expect((await err).message).to.match(/DATA after END/);
+      peer.send({ kind: 'data', streamId: 1, data: Buffer.from('later still') }, { kind: 'end', streamId: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(peer.session.state).to.equal('open');
+      expect(peer.session.activeStreams).to.equal(0);
+    });
+
+    it('RESPONSE sent to the responder of a stream is a connection error', async () => {
+      const peer = rawPeer('connector');
+      peer.session.on('stream', (st) => st.on('error', () => {}));
+      const c = closed(peer.session);
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()) }, { kind: 'response', streamId: 1, json: jsonPayload({ status: 200, headers: [] }) });
+      expect((await c).reason).to.match(/RESPONSE sent to the responder/);
+    });
+
+    it('a malformed request head resets only that stream', async () => {
+      const peer = rawPeer('connector');
+      peer.session.on('stream', () => expect.fail('no stream for a bad head'));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload({ method: 'GET', path: 'no-slash', headers: [], target: 't' }) });
+      await waitFor(() => peer.frames.some((f) => f.kind === 'reset'), 2000, 'RESET');
+      const r = peer.frames.find((f) => f.kind === 'reset') as Extract<Frame, { kind: 'reset' }>;
+      expect(r.code).to.equal(StreamError.PROTOCOL_ERROR);
+      expect(r.message).to.match(/invalid path/);
+      expect(peer.session.state).to.equal('open');
+    });
+
+    it('random frame sequences from a hostile peer never crash the session nor grow it without bound', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 30 }), async (frames) => {
+          const peer = rawPeer('connector', { maxConcurrentStreams: 8 });
+          peer.session.on('stream', (st) => st.on('error', () => {}));
+          for (const f of frames) peer.send(f);
+          await new Promise((r) => setImmediate(r));
+          await new Promise((r) => setImmediate(r));
+          // (an exception thrown anywhere would surface as an uncaught error and fail this test)
+          expect(peer.session.activeStreams).to.be.at.most(8);
+          expect(['open', 'draining', 'closed']).to.include(peer.session.state);
+          peer.session.close();
+        }),
+        { numRuns: 300 },
+      );
+    });
+  });
+
+  describe('goaway and drain', () => {
+    it('after a GOAWAY no new stream opens, open ones finish, and drain closes with going-away', async () => {
+      const p = sessionPair();
+      let respond: (() => void) | undefined;
+      p.connector.on('stream', (st) => {
+        respond = () => {
+          st.respond({ status: 200, headers: [] });
+          st.end('done');
+        };
+      });
+      const inflight = p.cloud.openStream(head());
+      inflight.end();
+      await waitFor(() => respond !== undefined, 2000, 'stream at the connector');
+      const drained = p.connector.drain(5000);
+      await waitFor(() => !p.cloud.acceptsStreams, 2000, 'GOAWAY seen by the cloud');
+      expect(() => p.cloud.openStream(head())).to.throw().with.property('code', 'TUNNEL_GOING_AWAY');
+      const c = closed(p.cloud);
+      respond!();
+      const r = await responseOf(inflight);
+      expect(r.body.toString()).to.equal('done');
+      await drained;
+      const info = await c;
+      expect(info.code).to.equal(CloseCode.GOING_AWAY);
+      expect(info.goAway?.code).to.equal('SHUTTING_DOWN');
+    });
+
+    it('drain gives up after its timeout and closes anyway', async () => {
+      const p = sessionPair();
+      p.connector.on('stream', (st) => st.on('error', () => {})); // never answers
+      const st = p.cloud.openStream(head());
+      st.on('error', () => {});
+      await waitFor(() => p.connector.activeStreams === 1, 2000, 'stream open');
+      const t0 = Date.now();
+      await p.connector.drain(100);
+      expect(Date.now() - t0).to.be.within(90, 2000);
+      expect(p.connector.state).to.equal('closed');
+    });
+  });
+
+  describe('heartbeat', () => {
+    let clock: sinon.SinonFakeTimers;
+    beforeEach(() => {
+      clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'Date'] });
+    });
+    afterEach(() => clock.restore());
+
+    /** Lets in-memory deliveries and batched flushes run (several event-loop turns). */
+    const turn = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    };
+
+    it('keeps a healthy link open and measures the round trip', async () => {
+      const p = sessionPair({ heartbeatMs: 1000 });
+      for (let i = 0; i < 10; i++) {
+        clock.tick(1000);
+        await turn();
+        await turn();
+      }
+      expect(p.cloud.state).to.equal('open');
+      expect(p.connector.state).to.equal('open');
+      expect(p.cloud.rttMs).to.be.a('number');
+    });
+
+    it('declares a silent (half-open) link dead within two intervals', async () => {
+      const p = sessionPair({ heartbeatMs: 1000 });
+      for (let i = 0; i < 3; i++) {
+        clock.tick(1000);
+        await turn();
+        await turn();
+      }
+      // Packets vanish in both directions, no FIN, no RST.
+      p.cloudT.stalled = true;
+      p.connectorT.stalled = true;
+      const c = closed(p.cloud);
+      let elapsed = 0;
+      while (p.cloud.state !== 'closed' && elapsed < 5000) {
+        clock.tick(100);
+        elapsed += 100;
+        await turn();
+      }
+      expect(elapsed).to.be.at.most(2000);
+      const info = await c;
+      expect(info.error.code).to.equal('TUNNEL_HEARTBEAT_TIMEOUT');
+    });
+  });
+});
