@@ -37,7 +37,9 @@ export type ErrorCode =
   | 'TUNNEL_DIAL_FAILED'
   | 'TUNNEL_STREAM_LIMIT'
   | 'TUNNEL_STREAM_RESET'
-  // CLI usage
+  // input of an API call or CLI command
+  | 'INVALID_INPUT'
+  | 'NOT_FOUND'
   | 'USAGE';
 
 export class UemlinkError extends Error {

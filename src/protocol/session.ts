@@ -124,6 +124,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private pingCounter = 0;
   private heardSinceTick = true;
   private _rttMs: number | undefined;
+  private _lastHeardAt: number;
   private _bytesIn = 0;
   private _bytesOut = 0;
 
@@ -137,6 +138,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
     // The cloud opens odd stream ids, the connector even ones, so the two never collide.
     this.nextLocalId = this.role === 'cloud' ? 1 : 2;
+    this._lastHeardAt = this.clock.now();
     if (opts.heartbeatMs > 0) this.hbTimer = this.clock.setInterval(() => this.heartbeat(), opts.heartbeatMs);
   }
 
@@ -149,6 +151,10 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   /** Open streams, both directions. */
   get activeStreams(): number {
     return this.streams.size;
+  }
+  /** When the last message from the peer arrived (ms since the epoch). */
+  get lastHeardAt(): number {
+    return this._lastHeardAt;
   }
   get bytesIn(): number {
     return this._bytesIn;
@@ -325,6 +331,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   onMessage(message: Buffer): void {
     if (this._state === 'closed') return;
     this.heardSinceTick = true;
+    this._lastHeardAt = this.clock.now();
     this._bytesIn += message.length;
     let frames: Frame[];
     try {

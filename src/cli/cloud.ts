@@ -1,0 +1,50 @@
+/** `uemlink cloud ...` */
+import type { Command } from 'commander';
+import { UemlinkError } from '../common/errors.js';
+import { createLogger } from '../common/log.js';
+import { loadCloudConfig } from '../cloud/config.js';
+import { createPairingToken } from '../cloud/pairing.js';
+import { CloudServer } from '../cloud/server.js';
+import { openCloudStore } from '../cloud/state.js';
+import { action, onTerminate } from './common.js';
+
+function intOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UemlinkError('USAGE', `${name}: must be a whole number of seconds, not "${v}"`);
+  return Number(v);
+}
+
+export function cloudCommands(program: Command): void {
+  const cloud = program.command('cloud').description('the cloud relay: pairing, tunnels, relay API');
+
+  cloud
+    .command('run')
+    .description('run the cloud relay')
+    .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
+    .action(
+      action(async (opts: { config: string }) => {
+        const cfg = loadCloudConfig(opts.config);
+        const logger = createLogger({ component: 'cloud', level: cfg.logLevel });
+        const server = await CloudServer.start(cfg, { logger });
+        onTerminate(() => server.shutdown(), (m) => logger.info(m));
+      }),
+    );
+
+  const token = cloud.command('token').description('pairing tokens');
+  token
+    .command('create')
+    .description('issue a pairing token; prints the token alone on stdout')
+    .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
+    .requiredOption('--tenant <tenant>', 'tenant the connector will belong to')
+    .option('--group <group>', 'connector group', 'default')
+    .option('--ttl <seconds>', 'lifetime in seconds (default 3600, at most 604800)')
+    .action(
+      action(async (opts: { config: string; tenant: string; group: string; ttl?: string }) => {
+        const cfg = loadCloudConfig(opts.config);
+        const store = openCloudStore(cfg.dataDir);
+        const t = await createPairingToken(store, cfg.publicUrl, { tenant: opts.tenant, group: opts.group, ttlSeconds: intOption('--ttl', opts.ttl) });
+        process.stdout.write(`${t.token}\n`);
+        process.stderr.write(`token for tenant ${t.tenant}, group ${t.group}, expires ${t.expiresAt}\n`);
+      }),
+    );
+}

@@ -1,0 +1,49 @@
+/** What every CLI command shares: error reporting, exit codes, signal handling. */
+import { UemlinkError, messageOf } from '../common/errors.js';
+import { redactString } from '../common/redact.js';
+
+/** Exit codes (docs/runbook.md). 78 = EX_CONFIG: systemd units do not restart on it. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG: 78 } as const;
+
+export function fail(e: unknown): never {
+  const msg = redactString(messageOf(e));
+  process.stderr.write(`uemlink: ${msg}\n`);
+  const code = e instanceof UemlinkError && (e.code === 'CONFIG_INVALID' || e.code === 'CONFIG_UNREADABLE') ? EXIT.CONFIG : e instanceof UemlinkError && e.code === 'USAGE' ? EXIT.USAGE : EXIT.FAILURE;
+  process.exit(code);
+}
+
+/** Wraps an async command action: any error becomes a message on stderr and a non-zero exit. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      fail(e);
+    }
+  };
+}
+
+/**
+ * Runs `shutdown` on the first SIGTERM/SIGINT, then exits 0. A second signal exits at once (an admin
+ * who presses Ctrl-C twice means it).
+ */
+export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) => void): void {
+  let stopping = false;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (stopping) {
+      log(`${sig} again: exiting now`);
+      process.exit(EXIT.FAILURE);
+    }
+    stopping = true;
+    log(`${sig}: draining`);
+    shutdown().then(
+      () => process.exit(EXIT.OK),
+      (e: unknown) => {
+        process.stderr.write(`uemlink: shutdown failed: ${redactString(messageOf(e))}\n`);
+        process.exit(EXIT.FAILURE);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}

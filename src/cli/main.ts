@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/** The `uemlink` command: composition only; each sub-command lives in its own module. */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../common/version.js';
+import { cloudCommands } from './cloud.js';
+import { EXIT } from './common.js';
+import { connectorCommands } from './connector.js';
+
+const program = new Command('uemlink')
+  .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')
+  .version(VERSION, '-V, --version')
+  .showHelpAfterError()
+  .exitOverride();
+
+cloudCommands(program);
+connectorCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // --help and --version end here too, with exit code 0.
+    process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+  }
+  throw e;
+}

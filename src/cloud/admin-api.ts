@@ -1,0 +1,152 @@
+/**
+ * The cloud's admin HTTP API (docs/api.md): pairing tokens, connectors, revocation, and the public
+ * pairing endpoint that connectors call with their token.
+ */
+import express, { type Router } from 'express';
+import type { Clock } from '../common/clock.js';
+import { UemlinkError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { clientAddress, requireAdmin } from './admin-auth.js';
+import { ApiError, sendError } from './http-errors.js';
+import type { PairingService } from './pairing.js';
+import type { PresenceBook } from './presence-book.js';
+import type { FailureLimiter } from './rate-limit.js';
+import type { SessionRegistry } from './registry.js';
+import { CONNECTOR_ID_RE, type CloudStore, type ConnectorRecord } from './state.js';
+import { validateTenant } from './pairing.js';
+
+export interface AdminApiDeps {
+  adminToken: string;
+  store: CloudStore;
+  pairing: PairingService;
+  registry: SessionRegistry;
+  book: PresenceBook;
+  adminLimiter: FailureLimiter;
+  pairLimiter: FailureLimiter;
+  logger: Logger;
+  clock: Clock;
+}
+
+export interface ConnectorView {
+  id: string;
+  tenant: string;
+  group: string;
+  hostname: string;
+  version: string;
+  connected: boolean;
+  connectedAt: string | null;
+  lastSeen: string | null;
+  targets: string[];
+  pairedAt: string;
+  revoked: boolean;
+  revokedAt: string | null;
+  certificate: { notAfter: string; fingerprint256: string };
+  session: null | { epoch: number; remoteAddress: string; rttMs: number | null; activeStreams: number; draining: boolean };
+}
+
+export function connectorView(rec: ConnectorRecord, deps: Pick<AdminApiDeps, 'registry' | 'book'>): ConnectorView {
+  const live = deps.registry.get(rec.id);
+  const noted = deps.book.peek(rec.id);
+  return {
+    id: rec.id,
+    tenant: rec.tenant,
+    group: rec.group,
+    hostname: live?.hostname ?? noted?.hostname ?? rec.hostname,
+    version: live?.version ?? noted?.version ?? rec.version,
+    connected: live !== undefined && live.session.state !== 'closed',
+    connectedAt: live ? new Date(live.connectedAt).toISOString() : null,
+    lastSeen: live ? new Date(live.session.lastHeardAt).toISOString() : (noted?.lastSeen ?? rec.lastSeen ?? null),
+    targets: live?.targets ?? noted?.targets ?? rec.targets,
+    pairedAt: rec.pairedAt,
+    revoked: rec.revokedAt !== undefined,
+    revokedAt: rec.revokedAt ?? null,
+    certificate: { notAfter: rec.notAfter, fingerprint256: rec.fingerprint256 },
+    session: live
+      ? {
+          epoch: live.epoch,
+          remoteAddress: live.remoteAddress,
+          rttMs: live.session.rttMs ?? null,
+          activeStreams: live.session.activeStreams,
+          draining: !live.session.acceptsStreams,
+        }
+      : null,
+  };
+}
+
+export function adminApi(deps: AdminApiDeps): Router {
+  const r = express.Router();
+  const json = express.json({ limit: '64kb' });
+  const admin = requireAdmin(deps.adminToken, deps.adminLimiter);
+
+  r.post('/api/v1/pairing-tokens', admin, json, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const t = await deps.pairing.createToken({ tenant: body.tenant, group: body.group, ttlSeconds: body.ttlSeconds });
+    deps.logger.info('pairing token issued', { tenant: t.tenant, group: t.group, expiresAt: t.expiresAt });
+    res.status(201).json(t);
+  });
+
+  r.get('/api/v1/connectors', admin, async (req, res) => {
+    const tenant = typeof req.query.tenant === 'string' ? validateTenant(req.query.tenant, 'tenant (query)') : undefined;
+    const s = await deps.store.read();
+    const list = Object.values(s.connectors)
+      .filter((c) => !tenant || c.tenant === tenant)
+      .sort((a, b) => a.pairedAt.localeCompare(b.pairedAt))
+      .map((c) => connectorView(c, deps));
+    res.json({ connectors: list });
+  });
+
+  r.get('/api/v1/connectors/:id', admin, async (req, res) => {
+    const rec = (await deps.store.read()).connectors[req.params.id as string];
+    if (!rec) throw new ApiError(404, 'unknown_connector', `no connector with id "${req.params.id}"`);
+    res.json(connectorView(rec, deps));
+  });
+
+  r.delete('/api/v1/connectors/:id', admin, async (req, res) => {
+    const id = req.params.id as string;
+    if (!CONNECTOR_ID_RE.test(id)) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
+    const now = new Date(deps.clock.now()).toISOString();
+    const found = await deps.store.update((s) => {
+      const c = s.connectors[id];
+      if (!c) return false;
+      if (!c.revokedAt) {
+        c.revokedAt = now;
+        s.revokedCertificates.push({ fingerprint256: c.fingerprint256, connectorId: id, revokedAt: now });
+      }
+      return true;
+    });
+    if (!found) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
+    const wasConnected = deps.registry.disconnect(id, 'REVOKED', 'this connector was revoked by an administrator');
+    deps.logger.warn('connector revoked', { connectorId: id, wasConnected });
+    res.status(204).end();
+  });
+
+  // Public: connectors redeem their token here. Failures are rate limited per address.
+  r.post('/api/v1/pair', json, async (req, res) => {
+    const ip = clientAddress(req);
+    const wait = deps.pairLimiter.retryAfter(ip);
+    if (wait > 0) {
+      throw new ApiError(429, 'rate_limited', 'too many failed pairing attempts from this address; wait and retry', {
+        'Retry-After': String(Math.ceil(wait / 1000)),
+      });
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const result = await deps.pairing.redeem({ token: body.token, csr: body.csr, hostname: body.hostname, version: body.version });
+      deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote: ip });
+      res.status(201).json(result);
+    } catch (e) {
+      if (e instanceof UemlinkError && e.code.startsWith('PAIR_')) {
+        deps.pairLimiter.fail(ip);
+        deps.logger.warn('pairing refused', { code: e.code, remote: ip, reason: e.message });
+      }
+      throw e;
+    }
+  });
+
+  return r;
+}
+
+/** Express 5 forwards rejected promises to the error handler; this one answers in our JSON shape. */
+export function notFound(): express.RequestHandler {
+  return (req, res) => sendError(res, new ApiError(404, 'not_found', `no such endpoint: ${req.method} ${req.path}`));
+}

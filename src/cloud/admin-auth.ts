@@ -1,0 +1,40 @@
+/** Bearer-token checks for the cloud's admin API, with failure rate limiting per client address. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { ApiError, sendError } from './http-errors.js';
+import type { FailureLimiter } from './rate-limit.js';
+
+/** Compares two secrets in time independent of where they differ (hashing equalises lengths). */
+export function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+export function clientAddress(req: { socket: { remoteAddress?: string | undefined } }): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export function requireAdmin(adminToken: string, limiter: FailureLimiter): RequestHandler {
+  return (req, res, next) => {
+    const ip = clientAddress(req);
+    const wait = limiter.retryAfter(ip);
+    if (wait > 0) {
+      return sendError(res, new ApiError(429, 'rate_limited', 'too many failed attempts from this address; wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) }));
+    }
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
+      return sendError(res, new ApiError(401, 'unauthorized', 'missing "Authorization: Bearer <admin token>" header', { 'WWW-Authenticate': 'Bearer' }));
+    }
+    if (!safeEqual(token, adminToken)) {
+      limiter.fail(ip);
+      return sendError(res, new ApiError(401, 'unauthorized', 'the admin token is not valid', { 'WWW-Authenticate': 'Bearer error="invalid_token"' }));
+    }
+    next();
+  };
+}

@@ -1,0 +1,90 @@
+/** The cloud relay's config file (docs/config.md#cloud). */
+import { z } from 'zod';
+import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { secrets } from '../common/redact.js';
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return ['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol) && !u.username && !u.password && !u.search && !u.hash;
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL without credentials, query or fragment, e.g. "https://relay.example.com"');
+
+export const CloudConfigSchema = z.strictObject({
+  listen: hostPort,
+  publicUrl: httpUrl,
+  dataDir: z.string().min(1),
+  adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  adminTokenFile: z.string().min(1).optional(),
+  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  logLevel: logLevel.optional(),
+  tunnel: tunnelTuning,
+  drainTimeoutSeconds: z.number().min(0).max(3600).default(30),
+  pairing: z
+    .strictObject({
+      /** Failed pairing attempts allowed per client address per minute before 429. */
+      maxFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
+      /** Lifetime of issued connector certificates. */
+      certificateDays: z.number().int().min(1).max(3650).default(365),
+    })
+    .prefault({}),
+  /** Handshakes in progress beyond which new tunnels are told to come back later (storm control). */
+  maxPendingHandshakes: z.number().int().min(1).max(100_000).default(512),
+});
+export type CloudConfigFile = z.infer<typeof CloudConfigSchema>;
+
+export interface CloudConfig {
+  file: string;
+  listen: HostPort;
+  publicUrl: string;
+  dataDir: string;
+  adminToken: string;
+  tls?: { cert: string; key: string; certFile: string };
+  logLevel?: string;
+  tunnel: TunnelTuning;
+  drainTimeoutMs: number;
+  pairing: { maxFailuresPerMinute: number; certificateDays: number };
+  maxPendingHandshakes: number;
+}
+
+export function loadCloudConfig(file: string): CloudConfig {
+  const c = parseConfig(file, readConfigFile(file), CloudConfigSchema);
+  let adminToken: string | undefined;
+  if (c.adminTokenFile) adminToken = readSecretFile(file, 'adminTokenFile', c.adminTokenFile);
+  else if (c.adminToken) adminToken = c.adminToken;
+  else adminToken = process.env.UEMLINK_ADMIN_TOKEN;
+  if (!adminToken) throw configError(file, 'adminToken', 'is required (or adminTokenFile, or the UEMLINK_ADMIN_TOKEN environment variable)');
+  if (adminToken.length < 16) throw configError(file, 'adminToken', 'must be at least 16 characters');
+  secrets.add(adminToken);
+  const out: CloudConfig = {
+    file,
+    listen: parseHostPort(c.listen)!,
+    publicUrl: c.publicUrl,
+    dataDir: resolveFrom(file, c.dataDir),
+    adminToken,
+    tunnel: c.tunnel,
+    drainTimeoutMs: c.drainTimeoutSeconds * 1000,
+    pairing: c.pairing,
+    maxPendingHandshakes: c.maxPendingHandshakes,
+  };
+  if (c.logLevel) out.logLevel = c.logLevel;
+  if (c.tls) {
+    const certFile = resolveFrom(file, c.tls.certFile);
+    out.tls = {
+      certFile,
+      cert: readTlsFile(file, 'tls.certFile', certFile),
+      key: readSecretFile(file, 'tls.keyFile', c.tls.keyFile),
+    };
+  }
+  return out;
+}
+
+function readTlsFile(configFile: string, key: string, p: string): string {
+  try {
+    return readConfigFile(p);
+  } catch (e) {
+    throw configError(configFile, key, (e as Error).message);
+  }
+}

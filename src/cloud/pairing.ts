@@ -1,0 +1,139 @@
+/**
+ * Pairing: the admin asks for a token bound to a tenant and group; the connector redeems it once,
+ * with a CSR, for an identity (connector id + certificate signed by the connector CA).
+ *
+ * Redemption runs inside one store update (under the cross-process lock), so a token can be used once
+ * even if two connectors race with it, and a failed redemption leaves the token as it was.
+ */
+import { randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../common/clock.js';
+import { UemlinkError } from '../common/errors.js';
+import { mintPairingToken, parsePairingToken, secretMatches } from '../common/pairing-token.js';
+import { secrets } from '../common/redact.js';
+import type { ConnectorCA } from './ca.js';
+import { GROUP_RE, TENANT_RE, type CloudStore } from './state.js';
+
+export const DEFAULT_TOKEN_TTL_S = 3600;
+export const MAX_TOKEN_TTL_S = 7 * 24 * 3600;
+/** Used or expired tokens are forgotten after this long (they only serve "already used" answers). */
+const TOKEN_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+export interface TokenRequest {
+  tenant: unknown;
+  group?: unknown;
+  ttlSeconds?: unknown;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresAt: string;
+  tenant: string;
+  group: string;
+}
+
+export interface PairRequest {
+  token: unknown;
+  csr: unknown;
+  hostname?: unknown;
+  version?: unknown;
+}
+
+export interface PairResult {
+  connectorId: string;
+  tenant: string;
+  group: string;
+  certificate: string;
+  caCertificate: string;
+  cloudUrl: string;
+}
+
+function invalid(message: string): UemlinkError {
+  return new UemlinkError('INVALID_INPUT', message);
+}
+
+export function validateTenant(v: unknown, key = 'tenant'): string {
+  if (typeof v !== 'string' || !TENANT_RE.test(v)) {
+    throw invalid(`${key}: must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
+  }
+  return v;
+}
+
+/** Issues a token (used by the API and by `uemlink cloud token create`, through the same store). */
+export async function createPairingToken(store: CloudStore, publicUrl: string, req: TokenRequest, clock: Clock = systemClock): Promise<IssuedToken> {
+  const tenant = validateTenant(req.tenant);
+  const group = req.group === undefined ? 'default' : req.group;
+  if (typeof group !== 'string' || !GROUP_RE.test(group)) {
+    throw invalid('group: must be 1-63 letters, digits, dots, dashes or underscores');
+  }
+  const ttl = req.ttlSeconds === undefined ? DEFAULT_TOKEN_TTL_S : req.ttlSeconds;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60 || ttl > MAX_TOKEN_TTL_S) {
+    throw invalid(`ttlSeconds: must be a whole number from 60 to ${MAX_TOKEN_TTL_S} (7 days)`);
+  }
+  const now = clock.now();
+  const minted = mintPairingToken(publicUrl);
+  secrets.add(minted.token);
+  const expiresAt = new Date(now + ttl * 1000).toISOString();
+  await store.update((s) => {
+    s.tenants[tenant] ??= { createdAt: new Date(now).toISOString() };
+    s.pairingTokens = s.pairingTokens.filter((t) => Date.parse(t.usedAt ?? t.expiresAt) + TOKEN_RETENTION_MS > now);
+    s.pairingTokens.push({ id: minted.id, hash: minted.hash, tenant, group, createdAt: new Date(now).toISOString(), expiresAt });
+  });
+  return { token: minted.token, expiresAt, tenant, group };
+}
+
+export class PairingService {
+  constructor(
+    private readonly store: CloudStore,
+    private readonly ca: ConnectorCA,
+    private readonly publicUrl: string,
+    private readonly certificateDays: number,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  createToken(req: TokenRequest): Promise<IssuedToken> {
+    return createPairingToken(this.store, this.publicUrl, req, this.clock);
+  }
+
+  async redeem(req: PairRequest): Promise<PairResult> {
+    if (typeof req.token !== 'string') throw new UemlinkError('PAIR_TOKEN_MALFORMED', 'token: is required');
+    const parsed = parsePairingToken(req.token);
+    if (typeof req.csr !== 'string' || req.csr.length > 16384) throw new UemlinkError('PAIR_CSR_INVALID', 'csr: must be a PEM certificate request');
+    const hostname = typeof req.hostname === 'string' ? req.hostname.slice(0, 255) : '';
+    const version = typeof req.version === 'string' ? req.version.slice(0, 64) : '';
+    const connectorId = `cn_${randomBytes(10).toString('hex')}`;
+    return this.store.update((s) => {
+      const now = this.clock.now();
+      const t = s.pairingTokens.find((x) => x.id === parsed.id);
+      // Unknown id and wrong secret answer alike: nothing tells a guesser which part was right.
+      if (!t || !secretMatches(parsed.secret, t.hash)) {
+        throw new UemlinkError('PAIR_TOKEN_UNKNOWN', 'pairing token not recognised by this cloud; ask for a new one');
+      }
+      if (t.usedAt) throw new UemlinkError('PAIR_TOKEN_USED', `pairing token was already used at ${t.usedAt}; each token pairs one connector — ask for a new one`);
+      if (now > Date.parse(t.expiresAt)) throw new UemlinkError('PAIR_TOKEN_EXPIRED', `pairing token expired at ${t.expiresAt}; ask for a new one`);
+      const issued = this.ca.issue(req.csr as string, { connectorId, tenant: t.tenant, group: t.group }, this.certificateDays);
+      t.usedAt = new Date(now).toISOString();
+      t.usedBy = connectorId;
+      s.tenants[t.tenant] ??= { createdAt: t.usedAt };
+      s.connectors[connectorId] = {
+        id: connectorId,
+        tenant: t.tenant,
+        group: t.group,
+        hostname,
+        version,
+        pairedAt: t.usedAt,
+        certificate: issued.certificatePem,
+        fingerprint256: issued.info.fingerprint256,
+        notAfter: issued.info.notAfter,
+        targets: [],
+      };
+      return {
+        connectorId,
+        tenant: t.tenant,
+        group: t.group,
+        certificate: issued.certificatePem,
+        caCertificate: this.ca.certificatePem,
+        cloudUrl: this.publicUrl,
+      };
+    });
+  }
+}

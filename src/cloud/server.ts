@@ -1,0 +1,143 @@
+/**
+ * Composition of the cloud relay: state, CA, pairing, tunnel server, admin API, one HTTP(S) listener.
+ * SIGTERM (via shutdown()) drains: no new tunnels or requests, in-flight streams finish up to the drain
+ * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import helmet from 'helmet';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { Logger } from '../common/log.js';
+import { VERSION } from '../common/version.js';
+import { adminApi, notFound } from './admin-api.js';
+import { ConnectorCA } from './ca.js';
+import type { CloudConfig } from './config.js';
+import { errorHandler } from './http-errors.js';
+import { PairingService } from './pairing.js';
+import { PresenceBook } from './presence-book.js';
+import { FailureLimiter } from './rate-limit.js';
+import { InMemoryRegistry, type SessionRegistry } from './registry.js';
+import { openCloudStore, type CloudStore } from './state.js';
+import { TunnelServer } from './tunnel-server.js';
+
+export const TUNNEL_PATH = '/api/v1/tunnel';
+
+export interface CloudServerOptions {
+  logger: Logger;
+  clock?: Clock;
+}
+
+export class CloudServer {
+  private draining = false;
+
+  private constructor(
+    readonly config: CloudConfig,
+    readonly store: CloudStore,
+    readonly ca: ConnectorCA,
+    readonly registry: SessionRegistry,
+    readonly tunnels: TunnelServer,
+    readonly pairing: PairingService,
+    private readonly book: PresenceBook,
+    private readonly server: Server,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
+    const clock = opts.clock ?? systemClock;
+    const logger = opts.logger;
+    const store = openCloudStore(config.dataDir, (err) => logger.error('lost the state file lock', { err }));
+    await store.read(); // a corrupt state file stops the start, with its path, before anything listens
+    const { ca, created } = await ConnectorCA.loadOrCreate(config.dataDir);
+    if (created) logger.info('created the connector CA', { dataDir: config.dataDir });
+    const registry = new InMemoryRegistry();
+    const book = new PresenceBook(store, logger, clock);
+    const pairing = new PairingService(store, ca, config.publicUrl, config.pairing.certificateDays, clock);
+    const t = config.tunnel;
+    const tunnels = new TunnelServer({
+      store,
+      ca,
+      registry,
+      book,
+      logger,
+      clock,
+      limits: { maxFrameSize: t.maxFrameBytes, maxConcurrentStreams: t.maxConcurrentStreams, initialWindow: t.initialWindowBytes },
+      heartbeatMs: t.heartbeatSeconds * 1000,
+      handshakeTimeoutMs: t.handshakeTimeoutSeconds * 1000,
+      maxPendingHandshakes: config.maxPendingHandshakes,
+      software: `uemlink-cloud/${VERSION}`,
+    });
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.use(helmet());
+    let self: CloudServer | undefined;
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok', version: VERSION });
+    });
+    app.get('/readyz', (_req, res) => {
+      if (self?.draining) res.status(503).json({ error: 'draining', message: 'shutting down' });
+      else res.json({ status: 'ready', connectors: registry.size });
+    });
+    app.use(
+      adminApi({
+        adminToken: config.adminToken,
+        store,
+        pairing,
+        registry,
+        book,
+        adminLimiter: new FailureLimiter(20, 60_000, clock),
+        pairLimiter: new FailureLimiter(config.pairing.maxFailuresPerMinute, 60_000, clock),
+        logger,
+        clock,
+      }),
+    );
+    app.use(notFound());
+    app.use(errorHandler(logger));
+
+    const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, app) : createHttpServer(app);
+    server.keepAliveTimeout = 65_000;
+    server.on('upgrade', (req, socket, head) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== TUNNEL_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      void tunnels.handleUpgrade(req, socket, head);
+    });
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, book, server, logger);
+    const addr = server.address() as AddressInfo;
+    logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
+    return self;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Graceful stop (SIGTERM): drain tunnels, flush presence, close the listener. */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.logger.info('draining', { connectors: this.registry.size, timeoutMs: this.config.drainTimeoutMs });
+    this.server.close();
+    this.server.closeIdleConnections();
+    await this.tunnels.drain(this.config.drainTimeoutMs);
+    await this.book.stop();
+    this.server.closeAllConnections();
+    this.logger.info('stopped');
+  }
+}

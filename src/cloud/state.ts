@@ -1,0 +1,61 @@
+/** The cloud's persistent state (dataDir/cloud-state.json), validated on every read. */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { JsonStore } from '../common/json-store.js';
+
+export const TENANT_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+export const CONNECTOR_ID_RE = /^cn_[0-9a-f]{20}$/;
+
+const iso = z.string();
+
+export const PairingTokenRecord = z.object({
+  id: z.string(),
+  /** SHA-256 of the secret part; the secret itself is never stored. */
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  tenant: z.string(),
+  group: z.string(),
+  createdAt: iso,
+  expiresAt: iso,
+  usedAt: iso.optional(),
+  usedBy: z.string().optional(),
+});
+export type PairingTokenRecord = z.infer<typeof PairingTokenRecord>;
+
+export const ConnectorRecord = z.object({
+  id: z.string().regex(CONNECTOR_ID_RE),
+  tenant: z.string(),
+  group: z.string(),
+  hostname: z.string(),
+  version: z.string(),
+  pairedAt: iso,
+  certificate: z.string(),
+  fingerprint256: z.string(),
+  notAfter: iso,
+  lastSeen: iso.optional(),
+  targets: z.array(z.string()).default([]),
+  revokedAt: iso.optional(),
+});
+export type ConnectorRecord = z.infer<typeof ConnectorRecord>;
+
+export const CloudState = z.object({
+  version: z.literal(1),
+  tenants: z.record(z.string(), z.object({ createdAt: iso })),
+  pairingTokens: z.array(PairingTokenRecord),
+  connectors: z.record(z.string(), ConnectorRecord),
+  /** Certificate fingerprints that must never authenticate again, whatever the connector record says. */
+  revokedCertificates: z.array(z.object({ fingerprint256: z.string(), connectorId: z.string(), revokedAt: iso })),
+});
+export type CloudState = z.infer<typeof CloudState>;
+
+export type CloudStore = JsonStore<CloudState>;
+
+export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) => void): CloudStore {
+  return new JsonStore<CloudState>({
+    file: join(dataDir, 'cloud-state.json'),
+    schema: CloudState,
+    what: 'cloud state',
+    empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [] }),
+    ...(onLockCompromised ? { onLockCompromised } : {}),
+  });
+}

@@ -1,0 +1,276 @@
+/**
+ * The cloud end of tunnels: accepts WebSocket upgrades on /api/v1/tunnel, runs the handshake
+ * (HELLO with a fresh nonce -> the connector's HELLO + AUTH signature -> WELCOME), then hands the
+ * socket to a MuxSession registered in the SessionRegistry.
+ *
+ * Authentication rests on the WebSocket itself, not on mutual TLS, so TLS-inspecting proxies in the
+ * customer network do not break it: the connector signs our nonce and the exact bytes of its HELLO
+ * with the key whose certificate we issued at pairing.
+ */
+import { X509Certificate, randomBytes, randomUUID, verify as cryptoVerify } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/log.js';
+import { GoAwayCodes, type GoAwayCode } from '../protocol/codes.js';
+import { decodeMessage, encodeFrame, jsonPayload } from '../protocol/frame.js';
+import {
+  AuthSchema,
+  ConnectorHelloSchema,
+  PROTOCOL_MAX,
+  PROTOCOL_MIN,
+  authMessage,
+  parseJson,
+  type CloudHello,
+  type ConnectorHello,
+  type Limits,
+  type Welcome,
+} from '../protocol/messages.js';
+import { MuxSession, attachTransport, maxMessageSize, type SessionClose } from '../protocol/session.js';
+import { createTunnelServer, type WsTransport } from '../transport/ws.js';
+import type { ConnectorCA } from './ca.js';
+import type { PresenceBook } from './presence-book.js';
+import type { LiveSession, SessionRegistry } from './registry.js';
+import type { CloudStore, ConnectorRecord } from './state.js';
+
+export interface TunnelServerOptions {
+  store: CloudStore;
+  ca: ConnectorCA;
+  registry: SessionRegistry;
+  book: PresenceBook;
+  logger: Logger;
+  clock: Clock;
+  limits: Limits;
+  heartbeatMs: number;
+  handshakeTimeoutMs: number;
+  maxPendingHandshakes: number;
+  software: string;
+}
+
+export interface TunnelServerEvents {
+  session: [live: LiveSession];
+  sessionClosed: [live: LiveSession, info: SessionClose];
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly code: GoAwayCode,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export class TunnelServer extends EventEmitter<TunnelServerEvents> {
+  private readonly wss;
+  private pending = 0;
+  private draining = false;
+  private readonly certCache = new Map<string, X509Certificate>();
+
+  constructor(private readonly o: TunnelServerOptions) {
+    super();
+    this.wss = createTunnelServer(maxMessageSize(o.limits));
+  }
+
+  get pendingHandshakes(): number {
+    return this.pending;
+  }
+
+  /** Takes an HTTP upgrade for the tunnel path. Storm control happens here, before any crypto. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.draining) return rejectUpgrade(socket, 503, 'draining', 'this relay is shutting down; try again shortly', 1 + Math.floor(Math.random() * 4));
+    if (this.pending >= this.o.maxPendingHandshakes) {
+      // Spread the retries of a storm over a window rather than bouncing everyone back at once.
+      const after = 2 + Math.floor(Math.random() * 20);
+      this.o.logger.debug('tunnel handshake refused: overloaded', { pending: this.pending });
+      return rejectUpgrade(socket, 503, 'overloaded', 'too many connectors are connecting at once; back off and retry', after);
+    }
+    this.pending++;
+    let t: WsTransport;
+    try {
+      t = await this.wss.accept(req, socket, head);
+    } catch (err) {
+      this.pending--;
+      this.o.logger.warn('tunnel upgrade failed', { err });
+      return;
+    }
+    try {
+      await this.handshake(t);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private handshake(t: WsTransport): Promise<void> {
+    const o = this.o;
+    const nonce = randomBytes(32);
+    const hello: CloudHello = {
+      protocol: { min: PROTOCOL_MIN, max: PROTOCOL_MAX },
+      software: o.software,
+      nonce: nonce.toString('base64url'),
+      limits: o.limits,
+      heartbeatMs: o.heartbeatMs,
+    };
+    t.send(encodeFrame({ kind: 'hello', json: jsonPayload(hello) }));
+
+    return new Promise<void>((resolve) => {
+      let helloBytes: Buffer | undefined;
+      let authBytes: Buffer | undefined;
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        o.clock.clearTimeout(timer);
+        resolve();
+      };
+      const refuse = (r: Refusal): void => {
+        const g: Record<string, unknown> = { code: r.code, message: r.message, lastStreamId: 0 };
+        if (r.retryAfterMs !== undefined) g.retryAfterMs = r.retryAfterMs;
+        t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
+        t.close(GoAwayCodes[r.code].close, r.message.slice(0, 120));
+        o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
+        finish();
+      };
+      const timer = o.clock.setTimeout(
+        () => refuse(new Refusal('HANDSHAKE_TIMEOUT', `no HELLO and AUTH within ${o.handshakeTimeoutMs} ms`)),
+        o.handshakeTimeoutMs,
+      );
+      t.setHandlers({
+        message: (m) => {
+          if (done || (helloBytes && authBytes)) return refuse(new Refusal('PROTOCOL_ERROR', 'frames sent before WELCOME'));
+          try {
+            for (const f of decodeMessage(m, o.limits.maxFrameSize)) {
+              if (f.kind === 'hello' && !helloBytes) helloBytes = Buffer.from(f.json);
+              else if (f.kind === 'auth' && helloBytes && !authBytes) authBytes = Buffer.from(f.json);
+              else throw new Refusal('PROTOCOL_ERROR', `unexpected ${f.kind.toUpperCase()} frame during the handshake`);
+            }
+          } catch (e) {
+            return refuse(e instanceof Refusal ? e : new Refusal('PROTOCOL_ERROR', (e as Error).message));
+          }
+          if (helloBytes && authBytes) {
+            o.clock.clearTimeout(timer);
+            this.authenticate(t, nonce, helloBytes, authBytes).then(
+              () => finish(),
+              (e: unknown) => refuse(e instanceof Refusal ? e : new Refusal('PROTOCOL_ERROR', (e as Error).message)),
+            );
+          }
+        },
+        drain: () => {},
+        close: () => finish(),
+      });
+    });
+  }
+
+  private async authenticate(t: WsTransport, nonce: Buffer, helloBytes: Buffer, authBytes: Buffer): Promise<void> {
+    const o = this.o;
+    const hello: ConnectorHello = parseJson(ConnectorHelloSchema, helloBytes, 'connector HELLO');
+    if (hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX) {
+      throw new Refusal(
+        'UNSUPPORTED_VERSION',
+        `connector speaks protocol ${hello.protocol}; this cloud speaks ${PROTOCOL_MIN}..${PROTOCOL_MAX}: upgrade the ${hello.protocol < PROTOCOL_MIN ? 'connector' : 'cloud'}`,
+        300_000,
+      );
+    }
+    const auth = parseJson(AuthSchema, authBytes, 'AUTH');
+    const state = await o.store.read();
+    const rec = state.connectors[hello.connectorId];
+    if (!rec) throw new Refusal('AUTH_FAILED', 'unknown connector id: it was never paired with this cloud (or its record was removed); pair it again');
+    const revoked = rec.revokedAt ?? state.revokedCertificates.find((r) => r.fingerprint256 === rec.fingerprint256)?.revokedAt;
+    if (revoked) throw new Refusal('REVOKED', `connector ${rec.id} was revoked at ${revoked}; pair it again to reconnect`);
+    const cert = this.certificate(rec);
+    const why = o.ca.check(cert, o.clock.now());
+    if (why) throw new Refusal('AUTH_FAILED', why);
+    const sig = Buffer.from(auth.signature, 'base64url');
+    if (!cryptoVerify('sha256', authMessage(nonce, helloBytes), cert.publicKey, sig)) {
+      throw new Refusal('AUTH_FAILED', "signature does not match the connector's certificate (wrong key, or a replayed handshake)");
+    }
+    if (!t.isOpen) return; // the connector gave up while we were checking
+
+    const now = o.clock.now();
+    const live: LiveSession = {
+      connectorId: rec.id,
+      tenant: rec.tenant,
+      group: rec.group,
+      sessionId: randomUUID(),
+      epoch: o.registry.nextEpoch(rec.id, now),
+      connectedAt: now,
+      remoteAddress: t.remoteAddress,
+      version: hello.software,
+      hostname: hello.hostname,
+      targets: hello.targets,
+      session: new MuxSession({ role: 'cloud', transport: t, local: o.limits, remote: hello.limits, heartbeatMs: o.heartbeatMs, clock: o.clock }),
+    };
+    const welcome: Welcome = {
+      sessionId: live.sessionId,
+      epoch: live.epoch,
+      connectorId: rec.id,
+      tenant: rec.tenant,
+      group: rec.group,
+      serverTime: new Date(now).toISOString(),
+    };
+    // WELCOME goes out before any frame of the session.
+    t.send(encodeFrame({ kind: 'welcome', json: jsonPayload(welcome) }));
+    attachTransport(live.session, t);
+
+    const old = o.registry.add(live);
+    if (old) {
+      o.logger.info('connector session replaced by a newer one', { connectorId: rec.id, oldEpoch: old.epoch, epoch: live.epoch });
+      old.session.fail('REPLACED', 'a newer session of this connector replaced this one');
+    }
+    o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: hello.software, targets: hello.targets });
+    o.logger.info('connector connected', {
+      connectorId: rec.id,
+      tenant: rec.tenant,
+      group: rec.group,
+      remote: t.remoteAddress,
+      version: hello.software,
+      epoch: live.epoch,
+    });
+    live.session.on('control', (msg) => this.onControl(live, msg));
+    live.session.once('close', (info) => {
+      const current = o.registry.remove(live);
+      o.book.note(rec.id, { lastSeen: new Date(o.clock.now()).toISOString() });
+      o.logger.info('connector disconnected', { connectorId: rec.id, epoch: live.epoch, code: info.code, reason: info.reason, replaced: !current });
+      this.emit('sessionClosed', live, info);
+    });
+    this.emit('session', live);
+  }
+
+  private onControl(live: LiveSession, msg: Record<string, unknown>): void {
+    if (msg.type === 'targets' && Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string')) {
+      live.targets = (msg.targets as string[]).slice(0, 1000);
+      this.o.book.note(live.connectorId, { targets: live.targets });
+    }
+  }
+
+  private certificate(rec: ConnectorRecord): X509Certificate {
+    let c = this.certCache.get(rec.fingerprint256);
+    if (!c) {
+      c = new X509Certificate(rec.certificate);
+      if (this.certCache.size > 50_000) this.certCache.clear();
+      this.certCache.set(rec.fingerprint256, c);
+    }
+    return c;
+  }
+
+  /** Stops taking tunnels and drains every session (GOAWAY, in-flight streams finish, close). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    await Promise.all(this.o.registry.list().map((l) => l.session.drain(timeoutMs, 'relay shutting down')));
+    this.wss.close();
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, code: string, message: string, retryAfterS?: number): void {
+  const body = JSON.stringify({ error: code, message });
+  const lines = [
+    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Error'}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  if (retryAfterS !== undefined) lines.push(`Retry-After: ${retryAfterS}`);
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}

@@ -1,0 +1,144 @@
+/**
+ * Loading a JSON config file: parse, validate with a zod schema, and report problems the way an admin
+ * can act on them: `connector.json: targets[0].baseUrl: must be an https URL`. Relative paths inside
+ * a config are resolved against the config file's directory, so a unit file can be moved.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { UemlinkError } from './errors.js';
+import { secrets } from './redact.js';
+
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || '(top level)';
+}
+
+export function configError(file: string, path: ReadonlyArray<PropertyKey> | string, message: string): UemlinkError {
+  const where = typeof path === 'string' ? path : formatPath(path);
+  return new UemlinkError('CONFIG_INVALID', `${basename(file)}: ${where}: ${message}`);
+}
+
+/** Parses and validates; every issue is listed, one per line, each naming file and key. */
+export function parseConfig<S extends z.ZodType>(file: string, text: string, schema: S): z.infer<S> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const m = /position (\d+)/.exec((e as Error).message);
+    let where = '';
+    if (m) {
+      const pos = Number(m[1]);
+      const before = text.slice(0, pos);
+      const line = before.split('\n').length;
+      const col = pos - before.lastIndexOf('\n');
+      where = ` at line ${line}, column ${col}`;
+    }
+    throw new UemlinkError('CONFIG_INVALID', `${basename(file)}: not valid JSON${where}`);
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${basename(file)}: ${formatPath(i.path)}: ${issueMessage(i)}`);
+    throw new UemlinkError('CONFIG_INVALID', lines.join('\n'));
+  }
+  return r.data;
+}
+
+function issueMessage(i: z.core.$ZodIssue): string {
+  switch (i.code) {
+    case 'unrecognized_keys':
+      return `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)`;
+    case 'invalid_type':
+      return /received undefined/.test(i.message) ? 'is required' : `must be ${article(i.expected)}`;
+    default:
+      return i.message;
+  }
+}
+
+function article(t: string): string {
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+export function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new UemlinkError('CONFIG_UNREADABLE', `cannot read config ${file}: ${why}`);
+  }
+}
+
+/** Resolves a path from a config file relative to that file's directory. */
+export function resolveFrom(configFile: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dirname(resolve(configFile)), p);
+}
+
+/**
+ * Reads a secret from a file named in config (`passwordFile`, `adminTokenFile`, ...). Trailing
+ * newlines are dropped (editors add them). The value is registered for redaction.
+ */
+export function readSecretFile(configFile: string, key: string, p: string): string {
+  const full = resolveFrom(configFile, p);
+  let v: string;
+  try {
+    v = readFileSync(full, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw configError(configFile, key, `cannot read ${full}: ${why}`);
+  }
+  if (v.length === 0) throw configError(configFile, key, `${full} is empty`);
+  secrets.add(v);
+  return v;
+}
+
+/** True when a secret file can be read by group or others (we warn; systemd credentials are 0400). */
+export function isLooselyProtected(p: string): boolean {
+  try {
+    return (statSync(p).mode & 0o077) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+// ---- shared schema pieces --------------------------------------------------------------------
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function parseHostPort(s: string): HostPort | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export const hostPort = z
+  .string()
+  .refine((s) => parseHostPort(s) !== undefined, 'must be "HOST:PORT" (IPv6 as "[::1]:PORT"), port 0-65535');
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export const logLevel = z.enum(['error', 'warn', 'info', 'debug']);
+
+/** Tunnel tuning shared by both sides; defaults suit almost everyone. */
+export const tunnelTuning = z
+  .strictObject({
+    heartbeatSeconds: z.number().min(1).max(300).default(15),
+    handshakeTimeoutSeconds: z.number().min(1).max(120).default(10),
+    maxConcurrentStreams: z.number().int().min(1).max(100_000).default(1024),
+    initialWindowBytes: z.number().int().min(16 * 1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    maxFrameBytes: z.number().int().min(4096).max(1024 * 1024).default(64 * 1024),
+  })
+  .prefault({});
+export type TunnelTuning = z.infer<typeof tunnelTuning>;

@@ -1,0 +1,52 @@
+/**
+ * Files that hold secrets or state: private keys, generated passwords, state documents. They are
+ * created 0600 inside 0700 directories and replaced atomically: a temp file in the same directory is
+ * written, fsynced and renamed over the old one, then the directory is fsynced. A kill -9 at any
+ * instant leaves the old or the new file, never a torn one; a failed write (disk full) leaves the
+ * old file as it was.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { UemlinkError } from './errors.js';
+
+/** Creates `dir` (and parents) and makes sure only the owner can enter it. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const s = await stat(dir);
+    if ((s.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  } catch (e) {
+    throw new UemlinkError('STATE_WRITE_FAILED', `cannot create private directory ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Atomically writes `content` to `file` with mode 0600. `what` names the file in errors. */
+export async function writePrivateFile(file: string, content: string | Buffer, what = 'file'): Promise<void> {
+  const dir = dirname(file);
+  const tmp = `${dir}/.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  let fh;
+  try {
+    fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+    await fh.writeFile(content);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, file);
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOSPC' ? 'disk full' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new UemlinkError('STATE_WRITE_FAILED', `cannot write ${what} ${file}: ${why}; the previous version was kept`, { cause: e });
+  }
+  // Make the rename itself durable.
+  try {
+    const d = await open(dir, 'r');
+    await d.sync().catch(() => {});
+    await d.close();
+  } catch {
+    /* some filesystems cannot open directories; the rename is still atomic */
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * A JSON document on disk (lowdb) that survives crashes and is shared safely between processes
+ * (the running cloud and `uemlink cloud token create`, say).
+ *
+ * - Writes are atomic and 0600 (see fs-secure.ts): a kill -9 never leaves a torn file, a failed
+ *   write (disk full) leaves the old file as it was.
+ * - A corrupt or invalid file is reported with its path and never replaced by an empty one: silently
+ *   resetting a connector to "unpaired" or a cloud to "no connectors" is worse than stopping.
+ * - update() takes a cross-process lock (proper-lockfile), re-reads the file, applies the change,
+ *   validates and writes: two processes never lose each other's changes.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Low, type Adapter } from 'lowdb';
+import lockfile from 'proper-lockfile';
+import type { z } from 'zod';
+import { formatPath } from './config.js';
+import { UemlinkError } from './errors.js';
+import { ensurePrivateDir, writePrivateFile } from './fs-secure.js';
+
+export interface StoreOptions<T> {
+  file: string;
+  schema: z.ZodType<T>;
+  /** The document when no file exists yet (nothing is written until the first update). */
+  empty: () => T;
+  /** Human name for messages, e.g. "connector state". */
+  what: string;
+  /** Called if the cross-process lock was lost (process stalled past the stale period). */
+  onLockCompromised?: (err: Error) => void;
+}
+
+/** lowdb adapter: atomic, fsynced, 0600 writes; reads that explain what is wrong with a file. */
+export class AtomicJsonFile<T> implements Adapter<T> {
+  constructor(
+    private readonly file: string,
+    private readonly schema: z.ZodType<T>,
+    private readonly what: string,
+  ) {}
+
+  async read(): Promise<T | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      throw new UemlinkError('STATE_UNREADABLE', `cannot read ${this.what} ${this.file}: ${code === 'EACCES' ? 'permission denied' : (e as Error).message}`, { cause: e });
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new UemlinkError(
+        'STATE_CORRUPT',
+        `${this.what} ${this.file} is corrupt (${text.length === 0 ? 'empty file' : (e as Error).message}); it was left as it is. ` +
+          `Restore it from a backup, or move it away to start over (a connector must then be paired again).`,
+        { cause: e },
+      );
+    }
+    const r = this.schema.safeParse(raw);
+    if (!r.success) {
+      const i = r.error.issues[0]!;
+      throw new UemlinkError('STATE_INVALID', `${this.what} ${this.file}: ${formatPath(i.path)}: ${i.message}; it was left as it is.`);
+    }
+    return r.data;
+  }
+
+  async write(data: T): Promise<void> {
+    await writePrivateFile(this.file, `${JSON.stringify(data, null, 2)}\n`, this.what);
+  }
+}
+
+export class JsonStore<T> {
+  private readonly db: Low<T>;
+  private stamp: string | undefined;
+  private loaded = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: StoreOptions<T>) {
+    this.db = new Low<T>(new AtomicJsonFile(opts.file, opts.schema, opts.what), opts.empty());
+  }
+
+  get file(): string {
+    return this.opts.file;
+  }
+
+  /** The document as last read; reloads first if another process changed the file. */
+  async read(): Promise<T> {
+    const s = await this.fileStamp();
+    if (!this.loaded || s !== this.stamp) await this.reload(s);
+    return this.db.data;
+  }
+
+  /**
+   * Applies `fn` to the freshest document under the cross-process lock and writes the result. If
+   * `fn` throws, nothing is written. Calls in one process run one at a time.
+   */
+  update<R>(fn: (data: T) => R): Promise<R> {
+    const run = this.queue.then(() => this.locked(fn));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async locked<R>(fn: (data: T) => R): Promise<R> {
+    await ensurePrivateDir(dirname(this.opts.file));
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.opts.file, {
+        realpath: false,
+        stale: 15_000,
+        update: 5_000,
+        retries: { retries: 100, minTimeout: 10, maxTimeout: 200, factor: 1.5 },
+        onCompromised: (err) => this.opts.onLockCompromised?.(err),
+      });
+    } catch (e) {
+      throw new UemlinkError('STATE_LOCKED', `${this.opts.what} ${this.opts.file} is locked by another process: ${(e as Error).message}`, { cause: e });
+    }
+    try {
+      await this.reload(await this.fileStamp());
+      // Work on a copy: if fn throws halfway, the in-memory document stays as on disk.
+      const draft = structuredClone(this.db.data);
+      const result = fn(draft);
+      const checked = this.opts.schema.safeParse(draft);
+      if (!checked.success) {
+        const i = checked.error.issues[0]!;
+        throw new Error(`internal: refusing to write invalid ${this.opts.what}: ${formatPath(i.path)}: ${i.message}`);
+      }
+      this.db.data = draft;
+      await this.db.write();
+      this.stamp = await this.fileStamp();
+      return result;
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+
+  private async reload(stampNow: string | undefined): Promise<void> {
+    // lowdb keeps its old data when the adapter finds no file; a missing file means "empty".
+    if (stampNow === undefined) this.db.data = this.opts.empty();
+    else await this.db.read();
+    this.stamp = stampNow;
+    this.loaded = true;
+  }
+
+  private async fileStamp(): Promise<string | undefined> {
+    try {
+      const s = await stat(this.opts.file);
+      return `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+}

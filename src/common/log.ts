@@ -1,0 +1,86 @@
+/**
+ * JSON-lines logging on stdout (journald and container runtimes collect it) through winston, with
+ * redaction as the last format before output so no code path can skip it. A small ring keeps the
+ * latest warnings and errors for the local status page and support bundles.
+ */
+import type { Writable } from 'node:stream';
+import winston from 'winston';
+import Transport from 'winston-transport';
+import { redact, redactString } from './redact.js';
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type Logger = winston.Logger;
+
+export interface RecentEntry {
+  time: string;
+  level: string;
+  message: string;
+  component?: string;
+  code?: string;
+}
+
+/** Keeps the last `size` warnings and errors, already redacted. */
+export class RecentProblems extends Transport {
+  private readonly entries: RecentEntry[] = [];
+  constructor(private readonly size = 50) {
+    super({ level: 'warn' });
+  }
+  override log(info: Record<string, unknown>, next: () => void): void {
+    const e: RecentEntry = {
+      time: String(info.timestamp ?? new Date().toISOString()),
+      level: String(info.level),
+      message: String(info.message),
+    };
+    if (typeof info.component === 'string') e.component = info.component;
+    if (typeof info.code === 'string') e.code = info.code;
+    this.entries.push(e);
+    if (this.entries.length > this.size) this.entries.shift();
+    next();
+  }
+  list(): RecentEntry[] {
+    return [...this.entries];
+  }
+}
+
+const redactFormat = winston.format((info) => {
+  const out = redact({ ...info }) as winston.Logform.TransformableInfo;
+  // winston keeps level/message under symbols too; carry them over, redacted.
+  for (const sym of Object.getOwnPropertySymbols(info)) {
+    const v = (info as unknown as Record<symbol, unknown>)[sym];
+    (out as unknown as Record<symbol, unknown>)[sym] = typeof v === 'string' ? redactString(v) : v;
+  }
+  if (typeof out.message !== 'string') out.message = String(out.message);
+  return out;
+});
+
+export function resolveLevel(configured: string | undefined): LogLevel {
+  const env = process.env.UEMLINK_LOG_LEVEL;
+  const v = (env || configured || 'info').toLowerCase();
+  return (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : 'info';
+}
+
+export interface LoggerOptions {
+  level?: string | undefined;
+  component: string;
+  /** Defaults to stdout. */
+  stream?: Writable;
+  recent?: RecentProblems;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const transports: winston.transport[] = [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })];
+  if (opts.recent) transports.push(opts.recent);
+  return winston.createLogger({
+    level: resolveLevel(opts.level),
+    defaultMeta: { component: opts.component },
+    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), redactFormat(), winston.format.json()),
+    transports,
+  });
+}
+
+/** A logger that drops everything (library use, tests that do not look at logs). */
+export function silentLogger(): Logger {
+  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+}

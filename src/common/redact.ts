@@ -1,0 +1,94 @@
+/**
+ * Redaction applied to everything that leaves the process as text: logs, status, support bundles.
+ * Three layers, because any one alone leaks:
+ *  1. keys that name a secret (password, token, authorization, ...) lose their value;
+ *  2. every secret value the process loaded (config files, pairing tokens) is registered and scrubbed
+ *     wherever it appears, even inside an error message from a library;
+ *  3. shapes that are secrets whatever their key: pairing tokens, Bearer/Basic credentials, PEM
+ *     private keys, passwords in URLs.
+ */
+
+export const REDACTED = '[REDACTED]';
+
+const SECRET_KEY_RE =
+  /^(?:.*(?:password|passwd|secret|token|apikey|api[-_]key|privatekey|private[-_]key|credential|cookie|authorization|signature|nonce|csrf).*|auth|key|pass|pwd|value)$/i;
+/** Keys that look sensitive but carry no secret and are needed to diagnose. */
+const SAFE_KEYS = new Set(['tokenUrl', 'expiresAt', 'tokenType', 'apiKeyHeader', 'keyFile', 'passwordFile', 'valueFile', 'clientSecretFile', 'apiKeyFile', 'adminTokenFile', 'tokenFile']);
+
+const PATTERNS: Array<[RegExp, string]> = [
+  [/ulpt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, `ulpt1.${REDACTED}`],
+  [/\b(Bearer|Basic|Digest)\s+[A-Za-z0-9._~+/=-]{4,}/gi, `$1 ${REDACTED}`],
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, `[REDACTED PRIVATE KEY]`],
+  [/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]+):([^/\s@]+)@/gi, `$1$2:${REDACTED}@`],
+  [/\b(access_token|refresh_token|id_token|client_secret|password|apikey|api_key)=([^&\s"']+)/gi, `$1=${REDACTED}`],
+];
+
+class SecretRegistry {
+  private values = new Set<string>();
+  private sorted: string[] = [];
+
+  /** Registers a secret value so it is scrubbed from all output. Short values are ignored (too noisy). */
+  add(value: string | undefined | null): void {
+    if (!value || value.length < 6 || this.values.has(value)) return;
+    this.values.add(value);
+    // Longest first, so a secret containing another is scrubbed whole.
+    this.sorted = [...this.values].sort((a, b) => b.length - a.length);
+  }
+
+  scrub(s: string): string {
+    let out = s;
+    for (const v of this.sorted) if (out.includes(v)) out = out.split(v).join(REDACTED);
+    return out;
+  }
+
+  /** For tests: forget everything. */
+  clear(): void {
+    this.values.clear();
+    this.sorted = [];
+  }
+}
+
+export const secrets = new SecretRegistry();
+
+export function isSecretKey(key: string): boolean {
+  return !SAFE_KEYS.has(key) && SECRET_KEY_RE.test(key);
+}
+
+export function redactString(s: string): string {
+  let out = secrets.scrub(s);
+  for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
+  return out;
+}
+
+/**
+ * Returns a redacted deep copy of a JSON-like value. Errors become {name, code, message}.
+ * Cycles and very deep structures are cut rather than followed.
+ */
+export function redact<T>(value: T, depth = 0, seen = new WeakSet<object>()): T {
+  if (typeof value === 'string') return redactString(value) as T;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 12) return '[…]' as T;
+  if (seen.has(value)) return '[circular]' as T;
+  seen.add(value);
+  if (Buffer.isBuffer(value)) return `[${value.length} bytes]` as T;
+  if (value instanceof Error) {
+    const e = value as Error & { code?: unknown };
+    const o: Record<string, unknown> = { name: e.name, message: redactString(e.message) };
+    if (e.code !== undefined) o.code = e.code;
+    return o as T;
+  }
+  if (Array.isArray(value)) {
+    // Header lists: [name, value] pairs whose name is sensitive.
+    if (value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && isSecretKey(value[0])) {
+      return [value[0], REDACTED] as T;
+    }
+    return value.map((v) => redact(v, depth + 1, seen)) as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (isSecretKey(k) && typeof v === 'string' && v !== '') out[k] = REDACTED;
+    else if (isSecretKey(k) && Array.isArray(v)) out[k] = v.map((x) => (typeof x === 'string' ? REDACTED : redact(x, depth + 1, seen)));
+    else out[k] = redact(v, depth + 1, seen); // objects recurse: `auth: {type, password}` keeps its type
+  }
+  return out as T;
+}

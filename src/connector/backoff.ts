@@ -1,0 +1,55 @@
+/**
+ * Reconnect delays: exponential backoff with full jitter (AWS architecture blog's "full jitter":
+ * delay = random(0, min(cap, base * 2^attempt))), reset once a connection has stayed up for a
+ * stable period. Two refinements:
+ *
+ * - The ceiling never exceeds how long the outage has lasted so far. A cloud deploy that takes 4 s
+ *   thus costs connectors at most ~4 s more, instead of up to a minute, while a long outage still
+ *   backs off to the cap. Jitter still spreads a reconnect storm.
+ * - The cloud can ask for more (storm control, GOAWAY retryAfterMs, HTTP Retry-After); its wish is a
+ *   floor, with jitter added on top so a storm does not come back in lockstep.
+ */
+export interface BackoffOptions {
+  baseMs: number;
+  capMs: number;
+  /** A connection that lasted this long resets the attempt count. */
+  stableMs: number;
+  random?: () => number;
+}
+
+export class Backoff {
+  private attempt = 0;
+  private outageStart: number | undefined;
+  private readonly random: () => number;
+
+  constructor(private readonly o: BackoffOptions) {
+    this.random = o.random ?? Math.random;
+  }
+
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  /** A session was established at `now`. */
+  connected(): void {
+    this.outageStart = undefined;
+  }
+
+  /** The session that began at `connectedAt` ended at `now`. */
+  disconnected(now: number, connectedAt: number): void {
+    if (now - connectedAt >= this.o.stableMs) this.attempt = 0;
+    this.outageStart = now;
+  }
+
+  /** Delay before the next dial, after a failure (or a disconnect) at `now`. */
+  next(now: number, floorMs = 0): number {
+    this.outageStart ??= now;
+    const exp = Math.min(this.o.capMs, this.o.baseMs * 2 ** Math.min(this.attempt, 30));
+    const outage = Math.max(this.o.baseMs, now - this.outageStart);
+    this.attempt++;
+    const ceiling = Math.min(exp, outage);
+    const jittered = this.random() * ceiling;
+    if (floorMs > 0) return Math.min(floorMs + this.random() * Math.min(floorMs, this.o.capMs) * 0.5, 3_600_000);
+    return Math.round(jittered);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Pairing from the connector's side: generate a key and CSR, redeem the token at the cloud, store
+ * the identity. The private key never leaves the machine; only the CSR travels.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { UemlinkError } from '../common/errors.js';
+import { parsePairingToken } from '../common/pairing-token.js';
+import { createCsr, generateRsaKeyPair } from '../common/pki.js';
+import { secrets } from '../common/redact.js';
+import { VERSION } from '../common/version.js';
+import type { ConnectorConfig } from './config.js';
+import { requestJson } from './http-json.js';
+import type { ConnectorStateStore } from './state.js';
+
+export interface PairOutcome {
+  connectorId: string;
+  tenant: string;
+  group: string;
+  cloudUrl: string;
+}
+
+/** The cloud's HTTP base for API calls: the config's cloudUrl wins over the token's. */
+export function apiBase(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u.toString();
+}
+
+export function tunnelUrl(cloudUrl: string): string {
+  const u = new URL('api/v1/tunnel', apiBase(cloudUrl));
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.toString();
+}
+
+export async function readCloudCa(cfg: ConnectorConfig): Promise<string[] | undefined> {
+  if (!cfg.cloudCaFile) return undefined;
+  try {
+    return [await readFile(cfg.cloudCaFile, 'utf8')];
+  } catch (e) {
+    throw new UemlinkError('CONFIG_UNREADABLE', `cloud.caFile ${cfg.cloudCaFile} cannot be read: ${(e as Error).message}`);
+  }
+}
+
+export async function pairConnector(
+  cfg: ConnectorConfig,
+  state: ConnectorStateStore,
+  tokenText: string,
+  opts: { force?: boolean } = {},
+): Promise<PairOutcome> {
+  secrets.add(tokenText.trim());
+  const existing = await state.identity().catch((e: unknown) => {
+    // A broken identity may be replaced with --force; without it, say what is wrong.
+    if (opts.force) return undefined;
+    throw e;
+  });
+  if (existing && !opts.force) {
+    throw new UemlinkError(
+      'PAIR_ALREADY_PAIRED',
+      `this connector is already paired as ${existing.connectorId} (tenant ${existing.tenant}, since ${existing.pairedAt}); use --force to pair it again`,
+    );
+  }
+  const token = parsePairingToken(tokenText);
+  const cloudUrl = cfg.cloudUrl ?? token.cloudUrl;
+  const keys = generateRsaKeyPair(2048);
+  const host = osHostname();
+  const csr = createCsr(keys.privateKeyPem, { CN: host.slice(0, 64) || 'connector' });
+  const ca = await readCloudCa(cfg);
+  let res;
+  try {
+    res = await requestJson(new URL('api/v1/pair', apiBase(cloudUrl)).toString(), {
+      method: 'POST',
+      body: { token: tokenText.trim(), csr, hostname: host, version: VERSION },
+      ...(ca ? { ca } : {}),
+      timeoutMs: 30_000,
+    });
+  } catch (e) {
+    throw new UemlinkError('PAIR_FAILED', `pairing failed: ${(e as Error).message}`, { cause: e, retryable: true });
+  }
+  const body = (res.body ?? {}) as Record<string, unknown>;
+  if (res.status !== 201) {
+    const code = typeof body.error === 'string' ? body.error : `http_${res.status}`;
+    const msg = typeof body.message === 'string' ? body.message : `the cloud answered HTTP ${res.status}`;
+    const map: Record<string, 'PAIR_TOKEN_MALFORMED' | 'PAIR_TOKEN_UNKNOWN' | 'PAIR_TOKEN_EXPIRED' | 'PAIR_TOKEN_USED' | 'PAIR_RATE_LIMITED'> = {
+      token_malformed: 'PAIR_TOKEN_MALFORMED',
+      token_unknown: 'PAIR_TOKEN_UNKNOWN',
+      token_expired: 'PAIR_TOKEN_EXPIRED',
+      token_used: 'PAIR_TOKEN_USED',
+      rate_limited: 'PAIR_RATE_LIMITED',
+    };
+    throw new UemlinkError(map[code] ?? 'PAIR_FAILED', `pairing refused (${code}): ${msg}`);
+  }
+  for (const k of ['connectorId', 'tenant', 'group', 'certificate', 'caCertificate'] as const) {
+    if (typeof body[k] !== 'string') throw new UemlinkError('PAIR_FAILED', `pairing failed: the cloud's answer lacks "${k}"`);
+  }
+  const identity = {
+    connectorId: body.connectorId as string,
+    tenant: body.tenant as string,
+    group: body.group as string,
+    cloudUrl,
+    certificate: body.certificate as string,
+    caCertificate: body.caCertificate as string,
+    pairedAt: new Date().toISOString(),
+  };
+  await state.save(identity, keys.privateKeyPem);
+  return { connectorId: identity.connectorId, tenant: identity.tenant, group: identity.group, cloudUrl };
+}

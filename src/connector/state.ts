@@ -1,0 +1,75 @@
+/**
+ * The connector's identity on disk: stateDir (0700) holds state.json (connector id, tenant, group,
+ * cloud URL, certificates, pairing time) and the private key in its own 0600 file.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { UemlinkError } from '../common/errors.js';
+import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
+import { JsonStore } from '../common/json-store.js';
+
+export const IdentitySchema = z.object({
+  connectorId: z.string().regex(/^cn_[0-9a-f]{20}$/),
+  tenant: z.string(),
+  group: z.string(),
+  cloudUrl: z.string(),
+  certificate: z.string(),
+  caCertificate: z.string(),
+  pairedAt: z.string(),
+  /** File name (in stateDir) of the private key that belongs to `certificate`. */
+  keyFile: z.string().regex(/^[A-Za-z0-9._-]+$/),
+});
+export type StoredIdentity = z.infer<typeof IdentitySchema>;
+
+export const ConnectorState = z.object({
+  version: z.literal(1),
+  identity: IdentitySchema.optional(),
+});
+export type ConnectorState = z.infer<typeof ConnectorState>;
+
+export interface Identity extends StoredIdentity {
+  privateKeyPem: string;
+}
+
+export class ConnectorStateStore {
+  readonly store: JsonStore<ConnectorState>;
+  constructor(readonly stateDir: string) {
+    this.store = new JsonStore<ConnectorState>({
+      file: join(stateDir, 'state.json'),
+      schema: ConnectorState,
+      what: 'connector state',
+      empty: () => ({ version: 1 }),
+    });
+  }
+
+  /** The stored identity with its key, or undefined when not paired. */
+  async identity(): Promise<Identity | undefined> {
+    const s = await this.store.read();
+    if (!s.identity) return undefined;
+    const keyPath = join(this.stateDir, s.identity.keyFile);
+    let privateKeyPem: string;
+    try {
+      privateKeyPem = await readFile(keyPath, 'utf8');
+    } catch (e) {
+      throw new UemlinkError('STATE_UNREADABLE', `connector key ${keyPath} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pair the connector again`, { cause: e });
+    }
+    return { ...s.identity, privateKeyPem };
+  }
+
+  /**
+   * Stores a new identity. The key gets a file of its own first, then state.json points at it, then
+   * the old key goes: at every instant state.json names a key that exists.
+   */
+  async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string): Promise<void> {
+    await ensurePrivateDir(this.stateDir);
+    const keyFile = `${identity.connectorId}.key`;
+    await writePrivateFile(join(this.stateDir, keyFile), privateKeyPem, 'connector key');
+    let oldKey: string | undefined;
+    await this.store.update((s) => {
+      oldKey = s.identity?.keyFile;
+      s.identity = { ...identity, keyFile };
+    });
+    if (oldKey && oldKey !== keyFile) await unlink(join(this.stateDir, oldKey)).catch(() => {});
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Keeps one tunnel up: dial, run, and on loss wait (Backoff) and dial again, until stopped or the
+ * cloud says something permanent (revoked, unknown connector). Its state is a discriminated union that
+ * status pages, readiness and metrics read; every change is also emitted as an event.
+ */
+import { EventEmitter } from 'node:events';
+import type { Clock, TimerHandle } from '../common/clock.js';
+import { UemlinkError, messageOf } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import type { MuxSession, SessionClose } from '../protocol/session.js';
+import type { Backoff } from './backoff.js';
+import type { Connected } from './tunnel-client.js';
+import { TunnelError } from './tunnel-client.js';
+
+export type TunnelState =
+  | { state: 'idle'; since: number }
+  | { state: 'connecting'; since: number; attempt: number }
+  | { state: 'connected'; since: number; sessionId: string; epoch: number; remoteAddress: string }
+  | { state: 'disconnected'; since: number; retryAt: number }
+  /** The cloud refused us for good (revoked, unknown): only pairing again helps. */
+  | { state: 'refused'; since: number }
+  | { state: 'stopped'; since: number };
+
+export interface LastError {
+  code: string;
+  message: string;
+  at: number;
+}
+
+export interface SupervisorEvents {
+  state: [state: TunnelState];
+  session: [session: MuxSession, connected: Connected];
+}
+
+export interface SupervisorOptions {
+  connect: () => Promise<Connected>;
+  backoff: Backoff;
+  clock: Clock;
+  logger: Logger;
+  /** Extra wait after being replaced by another process with the same identity. */
+  replacedDelayMs?: number;
+}
+
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  private _state: TunnelState;
+  private _lastError: LastError | undefined;
+  private _reconnects = 0;
+  private current: Connected | undefined;
+  private stopping = false;
+  private wakeTimer: TimerHandle | undefined;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly o: SupervisorOptions) {
+    super();
+    this._state = { state: 'idle', since: o.clock.now() };
+  }
+
+  get state(): TunnelState {
+    return this._state;
+  }
+  get lastError(): LastError | undefined {
+    return this._lastError;
+  }
+  /** Sessions re-established after the first one. */
+  get reconnects(): number {
+    return this._reconnects;
+  }
+  get session(): MuxSession | undefined {
+    return this.current?.session;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.loop = this.run().finally(() => {
+      this.loop = undefined;
+    });
+  }
+
+  /** Skips the current wait and dials now (an admin clicked "reconnect", or pairing changed). */
+  reconnectNow(): void {
+    this.wake?.();
+  }
+
+  /** Drains the current session (GOAWAY, in-flight streams finish up to `drainMs`) and stops. */
+  async stop(drainMs: number): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    const c = this.current;
+    if (c && c.session.state !== 'closed') await c.session.drain(drainMs, 'connector shutting down');
+    await this.loop;
+    this.set({ state: 'stopped', since: this.o.clock.now() });
+  }
+
+  private set(s: TunnelState): void {
+    this._state = s;
+    this.emit('state', s);
+  }
+
+  private async run(): Promise<void> {
+    const { clock, logger, backoff } = this.o;
+    let everConnected = false;
+    while (!this.stopping) {
+      this.set({ state: 'connecting', since: clock.now(), attempt: backoff.attempts + 1 });
+      let c: Connected;
+      try {
+        c = await this.o.connect();
+      } catch (e) {
+        const err = e instanceof UemlinkError ? e : new UemlinkError('TUNNEL_DIAL_FAILED', messageOf(e), { retryable: true });
+        this._lastError = { code: err.code, message: err.message, at: clock.now() };
+        if (!err.retryable) {
+          logger.error('the cloud refused this connector; pair it again', { code: err.code, reason: err.message });
+          this.set({ state: 'refused', since: clock.now() });
+          return;
+        }
+        const delay = backoff.next(clock.now(), err instanceof TunnelError ? err.retryAfterMs : undefined);
+        logger.warn('tunnel connection failed', { code: err.code, reason: err.message, retryInMs: delay });
+        this.set({ state: 'disconnected', since: clock.now(), retryAt: clock.now() + delay });
+        await this.waitOrWake(delay);
+        continue;
+      }
+      if (this.stopping) {
+        c.session.close(1001, 'connector shutting down');
+        break;
+      }
+      this.current = c;
+      if (everConnected) this._reconnects++;
+      everConnected = true;
+      backoff.connected();
+      const since = clock.now();
+      logger.info('tunnel connected', { connectorId: c.welcome.connectorId, epoch: c.welcome.epoch, remote: c.remoteAddress });
+      this.set({ state: 'connected', since, sessionId: c.welcome.sessionId, epoch: c.welcome.epoch, remoteAddress: c.remoteAddress });
+      this.emit('session', c.session, c);
+      const info = await new Promise<SessionClose>((resolve) => c.session.once('close', resolve));
+      this.current = undefined;
+      backoff.disconnected(clock.now(), since);
+      if (this.stopping) break;
+      const err = info.error;
+      this._lastError = { code: err.code, message: err.message, at: clock.now() };
+      if (!err.retryable) {
+        logger.error('the cloud ended this connector\'s tunnel for good; pair it again', { code: err.code, reason: err.message });
+        this.set({ state: 'refused', since: clock.now() });
+        return;
+      }
+      let floor = info.goAway?.retryAfterMs;
+      if (err.code === 'TUNNEL_REPLACED') {
+        // Either a stale session the cloud cleaned up, or two processes share this identity.
+        logger.warn('another session with this connector identity replaced ours (is the state dir copied to another host?)');
+        floor = Math.max(floor ?? 0, this.o.replacedDelayMs ?? 30_000);
+      }
+      const delay = backoff.next(clock.now(), floor);
+      logger.warn('tunnel lost', { code: err.code, reason: err.message, retryInMs: delay });
+      this.set({ state: 'disconnected', since: clock.now(), retryAt: clock.now() + delay });
+      await this.waitOrWake(delay);
+    }
+  }
+
+  private waitOrWake(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        if (this.wakeTimer !== undefined) this.o.clock.clearTimeout(this.wakeTimer);
+        this.wakeTimer = undefined;
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.wakeTimer = this.o.clock.setTimeout(done, ms);
+    });
+  }
+}
