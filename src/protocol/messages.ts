@@ -30,7 +30,7 @@ export const CloudHelloSchema = z.object({
   software: z.string().max(200),
   nonce: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes of base64url'),
   limits: LimitsSchema,
-  heartbeatMs: z.number().int().min(100).max(600_000),
+  heartbeatMs: z.number().int().min(0).max(600_000),
 });
 export type CloudHello = z.infer<typeof CloudHelloSchema>;
 
@@ -40,7 +40,7 @@ export const ConnectorHelloSchema = z.object({
   hostname: z.string().max(255),
   connectorId: z.string().regex(/^cn_[0-9a-f]{20}$/, 'must be a connector id'),
   limits: LimitsSchema,
-  heartbeatMs: z.number().int().min(100).max(600_000),
+  heartbeatMs: z.number().int().min(0).max(600_000),
   targets: z.array(z.string().max(64)).max(1000),
 });
 export type ConnectorHello = z.infer<typeof ConnectorHelloSchema>;

@@ -21,22 +21,27 @@ export interface TransportHandlers {
 export class WsTransport implements Transport {
   private handlers: TransportHandlers | undefined;
   private closed = false;
+  /** Messages (and a close) that arrived before anyone listened: ws may deliver the peer's first
+   * message in the same tick as 'open', before the dialler's promise continuation runs. */
+  private early: Buffer[] = [];
+  private earlyClose: [number, string] | undefined;
   /** Address of the peer as the socket saw it. */
   readonly remoteAddress: string;
 
   constructor(private readonly ws: WebSocket, remoteAddress = '') {
     this.remoteAddress = remoteAddress;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!this.handlers) return;
       if (!isBinary) {
         this.close(4010, 'text messages are not part of the protocol');
         return;
       }
-      this.handlers.message(data);
+      if (this.handlers) this.handlers.message(data);
+      else this.early.push(data);
     });
     ws.on('close', (code: number, reason: Buffer) => {
       this.closed = true;
-      this.handlers?.close(code, reason.toString('utf8'));
+      if (this.handlers) this.handlers.close(code, reason.toString('utf8'));
+      else this.earlyClose = [code, reason.toString('utf8')];
     });
     // Errors are followed by 'close'; the close carries what the session needs.
     ws.on('error', () => {});
@@ -44,6 +49,12 @@ export class WsTransport implements Transport {
 
   setHandlers(h: TransportHandlers): void {
     this.handlers = h;
+    while (this.early.length > 0 && this.handlers === h) h.message(this.early.shift()!);
+    if (this.earlyClose && this.handlers === h) {
+      const [code, reason] = this.earlyClose;
+      this.earlyClose = undefined;
+      h.close(code, reason);
+    }
   }
 
   get isOpen(): boolean {

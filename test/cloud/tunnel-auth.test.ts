@@ -1,0 +1,186 @@
+/**
+ * Tunnel authentication and session identity: nonce signatures, replay, versions, epochs,
+ * revocation, storm control.
+ */
+import { expect } from 'chai';
+import { sign as cryptoSign } from 'node:crypto';
+import WebSocket from 'ws';
+import { CloseCode } from '../../src/protocol/codes.js';
+import { decodeMessage, encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
+import { DEFAULT_LIMITS, authMessage } from '../../src/protocol/messages.js';
+import type { CloudServer } from '../../src/cloud/server.js';
+import { TunnelError } from '../../src/connector/tunnel-client.js';
+import { connectAs, pairInproc, startInprocCloud, type TestIdentity } from '../helpers/inproc.js';
+import { until } from '../helpers/procs.js';
+
+/** A hand-driven WebSocket peer that plays the connector. */
+class RawPeer {
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | undefined;
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d: Buffer) => this.frames.push(...decodeMessage(d, 16 << 20)));
+    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+  static open(cloud: CloudServer): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${cloud.port}/api/v1/tunnel`);
+      const p = new RawPeer(ws);
+      ws.once('open', () => resolve(p));
+      ws.once('error', reject);
+    });
+  }
+  async nonce(): Promise<Buffer> {
+    const f = await until(() => this.frames.find((x) => x.kind === 'hello'), 3000, 'cloud HELLO');
+    return Buffer.from(JSON.parse((f as Extract<Frame, { kind: 'hello' }>).json.toString()).nonce, 'base64url');
+  }
+  send(...fs: Frame[]): void {
+    this.ws.send(Buffer.concat(fs.map(encodeFrame)));
+  }
+  goaway(): Promise<{ code: string; message: string }> {
+    return until(
+      () => {
+        const g = this.frames.find((f) => f.kind === 'goaway') as Extract<Frame, { kind: 'goaway' }> | undefined;
+        return g ? (JSON.parse(g.json.toString()) as { code: string; message: string }) : undefined;
+      },
+      3000,
+      'GOAWAY',
+    );
+  }
+}
+
+function helloFor(id: TestIdentity, protocol = 1): Buffer {
+  return jsonPayload({ protocol, software: 'raw/1', hostname: 'h', connectorId: id.connectorId, limits: DEFAULT_LIMITS, heartbeatMs: 15000, targets: [] });
+}
+
+describe('tunnel authentication', function () {
+  this.timeout(20_000);
+  let cloud: CloudServer;
+  let id: TestIdentity;
+
+  before(async () => {
+    cloud = await startInprocCloud();
+    id = await pairInproc(cloud);
+  });
+  after(() => cloud.shutdown());
+
+  it('accepts a connector that signs the fresh nonce and its HELLO with its key', async () => {
+    const c = await connectAs(cloud, id);
+    expect(c.welcome.connectorId).to.equal(id.connectorId);
+    expect(c.welcome.tenant).to.equal('acme');
+    expect(cloud.registry.get(id.connectorId)?.epoch).to.equal(c.welcome.epoch);
+    c.session.close();
+  });
+
+  it('refuses a replayed authentication (an old signature over an old nonce)', async () => {
+    const first = await RawPeer.open(cloud);
+    const hello = helloFor(id);
+    const sig = cryptoSign('sha256', authMessage(await first.nonce(), hello), id.privateKeyPem).toString('base64url');
+    first.ws.close();
+    const second = await RawPeer.open(cloud);
+    await second.nonce();
+    second.send({ kind: 'hello', json: hello }, { kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature: sig }) });
+    const g = await second.goaway();
+    expect(g.code).to.equal('AUTH_FAILED');
+    expect(g.message).to.match(/signature does not match/);
+    await until(() => second.closed, 3000, 'close');
+    expect(second.closed!.code).to.equal(CloseCode.AUTH_FAILED);
+  });
+
+  it('refuses a HELLO altered after signing (the signature covers its bytes)', async () => {
+    const p = await RawPeer.open(cloud);
+    const nonce = await p.nonce();
+    const sig = cryptoSign('sha256', authMessage(nonce, helloFor(id)), id.privateKeyPem).toString('base64url');
+    const altered = Buffer.from(helloFor(id).toString().replace('"targets":[]', '"targets":["evil"]'));
+    p.send({ kind: 'hello', json: altered }, { kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature: sig }) });
+    expect((await p.goaway()).code).to.equal('AUTH_FAILED');
+  });
+
+  it('refuses a connector signing with another key than the one certified', async () => {
+    const other = await pairInproc(cloud);
+    await expectRefused(connectAs(cloud, { ...id, privateKeyPem: other.privateKeyPem }), 'TUNNEL_AUTH_FAILED', /signature/);
+  });
+
+  it('refuses an unknown connector id with a clear reason', async () => {
+    await expectRefused(connectAs(cloud, { ...id, connectorId: 'cn_0123456789abcdef0123' }), 'TUNNEL_AUTH_FAILED', /unknown connector/);
+  });
+
+  it('refuses an incompatible protocol version, naming both ranges', async () => {
+    const p = await RawPeer.open(cloud);
+    const nonce = await p.nonce();
+    const hello = helloFor(id, 7);
+    const sig = cryptoSign('sha256', authMessage(nonce, hello), id.privateKeyPem).toString('base64url');
+    p.send({ kind: 'hello', json: hello }, { kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature: sig }) });
+    const g = await p.goaway();
+    expect(g.code).to.equal('UNSUPPORTED_VERSION');
+    expect(g.message).to.contain('protocol 7').and.contain('1..1').and.contain('upgrade the cloud');
+    await until(() => p.closed, 3000, 'close');
+    expect(p.closed!.code).to.equal(CloseCode.UNSUPPORTED_VERSION);
+  });
+
+  it('closes a peer that sends stream frames before WELCOME', async () => {
+    const p = await RawPeer.open(cloud);
+    await p.nonce();
+    p.send({ kind: 'open', streamId: 2, json: jsonPayload({}) });
+    expect((await p.goaway()).code).to.equal('PROTOCOL_ERROR');
+  });
+
+  it('a new session of the same connector replaces the old one at once, with a higher epoch', async () => {
+    const a = await connectAs(cloud, id);
+    const closedA = new Promise<{ code: number; err: string }>((r) => a.session.once('close', (i) => r({ code: i.code, err: i.error.code })));
+    const b = await connectAs(cloud, id);
+    expect(b.welcome.epoch).to.be.greaterThan(a.welcome.epoch);
+    const info = await closedA;
+    expect(info.code).to.equal(CloseCode.REPLACED);
+    expect(info.err).to.equal('TUNNEL_REPLACED');
+    expect(cloud.registry.get(id.connectorId)?.epoch).to.equal(b.welcome.epoch);
+    // The old session's end does not unregister the new one.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(cloud.registry.get(id.connectorId)?.session.state).to.equal('open');
+    b.session.close();
+  });
+
+  it('revocation ends a live session within a second and refuses the next handshake as permanent', async () => {
+    const victim = await pairInproc(cloud);
+    const c = await connectAs(cloud, victim);
+    const closed = new Promise<{ code: string; retryable: boolean }>((r) => c.session.once('close', (i) => r({ code: i.error.code, retryable: i.error.retryable })));
+    const t0 = Date.now();
+    const res = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/connectors/${victim.connectorId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${cloud.config.adminToken}` },
+    });
+    expect(res.status).to.equal(204);
+    const info = await closed;
+    expect(Date.now() - t0).to.be.below(1000);
+    expect(info).to.deep.equal({ code: 'TUNNEL_REVOKED', retryable: false });
+    await expectRefused(connectAs(cloud, victim), 'TUNNEL_REVOKED', /revoked/);
+  });
+
+  it('storm control: past maxPendingHandshakes, upgrades get 503 with Retry-After', async () => {
+    const small = await startInprocCloud({ maxPendingHandshakes: 1 });
+    try {
+      const hog = await RawPeer.open(small); // holds the only handshake slot (never answers)
+      await hog.nonce();
+      const err = await connectAs(small, id).then(
+        () => undefined,
+        (e: unknown) => e as TunnelError,
+      );
+      expect(err).to.be.instanceOf(TunnelError);
+      expect(err!.code).to.equal('TUNNEL_OVERLOADED');
+      expect(err!.retryable).to.equal(true);
+      expect(err!.retryAfterMs).to.be.within(2000, 22_000);
+      hog.ws.close();
+    } finally {
+      await small.shutdown();
+    }
+  });
+});
+
+async function expectRefused(p: Promise<unknown>, code: string, msg: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as TunnelError,
+  );
+  expect(err, 'should have been refused').to.be.instanceOf(TunnelError);
+  expect(err!.code).to.equal(code);
+  expect(err!.message).to.match(msg);
+}

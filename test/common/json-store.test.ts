@@ -1,0 +1,149 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { JsonStore } from '../../src/common/json-store.js';
+import { tempDir } from '../helpers/procs.js';
+
+const Doc = z.object({ version: z.literal(1), counter: z.number().int(), items: z.array(z.string()) });
+type Doc = z.infer<typeof Doc>;
+const open = (file: string) => new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, counter: 0, items: [] }) });
+
+const WORKER = fileURLToPath(new URL('../helpers/store-worker.js', import.meta.url));
+
+function runWorker(args: string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [WORKER, ...args], { stdio: 'ignore' });
+    p.on('exit', (code) => resolve(code));
+  });
+}
+
+describe('json store', function () {
+  this.timeout(60_000);
+
+  it('starts empty without writing, then writes atomically with mode 0600', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'sub', 'doc.json');
+    const s = open(file);
+    expect((await s.read()).counter).to.equal(0);
+    expect(existsSync(file)).to.equal(false);
+    await s.update((d) => {
+      d.counter = 5;
+    });
+    expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(5);
+    const { statSync } = await import('node:fs');
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+    expect(statSync(join(dir, 'sub')).mode & 0o777).to.equal(0o700);
+  });
+
+  it('a failing update writes nothing and leaves memory as on disk', async () => {
+    const s = open(join(tempDir(), 'doc.json'));
+    await s.update((d) => void (d.counter = 1));
+    await s
+      .update((d) => {
+        d.counter = 99;
+        throw new Error('boom');
+      })
+      .catch(() => {});
+    expect((await s.read()).counter).to.equal(1);
+  });
+
+  it('two processes updating the same file never lose each other\'s changes', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const codes = await Promise.all([runWorker([file, 'inc', '40']), runWorker([file, 'inc', '40']), runWorker([file, 'inc', '40'])]);
+    expect(codes).to.deep.equal([0, 0, 0]);
+    expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(120);
+  });
+
+  it('sees changes made by another process (reload on change)', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.counter = 1));
+    expect(await runWorker([file, 'inc', '1'])).to.equal(0);
+    expect((await s.read()).counter).to.equal(2);
+  });
+
+  it('kill -9 in the middle of writes never leaves a torn or invalid file', async () => {
+    const file = join(tempDir(), 'doc.json');
+    for (let i = 0; i < 15; i++) {
+      const p = spawn(process.execPath, [WORKER, file, 'churn', '100000'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 80 + Math.random() * 120));
+      p.kill('SIGKILL');
+      await new Promise((r) => p.on('exit', r));
+      if (!existsSync(file)) continue;
+      const doc = Doc.parse(JSON.parse(readFileSync(file, 'utf8')));
+      expect(doc.items.length).to.equal(doc.counter % 50);
+    }
+    expect(existsSync(file), 'some write completed').to.equal(true);
+    // Leftover temp files from killed writers do not confuse a reader.
+    expect((await open(file).read()).version).to.equal(1);
+  });
+
+  it('a corrupt file is reported with its path and left as it is', async () => {
+    const file = join(tempDir(), 'doc.json');
+    writeFileSync(file, '{"version": 1, "coun');
+    const err = await open(file).read().catch((e: unknown) => e as Error & { code: string });
+    expect(err).to.have.property('code', 'STATE_CORRUPT');
+    expect((err as Error).message).to.contain(file);
+    expect(readFileSync(file, 'utf8')).to.equal('{"version": 1, "coun');
+    const upd = await open(file)
+      .update((d) => void (d.counter = 1))
+      .catch((e: unknown) => e as Error & { code: string });
+    expect(upd).to.have.property('code', 'STATE_CORRUPT');
+    expect(readFileSync(file, 'utf8')).to.equal('{"version": 1, "coun');
+  });
+
+  it('a file that is valid JSON of the wrong shape names the bad key', async () => {
+    const file = join(tempDir(), 'doc.json');
+    writeFileSync(file, JSON.stringify({ version: 1, counter: 'x', items: [] }));
+    const err = await open(file).read().catch((e: unknown) => e as Error & { code: string });
+    expect(err).to.have.property('code', 'STATE_INVALID');
+    expect((err as Error).message).to.contain('counter');
+  });
+
+  it('a failed write (read-only directory) keeps the previous version and says why', async function () {
+    if (process.getuid?.() === 0) {
+      // root ignores directory permissions; use a full disk instead when available.
+      const { execSync } = await import('node:child_process');
+      let mnt: string | undefined;
+      try {
+        mnt = tempDir('uemlink-tmpfs-');
+        execSync(`mount -t tmpfs -o size=64k tmpfs ${mnt}`, { stdio: 'ignore' });
+      } catch {
+        return this.skip();
+      }
+      try {
+        const file = join(mnt, 'doc.json');
+        const s = open(file);
+        await s.update((d) => void (d.counter = 7));
+        const err = await s
+          .update((d) => {
+            d.counter = 8;
+            d.items = ['y'.repeat(200_000)]; // larger than the 64 KiB filesystem
+          })
+          .catch((e: unknown) => e as Error & { code: string });
+        expect(err).to.have.property('code', 'STATE_WRITE_FAILED');
+        expect((err as Error).message).to.contain('disk full').and.contain('previous version was kept');
+        expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(7);
+        expect(readdirSync(mnt).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+      } finally {
+        execSync(`umount ${mnt}`);
+      }
+      return;
+    }
+    const dir = tempDir();
+    const file = join(dir, 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.counter = 7));
+    chmodSync(dir, 0o500);
+    try {
+      const err = await s.update((d) => void (d.counter = 8)).catch((e: unknown) => e as Error & { code: string });
+      expect(err).to.have.property('code');
+      expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(7);
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+});

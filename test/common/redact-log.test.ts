@@ -1,0 +1,80 @@
+import { expect } from 'chai';
+import { PassThrough } from 'node:stream';
+import { createLogger, RecentProblems } from '../../src/common/log.js';
+import { REDACTED, redact, redactString, secrets } from '../../src/common/redact.js';
+import { generateRsaKeyPair } from '../../src/common/pki.js';
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  let out = '';
+  stream.on('data', (d: Buffer) => (out += d.toString()));
+  return { stream, text: () => out };
+}
+
+describe('redaction and logging', () => {
+  afterEach(() => secrets.clear());
+
+  it('redacts values of secret-named keys at any depth, keeping the shape', () => {
+    const r = redact({ auth: { type: 'basic', username: 'svc', password: 'hunter2hunter2' }, headers: { Authorization: 'Basic abc', cookie: 'sid=1' }, clientSecret: 'cs', tokenUrl: 'https://x/token' });
+    expect(r).to.deep.equal({ auth: { type: 'basic', username: 'svc', password: REDACTED }, headers: { Authorization: REDACTED, cookie: REDACTED }, clientSecret: REDACTED, tokenUrl: 'https://x/token' });
+  });
+
+  it('redacts header pairs whose name is sensitive', () => {
+    expect(redact([['authorization', 'Bearer xyz'], ['accept', 'json']])).to.deep.equal([['authorization', REDACTED], ['accept', 'json']]);
+  });
+
+  it('scrubs registered secrets wherever they appear, even inside library error messages', () => {
+    secrets.add('s3cr3t-value-42');
+    const e = new Error('request failed: https://uem?key=s3cr3t-value-42 refused');
+    expect(redact({ err: e })).to.deep.equal({ err: { name: 'Error', message: `request failed: https://uem?key=${REDACTED} refused` } });
+  });
+
+  it('scrubs shapes that are secrets whatever their key', () => {
+    const token = 'ulpt1.aHR0cDovL3g.AbCdEfGhIjKl.' + 'a'.repeat(43);
+    const s = redactString(`pair with ${token}; header Bearer abc.def.ghi; url https://user:pw123@host/x; q access_token=zzz&x=1`);
+    expect(s).to.not.contain('a'.repeat(43)).and.not.contain('abc.def.ghi').and.not.contain('pw123').and.not.contain('zzz');
+    const { privateKeyPem } = generateRsaKeyPair(2048);
+    const out = redactString(`oops ${privateKeyPem} after`);
+    expect(out).to.match(/^oops \[REDACTED PRIVATE KEY\]\s+after$/);
+  });
+
+  it('no secret reaches the log output on any path (message, meta, nested, errors)', () => {
+    const c = capture();
+    const log = createLogger({ component: 'test', stream: c.stream, level: 'debug' });
+    const pw = 'Very-Secret-Password-1';
+    secrets.add(pw);
+    const { privateKeyPem } = generateRsaKeyPair(2048);
+    log.info(`connecting with ${pw}`);
+    log.warn('meta', { password: 'another-secret-xyz', nested: { deep: { apiKey: 'k-123456' } }, headers: [['cookie', 'sid=abcdef']] });
+    log.error('failed', { err: new Error(`auth failed for ${pw}`), key: privateKeyPem });
+    log.debug('token', { line: 'Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig' });
+    const out = c.text();
+    expect(out.split('\n').filter(Boolean)).to.have.length(4);
+    for (const s of [pw, 'another-secret-xyz', 'k-123456', 'sid=abcdef', 'PRIVATE KEY', 'eyJzdWIi']) expect(out, s).to.not.contain(s);
+    for (const line of out.trim().split('\n')) expect(() => JSON.parse(line)).to.not.throw();
+  });
+
+  it('honours UEMLINK_LOG_LEVEL over the configured level', () => {
+    const c = capture();
+    process.env.UEMLINK_LOG_LEVEL = 'warn';
+    try {
+      const log = createLogger({ component: 't', stream: c.stream, level: 'debug' });
+      log.info('hidden');
+      log.warn('shown');
+    } finally {
+      delete process.env.UEMLINK_LOG_LEVEL;
+    }
+    expect(c.text()).to.contain('shown').and.not.contain('hidden');
+  });
+
+  it('keeps the last problems, redacted, for status pages', () => {
+    const recent = new RecentProblems(3);
+    const c = capture();
+    const log = createLogger({ component: 't', stream: c.stream, recent });
+    secrets.add('pw-that-leaks');
+    for (let i = 0; i < 5; i++) log.warn(`problem ${i} pw-that-leaks`);
+    log.info('not a problem');
+    const list = recent.list();
+    expect(list.map((e) => e.message)).to.deep.equal([`problem 2 ${REDACTED}`, `problem 3 ${REDACTED}`, `problem 4 ${REDACTED}`]);
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * A cloud relay started in this process (real HTTP server, real WebSocket, real state files), for
+ * tests that need to reach inside: tampering with handshakes, clocks, registries.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../../src/common/clock.js';
+import { silentLogger, type Logger } from '../../src/common/log.js';
+import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
+import type { CloudConfig } from '../../src/cloud/config.js';
+import { CloudServer } from '../../src/cloud/server.js';
+import { DEFAULT_LIMITS } from '../../src/protocol/messages.js';
+import { connectTunnel, type Connected, type TunnelClientOptions } from '../../src/connector/tunnel-client.js';
+import { ADMIN_TOKEN, freePort, tempDir } from './procs.js';
+
+export async function startInprocCloud(
+  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string } } = {},
+): Promise<CloudServer> {
+  const dir = tempDir('uemlink-inproc-');
+  const port = await freePort();
+  const cfg: CloudConfig = {
+    file: join(dir, 'cloud.json'),
+    listen: { host: '127.0.0.1', port },
+    publicUrl: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    dataDir: join(dir, 'data'),
+    adminToken: ADMIN_TOKEN,
+    tunnel: {
+      heartbeatSeconds: opts.heartbeatSeconds ?? 15,
+      handshakeTimeoutSeconds: 5,
+      maxConcurrentStreams: 1024,
+      initialWindowBytes: 1024 * 1024,
+      maxFrameBytes: 64 * 1024,
+    },
+    drainTimeoutMs: 2000,
+    pairing: { maxFailuresPerMinute: 100, certificateDays: 365 },
+    maxPendingHandshakes: opts.maxPendingHandshakes ?? 512,
+  };
+  if (opts.tls) cfg.tls = { cert: opts.tls.cert, key: opts.tls.key, certFile: 'test' };
+  return CloudServer.start(cfg, { logger: opts.logger ?? silentLogger(), clock: opts.clock ?? systemClock });
+}
+
+export interface TestIdentity {
+  connectorId: string;
+  tenant: string;
+  group: string;
+  privateKeyPem: string;
+  certificate: string;
+}
+
+/** Pairs an identity directly through the pairing service (no HTTP), as a connector would. */
+export async function pairInproc(cloud: CloudServer, tenant = 'acme', group = 'default'): Promise<TestIdentity> {
+  const t = await cloud.pairing.createToken({ tenant, group });
+  const keys = generateRsaKeyPair(2048);
+  const r = await cloud.pairing.redeem({ token: t.token, csr: createCsr(keys.privateKeyPem, { CN: 'test' }), hostname: 'test-host', version: 'test' });
+  return { connectorId: r.connectorId, tenant: r.tenant, group: r.group, privateKeyPem: keys.privateKeyPem, certificate: r.certificate };
+}
+
+export function tunnelOptions(cloud: CloudServer, id: TestIdentity, extra: Partial<TunnelClientOptions> = {}): TunnelClientOptions {
+  return {
+    url: `ws://127.0.0.1:${cloud.port}/api/v1/tunnel`,
+    connectorId: id.connectorId,
+    privateKeyPem: id.privateKeyPem,
+    hostname: hostname(),
+    software: 'uemlink-connector/test',
+    targets: ['t1'],
+    limits: DEFAULT_LIMITS,
+    heartbeatMs: 0,
+    handshakeTimeoutMs: 5000,
+    clock: systemClock,
+    ...extra,
+  };
+}
+
+export function connectAs(cloud: CloudServer, id: TestIdentity, extra: Partial<TunnelClientOptions> = {}): Promise<Connected> {
+  return connectTunnel(tunnelOptions(cloud, id, extra));
+}
