@@ -7,7 +7,6 @@ import { secrets } from '../common/redact.js';
 import { loadConnectorConfig } from '../connector/config.js';
 import { ConnectorDaemon } from '../connector/daemon.js';
 import { pairConnector } from '../connector/pair.js';
-import { notFoundHandler } from '../connector/relay-handler.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { action, onTerminate } from './common.js';
 
@@ -59,7 +58,7 @@ export function connectorCommands(program: Command): void {
       action(async (opts: { config: string }) => {
         const cfg = loadConnectorConfig(opts.config);
         const logger = createLogger({ component: 'connector', level: cfg.logLevel });
-        const daemon = await ConnectorDaemon.start(cfg, { logger, handler: notFoundHandler() });
+        const daemon = await ConnectorDaemon.start(cfg, { logger });
         onTerminate(() => daemon.shutdown(), (m) => logger.info(m));
       }),
     );

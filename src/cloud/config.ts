@@ -30,6 +30,14 @@ export const CloudConfigSchema = z.strictObject({
       certificateDays: z.number().int().min(1).max(3650).default(365),
     })
     .prefault({}),
+  relay: z
+    .strictObject({
+      /** Longest wait for a UEM's answer (head) and longest pause inside a body. */
+      timeoutSeconds: z.number().min(1).max(3600).default(60),
+      /** Largest request body the relay accepts (413 too_large beyond). */
+      maxRequestBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    })
+    .prefault({}),
   /** Handshakes in progress beyond which new tunnels are told to come back later (storm control). */
   maxPendingHandshakes: z.number().int().min(1).max(100_000).default(512),
 });
@@ -47,6 +55,7 @@ export interface CloudConfig {
   drainTimeoutMs: number;
   pairing: { maxFailuresPerMinute: number; certificateDays: number };
   maxPendingHandshakes: number;
+  relay: { timeoutMs: number; maxRequestBytes: number };
 }
 
 export function loadCloudConfig(file: string): CloudConfig {
@@ -68,6 +77,7 @@ export function loadCloudConfig(file: string): CloudConfig {
     drainTimeoutMs: c.drainTimeoutSeconds * 1000,
     pairing: c.pairing,
     maxPendingHandshakes: c.maxPendingHandshakes,
+    relay: { timeoutMs: c.relay.timeoutSeconds * 1000, maxRequestBytes: c.relay.maxRequestBytes },
   };
   if (c.logLevel) out.logLevel = c.logLevel;
   if (c.tls) {

@@ -125,6 +125,7 @@ export class PairingService {
         fingerprint256: issued.info.fingerprint256,
         notAfter: issued.info.notAfter,
         targets: [],
+        managedTargets: [],
       };
       return {
         connectorId,

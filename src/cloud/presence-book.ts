@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import type { CloudStore, ConnectorRecord } from './state.js';
 
-export type PresenceFields = Partial<Pick<ConnectorRecord, 'lastSeen' | 'hostname' | 'version' | 'targets'>>;
+export type PresenceFields = Partial<Pick<ConnectorRecord, 'lastSeen' | 'hostname' | 'version' | 'targets' | 'managedTargets'>>;
 
 export class PresenceBook {
   private pending = new Map<string, PresenceFields>();

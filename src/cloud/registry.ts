@@ -37,7 +37,20 @@ export interface SessionRegistry {
 
 export class InMemoryRegistry implements SessionRegistry {
   private readonly sessions = new Map<string, LiveSession>();
+  private readonly byTenant = new Map<string, Set<LiveSession>>();
   private readonly epochs = new Map<string, number>();
+
+  private index(s: LiveSession): void {
+    let set = this.byTenant.get(s.tenant);
+    if (!set) this.byTenant.set(s.tenant, (set = new Set()));
+    set.add(s);
+  }
+
+  private unindex(s: LiveSession): void {
+    const set = this.byTenant.get(s.tenant);
+    set?.delete(s);
+    if (set?.size === 0) this.byTenant.delete(s.tenant);
+  }
 
   nextEpoch(connectorId: string, now: number): number {
     // Time-based so that epochs keep increasing across a cloud restart.
@@ -49,13 +62,16 @@ export class InMemoryRegistry implements SessionRegistry {
   add(s: LiveSession): LiveSession | undefined {
     const old = this.sessions.get(s.connectorId);
     if (old && old.epoch > s.epoch) throw new Error(`internal: stale epoch ${s.epoch} < ${old.epoch}`);
+    if (old) this.unindex(old);
     this.sessions.set(s.connectorId, s);
+    this.index(s);
     return old;
   }
 
   remove(s: LiveSession): boolean {
     if (this.sessions.get(s.connectorId) !== s) return false;
     this.sessions.delete(s.connectorId);
+    this.unindex(s);
     return true;
   }
 
@@ -64,14 +80,15 @@ export class InMemoryRegistry implements SessionRegistry {
   }
 
   list(filter: { tenant?: string } = {}): LiveSession[] {
-    const all = [...this.sessions.values()];
-    return filter.tenant ? all.filter((s) => s.tenant === filter.tenant) : all;
+    if (filter.tenant !== undefined) return [...(this.byTenant.get(filter.tenant) ?? [])];
+    return [...this.sessions.values()];
   }
 
   disconnect(connectorId: string, code: GoAwayCode, message: string): boolean {
     const s = this.sessions.get(connectorId);
     if (!s) return false;
     this.sessions.delete(connectorId);
+    this.unindex(s);
     s.session.fail(code, message);
     return true;
   }

@@ -15,6 +15,12 @@ import { adminApi, notFound } from './admin-api.js';
 import { ConnectorCA } from './ca.js';
 import type { CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
+import { ManagedTargetsService } from './managed-targets.js';
+import { RelayClient } from './relay/client.js';
+import { relayHttp } from './relay/http.js';
+import { Relay } from './relay/relay.js';
+import { loadOrCreateSecretKey } from './secret-key.js';
+import { tenantApi } from './tenant-api.js';
 import { PairingService } from './pairing.js';
 import { PresenceBook } from './presence-book.js';
 import { FailureLimiter } from './rate-limit.js';
@@ -39,6 +45,9 @@ export class CloudServer {
     readonly registry: SessionRegistry,
     readonly tunnels: TunnelServer,
     readonly pairing: PairingService,
+    readonly managedTargets: ManagedTargetsService,
+    /** `relay.fetch(tenant, target, path, init)` for the cloud's own code. */
+    readonly relay: RelayClient,
     private readonly book: PresenceBook,
     private readonly server: Server,
     private readonly logger: Logger,
@@ -69,11 +78,35 @@ export class CloudServer {
       software: `uemlink-cloud/${VERSION}`,
     });
 
+    const secretKey = await loadOrCreateSecretKey(config.dataDir);
+    const managed = new ManagedTargetsService(store, secretKey, registry, book, logger, clock);
+    tunnels.on('session', (live) => void managed.onSession(live));
+    tunnels.on('control', (live, msg) => {
+      if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
+    });
+    const relay = new Relay({ registry, store, clock, timeoutMs: config.relay.timeoutMs });
+    const adminLimiter = new FailureLimiter(20, 60_000, clock);
+
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
-    app.use(helmet());
     let self: CloudServer | undefined;
+    // The relay comes first: its requests and answers pass through untouched (no body parsing, no
+    // security headers added to the UEM's answers).
+    app.use(
+      '/api/v1/relay',
+      relayHttp({
+        relay,
+        adminToken: config.adminToken,
+        store,
+        limiter: adminLimiter,
+        logger,
+        maxRequestBytes: config.relay.maxRequestBytes,
+        idleTimeoutMs: config.relay.timeoutMs,
+        draining: () => self?.draining ?? false,
+      }),
+    );
+    app.use(helmet());
     app.get('/healthz', (_req, res) => {
       res.json({ status: 'ok', version: VERSION });
     });
@@ -88,12 +121,13 @@ export class CloudServer {
         pairing,
         registry,
         book,
-        adminLimiter: new FailureLimiter(20, 60_000, clock),
+        adminLimiter,
         pairLimiter: new FailureLimiter(config.pairing.maxFailuresPerMinute, 60_000, clock),
         logger,
         clock,
       }),
     );
+    app.use(tenantApi({ adminToken: config.adminToken, store, managed, adminLimiter, limiter: adminLimiter, clock }));
     app.use(notFound());
     app.use(errorHandler(logger));
 
@@ -118,7 +152,7 @@ export class CloudServer {
         resolve();
       });
     });
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, book, server, logger);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, new RelayClient(relay), book, server, logger);
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
     return self;

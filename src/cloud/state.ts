@@ -35,8 +35,34 @@ export const ConnectorRecord = z.object({
   lastSeen: iso.optional(),
   targets: z.array(z.string()).default([]),
   revokedAt: iso.optional(),
+  /** The connector's last answers about cloud-managed targets. */
+  managedTargets: z.array(z.object({ id: z.string(), state: z.enum(['accepted', 'pending', 'refused']), reason: z.string().optional(), at: iso })).default([]),
 });
 export type ConnectorRecord = z.infer<typeof ConnectorRecord>;
+
+const SealedSchema = z.object({ v: z.literal(1), iv: z.string(), tag: z.string(), data: z.string() });
+
+export const ApiKeyRecord = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  /** SHA-256 of the secret part. */
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  label: z.string().optional(),
+  createdAt: iso,
+  revokedAt: iso.optional(),
+});
+export type ApiKeyRecord = z.infer<typeof ApiKeyRecord>;
+
+/** A target definition the cloud pushes to a tenant's connectors of one group (secrets sealed). */
+export const ManagedTargetRecord = z.object({
+  tenant: z.string(),
+  group: z.string(),
+  id: z.string(),
+  baseUrl: z.string(),
+  sealed: SealedSchema,
+  updatedAt: iso,
+});
+export type ManagedTargetRecord = z.infer<typeof ManagedTargetRecord>;
 
 export const CloudState = z.object({
   version: z.literal(1),
@@ -45,6 +71,8 @@ export const CloudState = z.object({
   connectors: z.record(z.string(), ConnectorRecord),
   /** Certificate fingerprints that must never authenticate again, whatever the connector record says. */
   revokedCertificates: z.array(z.object({ fingerprint256: z.string(), connectorId: z.string(), revokedAt: iso })),
+  apiKeys: z.array(ApiKeyRecord).default([]),
+  managedTargets: z.array(ManagedTargetRecord).default([]),
 });
 export type CloudState = z.infer<typeof CloudState>;
 
@@ -55,7 +83,7 @@ export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) =
     file: join(dataDir, 'cloud-state.json'),
     schema: CloudState,
     what: 'cloud state',
-    empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [] }),
+    empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [], apiKeys: [], managedTargets: [] }),
     ...(onLockCompromised ? { onLockCompromised } : {}),
   });
 }

@@ -50,6 +50,8 @@ export interface TunnelServerOptions {
 
 export interface TunnelServerEvents {
   session: [live: LiveSession];
+  /** CONTROL messages other than the target list, for the services that own them. */
+  control: [live: LiveSession, message: Record<string, unknown>];
   sessionClosed: [live: LiveSession, info: SessionClose];
 }
 
@@ -239,10 +241,14 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   private onControl(live: LiveSession, msg: Record<string, unknown>): void {
-    if (msg.type === 'targets' && Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string')) {
-      live.targets = (msg.targets as string[]).slice(0, 1000);
-      this.o.book.note(live.connectorId, { targets: live.targets });
+    if (msg.type === 'targets') {
+      if (Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string' && x.length <= 64)) {
+        live.targets = (msg.targets as string[]).slice(0, 1000);
+        this.o.book.note(live.connectorId, { targets: live.targets });
+      }
+      return;
     }
+    this.emit('control', live, msg);
   }
 
   private certificate(rec: ConnectorRecord): X509Certificate {

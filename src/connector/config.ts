@@ -1,5 +1,8 @@
 /** The connector's config file (docs/config.md#connector). */
+import { join } from 'node:path';
 import { z } from 'zod';
+import { isHostPattern } from './host-policy.js';
+import { LocalTargetSchema, type TargetDefinition } from './targets/schema.js';
 import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 
 const cloudUrl = z.string().refine((s) => {
@@ -11,26 +14,25 @@ const cloudUrl = z.string().refine((s) => {
   }
 }, 'must be an http(s) URL of the cloud relay, e.g. "https://relay.example.com"');
 
-export const TARGET_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-/** Targets are completed by the relay issue; here only what the tunnel advertises. */
-export const TargetSchema = z.object({
-  id: z.string().regex(TARGET_ID_RE, 'must be 1-64 letters, digits, "-" or "_"'),
-  baseUrl: z.string().refine((s) => {
-    try {
-      return new URL(s).protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an https URL'),
-});
+/** allowedHosts entries: a host name, "*.domain" (any subdomain), an IP address or a CIDR block. */
+const hostPattern = z.string().refine((p) => isHostPattern(p), 'must be a host name, "*.domain", an IP address or a CIDR block like 10.0.0.0/8');
 
 export const ConnectorConfigSchema = z.strictObject({
   stateDir: z.string().min(1),
   cloudUrl: cloudUrl.optional(),
   cloud: z.strictObject({ caFile: z.string().min(1).optional() }).prefault({}),
   health: z.strictObject({ listen: hostPort.default('127.0.0.1:8081') }).prefault({}),
-  targets: z.array(TargetSchema).default([]),
+  targets: z.array(LocalTargetSchema).default([]),
+  /** What the cloud may add as targets over the tunnel (default: nothing without an admin's approval). */
+  cloudManagedTargets: z.strictObject({ allowedHosts: z.array(hostPattern).default([]) }).prefault({}),
+  audit: z
+    .strictObject({
+      /** Default: audit.log in the state directory. */
+      file: z.string().min(1).optional(),
+      maxBytes: z.number().int().min(64 * 1024).default(10 * 1024 * 1024),
+      maxFiles: z.number().int().min(1).max(100).default(5),
+    })
+    .prefault({}),
   logLevel: logLevel.optional(),
   tunnel: tunnelTuning,
   drainTimeoutSeconds: z.number().min(0).max(3600).default(30),
@@ -42,7 +44,9 @@ export interface ConnectorConfig {
   cloudUrl?: string;
   cloudCaFile?: string;
   health: { listen: HostPort };
-  targets: Array<z.infer<typeof TargetSchema>>;
+  targets: TargetDefinition[];
+  cloudManagedTargets: { allowedHosts: string[] };
+  audit: { file: string; maxBytes: number; maxFiles: number };
   logLevel?: string;
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
@@ -60,6 +64,8 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
     stateDir: resolveFrom(file, c.stateDir),
     health: { listen: parseHostPort(c.health.listen)! },
     targets: c.targets,
+    cloudManagedTargets: c.cloudManagedTargets,
+    audit: { file: c.audit.file ? resolveFrom(file, c.audit.file) : join(resolveFrom(file, c.stateDir), 'audit.log'), maxBytes: c.audit.maxBytes, maxFiles: c.audit.maxFiles },
     tunnel: c.tunnel,
     drainTimeoutMs: c.drainTimeoutSeconds * 1000,
   };

@@ -2,6 +2,7 @@
  * A cloud relay started in this process (real HTTP server, real WebSocket, real state files), for
  * tests that need to reach inside: tampering with handshakes, clocks, registries.
  */
+import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../../src/common/clock.js';
@@ -11,10 +12,13 @@ import type { CloudConfig } from '../../src/cloud/config.js';
 import { CloudServer } from '../../src/cloud/server.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/messages.js';
 import { connectTunnel, type Connected, type TunnelClientOptions } from '../../src/connector/tunnel-client.js';
-import { ADMIN_TOKEN, freePort, tempDir } from './procs.js';
+import { loadConnectorConfig } from '../../src/connector/config.js';
+import { ConnectorDaemon } from '../../src/connector/daemon.js';
+import { ConnectorStateStore } from '../../src/connector/state.js';
+import { ADMIN_TOKEN, freePort, tempDir, until } from './procs.js';
 
 export async function startInprocCloud(
-  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string } } = {},
+  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string }; relayTimeoutMs?: number; maxRequestBytes?: number } = {},
 ): Promise<CloudServer> {
   const dir = tempDir('uemlink-inproc-');
   const port = await freePort();
@@ -34,6 +38,7 @@ export async function startInprocCloud(
     drainTimeoutMs: 2000,
     pairing: { maxFailuresPerMinute: 100, certificateDays: 365 },
     maxPendingHandshakes: opts.maxPendingHandshakes ?? 512,
+    relay: { timeoutMs: opts.relayTimeoutMs ?? 10_000, maxRequestBytes: opts.maxRequestBytes ?? 64 * 1024 * 1024 },
   };
   if (opts.tls) cfg.tls = { cert: opts.tls.cert, key: opts.tls.key, certFile: 'test' };
   return CloudServer.start(cfg, { logger: opts.logger ?? silentLogger(), clock: opts.clock ?? systemClock });
@@ -73,4 +78,24 @@ export function tunnelOptions(cloud: CloudServer, id: TestIdentity, extra: Parti
 
 export function connectAs(cloud: CloudServer, id: TestIdentity, extra: Partial<TunnelClientOptions> = {}): Promise<Connected> {
   return connectTunnel(tunnelOptions(cloud, id, extra));
+}
+
+/** A connector daemon in this process, paired with `cloud`, serving the given targets. */
+export async function startInprocConnector(
+  cloud: CloudServer,
+  opts: { targets?: Array<Record<string, unknown>>; tenant?: string; group?: string; extra?: Record<string, unknown>; files?: Record<string, string> } = {},
+): Promise<{ daemon: ConnectorDaemon; id: TestIdentity; dir: string }> {
+  const dir = tempDir('uemlink-inproc-conn-');
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 });
+  const id = await pairInproc(cloud, opts.tenant ?? 'acme', opts.group ?? 'default');
+  const configFile = join(dir, 'connector.json');
+  writeFileSync(configFile, JSON.stringify({ stateDir: './state', targets: opts.targets ?? [], ...opts.extra }));
+  const cfg = loadConnectorConfig(configFile);
+  await new ConnectorStateStore(cfg.stateDir).save(
+    { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
+    id.privateKeyPem,
+  );
+  const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger() });
+  await until(() => daemon.tunnel?.state.state === 'connected' && cloud.registry.get(id.connectorId) !== undefined, 10_000, 'connector connected');
+  return { daemon, id, dir };
 }

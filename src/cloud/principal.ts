@@ -1,0 +1,39 @@
+/**
+ * Who is calling a tenant-scoped API: the admin (any tenant) or a tenant API key (its own tenant
+ * only). Failures are counted per client address.
+ */
+import type { Request } from 'express';
+import { bearerToken, clientAddress, safeEqual } from './admin-auth.js';
+import { tenantOfKey } from './api-keys.js';
+import { ApiError } from './http-errors.js';
+import type { FailureLimiter } from './rate-limit.js';
+import type { CloudStore } from './state.js';
+
+export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; keyId: string };
+
+export interface PrincipalDeps {
+  adminToken: string;
+  store: CloudStore;
+  limiter: FailureLimiter;
+}
+
+/** Resolves the caller or throws 401/429; does not check the tenant (see requireTenant). */
+export async function principalOf(req: Request, deps: PrincipalDeps): Promise<Principal> {
+  const ip = clientAddress(req);
+  const wait = deps.limiter.retryAfter(ip);
+  if (wait > 0) throw new ApiError(429, 'rate_limited', 'too many failed attempts from this address; wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) });
+  const token = bearerToken(req.headers.authorization);
+  if (!token) throw new ApiError(401, 'unauthorized', 'missing "Authorization: Bearer <admin token or tenant API key>" header', { 'WWW-Authenticate': 'Bearer' });
+  if (safeEqual(token, deps.adminToken)) return { kind: 'admin' };
+  const k = await tenantOfKey(deps.store, token);
+  if (k) return { kind: 'tenant', tenant: k.tenant, keyId: k.keyId };
+  deps.limiter.fail(ip);
+  throw new ApiError(401, 'unauthorized', 'the token is neither the admin token nor a live tenant API key', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+}
+
+/** A tenant key may act on its own tenant only. */
+export function requireTenant(p: Principal, tenant: string): void {
+  if (p.kind === 'tenant' && p.tenant !== tenant) {
+    throw new ApiError(403, 'forbidden', `this API key belongs to another tenant and cannot reach tenant "${tenant}"`);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * `relay.fetch(tenant, target, path, init)`: the relay for the cloud's own code (the integration
+ * engine), with the standard fetch types. It answers exactly what an HTTP client of the relay API
+ * would get — relay errors included, as JSON responses — without going through a socket.
+ */
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeWebStream } from 'node:stream/web';
+import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders } from '../../common/http-policy.js';
+import type { HeaderList } from '../../protocol/messages.js';
+import { RelayError, type Relay } from './relay.js';
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+function errorResponse(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ error: code, message }), { status, headers: { 'content-type': 'application/json', 'x-uemlink-error': code } });
+}
+
+function toReadable(body: unknown): { stream: Readable | null; length?: number } {
+  if (body === undefined || body === null) return { stream: null };
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    const b = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return { stream: Readable.from([b]), length: b.length };
+  }
+  if (body instanceof URLSearchParams) return toReadable(body.toString());
+  if (typeof (body as ReadableStream).getReader === 'function') return { stream: Readable.fromWeb(body as NodeWebStream) };
+  throw new TypeError('relay.fetch: body must be a string, bytes, URLSearchParams or a ReadableStream');
+}
+
+export class RelayClient {
+  constructor(private readonly relay: Relay) {}
+
+  async fetch(tenant: string, target: string, path: string, init: RequestInit = {}): Promise<Response> {
+    const checked = checkRelativePath(path);
+    if (!checked.ok) return errorResponse(400, 'bad_path', checked.reason);
+    const method = (init.method ?? 'GET').toUpperCase();
+    const pairs: HeaderList = [];
+    new Headers(init.headers).forEach((v, k) => pairs.push([k, v]));
+    const { stream, length } = toReadable(init.body);
+    if (length !== undefined && !pairs.some(([k]) => k === 'content-length')) pairs.push(['content-length', String(length)]);
+    const headers = forwardableRequestHeaders(pairs);
+    if (!headers.ok) return errorResponse(400, 'bad_header', headers.reason);
+    try {
+      const r = await this.relay.request({
+        tenant,
+        target,
+        method,
+        path: `${checked.path}${checked.query}`,
+        headers: headers.headers,
+        body: stream,
+        ...(init.signal ? { signal: init.signal } : {}),
+      });
+      const h = new Headers();
+      for (const [k, v] of forwardableResponseHeaders(r.head.headers)) h.append(k, v);
+      h.set('x-uemlink-connector', r.connectorId);
+      if (method === 'HEAD' || NULL_BODY_STATUS.has(r.head.status)) {
+        r.body.resume();
+        return new Response(null, { status: r.head.status, headers: h });
+      }
+      init.signal?.addEventListener('abort', () => r.body.destroy(), { once: true });
+      return new Response(Readable.toWeb(r.body) as ReadableStream<Uint8Array>, { status: r.head.status, headers: h });
+    } catch (e) {
+      if (e instanceof RelayError) {
+        if (e.code === 'cancelled') throw new DOMException('the request was aborted', 'AbortError');
+        return errorResponse(e.status, e.code, e.message);
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * `ANY /api/v1/relay/{tenant}/{target}/{path...}`: the relay over HTTP. The raw request target is
+ * parsed here (not Express's decoded path), so what is checked is exactly what is forwarded.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
+import type { Logger } from '../../common/log.js';
+import { StreamError } from '../../protocol/codes.js';
+import { TENANT_RE } from '../state.js';
+import { ApiError, sendError } from '../http-errors.js';
+import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
+import { RelayError, type Relay, type RelayResponse } from './relay.js';
+
+const PREFIX = '/api/v1/relay/';
+const TARGET_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export interface RelayHttpDeps extends PrincipalDeps {
+  relay: Relay;
+  logger: Logger;
+  maxRequestBytes: number;
+  /** Response body idle timeout. */
+  idleTimeoutMs: number;
+  draining(): boolean;
+}
+
+/** Passes a body through until it exceeds `limit` bytes, then fails (and remembers why). */
+class ByteLimit extends Transform {
+  private seen = 0;
+  exceeded = false;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) {
+      this.exceeded = true;
+      cb(new Error('request body too large'));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+export function parseRelayUrl(raw: string): { tenant: string; target: string; rest: string } | undefined {
+  if (!raw.startsWith(PREFIX)) return undefined;
+  const after = raw.slice(PREFIX.length);
+  const m = /^([^/?#]+)\/([^/?#]+)(.*)$/s.exec(after);
+  if (!m) return undefined;
+  const rest = m[3]!;
+  // ".../target?x" and ".../target" mean the target's base path.
+  return { tenant: m[1]!, target: m[2]!, rest: rest === '' || rest.startsWith('?') ? `/${rest}` : rest };
+}
+
+export function relayHttp(deps: RelayHttpDeps): RequestHandler {
+  return (req, res) => {
+    void handle(req, res).catch((e: unknown) => {
+      if (e instanceof ApiError) return sendError(res, e);
+      if (e instanceof RelayError) return sendError(res, new ApiError(e.status, e.code, e.message));
+      deps.logger.error('relay failed', { err: e });
+      sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details'));
+    });
+  };
+
+  async function handle(req: Request, res: Response): Promise<void> {
+    if (deps.draining()) throw new ApiError(503, 'draining', 'this relay is shutting down; retry', { 'Retry-After': '1' });
+    const parsed = parseRelayUrl(req.originalUrl);
+    if (!parsed) throw new ApiError(400, 'bad_path', 'use /api/v1/relay/{tenant}/{target}/{path}');
+    const principal = await principalOf(req, deps);
+    if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
+    requireTenant(principal, parsed.tenant);
+    if (!TARGET_RE.test(parsed.target)) throw new ApiError(404, 'unknown_target', `"${parsed.target.slice(0, 64)}" is not a target id`);
+    const path = checkRelativePath(parsed.rest);
+    if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
+    const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));
+    if (!headers.ok) throw new ApiError(400, 'bad_header', headers.reason);
+    const len = req.headers['content-length'];
+    const hasBody = len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
+    if (len !== undefined && Number(len) > deps.maxRequestBytes) {
+      throw new ApiError(413, 'too_large', `the request body is larger than the relay's limit of ${deps.maxRequestBytes} bytes`);
+    }
+    const body = hasBody ? new ByteLimit(deps.maxRequestBytes) : null;
+    if (body) {
+      req.pipe(body);
+      req.on('error', (e) => body.destroy(e));
+    }
+    const ac = new AbortController();
+    // The client went away before the answer was complete: cancel, which resets the stream and
+    // makes the connector abort its call to the UEM.
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    let r: RelayResponse;
+    try {
+      r = await deps.relay.request({
+        tenant: parsed.tenant,
+        target: parsed.target,
+        method: req.method,
+        path: `${path.path}${path.query}`,
+        headers: headers.headers,
+        body,
+        signal: ac.signal,
+      });
+    } catch (e) {
+      if (body?.exceeded) {
+        // The rest of the body is not read: this connection cannot carry another request.
+        res.setHeader('connection', 'close');
+        throw new ApiError(413, 'too_large', `the request body is larger than the relay's limit of ${deps.maxRequestBytes} bytes`);
+      }
+      throw e;
+    }
+    const out: string[] = [];
+    for (const [n, v] of forwardableResponseHeaders(r.head.headers)) out.push(n, v);
+    out.push('x-uemlink-connector', r.connectorId);
+    res.writeHead(r.head.status, out);
+    // An idle body (the UEM or the tunnel stalled) must not hold the client for ever.
+    let idle = setTimeout(onIdle, deps.idleTimeoutMs);
+    function onIdle(): void {
+      r.body.reset(StreamError.TIMEOUT, 'no data');
+      res.destroy();
+    }
+    r.body.on('data', () => {
+      clearTimeout(idle);
+      idle = setTimeout(onIdle, deps.idleTimeoutMs);
+    });
+    ac.signal.addEventListener('abort', () => r.body.destroy());
+    pipeline(r.body, res, (err) => {
+      clearTimeout(idle);
+      // A stream reset mid-body destroys the response: the client sees an abort, never a
+      // truncated body that looks complete.
+      if (err) res.destroy();
+    });
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The cloud's side of the relay, independent of HTTP: route a request to a connector of the tenant
+ * that advertises the target (least busy first), open a stream, send the body, wait for the answer.
+ *
+ * Retries are decided by what can be proven about the first attempt:
+ *  - the stream was never accepted (open refused, REFUSED_STREAM, GOAWAY above its id): nothing
+ *    reached the connector, so any method is retried elsewhere — if its body was not consumed;
+ *  - the tunnel dropped before any response byte: only GET/HEAD/OPTIONS are retried, once;
+ *  - anything else is reported, never replayed (a POST may have reached the UEM).
+ * Every request ends within its timeout: with the answer, an error answer, or an abort.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Clock } from '../../common/clock.js';
+import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
+import { StreamError, StreamResetError } from '../../protocol/codes.js';
+import type { HeaderList, ResponseHead } from '../../protocol/messages.js';
+import type { MuxStream } from '../../protocol/stream.js';
+import type { LiveSession, SessionRegistry } from '../registry.js';
+import type { CloudStore } from '../state.js';
+
+export class RelayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RelayError';
+  }
+}
+
+export interface RelayRequest {
+  tenant: string;
+  target: string;
+  method: string;
+  /** Checked path and query, relative to the target. */
+  path: string;
+  /** Forwardable headers (already filtered). */
+  headers: HeaderList;
+  /** Null when the request has no body. */
+  body: Readable | null;
+  /** Aborting cancels the relayed request (and the upstream call on the connector). */
+  signal?: AbortSignal;
+}
+
+export interface RelayResponse {
+  head: ResponseHead;
+  body: MuxStream;
+  connectorId: string;
+}
+
+export interface RelayOptions {
+  registry: SessionRegistry;
+  store: CloudStore;
+  clock: Clock;
+  /** Longest wait for the response head; the connector is given a little less so it answers first. */
+  timeoutMs: number;
+}
+
+/** Least in-flight streams first; ties broken at random so equal connectors share load. */
+export function pickConnector(candidates: LiveSession[]): LiveSession | undefined {
+  let best: LiveSession | undefined;
+  let ties = 0;
+  for (const c of candidates) {
+    if (!best || c.session.activeStreams < best.session.activeStreams) {
+      best = c;
+      ties = 1;
+    } else if (c.session.activeStreams === best.session.activeStreams && Math.random() * ++ties < 1) {
+      best = c;
+    }
+  }
+  return best;
+}
+
+function isUnprocessed(e: unknown): boolean {
+  return e instanceof StreamResetError && e.streamError === StreamError.REFUSED_STREAM;
+}
+
+export class Relay {
+  constructor(private readonly o: RelayOptions) {}
+
+  private candidates(tenant: string, target: string, exclude: ReadonlySet<string>): LiveSession[] {
+    return this.o.registry.list({ tenant }).filter((s) => s.session.acceptsStreams && s.targets.includes(target) && !exclude.has(s.connectorId));
+  }
+
+  /** 404 when no connector of the tenant ever advertised the target, 503 when none is connected now. */
+  private async noRoute(tenant: string, target: string): Promise<RelayError> {
+    const state = await this.o.store.read();
+    const known = Object.values(state.connectors).some((c) => c.tenant === tenant && !c.revokedAt && c.targets.includes(target))
+      || this.o.registry.list({ tenant }).some((s) => s.targets.includes(target));
+    if (!known) return new RelayError(404, 'unknown_target', `no connector of tenant "${tenant}" offers a target "${target}"`);
+    return new RelayError(503, 'no_connector', `no connector of tenant "${tenant}" serving "${target}" is connected right now`);
+  }
+
+  async request(r: RelayRequest): Promise<RelayResponse> {
+    const exclude = new Set<string>();
+    const idempotencyKey = randomUUID();
+    let lastError: RelayError | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const live = pickConnector(this.candidates(r.tenant, r.target, exclude));
+      if (!live) throw lastError ?? (await this.noRoute(r.tenant, r.target));
+      exclude.add(live.connectorId);
+      let stream: MuxStream;
+      try {
+        stream = live.session.openStream({
+          method: r.method,
+          path: r.path,
+          headers: r.headers,
+          target: r.target,
+          tenant: r.tenant,
+          idempotencyKey,
+          timeoutMs: Math.max(1000, this.o.timeoutMs - 1000),
+        });
+      } catch {
+        // Refused locally (going away, stream limit): nothing was sent, try another connector.
+        lastError = new RelayError(503, 'no_connector', `the connectors serving "${r.target}" are busy or restarting; retry`);
+        continue;
+      }
+      const bodyUsed = r.body !== null;
+      try {
+        const head = await this.exchange(stream, r);
+        return { head, body: stream, connectorId: live.connectorId };
+      } catch (e) {
+        if (e instanceof RelayError) throw e;
+        const reset = e as StreamResetError;
+        const canRetry = !bodyUsed && (isUnprocessed(e) || (reset.beforeResponse && IDEMPOTENT_METHODS.has(r.method.toUpperCase())));
+        lastError = isUnprocessed(e)
+          ? new RelayError(503, 'no_connector', `connector ${live.connectorId} refused the request while going away`)
+          : new RelayError(
+              502,
+              'connector_lost',
+              `the tunnel to connector ${live.connectorId} dropped before the UEM answered${IDEMPOTENT_METHODS.has(r.method.toUpperCase()) ? '' : `; a ${r.method} is not retried because it may already have reached the UEM`}`,
+            );
+        if (!canRetry || r.signal?.aborted) throw lastError;
+      }
+    }
+    throw lastError ?? new RelayError(503, 'no_connector', 'no connector could take the request');
+  }
+
+  /** Sends the body and resolves with the response head, or rejects (reset, timeout, abort). */
+  private exchange(stream: MuxStream, r: RelayRequest): Promise<ResponseHead> {
+    return new Promise<ResponseHead>((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        this.o.clock.clearTimeout(timer);
+        r.signal?.removeEventListener('abort', onAbort);
+        stream.off('error', onError);
+        fn();
+      };
+      const timer = this.o.clock.setTimeout(() => {
+        stream.reset(StreamError.TIMEOUT, 'the cloud stopped waiting');
+        settle(() => reject(new RelayError(504, 'upstream_timeout', `no answer from the connector within ${this.o.timeoutMs} ms`)));
+      }, this.o.timeoutMs);
+      const onAbort = (): void => {
+        stream.reset(StreamError.CANCEL, 'client went away');
+        settle(() => reject(new RelayError(499, 'cancelled', 'the client cancelled the request')));
+      };
+      const onError = (e: Error): void => settle(() => reject(e));
+      if (r.signal?.aborted) return onAbort();
+      r.signal?.addEventListener('abort', onAbort, { once: true });
+      stream.on('error', onError);
+      stream.once('response', (head: ResponseHead) => settle(() => resolve(head)));
+      if (r.body) {
+        r.body.on('error', () => stream.reset(StreamError.CANCEL, 'request body failed'));
+        r.body.pipe(stream);
+      } else stream.end();
+    });
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Pure rules for what may cross the relay: which paths stay under a target's base path, which
+ * headers are hop-by-hop or forged, which methods and paths a target allows. The cloud applies them
+ * when a request arrives and the connector applies them again before anything reaches the UEM
+ * (defence in depth: the connector never trusts the cloud's checks).
+ */
+import type { HeaderList } from '../protocol/messages.js';
+
+export type PathCheck = { ok: true; path: string; query: string } | { ok: false; reason: string };
+
+const MAX_PATH = 8192;
+
+/** Decodes percent-escapes repeatedly (double encoding) until stable; undefined if malformed. */
+function decodeFully(s: string): string | undefined {
+  let cur = s;
+  for (let i = 0; i < 4; i++) {
+    let next: string;
+    try {
+      next = decodeURIComponent(cur);
+    } catch {
+      return undefined;
+    }
+    if (next === cur) return cur;
+    cur = next;
+  }
+  return cur;
+}
+
+/**
+ * Checks a request-relative path (with optional query) for anything that could leave the target's
+ * base path or confuse the upstream's parser: dot segments (raw, %2e, double-encoded, `..;`), empty
+ * segments (`//host`), backslashes, encoded slashes, NUL, CR/LF and other control characters,
+ * fragments, and non-path forms (absolute URLs, `*`).
+ */
+export function checkRelativePath(raw: string): PathCheck {
+  if (raw.length === 0 || raw[0] !== '/') return { ok: false, reason: 'the path must start with "/"' };
+  if (raw.length > MAX_PATH) return { ok: false, reason: `the path is longer than ${MAX_PATH} characters` };
+  // Control characters (incl. NUL, CR, LF, TAB, DEL), spaces, backslashes and fragments never belong in a path we forward.
+  if (/[\u0000-\u0020\u007f\\#]/.test(raw)) return { ok: false, reason: 'the path contains a control character, space, backslash or "#"' };
+  if (/[^\u0021-\u007e]/.test(raw)) return { ok: false, reason: 'the path contains characters that must be percent-encoded' };
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  const query = q < 0 ? '' : raw.slice(q);
+  const decodedQuery = decodeFully(query);
+  if (decodedQuery === undefined) return { ok: false, reason: 'the query has a malformed percent-escape' };
+  if (/[\u0000\r\n]/.test(decodedQuery)) return { ok: false, reason: 'the query encodes NUL, CR or LF' };
+  const segments = path.split('/').slice(1);
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (seg === '' && i < segments.length - 1) return { ok: false, reason: 'the path has an empty segment ("//")' };
+    const d = decodeFully(seg);
+    if (d === undefined) return { ok: false, reason: 'the path has a malformed percent-escape' };
+    if (/[/\\\u0000-\u001f\u007f]/.test(d)) return { ok: false, reason: 'the path encodes a slash, backslash or control character' };
+    // ".." and "." in any encoding, and Tomcat-style "..;jsessionid" path parameters.
+    if (/^\.\.?(;.*)?$/.test(d)) return { ok: false, reason: 'the path has a "." or ".." segment' };
+  }
+  return { ok: true, path, query };
+}
+
+/** Joins a base path ("/API", "/", "") and a checked relative path without doubling slashes. */
+export function joinUnderBase(basePath: string, relPath: string): string {
+  const base = basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
+  return `${base}${relPath}`;
+}
+
+// ---- headers ----------------------------------------------------------------------------------
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and proxy credentials: never forwarded. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+export type HeaderCheck = { ok: true; headers: HeaderList } | { ok: false; reason: string };
+
+/**
+ * Filters request headers for forwarding: drops hop-by-hop headers (and those named by Connection),
+ * Host, the relay's own Authorization, cookies, and any header in `drop` (the credential headers
+ * the connector injects). Refuses CR/LF/NUL in values and conflicting Content-Length values (the
+ * classic request-smuggling shapes).
+ */
+export function forwardableRequestHeaders(headers: HeaderList, drop: ReadonlySet<string> = new Set()): HeaderCheck {
+  const named = new Set<string>();
+  let contentLength: string | undefined;
+  for (const [name, value] of headers) {
+    if (/[\r\n\u0000]/.test(value) || /[\r\n\u0000:\s]/.test(name)) return { ok: false, reason: `header "${name.slice(0, 40)}" contains CR, LF or NUL` };
+    const n = name.toLowerCase();
+    if (n === 'connection') for (const t of value.split(',')) named.add(t.trim().toLowerCase());
+    if (n === 'content-length') {
+      const v = value.trim();
+      if (!/^\d{1,15}$/.test(v)) return { ok: false, reason: 'Content-Length is not a number' };
+      if (contentLength !== undefined && contentLength !== v) return { ok: false, reason: 'conflicting Content-Length headers' };
+      contentLength = v;
+    }
+  }
+  const out: HeaderList = [];
+  let sawLength = false;
+  for (const [name, value] of headers) {
+    const n = name.toLowerCase();
+    if (HOP_BY_HOP.has(n) || named.has(n) || n === 'host' || n === 'authorization' || n === 'cookie' || drop.has(n)) continue;
+    if (n === 'content-length') {
+      if (sawLength) continue;
+      sawLength = true;
+    }
+    out.push([n, value]);
+  }
+  return { ok: true, headers: out };
+}
+
+/** Response headers travel back without hop-by-hop ones. */
+export function forwardableResponseHeaders(headers: HeaderList): HeaderList {
+  const named = new Set<string>();
+  for (const [name, value] of headers) if (name.toLowerCase() === 'connection') for (const t of value.split(',')) named.add(t.trim().toLowerCase());
+  return headers.filter(([name]) => {
+    const n = name.toLowerCase();
+    return !HOP_BY_HOP.has(n) && !named.has(n);
+  });
+}
+
+/** Node's rawHeaders ([k, v, k, v, ...]) as pairs. */
+export function pairsFromRaw(raw: string[]): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
+}
+
+// ---- allow rules ------------------------------------------------------------------------------
+
+export interface AllowRule {
+  /** Upper-case methods, or ["*"]. */
+  methods: string[];
+  /** Relative to the target's base path; matches whole segments ("/mdm" allows "/mdm/x", not "/mdmx"). */
+  pathPrefix: string;
+}
+
+export const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function prefixMatches(prefix: string, path: string): boolean {
+  if (prefix === '/' || prefix === '') return true;
+  if (prefix.endsWith('/')) return path.startsWith(prefix);
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
+
+/** Whether a method and request-relative path pass the allow list (an empty list allows everything). */
+export function isAllowed(rules: readonly AllowRule[], method: string, relPath: string): boolean {
+  if (rules.length === 0) return true;
+  const m = method.toUpperCase();
+  return rules.some((r) => (r.methods.includes('*') || r.methods.includes(m)) && prefixMatches(r.pathPrefix, relPath));
+}

@@ -1,0 +1,214 @@
+/**
+ * The connector's side of the relay: each stream the cloud opens is one HTTP request for one target.
+ * Everything is checked here again, whatever the cloud checked: tenant, target, path under the
+ * target's base path, allow list, headers, replays. Then the request goes to the UEM with the
+ * credentials only the connector holds, and the answer streams back through the tunnel's flow
+ * control. Every request ends: with the UEM's answer, an error answer, or a reset.
+ */
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import type { Clock } from '../common/clock.js';
+import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, pairsFromRaw } from '../common/http-policy.js';
+import type { Logger } from '../common/log.js';
+import { StreamError } from '../protocol/codes.js';
+import type { HeaderList } from '../protocol/messages.js';
+import type { MuxStream } from '../protocol/stream.js';
+import type { AuditLog } from './audit.js';
+import { IdempotencyCache } from './idempotency.js';
+import { UpstreamError, type Target } from './targets/target.js';
+
+/** Largest request body buffered so an OAuth2 401 can be retried with a fresh token. */
+const REPLAY_BUFFER_LIMIT = 1024 * 1024;
+const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
+
+export interface RelayDeps {
+  target(id: string): Target | undefined;
+  tenant(): string | undefined;
+  connectorId(): string | undefined;
+  audit: AuditLog;
+  logger: Logger;
+  clock: Clock;
+  idempotency?: IdempotencyCache;
+  /** Counts a finished request (metrics). */
+  onFinished?(e: { target: string; status: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
+}
+
+/** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
+function respondError(s: MuxStream, status: number, code: string, message: string): void {
+  if (s.destroyed || s.response) return;
+  const body = Buffer.from(JSON.stringify({ error: code, message }));
+  s.respond({
+    status,
+    headers: [
+      ['content-type', 'application/json'],
+      ['content-length', String(body.length)],
+      ['x-uemlink-error', code],
+    ],
+  });
+  s.end(body);
+}
+
+/** Collects a small body whole (so it can be replayed); a larger one streams on, prefix first. */
+function collectIfSmall(stream: Readable, limit: number): Promise<Buffer | Readable> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      parts.push(c);
+      size += c.length;
+      if (size > limit) {
+        cleanup();
+        stream.pause();
+        const pt = new PassThrough();
+        for (const p of parts) pt.write(p);
+        stream.pipe(pt);
+        stream.on('error', (e) => pt.destroy(e));
+        resolve(pt);
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(parts));
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = (): void => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+    };
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+  });
+}
+
+function headerValue(headers: HeaderList, name: string): string | undefined {
+  return headers.find(([n]) => n.toLowerCase() === name)?.[1];
+}
+
+export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
+  const idem = deps.idempotency ?? new IdempotencyCache(deps.clock);
+  return (s) => {
+    void handle(s).catch((err: unknown) => {
+      deps.logger.error('relay handler failed', { err });
+      if (!s.response) respondError(s, 500, 'internal', 'the connector failed to handle the request');
+      else s.reset(StreamError.INTERNAL_ERROR, 'internal error');
+    });
+  };
+
+  async function handle(s: MuxStream): Promise<void> {
+    const started = deps.clock.now();
+    const head = s.request;
+    const method = head.method.toUpperCase();
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const finish = (status: number, error?: string): void => {
+      const durationMs = deps.clock.now() - started;
+      deps.audit.record({
+        tenant: head.tenant ?? deps.tenant() ?? '',
+        target: head.target,
+        method,
+        path: head.path,
+        status,
+        bytesIn,
+        bytesOut,
+        durationMs,
+        connectorId: deps.connectorId() ?? '',
+        ...(error ? { error } : {}),
+      });
+      deps.onFinished?.({ target: head.target, status, bytesIn, bytesOut, durationMs, ...(error ? { error } : {}) });
+    };
+    const refuse = (status: number, code: string, message: string): void => {
+      s.resume(); // discard any request body
+      respondError(s, status, code, message);
+      finish(status, code);
+    };
+    s.on('error', () => {}); // resets are handled through 'close' below
+
+    const tenant = deps.tenant();
+    if (head.tenant !== undefined && head.tenant !== tenant) return refuse(403, 'wrong_tenant', `this connector serves tenant "${tenant}", not "${head.tenant}"`);
+    const target = deps.target(head.target);
+    if (!target) return refuse(404, 'unknown_target', `this connector has no target "${head.target}"`);
+    const path = checkRelativePath(head.path);
+    if (!path.ok) return refuse(400, 'bad_path', `${path.reason}`);
+    if (!isAllowed(target.allow, method, path.path)) {
+      return refuse(403, 'not_allowed', `${method} ${path.path} is not allowed for target "${target.id}" by the connector's policy`);
+    }
+    const hdrs = forwardableRequestHeaders(head.headers, target.credentials.headerNames);
+    if (!hdrs.ok) return refuse(400, 'bad_header', hdrs.reason);
+    if (head.idempotencyKey && !IDEMPOTENT_METHODS.has(method) && !idem.claim(head.idempotencyKey)) {
+      return refuse(409, 'duplicate_request', 'this request was already delivered to the UEM once; it is not sent again');
+    }
+
+    const ac = new AbortController();
+    let done = false;
+    // The cloud reset the stream (client went away) before we finished: abort the upstream call.
+    s.once('close', () => {
+      if (!done) ac.abort();
+    });
+
+    // Without Content-Length, GET/HEAD/OPTIONS/DELETE carry no body (the cloud forwards the length
+    // whenever the client gave one); anything else streams with chunked encoding.
+    const len = headerValue(hdrs.headers, 'content-length');
+    const bodiless = len === undefined ? NO_BODY_METHODS.has(method) : len === '0';
+    let body: Readable | Buffer | null = null;
+    if (bodiless) s.resume();
+    else {
+      // Piped at once (not on first use): a listener added later would miss what already flowed.
+      const counted = s.pipe(
+        new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            bytesIn += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+      );
+      body = counted;
+      if (target.credentials.kind === 'oauth2' && (len === undefined || Number(len) <= REPLAY_BUFFER_LIMIT)) {
+        body = await collectIfSmall(counted, REPLAY_BUFFER_LIMIT);
+      }
+    }
+
+    const timeoutMs = Math.min(target.timeoutMs, head.timeoutMs ?? target.timeoutMs);
+    let res: IncomingMessage;
+    try {
+      res = await target.send({ method, path: `${path.path}${path.query}`, headers: hdrs.headers, body, signal: ac.signal, timeoutMs });
+    } catch (e) {
+      done = true;
+      const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
+      if (err.code === 'cancelled') {
+        finish(499, 'cancelled');
+        return;
+      }
+      deps.logger.warn('upstream request failed', { target: target.id, code: err.code, reason: err.message });
+      s.resume();
+      respondError(s, err.status, err.code, err.message);
+      finish(err.status, err.code);
+      return;
+    }
+    const status = res.statusCode ?? 502;
+    if (s.destroyed) {
+      res.destroy();
+      done = true;
+      finish(499, 'cancelled');
+      return;
+    }
+    s.respond({ status, headers: forwardableResponseHeaders(pairsFromRaw(res.rawHeaders)) });
+    res.on('data', (c: Buffer) => (bytesOut += c.length));
+    res.on('error', () => {}); // handled by 'close' without 'end'
+    let ended = false;
+    res.once('end', () => (ended = true));
+    res.once('close', () => {
+      done = true;
+      if (!ended) {
+        // The UEM reset or stalled mid-body: the cloud must see an abort, never a complete answer.
+        s.reset(StreamError.INTERNAL_ERROR, 'the UEM ended the response early');
+        finish(status, 'upstream_reset');
+      } else finish(status);
+    });
+    res.pipe(s);
+  }
+}

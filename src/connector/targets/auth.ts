@@ -1,0 +1,247 @@
+/**
+ * Credentials the connector injects into requests to a UEM. They live only here, on premises: the
+ * cloud never sends or sees them (and any header of the same name the cloud sends is dropped).
+ */
+import { Agent, request as httpsRequest } from 'node:https';
+import { systemClock, type Clock } from '../../common/clock.js';
+import type { HeaderList } from '../../protocol/messages.js';
+import { describeTlsFailure, isTlsError, tlsOptionsFor, type TrustConfig } from './trust.js';
+
+export type ResolvedAuth =
+  | { type: 'basic'; username: string; password: string; apiKey?: string; apiKeyHeader: string }
+  | {
+      type: 'oauth2';
+      tokenUrl: string;
+      clientId: string;
+      clientSecret: string;
+      scope?: string;
+      audience?: string;
+      clientAuth: 'body' | 'basic';
+      apiKey?: string;
+      apiKeyHeader: string;
+    }
+  | { type: 'apiKey'; header: string; value: string; prefix: string }
+  | { type: 'none' };
+
+/** Why an OAuth2 token could not be obtained, in the categories an admin acts on differently. */
+export type OAuthFailure = 'unreachable' | 'tls' | 'rejected' | 'bad_response' | 'timeout';
+
+export class OAuthError extends Error {
+  constructor(
+    readonly failure: OAuthFailure,
+    message: string,
+    /** The OAuth error code from the endpoint, e.g. invalid_client. */
+    readonly oauthError?: string,
+  ) {
+    super(message);
+    this.name = 'OAuthError';
+  }
+}
+
+export interface Credentials {
+  readonly kind: ResolvedAuth['type'];
+  /** Lower-case names of the headers this provider sets (the cloud's copies are dropped). */
+  readonly headerNames: ReadonlySet<string>;
+  /** Headers to add to one upstream request. */
+  headers(): Promise<HeaderList>;
+  /**
+   * The upstream answered 401 to a request made with `used`. Returns whether a single retry with
+   * fresh credentials can help (OAuth: the token may have been revoked or expired early).
+   */
+  rejected(used: HeaderList): boolean;
+  /** The OAuth2 client, for status and metrics (oauth2 only). */
+  readonly oauth?: OAuthClient;
+}
+
+function basicHeader(user: string, pass: string): string {
+  return `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
+}
+
+export function createCredentials(auth: ResolvedAuth, trust: TrustConfig, hooks: OAuthHooks = {}, clock: Clock = systemClock): Credentials {
+  switch (auth.type) {
+    case 'none':
+      return { kind: 'none', headerNames: new Set(), headers: async () => [], rejected: () => false };
+    case 'apiKey': {
+      const h: HeaderList = [[auth.header.toLowerCase(), `${auth.prefix}${auth.value}`]];
+      return { kind: 'apiKey', headerNames: new Set([auth.header.toLowerCase()]), headers: async () => h, rejected: () => false };
+    }
+    case 'basic': {
+      const h: HeaderList = [['authorization', basicHeader(auth.username, auth.password)]];
+      if (auth.apiKey) h.push([auth.apiKeyHeader.toLowerCase(), auth.apiKey]);
+      return { kind: 'basic', headerNames: new Set(h.map(([n]) => n)), headers: async () => h, rejected: () => false };
+    }
+    case 'oauth2': {
+      const client = new OAuthClient(auth, { caPems: trust.caPems, pins: [] }, clock, hooks);
+      const extra: HeaderList = auth.apiKey ? [[auth.apiKeyHeader.toLowerCase(), auth.apiKey]] : [];
+      const names = new Set(['authorization', ...extra.map(([n]) => n)]);
+      return {
+        kind: 'oauth2',
+        headerNames: names,
+        oauth: client,
+        headers: async () => [['authorization', `Bearer ${await client.token()}`], ...extra],
+        rejected: (used) => {
+          const bearer = used.find(([n]) => n === 'authorization')?.[1];
+          return bearer !== undefined && client.invalidate(bearer.replace(/^Bearer /, ''));
+        },
+      };
+    }
+  }
+}
+
+export interface OAuthHooks {
+  /** Called for every token request: ok or the failure category. */
+  onTokenRequest?(outcome: 'ok' | OAuthFailure): void;
+}
+
+interface CachedToken {
+  token: string;
+  /** When to stop using it (before the server's expiry, to absorb clock skew and latency). */
+  refreshAt: number;
+}
+
+/**
+ * OAuth2 client-credentials with a cache and single flight: many concurrent requests share one token
+ * request; the token is reused until shortly before it expires; a token the UEM rejects is dropped so
+ * the next request fetches a fresh one. After a failure, requests within a second share that failure
+ * instead of hammering a broken endpoint.
+ */
+export class OAuthClient {
+  private cached: CachedToken | undefined;
+  private inflight: Promise<string> | undefined;
+  private lastFailure: { at: number; error: OAuthError } | undefined;
+  private readonly agent: Agent;
+  private _requests = 0;
+
+  constructor(
+    private readonly cfg: Extract<ResolvedAuth, { type: 'oauth2' }>,
+    private readonly trust: TrustConfig,
+    private readonly clock: Clock,
+    private readonly hooks: OAuthHooks,
+  ) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  }
+
+  /** Token requests made so far. */
+  get requests(): number {
+    return this._requests;
+  }
+
+  token(): Promise<string> {
+    const now = this.clock.now();
+    if (this.cached && now < this.cached.refreshAt) return Promise.resolve(this.cached.token);
+    if (this.lastFailure && now - this.lastFailure.at < 1000) return Promise.reject(this.lastFailure.error);
+    this.inflight ??= this.fetchToken().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  /** Drops `token` if it is the cached one; returns whether a retry may get a different token. */
+  invalidate(token: string): boolean {
+    if (this.cached?.token === token) {
+      this.cached = undefined;
+      return true;
+    }
+    return this.cached !== undefined || this.inflight !== undefined;
+  }
+
+  private async fetchToken(): Promise<string> {
+    this._requests++;
+    try {
+      const t = await this.requestToken();
+      this.cached = t;
+      this.lastFailure = undefined;
+      this.hooks.onTokenRequest?.('ok');
+      return t.token;
+    } catch (e) {
+      const err = e instanceof OAuthError ? e : new OAuthError('unreachable', (e as Error).message);
+      this.lastFailure = { at: this.clock.now(), error: err };
+      this.hooks.onTokenRequest?.(err.failure);
+      throw err;
+    }
+  }
+
+  private requestToken(): Promise<CachedToken> {
+    const c = this.cfg;
+    const u = new URL(c.tokenUrl);
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (c.scope) form.set('scope', c.scope);
+    if (c.audience) form.set('audience', c.audience);
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    if (c.clientAuth === 'basic') {
+      headers.authorization = basicHeader(encodeURIComponent(c.clientId), encodeURIComponent(c.clientSecret));
+    } else {
+      form.set('client_id', c.clientId);
+      form.set('client_secret', c.clientSecret);
+    }
+    const body = Buffer.from(form.toString());
+    headers['content-length'] = String(body.length);
+    const started = this.clock.now();
+    return new Promise<CachedToken>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          method: 'POST',
+          hostname: u.hostname.replace(/^\[|\]$/g, ''),
+          port: u.port || 443,
+          path: `${u.pathname}${u.search}`,
+          headers,
+          agent: this.agent,
+          timeout: 15_000,
+          ...tlsOptionsFor(this.trust, u.hostname),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (d: Buffer) => {
+            size += d.length;
+            if (size <= 256 * 1024) chunks.push(d);
+          });
+          res.on('error', (e) => reject(new OAuthError('unreachable', `token endpoint ${u.host}: ${e.message}`)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: Record<string, unknown> | undefined;
+            try {
+              const v: unknown = JSON.parse(text);
+              if (v && typeof v === 'object' && !Array.isArray(v)) json = v as Record<string, unknown>;
+            } catch {
+              /* handled below */
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 400) {
+              const code = typeof json?.error === 'string' ? json.error : undefined;
+              const desc = typeof json?.error_description === 'string' ? `: ${json.error_description.slice(0, 200)}` : '';
+              const hint = code === 'invalid_client' ? ' (client id or secret is wrong)' : code === 'invalid_scope' ? ' (check scope)' : '';
+              reject(new OAuthError('rejected', `token endpoint ${u.host} refused the client credentials with HTTP ${status}${code ? ` ${code}` : ''}${hint}${desc}`, code));
+              return;
+            }
+            if (!json) {
+              reject(new OAuthError('bad_response', `token endpoint ${u.host} answered HTTP ${status} with something that is not JSON`));
+              return;
+            }
+            const token = json.access_token;
+            if (typeof token !== 'string' || token.length === 0) {
+              reject(new OAuthError('bad_response', `token endpoint ${u.host} answered without an access_token`));
+              return;
+            }
+            const ttlS = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : typeof json.expires_in === 'string' && Number(json.expires_in) > 0 ? Number(json.expires_in) : 3600;
+            const ttl = ttlS * 1000;
+            // Refresh before expiry: 10% of the lifetime, at most a minute, at least what the request took.
+            const margin = Math.max(Math.min(ttl * 0.1, 60_000), this.clock.now() - started);
+            resolve({ token, refreshAt: started + ttl - margin });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ETIMEDOUT') reject(new OAuthError('timeout', `token endpoint ${u.host} did not answer within 15 s`));
+        else if (isTlsError(e)) reject(new OAuthError('tls', `token endpoint ${u.host}: ${describeTlsFailure(e.code)}`));
+        else reject(new OAuthError('unreachable', `token endpoint ${u.host} unreachable: ${e.code ?? e.message}`));
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * A target at run time: its trust, credentials, keep-alive connection pool and the one function that
+ * sends a request to it. Errors come back as UpstreamError with the relay's stable codes
+ * (upstream_unreachable, upstream_tls, upstream_timeout, upstream_auth, upstream_protocol).
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { systemClock, type Clock } from '../../common/clock.js';
+import { configError, resolveFrom } from '../../common/config.js';
+import { type AllowRule } from '../../common/http-policy.js';
+import type { CertInfo } from '../../common/pki.js';
+import { secrets } from '../../common/redact.js';
+import type { HeaderList } from '../../protocol/messages.js';
+import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
+import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
+import { TrustError, describeTlsFailure, isTlsError, parseCaBundle, parsePin, probePeerCertificate, tlsOptionsFor, type TrustConfig } from './trust.js';
+
+export type UpstreamErrorCode = 'upstream_unreachable' | 'upstream_tls' | 'upstream_timeout' | 'upstream_auth' | 'upstream_protocol' | 'cancelled';
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly code: UpstreamErrorCode,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface TargetStats {
+  inFlight: number;
+  requests: number;
+  lastStatus?: number;
+  lastLatencyMs?: number;
+  lastError?: { code: string; message: string; at: string };
+}
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path and query relative to the target's base path (already checked). */
+  path: string;
+  /** Forwardable headers (already filtered); credentials and Host are added here. */
+  headers: HeaderList;
+  body: Readable | Buffer | null;
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
+export type TargetOrigin = 'local' | 'cloud';
+
+/** Reads a secret given inline or by file; file paths are resolved against the config file. */
+function secretOf(inline: string | undefined, file: string | undefined, configFile: string | undefined, key: string): string | undefined {
+  if (inline !== undefined) {
+    secrets.add(inline);
+    return inline;
+  }
+  if (file === undefined) return undefined;
+  const p = configFile ? resolveFrom(configFile, file) : file;
+  let v: string;
+  try {
+    v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new Error(`${key}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!v) throw new Error(`${key}: ${p} is empty`);
+  secrets.add(v);
+  return v;
+}
+
+function resolveAuth(a: TargetDefinition['auth'] | CloudTargetDefinition['auth'], configFile: string | undefined): ResolvedAuth {
+  const files = a as Record<string, string | undefined>;
+  switch (a.type) {
+    case 'none':
+      return { type: 'none' };
+    case 'apiKey':
+      return { type: 'apiKey', header: a.header, prefix: a.prefix, value: secretOf(a.value, files.valueFile, configFile, 'auth.valueFile')! };
+    case 'basic': {
+      const out: ResolvedAuth = { type: 'basic', username: a.username, apiKeyHeader: a.apiKeyHeader, password: secretOf(a.password, files.passwordFile, configFile, 'auth.passwordFile')! };
+      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile');
+      if (k !== undefined) out.apiKey = k;
+      return out;
+    }
+    case 'oauth2': {
+      const out: ResolvedAuth = {
+        type: 'oauth2',
+        tokenUrl: a.tokenUrl,
+        clientId: a.clientId,
+        clientAuth: a.clientAuth,
+        apiKeyHeader: a.apiKeyHeader,
+        clientSecret: secretOf(a.clientSecret, files.clientSecretFile, configFile, 'auth.clientSecretFile')!,
+      };
+      if (a.scope !== undefined) out.scope = a.scope;
+      if (a.audience !== undefined) out.audience = a.audience;
+      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile');
+      if (k !== undefined) out.apiKey = k;
+      return out;
+    }
+  }
+}
+
+export interface ResolveContext {
+  /** Config file the definition came from (for relative paths and error messages). */
+  configFile?: string;
+  /** Where in that file, e.g. "targets[0]". */
+  where: string;
+  origin: TargetOrigin;
+  clock?: Clock;
+  oauthHooks?: OAuthHooks;
+}
+
+export class Target {
+  readonly stats: TargetStats = { inFlight: 0, requests: 0 };
+  private readonly agent: Agent;
+  private readonly clock: Clock;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly hostHeader: string;
+
+  private constructor(
+    readonly id: string,
+    readonly baseUrl: URL,
+    readonly trust: TrustConfig & { caInfo: CertInfo[] },
+    readonly credentials: Credentials,
+    readonly allow: AllowRule[],
+    readonly timeoutMs: number,
+    readonly maxConcurrent: number,
+    readonly healthPath: string | undefined,
+    readonly origin: TargetOrigin,
+    clock: Clock,
+  ) {
+    this.clock = clock;
+    this.host = baseUrl.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(baseUrl.port || 443);
+    this.hostHeader = baseUrl.host;
+    this.agent = new Agent({
+      keepAlive: true,
+      keepAliveMsecs: 30_000,
+      maxSockets: maxConcurrent,
+      maxFreeSockets: Math.min(maxConcurrent, 64),
+      scheduling: 'lifo',
+      ...tlsOptionsFor(trust, this.host),
+    });
+  }
+
+  /** The base path requests are resolved under ("" for the root). */
+  get basePath(): string {
+    return this.baseUrl.pathname === '/' ? '' : this.baseUrl.pathname.replace(/\/$/, '');
+  }
+
+  /** Builds a target from its definition; throws a config error naming file, key and problem. */
+  static resolve(def: TargetDefinition | CloudTargetDefinition, ctx: ResolveContext): Target {
+    const file = ctx.configFile ?? 'cloud-managed target';
+    const fail = (key: string, msg: string) => configError(file, `${ctx.where}.${key}`, msg);
+    let auth: ResolvedAuth;
+    try {
+      auth = resolveAuth(def.auth, ctx.configFile);
+    } catch (e) {
+      const m = /^([\w.]+): (.*)$/s.exec((e as Error).message);
+      throw fail(m?.[1] ?? 'auth', m?.[2] ?? (e as Error).message);
+    }
+    const tlsDef = def.tls as { caFile?: string; ca?: string; pinSha256?: string | string[]; serverName?: string };
+    let caPems: string[] = [];
+    let caInfo: CertInfo[] = [];
+    try {
+      if (tlsDef.caFile) {
+        const p = ctx.configFile ? resolveFrom(ctx.configFile, tlsDef.caFile) : tlsDef.caFile;
+        let text: string;
+        try {
+          text = readFileSync(p, 'utf8');
+        } catch (e) {
+          throw new TrustError(`${p}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        ({ pems: caPems, info: caInfo } = parseCaBundle(text, p));
+      } else if (tlsDef.ca) {
+        ({ pems: caPems, info: caInfo } = parseCaBundle(tlsDef.ca, 'the inline PEM'));
+      }
+    } catch (e) {
+      throw fail(tlsDef.caFile ? 'tls.caFile' : 'tls.ca', (e as Error).message);
+    }
+    let pins: Buffer[] = [];
+    try {
+      const list = tlsDef.pinSha256 === undefined ? [] : Array.isArray(tlsDef.pinSha256) ? tlsDef.pinSha256 : [tlsDef.pinSha256];
+      pins = list.map(parsePin);
+    } catch (e) {
+      throw fail('tls.pinSha256', (e as Error).message);
+    }
+    const trust: TrustConfig & { caInfo: CertInfo[] } = { caPems, pins, caInfo };
+    if (tlsDef.serverName) trust.serverName = tlsDef.serverName;
+    const allow: AllowRule[] = def.allow.map((r) => ({ methods: r.methods === '*' ? ['*'] : r.methods, pathPrefix: r.pathPrefix }));
+    const clock = ctx.clock ?? systemClock;
+    return new Target(
+      def.id,
+      new URL(def.baseUrl),
+      trust,
+      createCredentials(auth, trust, ctx.oauthHooks ?? {}, clock),
+      allow,
+      def.timeoutMs,
+      def.maxConcurrent,
+      def.healthPath,
+      ctx.origin,
+      clock,
+    );
+  }
+
+  /**
+   * Sends one request and resolves with the response head (body still streaming). With OAuth2, a
+   * 401 is retried once with a fresh token when the body can be replayed (a Buffer or none).
+   */
+  async send(r: UpstreamRequest): Promise<IncomingMessage> {
+    this.stats.inFlight++;
+    this.stats.requests++;
+    const started = this.clock.now();
+    try {
+      let creds = await this.credentialHeaders();
+      let res = await this.once(r, creds);
+      const replayable = r.body === null || Buffer.isBuffer(r.body);
+      if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
+        res.resume();
+        creds = await this.credentialHeaders();
+        res = await this.once(r, creds);
+      }
+      this.stats.lastStatus = res.statusCode ?? 0;
+      this.stats.lastLatencyMs = this.clock.now() - started;
+      return res;
+    } catch (e) {
+      const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
+      if (err.code !== 'cancelled') this.stats.lastError = { code: err.code, message: err.message, at: new Date(this.clock.now()).toISOString() };
+      throw err;
+    } finally {
+      this.stats.inFlight--;
+    }
+  }
+
+  private async credentialHeaders(): Promise<HeaderList> {
+    try {
+      return await this.credentials.headers();
+    } catch (e) {
+      if (e instanceof OAuthError) throw new UpstreamError('upstream_auth', 502, `OAuth2: ${e.message}`);
+      throw new UpstreamError('upstream_auth', 502, `credentials: ${(e as Error).message}`);
+    }
+  }
+
+  private once(r: UpstreamRequest, creds: HeaderList): Promise<IncomingMessage> {
+    const headers: Record<string, string | string[]> = {};
+    const add = (n: string, v: string): void => {
+      const cur = headers[n];
+      if (cur === undefined) headers[n] = v;
+      else headers[n] = Array.isArray(cur) ? [...cur, v] : [cur, v];
+    };
+    for (const [n, v] of r.headers) add(n, v);
+    for (const [n, v] of creds) headers[n] = v;
+    headers.host = this.hostHeader;
+    if (Buffer.isBuffer(r.body)) headers['content-length'] = String(r.body.length);
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      let settled = false;
+      const req = httpsRequest({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: `${this.basePath}${r.path}`, headers });
+      const headTimer = this.clock.setTimeout(() => {
+        req.destroy(Object.assign(new Error(`no answer within ${r.timeoutMs} ms`), { code: 'UEMLINK_TIMEOUT' }));
+      }, r.timeoutMs);
+      const onAbort = (): void => {
+        req.destroy(Object.assign(new Error('the request was cancelled'), { code: 'UEMLINK_CANCELLED' }));
+      };
+      if (r.signal.aborted) onAbort();
+      r.signal.addEventListener('abort', onAbort, { once: true });
+      // Idle timeout for the whole exchange, body included (a stalled body must end too).
+      req.setTimeout(r.timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${r.timeoutMs} ms`), { code: 'UEMLINK_TIMEOUT' })));
+      req.on('response', (res) => {
+        settled = true;
+        this.clock.clearTimeout(headTimer);
+        res.on('close', () => r.signal.removeEventListener('abort', onAbort));
+        resolve(res);
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        this.clock.clearTimeout(headTimer);
+        if (settled) return; // body errors surface on the response stream
+        settled = true;
+        r.signal.removeEventListener('abort', onAbort);
+        void this.classify(e).then(reject);
+      });
+      if (r.body === null) req.end();
+      else if (Buffer.isBuffer(r.body)) req.end(r.body);
+      else {
+        r.body.on('error', (e) => req.destroy(e));
+        r.body.pipe(req);
+      }
+    });
+  }
+
+  private async classify(e: NodeJS.ErrnoException): Promise<UpstreamError> {
+    const where = `${this.baseUrl.host}`;
+    if (e.code === 'UEMLINK_CANCELLED') return new UpstreamError('cancelled', 499, 'cancelled by the client');
+    if (e.code === 'UEMLINK_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: ${e.message}`);
+    if (isTlsError(e)) {
+      const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
+      const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
+      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`);
+    }
+    if (e.code?.startsWith('HPE_') || e.code === 'ERR_INVALID_HTTP_RESPONSE') return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response (${e.code})`);
+    const why: Record<string, string> = {
+      ECONNREFUSED: 'connection refused',
+      ENOTFOUND: 'host name not found (DNS)',
+      EAI_AGAIN: 'DNS lookup failed',
+      EHOSTUNREACH: 'host unreachable',
+      ENETUNREACH: 'network unreachable',
+      ECONNRESET: 'connection reset before the answer',
+      EPIPE: 'connection closed while sending',
+    };
+    return new UpstreamError('upstream_unreachable', 502, `${where}: ${why[e.code ?? ''] ?? e.message}`);
+  }
+
+  /** An authenticated GET of healthPath (or the base path) to tell whether the UEM answers. */
+  async checkHealth(timeoutMs = 10_000): Promise<{ reachable: boolean; status?: number; latencyMs: number; error?: { code: string; message: string } }> {
+    const started = this.clock.now();
+    const ac = new AbortController();
+    try {
+      const res = await this.send({ method: 'GET', path: this.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: ac.signal, timeoutMs });
+      res.resume();
+      const status = res.statusCode ?? 0;
+      return { reachable: true, status, latencyMs: this.clock.now() - started };
+    } catch (e) {
+      const err = e as UpstreamError;
+      return { reachable: false, latencyMs: this.clock.now() - started, error: { code: err.code ?? 'upstream_unreachable', message: err.message } };
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.credentials.oauth?.close();
+  }
+}
