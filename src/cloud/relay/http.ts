@@ -69,11 +69,17 @@ export function relayHttp(deps: RelayHttpDeps): RequestHandler {
     const principal = await principalOf(req, deps);
     if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
     requireTenant(principal, parsed.tenant);
-    if (!TARGET_RE.test(parsed.target)) throw new ApiError(404, 'unknown_target', `"${parsed.target.slice(0, 64)}" is not a target id`);
+    if (!TARGET_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
     const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));
     if (!headers.ok) throw new ApiError(400, 'bad_header', headers.reason);
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && te.split(',').pop()!.trim().toLowerCase() !== 'chunked') {
+      // RFC 9112 6.3: a request whose final transfer coding is not chunked cannot be framed.
+      res.setHeader('connection', 'close');
+      throw new ApiError(400, 'bad_header', 'Transfer-Encoding must end with "chunked"');
+    }
     const len = req.headers['content-length'];
     const hasBody = len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
     if (len !== undefined && Number(len) > deps.maxRequestBytes) {

@@ -117,6 +117,8 @@ export class Relay {
         lastError = new RelayError(503, 'no_connector', `the connectors serving "${r.target}" are busy or restarting; retry`);
         continue;
       }
+      // Errors are reported through exchange() and the body pipeline; a late one must not crash.
+      stream.on('error', () => {});
       const bodyUsed = r.body !== null;
       try {
         const head = await this.exchange(stream, r);
