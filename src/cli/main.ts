@@ -5,6 +5,7 @@ import { VERSION } from '../common/version.js';
 import { cloudCommands } from './cloud.js';
 import { EXIT } from './common.js';
 import { connectorCommands } from './connector.js';
+import { simulateUemCommand } from '../uem/simulator/cli.js';
 
 const program = new Command('uemlink')
   .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')
@@ -14,6 +15,7 @@ const program = new Command('uemlink')
 
 cloudCommands(program);
 connectorCommands(program);
+simulateUemCommand(program);
 
 try {
   await program.parseAsync(process.argv);

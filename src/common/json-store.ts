@@ -107,8 +107,10 @@ export class JsonStore<T> {
     try {
       release = await lockfile.lock(this.opts.file, {
         realpath: false,
-        stale: 15_000,
-        update: 5_000,
+        // Updates hold the lock for milliseconds; a lock untouched for 5 s belongs to a dead
+        // process (kill -9 mid-update) and is taken over.
+        stale: 5_000,
+        update: 1_000,
         retries: { retries: 100, minTimeout: 10, maxTimeout: 200, factor: 1.5 },
         onCompromised: (err) => this.opts.onLockCompromised?.(err),
       });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -68,10 +68,15 @@ describe('json store', function () {
   it('kill -9 in the middle of writes never leaves a torn or invalid file', async () => {
     const file = join(tempDir(), 'doc.json');
     for (let i = 0; i < 15; i++) {
-      const p = spawn(process.execPath, [WORKER, file, 'churn', '100000'], { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 80 + Math.random() * 120));
+      const p = spawn(process.execPath, [WORKER, file, 'churn', '100000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      // Kill at a random moment once writes are under way.
+      const ready = await Promise.race([new Promise<boolean>((r) => p.stdout!.once('data', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+      expect(ready, 'the writer got going (a stale lock from the previous kill was taken over)').to.equal(true);
+      await new Promise((r) => setTimeout(r, Math.random() * 60));
       p.kill('SIGKILL');
       await new Promise((r) => p.on('exit', r));
+      // A lock left by the killed writer is taken over after 5 s (tested below); skip the wait here.
+      rmSync(`${file}.lock`, { recursive: true, force: true });
       if (!existsSync(file)) continue;
       const doc = Doc.parse(JSON.parse(readFileSync(file, 'utf8')));
       expect(doc.items.length).to.equal(doc.counter % 50);
@@ -79,6 +84,16 @@ describe('json store', function () {
     expect(existsSync(file), 'some write completed').to.equal(true);
     // Leftover temp files from killed writers do not confuse a reader.
     expect((await open(file).read()).version).to.equal(1);
+  });
+
+  it('a lock left by a writer killed mid-update is taken over, not waited on for ever', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(`${file}.lock`); // what a kill -9 during update() leaves behind
+    const t0 = Date.now();
+    await open(file).update((d) => void (d.counter = 1));
+    expect(Date.now() - t0).to.be.below(12_000);
+    expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(1);
   });
 
   it('a corrupt file is reported with its path and left as it is', async () => {

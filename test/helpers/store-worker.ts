@@ -7,6 +7,7 @@ const [file, mode, nStr] = process.argv.slice(2) as [string, string, string];
 const s = new JsonStore<z.infer<typeof Doc>>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, counter: 0, items: [] }) });
 const n = Number(nStr);
 for (let i = 0; i < n; i++) {
+  if (i === 1) process.stdout.write('ready\n'); // the first write is on disk
   await s.update((d) => {
     d.counter++;
     if (mode === 'churn') {

@@ -1,0 +1,65 @@
+/** `uemlink simulate-uem`: runs a simulated on-premises UEM server for demos, tests and benchmarks. */
+import { Option, type Command } from 'commander';
+import { parseHostPort } from '../../common/config.js';
+import { UemlinkError } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
+import { action, onTerminate } from '../../cli/common.js';
+import { startSimulator } from './server.js';
+import { SIMULATOR_VENDORS, type SimulatorVendor } from './state.js';
+
+interface SimulateUemOptions {
+  vendor: SimulatorVendor;
+  listen: string;
+  state: string;
+  devices?: string;
+  seed?: string;
+  tokenTtl?: string;
+  quotaPerMinute?: string;
+}
+
+function wholeNumber(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UemlinkError('USAGE', `${flag}: must be a whole number from ${min} to ${max}, not "${v}"`);
+  return Number(v);
+}
+
+export function simulateUemCommand(program: Command): void {
+  program
+    .command('simulate-uem')
+    .description('run a simulated UEM server (HTTPS) with a seeded fleet; prints where its CA and credentials are')
+    .addOption(new Option('--vendor <vendor>', 'which UEM to simulate').choices(SIMULATOR_VENDORS).makeOptionMandatory())
+    .requiredOption('--listen <host:port>', 'address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free one)')
+    .requiredOption('--state <dir>', 'directory for the CA, server certificate and credentials (created 0700, reused)')
+    .option('--devices <n>', 'number of simulated devices (default 200)')
+    .option('--seed <n>', 'seed of the generated data (default 1)')
+    .option('--token-ttl <seconds>', 'lifetime of OAuth tokens (default 3600)')
+    .option('--quota-per-minute <n>', 'answer 429 beyond this many API requests per minute (default: no quota)')
+    .action(
+      action(async (opts: SimulateUemOptions) => {
+        const listen = parseHostPort(opts.listen);
+        if (!listen) throw new UemlinkError('USAGE', `--listen: must be "HOST:PORT" (IPv6 as "[::1]:PORT"), not "${opts.listen}"`);
+        const devices = wholeNumber('--devices', opts.devices, 0, 1_000_000);
+        const seed = wholeNumber('--seed', opts.seed, 0, 0xffffffff);
+        const tokenTtlSeconds = wholeNumber('--token-ttl', opts.tokenTtl, 1, 7 * 86_400);
+        const quotaPerMinute = wholeNumber('--quota-per-minute', opts.quotaPerMinute, 1, 10_000_000);
+        const logger = createLogger({ component: 'uem-simulator' });
+        const sim = await startSimulator({
+          vendor: opts.vendor,
+          listen,
+          stateDir: opts.state,
+          logger,
+          ...(devices === undefined ? {} : { devices }),
+          ...(seed === undefined ? {} : { seed }),
+          ...(tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds }),
+          ...(quotaPerMinute === undefined ? {} : { quotaPerMinute }),
+        });
+        // Where things are, never the secrets themselves: they stay in the 0600 credentials file.
+        process.stderr.write(
+          `${opts.vendor} UEM simulator listening on ${sim.url} (API ${sim.baseUrl}, token endpoint ${sim.tokenUrl})\n` +
+            `  CA certificate to trust: ${sim.caFile}\n` +
+            `  credentials:             ${sim.credentialsFile}\n`,
+        );
+        onTerminate(() => sim.close(), (m) => logger.info(m));
+      }),
+    );
+}

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, joinUnderBase } from '../../src/common/http-policy.js';
+
+/** What a typical server does with a path: percent-decode, then resolve dot segments. */
+function normalize(p: string): string {
+  const out: string[] = [];
+  for (const seg of decodeURIComponent(p).split('/')) {
+    if (seg === '..') out.pop();
+    else if (seg !== '.' && seg !== '') out.push(seg);
+  }
+  return `/${out.join('/')}`;
+}
+
+describe('http policy', () => {
+  it('a path that passes can never resolve outside the base path, whatever the server decodes', () => {
+    const segChar = fc.constantFrom('a', 'b', '.', '%2e', '%2E', '%2f', '%5c', '%25', '%00', ';', '-', '~', '%20', '..', '%252e');
+    const seg = fc.array(segChar, { minLength: 0, maxLength: 4 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.array(seg, { minLength: 1, maxLength: 6 }), (segs) => {
+        const p = `/${segs.join('/')}`;
+        const r = checkRelativePath(p);
+        if (!r.ok) return;
+        let n: string;
+        try {
+          n = normalize(joinUnderBase('/API', r.path));
+        } catch {
+          return; // a server that cannot decode it answers 400 itself
+        }
+        expect(n === '/API' || n.startsWith('/API/'), `${p} -> ${n}`).to.equal(true);
+        expect(decodeURIComponent(r.path)).to.not.match(/[\\\u0000\r\n]/);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('keeps ordinary API paths and queries as they are', () => {
+    for (const p of ['/mdm/devices/search?page=0&pagesize=500', '/system/groups/570/children', '/v2/devices?query=common.status%3D%22ACTIVE%22', '/', '/mdm/', '/a%20b/c']) {
+      const r = checkRelativePath(p);
+      expect(r.ok, p).to.equal(true);
+      if (r.ok) expect(r.path + r.query).to.equal(p);
+    }
+  });
+
+  it('joins base and path without doubling or losing slashes', () => {
+    expect(joinUnderBase('/API', '/mdm')).to.equal('/API/mdm');
+    expect(joinUnderBase('/API/', '/mdm')).to.equal('/API/mdm');
+    expect(joinUnderBase('', '/mdm')).to.equal('/mdm');
+  });
+
+  it('drops hop-by-hop, Host, Authorization, Cookie, Connection-named and injected headers', () => {
+    const r = forwardableRequestHeaders(
+      [
+        ['Host', 'evil'],
+        ['Authorization', 'Bearer relay-token'],
+        ['Connection', 'keep-alive, X-Secret-Hop'],
+        ['X-Secret-Hop', '1'],
+        ['Transfer-Encoding', 'chunked'],
+        ['Proxy-Authorization', 'Basic x'],
+        ['aw-tenant-code', 'forged'],
+        ['Cookie', 'a=b'],
+        ['Accept', 'application/json'],
+        ['Content-Length', '5'],
+      ],
+      new Set(['aw-tenant-code']),
+    );
+    expect(r).to.deep.equal({ ok: true, headers: [['accept', 'application/json'], ['content-length', '5']] });
+  });
+
+  it('refuses CR/LF/NUL in header values and conflicting Content-Length', () => {
+    expect(forwardableRequestHeaders([['x', 'a\r\nHost: evil']]).ok).to.equal(false);
+    expect(forwardableRequestHeaders([['x', 'a\u0000']]).ok).to.equal(false);
+    expect(forwardableRequestHeaders([['content-length', '3'], ['content-length', '4']]).ok).to.equal(false);
+    expect(forwardableRequestHeaders([['content-length', '3'], ['content-length', '3']])).to.deep.equal({ ok: true, headers: [['content-length', '3']] });
+    expect(forwardableRequestHeaders([['content-length', '-1']]).ok).to.equal(false);
+  });
+
+  it('strips hop-by-hop response headers but keeps the rest, duplicates included', () => {
+    expect(forwardableResponseHeaders([['Connection', 'close'], ['Keep-Alive', 't=5'], ['Set-Cookie', 'a'], ['Set-Cookie', 'b']])).to.deep.equal([
+      ['Set-Cookie', 'a'],
+      ['Set-Cookie', 'b'],
+    ]);
+  });
+
+  it('allow rules match methods and whole path segments; no rules allow all', () => {
+    const rules = [{ methods: ['GET'], pathPrefix: '/mdm' }, { methods: ['*'], pathPrefix: '/system/info' }, { methods: ['POST'], pathPrefix: '/tags/' }];
+    expect(isAllowed([], 'DELETE', '/anything')).to.equal(true);
+    expect(isAllowed(rules, 'GET', '/mdm')).to.equal(true);
+    expect(isAllowed(rules, 'get', '/mdm/devices')).to.equal(true);
+    expect(isAllowed(rules, 'GET', '/mdmx')).to.equal(false);
+    expect(isAllowed(rules, 'POST', '/mdm/devices')).to.equal(false);
+    expect(isAllowed(rules, 'PUT', '/system/info')).to.equal(true);
+    expect(isAllowed(rules, 'POST', '/tags/1')).to.equal(true);
+    expect(isAllowed(rules, 'POST', '/tags')).to.equal(false);
+  });
+});
