@@ -1,0 +1,219 @@
+/**
+ * Relay behaviour that needs to reach inside the processes: relay.fetch for the cloud's own code,
+ * cloud-managed targets and the connector's local policy over them, the connector's own checks when
+ * the cloud misbehaves, and drain with requests in flight.
+ */
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CloudServer } from '../../src/cloud/server.js';
+import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
+import { sleep, until } from '../helpers/procs.js';
+import { collect } from '../helpers/sessions.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+describe('relay (in-process cloud and connector)', function () {
+  this.timeout(30_000);
+  let cloud: CloudServer;
+  let up: Upstream;
+  const stops: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    cloud = await startInprocCloud({ relayTimeoutMs: 3000 });
+    up = await startUpstream();
+  });
+  after(async () => {
+    for (const s of stops) await s();
+    await cloud.shutdown();
+    await up.close();
+  });
+
+  it('relay.fetch gives the cloud\'s code a standard Response, streaming, with relay errors as JSON responses', async () => {
+    const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'ws1', baseUrl: `${up.baseUrl}/API`, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+    stops.push(() => daemon.shutdown());
+    const r = await cloud.relay.fetch('acme', 'ws1', '/mdm/devices/search?page=1', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ q: 1 }) });
+    expect(r).to.be.instanceOf(Response);
+    expect(r.status).to.equal(200);
+    expect(r.headers.get('x-uemlink-connector')).to.equal(daemon.identity!.connectorId);
+    const body = (await r.json()) as { url: string; body: string; method: string };
+    expect(body).to.include({ url: '/API/mdm/devices/search?page=1', body: '{"q":1}', method: 'POST' });
+
+    const missing = await cloud.relay.fetch('acme', 'nope', '/x');
+    expect(missing.status).to.equal(404);
+    expect(await missing.json()).to.include({ error: 'unknown_target' });
+    const bad = await cloud.relay.fetch('acme', 'ws1', '/a/../../b');
+    expect(bad.status).to.equal(400);
+    const none = await cloud.relay.fetch('globex', 'ws1', '/x');
+    expect(none.status).to.equal(404);
+  });
+
+  it('the connector re-checks everything itself: a cloud sending a bad path, a foreign tenant or a disallowed method is refused', async () => {
+    const { daemon, id } = await startInprocConnector(cloud, {
+      targets: [{ id: 'guarded', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem }, allow: [{ methods: ['GET'], pathPrefix: '/ok' }] }],
+    });
+    stops.push(() => daemon.shutdown());
+    const live = cloud.registry.get(id.connectorId)!;
+    const ask = async (head: { method: string; path: string; tenant?: string }): Promise<{ status: number; error: string }> => {
+      const s = live.session.openStream({ ...head, headers: [], target: 'guarded' });
+      s.end();
+      const h = await new Promise<{ status: number }>((r) => s.once('response', r));
+      const b = JSON.parse((await collect(s)).toString()) as { error: string };
+      return { status: h.status, error: b.error };
+    };
+    const before = up.seen.length;
+    expect(await ask({ method: 'GET', path: '/ok/../../secret' })).to.deep.equal({ status: 400, error: 'bad_path' });
+    expect(await ask({ method: 'GET', path: '/ok', tenant: 'globex' })).to.deep.equal({ status: 403, error: 'wrong_tenant' });
+    expect(await ask({ method: 'DELETE', path: '/ok' })).to.deep.equal({ status: 403, error: 'not_allowed' });
+    expect(up.seen.length).to.equal(before);
+  });
+
+  it('a replayed non-idempotent request (same idempotency key) is never sent to the UEM twice', async () => {
+    const { daemon, id } = await startInprocConnector(cloud, { targets: [{ id: 'orders', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+    stops.push(() => daemon.shutdown());
+    const live = cloud.registry.get(id.connectorId)!;
+    const post = async (): Promise<number> => {
+      const s = live.session.openStream({ method: 'POST', path: '/orders', headers: [['content-length', '2']], target: 'orders', idempotencyKey: 'k-123' });
+      s.end('{}');
+      const h = await new Promise<{ status: number }>((r) => s.once('response', r));
+      s.resume();
+      return h.status;
+    };
+    const before = up.seen.length;
+    expect(await post()).to.equal(200);
+    expect(await post()).to.equal(409);
+    expect(up.seen.length).to.equal(before + 1);
+  });
+
+  it('a UEM that resets mid-body makes the stream abort: never a truncated answer that looks complete', async () => {
+    const cut = await startUpstream({
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-length': '100000' });
+        res.write(Buffer.alloc(30_000, 1), () => setTimeout(() => res.socket?.destroy(), 20));
+      },
+    });
+    try {
+      const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'cut', baseUrl: cut.baseUrl, auth: { type: 'none' }, tls: { ca: cut.caPem } }] });
+      stops.push(() => daemon.shutdown());
+      const res = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/relay/acme/cut/x`, { headers: { authorization: `Bearer ${cloud.config.adminToken}` } });
+      expect(res.status).to.equal(200);
+      const err = await res.arrayBuffer().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, 'reading the body must fail').to.be.instanceOf(Error);
+    } finally {
+      await cut.close();
+    }
+  });
+
+  describe('cloud-managed targets', () => {
+    it('an allowed host is accepted at once and relays; a definition is stored with its secrets sealed', async () => {
+      const { daemon } = await startInprocConnector(cloud, { group: 'site-a', extra: { cloudManagedTargets: { allowedHosts: ['127.0.0.1'] } } });
+      stops.push(() => daemon.shutdown());
+      const res = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/tenants/acme/managed-targets/pushed`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${cloud.config.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ group: 'site-a', baseUrl: up.baseUrl, auth: { type: 'basic', username: 'u', password: 'cloud-managed-secret-1' }, tls: { ca: up.caPem } }),
+      });
+      expect(res.status).to.equal(200);
+      await until(() => daemon.target('pushed') !== undefined, 5000, 'the connector to accept');
+      await until(() => cloud.registry.get(daemon.identity!.connectorId)?.targets.includes('pushed'), 5000, 'the cloud to see it advertised');
+      const r = await cloud.relay.fetch('acme', 'pushed', '/hello');
+      expect(r.status).to.equal(200);
+      const seen = (await r.json()) as { headers: Record<string, string> };
+      expect(seen.headers.authorization).to.equal(`Basic ${Buffer.from('u:cloud-managed-secret-1').toString('base64')}`);
+      // At rest, on both sides, the secret is sealed.
+      expect(readFileSync(join(daemon.config.stateDir, 'managed-targets.json'), 'utf8')).to.not.contain('cloud-managed-secret-1');
+      expect(readFileSync(join(cloud.config.dataDir, 'cloud-state.json'), 'utf8')).to.not.contain('cloud-managed-secret-1');
+      // The cloud learns the connector's answer.
+      await until(async () => {
+        const list = await cloud.managedTargets.list('acme');
+        return list.find((t) => t.id === 'pushed')?.connectors.some((c) => c.id === daemon.identity!.connectorId && c.state === 'accepted');
+      }, 8000, 'the status to reach the cloud');
+    });
+
+    it('a host outside the local policy stays pending (visible) until a local admin approves it', async () => {
+      const { daemon } = await startInprocConnector(cloud, { group: 'site-b' });
+      stops.push(() => daemon.shutdown());
+      await cloud.managedTargets.put('acme', 'needs-ok', { group: 'site-b', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } });
+      await until(async () => (await daemon.managedTargets!.list()).some((t) => t.id === 'needs-ok'), 5000, 'the offer to arrive');
+      const pending = (await daemon.managedTargets!.list()).find((t) => t.id === 'needs-ok')!;
+      expect(pending.state).to.equal('pending');
+      expect(pending.reason).to.contain('allowedHosts');
+      expect(daemon.target('needs-ok')).to.equal(undefined);
+      expect((await cloud.relay.fetch('acme', 'needs-ok', '/x')).status).to.be.oneOf([404, 503]);
+
+      await daemon.managedTargets!.decide('needs-ok', 'accepted');
+      await until(() => cloud.registry.get(daemon.identity!.connectorId)?.targets.includes('needs-ok'), 5000, 'the new target to be advertised');
+      expect((await cloud.relay.fetch('acme', 'needs-ok', '/x')).status).to.equal(200);
+
+      await daemon.managedTargets!.decide('needs-ok', 'refused', 'not ours');
+      await until(() => !cloud.registry.get(daemon.identity!.connectorId)?.targets.includes('needs-ok'), 5000, 'the target to be withdrawn');
+    });
+
+    it('a local target of the same id always wins; a cloud offer for it is refused', async () => {
+      const { daemon } = await startInprocConnector(cloud, {
+        group: 'site-c',
+        targets: [{ id: 'mine', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }],
+        extra: { cloudManagedTargets: { allowedHosts: ['*.example.com', '127.0.0.1'] } },
+      });
+      stops.push(() => daemon.shutdown());
+      await cloud.managedTargets.put('acme', 'mine', { group: 'site-c', baseUrl: 'https://uem.example.com', auth: { type: 'none' } });
+      await until(async () => {
+        const list = await cloud.managedTargets.list('acme');
+        return list.find((t) => t.id === 'mine')?.connectors.find((c) => c.id === daemon.identity!.connectorId && c.state === 'refused');
+      }, 8000, 'the refusal to reach the cloud');
+      expect(daemon.target('mine')!.origin).to.equal('local');
+    });
+  });
+
+  describe('drain', () => {
+    it('SIGTERM-style drain on the connector lets in-flight requests finish, takes no new ones, then closes', async () => {
+      const slow = await startUpstream({
+        handler: async (_req, res) => {
+          await sleep(600);
+          res.end('finished');
+        },
+      });
+      try {
+        const a = await startInprocConnector(cloud, { targets: [{ id: 'slowt', baseUrl: slow.baseUrl, auth: { type: 'none' }, tls: { ca: slow.caPem } }] });
+        const inflight = cloud.relay.fetch('acme', 'slowt', '/work');
+        await until(() => slow.seen.length === 1, 3000, 'the request to be in flight');
+        const drained = a.daemon.shutdown();
+        const r = await inflight;
+        expect(r.status).to.equal(200);
+        expect(await r.text()).to.equal('finished');
+        await drained;
+        // Gone: new requests find no connector.
+        expect((await cloud.relay.fetch('acme', 'slowt', '/again')).status).to.equal(503);
+      } finally {
+        await slow.close();
+      }
+    });
+
+    it('drain on the cloud: GOAWAY first, in-flight requests finish, then the tunnel closes with going-away', async () => {
+      const other = await startInprocCloud();
+      const slow = await startUpstream({
+        handler: async (_req, res) => {
+          await sleep(600);
+          res.end('done');
+        },
+      });
+      try {
+        const a = await startInprocConnector(other, { targets: [{ id: 'slowt', baseUrl: slow.baseUrl, auth: { type: 'none' }, tls: { ca: slow.caPem } }] });
+        stops.push(() => a.daemon.shutdown());
+        const inflight = other.relay.fetch('acme', 'slowt', '/work');
+        await until(() => slow.seen.length === 1, 3000, 'in flight');
+        const session = other.registry.get(a.id.connectorId)!.session;
+        const closed = new Promise<number>((r) => session.once('close', (i) => r(i.code)));
+        const shutdown = other.shutdown();
+        const r = await inflight;
+        expect(await r.text()).to.equal('done');
+        expect(await closed).to.equal(1001);
+        await shutdown;
+      } finally {
+        await slow.close();
+      }
+    });
+  });
+});
