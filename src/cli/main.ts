@@ -6,6 +6,7 @@ import { cloudCommands } from './cloud.js';
 import { EXIT } from './common.js';
 import { connectorCommands } from './connector.js';
 import { simulateUemCommand } from '../uem/simulator/cli.js';
+import { demoCommand } from './demo.js';
 
 const program = new Command('uemlink')
   .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')
@@ -16,6 +17,7 @@ const program = new Command('uemlink')
 cloudCommands(program);
 connectorCommands(program);
 simulateUemCommand(program);
+demoCommand(program);
 
 try {
   await program.parseAsync(process.argv);
