@@ -29,10 +29,11 @@ export function parseConfig<S extends z.ZodType>(file: string, text: string, sch
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    const m = /position (\d+)/.exec((e as Error).message);
+    const msg = (e as Error).message;
+    const m = /position (\d+)/.exec(msg);
     let where = '';
-    if (m) {
-      const pos = Number(m[1]);
+    const pos = m ? Number(m[1]) : /end of JSON input/.test(msg) ? text.length : undefined;
+    if (pos !== undefined) {
       const before = text.slice(0, pos);
       const line = before.split('\n').length;
       const col = pos - before.lastIndexOf('\n');

@@ -106,6 +106,40 @@ describe('relay (in-process cloud and connector)', function () {
     }
   });
 
+  it('a UEM that does not answer in time gives 504 upstream_timeout, and the audit log records every call without query values', async () => {
+    const hang = await startUpstream({ handler: () => {} });
+    try {
+      const { daemon } = await startInprocConnector(cloud, {
+        targets: [
+          { id: 'hang', baseUrl: hang.baseUrl, auth: { type: 'none' }, tls: { ca: hang.caPem }, timeoutMs: 500 },
+          { id: 'fine', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } },
+        ],
+      });
+      stops.push(() => daemon.shutdown());
+      const t0 = Date.now();
+      const r = await cloud.relay.fetch('acme', 'hang', '/slow');
+      expect(r.status).to.equal(504);
+      expect(await r.json()).to.include({ error: 'upstream_timeout' });
+      expect(Date.now() - t0).to.be.below(2500);
+      expect((await cloud.relay.fetch('acme', 'fine', '/devices?apikey=SECRET-IN-QUERY&page=2')).status).to.equal(200);
+      await until(() => {
+        try {
+          return readFileSync(daemon.config.audit.file, 'utf8').split('\n').filter(Boolean).length >= 2;
+        } catch {
+          return false;
+        }
+      }, 3000, 'audit lines');
+      const lines = readFileSync(daemon.config.audit.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).to.include({ tenant: 'acme', target: 'hang', method: 'GET', path: '/slow', status: 504, error: 'upstream_timeout', connectorId: daemon.identity!.connectorId });
+      expect(lines[1]).to.include({ target: 'fine', status: 200, path: '/devices?apikey=…&page=…' });
+      expect(lines[1]!.durationMs).to.be.a('number');
+      expect(lines[1]!.time).to.be.a('string');
+      expect(readFileSync(daemon.config.audit.file, 'utf8')).to.not.contain('SECRET-IN-QUERY');
+    } finally {
+      await hang.close();
+    }
+  });
+
   describe('cloud-managed targets', () => {
     it('an allowed host is accepted at once and relays; a definition is stored with its secrets sealed', async () => {
       const { daemon } = await startInprocConnector(cloud, { group: 'site-a', extra: { cloudManagedTargets: { allowedHosts: ['127.0.0.1'] } } });
