@@ -2,10 +2,15 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
-import { createLogger } from '../common/log.js';
+import { writeFile } from 'node:fs/promises';
+import { RecentProblems, createLogger, silentLogger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
-import { loadConnectorConfig } from '../connector/config.js';
-import { ConnectorDaemon } from '../connector/daemon.js';
+import { diagnoseOffline, runConnector } from '../connector/app.js';
+import { loadConnectorConfig, type ConnectorConfig } from '../connector/config.js';
+import { formatDiagnosis } from '../connector/diagnose.js';
+import { requestJson } from '../connector/http-json.js';
+import { systemFacts, type ConnectorStatus } from '../connector/status.js';
+import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { action, onTerminate } from './common.js';
@@ -52,14 +57,96 @@ export function connectorCommands(program: Command): void {
 
   connector
     .command('run')
-    .description('run the connector daemon')
+    .description('run the connector daemon and its local page')
     .requiredOption('-c, --config <file>', 'connector config file (JSON)')
     .action(
       action(async (opts: { config: string }) => {
         const cfg = loadConnectorConfig(opts.config);
-        const logger = createLogger({ component: 'connector', level: cfg.logLevel });
-        const daemon = await ConnectorDaemon.start(cfg, { logger });
-        onTerminate(() => daemon.shutdown(), (m) => logger.info(m));
+        const recent = new RecentProblems(50);
+        const logger = createLogger({ component: 'connector', level: cfg.logLevel, recent, ...(cfg.logFile ? { file: { path: cfg.logFile } } : {}) });
+        const running = await runConnector(cfg, logger, recent);
+        onTerminate(() => running.shutdown(), (m) => logger.info(m));
       }),
     );
+
+  connector
+    .command('status')
+    .description("print the running connector's status (from its local page); exit 1 when not ready")
+    .requiredOption('-c, --config <file>', 'connector config file (JSON)')
+    .option('--json', 'print /api/status as JSON')
+    .action(
+      action(async (opts: { config: string; json?: boolean }) => {
+        const cfg = loadConnectorConfig(opts.config);
+        const status = await fetchStatus(cfg);
+        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+        process.exitCode = status.ready ? 0 : 1;
+      }),
+    );
+
+  connector
+    .command('diagnose')
+    .description('check every step to the cloud and to each UEM, with hints; exit 0 only if all pass')
+    .requiredOption('-c, --config <file>', 'connector config file (JSON)')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (opts: { config: string; json?: boolean }) => {
+        const cfg = loadConnectorConfig(opts.config);
+        const d = await diagnoseOffline(cfg, silentLogger());
+        process.stdout.write(opts.json ? `${JSON.stringify(d, null, 2)}\n` : `${formatDiagnosis(d)}\n`);
+        process.exitCode = d.ok ? 0 : 1;
+      }),
+    );
+
+  connector
+    .command('support-bundle')
+    .description('write a .tar.gz for support staff: status, diagnostics, redacted config, recent logs')
+    .requiredOption('-c, --config <file>', 'connector config file (JSON)')
+    .requiredOption('-o, --output <file>', 'where to write the bundle')
+    .action(
+      action(async (opts: { config: string; output: string }) => {
+        const cfg = loadConnectorConfig(opts.config);
+        const status = await fetchStatus(cfg).catch((e: unknown) => ({ error: `the running connector's status is unavailable: ${(e as Error).message}` }));
+        const diagnosis = await diagnoseOffline(cfg, silentLogger()).catch((e: unknown) => ({ error: (e as Error).message }));
+        const buf = await buildSupportBundle({
+          configFile: cfg.file,
+          status,
+          diagnosis,
+          auditFile: cfg.audit.file,
+          system: await systemFacts(cfg.stateDir),
+          ...(cfg.logFile ? { logFile: cfg.logFile } : {}),
+        });
+        await writeFile(opts.output, buf, { mode: 0o600 });
+        process.stderr.write(`wrote ${opts.output} (${buf.length} bytes)\n`);
+      }),
+    );
+}
+
+/** GET /api/status from the running connector's local page. */
+async function fetchStatus(cfg: ConnectorConfig): Promise<ConnectorStatus> {
+  const { host, port } = cfg.health.listen;
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const url = `${cfg.health.tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}/api/status`;
+  try {
+    const res = await requestJson(url, { method: 'GET', timeoutMs: 10_000, ...(cfg.health.tls ? { ca: [cfg.health.tls.cert] } : {}) });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    return res.body as ConnectorStatus;
+  } catch (e) {
+    throw new UemlinkError('NOT_FOUND', `cannot read the connector's status at ${url} (is it running?): ${(e as Error).message}`);
+  }
+}
+
+function formatStatus(s: ConnectorStatus): string {
+  const lines: string[] = [];
+  const t = s.tunnel;
+  lines.push(`connector  ${s.paired ? `${s.connectorId} (tenant ${s.tenant}, group ${s.group})` : 'not paired'}  version ${s.version}`);
+  lines.push(`ready      ${s.ready ? 'yes' : `no — ${s.notReadyReason}`}`);
+  lines.push(`tunnel     ${t.state}${t.since ? ` since ${t.since}` : ''}${t.rttMs !== null ? `, rtt ${t.rttMs} ms` : ''}, ${t.reconnects} reconnects`);
+  if (t.lastError) lines.push(`last error ${t.lastError.code}: ${t.lastError.message} (${t.lastError.at})`);
+  for (const x of s.targets) {
+    const cert = x.tls ? `, certificate until ${x.tls.notAfter.slice(0, 10)}${x.tls.expiringSoon ? ' (EXPIRES SOON)' : ''}` : '';
+    const reach = x.reachable === null ? 'not checked yet' : x.reachable ? `reachable (${x.latencyMs} ms, HTTP ${x.lastStatus})` : `UNREACHABLE: ${x.error?.message ?? ''}`;
+    lines.push(`target     ${x.id}  ${x.baseUrl}  ${reach}${cert}`);
+  }
+  for (const p of s.pendingTargets) lines.push(`pending    cloud-managed target ${p.id} → ${p.baseUrl}: approve or reject it on the local page`);
+  return `${lines.join('\n')}\n`;
 }

@@ -12,11 +12,11 @@ import { createApiKey } from '../cloud/api-keys.js';
 import { loadCloudConfig } from '../cloud/config.js';
 import { CloudServer } from '../cloud/server.js';
 import { systemClock } from '../common/clock.js';
-import { createLogger } from '../common/log.js';
+import { RecentProblems, createLogger } from '../common/log.js';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { loadConnectorConfig } from '../connector/config.js';
-import { ConnectorDaemon } from '../connector/daemon.js';
+import { runConnector } from '../connector/app.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { startSimulator } from '../uem/simulator/server.js';
@@ -102,7 +102,9 @@ export function demoCommand(program: Command): void {
         const connCfg = loadConnectorConfig(join(cdir, 'connector.json'));
         const token = await cloud.pairing.createToken({ tenant: 'demo', ttlSeconds: 600 });
         const paired = await pairConnector(connCfg, new ConnectorStateStore(connCfg.stateDir), token.token);
-        const daemon = await ConnectorDaemon.start(connCfg, { logger: log('connector') });
+        const recent = new RecentProblems(50);
+        const connLog = createLogger({ component: 'connector', stream: logStream, level: 'debug', recent });
+        const connector = await runConnector(connCfg, connLog, recent);
         const deadline = Date.now() + 15_000;
         while (!cloud.registry.get(paired.connectorId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         if (!cloud.registry.get(paired.connectorId)) throw new Error(`the connector did not connect; see ${logFile}`);
@@ -122,7 +124,7 @@ export function demoCommand(program: Command): void {
         say(`  cloud relay         http://127.0.0.1:${cloudPort}`);
         say(`  connector           ${paired.connectorId} (tenant demo), tunnel connected`);
         say(`  simulated UEM       ${sim.baseUrl} (Workspace ONE, ${opts.devices} devices)`);
-        say(`  connector page      http://127.0.0.1:${pagePort}/`);
+        say(`  connector page      http://127.0.0.1:${connector.page.port}/  (admin password in ${join(cdir, 'state', 'admin-password')})`);
         say('');
         say(`relayed device search: HTTP ${res.status} in ${ms} ms, ${body.Total ?? 0} devices in total; first ${body.Devices?.length ?? 0}:`);
         for (const d of body.Devices ?? []) say(`  - ${d.DeviceFriendlyName} (${d.Platform})`);
@@ -135,7 +137,7 @@ export function demoCommand(program: Command): void {
         say(`logs: ${logFile}    stop: Ctrl-C`);
 
         onTerminate(async () => {
-          await daemon.shutdown();
+          await connector.shutdown();
           await cloud.shutdown();
           await sim.close();
           logStream.end();

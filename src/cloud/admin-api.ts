@@ -10,7 +10,7 @@ import { clientAddress, requireAdmin } from './admin-auth.js';
 import { ApiError, sendError } from './http-errors.js';
 import type { PairingService } from './pairing.js';
 import type { PresenceBook } from './presence-book.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { FailureLimiter } from '../common/rate-limit.js';
 import type { SessionRegistry } from './registry.js';
 import { CONNECTOR_ID_RE, type CloudStore, type ConnectorRecord } from './state.js';
 import { validateTenant } from './pairing.js';

@@ -2,7 +2,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { ApiError, sendError } from './http-errors.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { FailureLimiter } from '../common/rate-limit.js';
 
 /** Compares two secrets in time independent of where they differ (hashing equalises lengths). */
 export function safeEqual(a: string, b: string): boolean {

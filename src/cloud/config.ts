@@ -1,6 +1,6 @@
 /** The cloud relay's config file (docs/config.md#cloud). */
 import { z } from 'zod';
-import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 import { secrets } from '../common/redact.js';
 
 const httpUrl = z.string().refine((s) => {
@@ -84,17 +84,9 @@ export function loadCloudConfig(file: string): CloudConfig {
     const certFile = resolveFrom(file, c.tls.certFile);
     out.tls = {
       certFile,
-      cert: readTlsFile(file, 'tls.certFile', certFile),
+      cert: readFileForKey(file, 'tls.certFile', certFile),
       key: readSecretFile(file, 'tls.keyFile', c.tls.keyFile),
     };
   }
   return out;
-}
-
-function readTlsFile(configFile: string, key: string, p: string): string {
-  try {
-    return readConfigFile(p);
-  } catch (e) {
-    throw configError(configFile, key, (e as Error).message);
-  }
 }

@@ -6,7 +6,7 @@ import type { Request } from 'express';
 import { bearerToken, clientAddress, safeEqual } from './admin-auth.js';
 import { tenantOfKey } from './api-keys.js';
 import { ApiError } from './http-errors.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { FailureLimiter } from '../common/rate-limit.js';
 import type { CloudStore } from './state.js';
 
 export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; keyId: string };

@@ -23,7 +23,7 @@ import { loadOrCreateSecretKey } from './secret-key.js';
 import { tenantApi } from './tenant-api.js';
 import { PairingService } from './pairing.js';
 import { PresenceBook } from './presence-book.js';
-import { FailureLimiter } from './rate-limit.js';
+import { FailureLimiter } from '../common/rate-limit.js';
 import { InMemoryRegistry, type SessionRegistry } from './registry.js';
 import { openCloudStore, type CloudStore } from './state.js';
 import { TunnelServer } from './tunnel-server.js';

@@ -6,7 +6,7 @@ import express, { type Router } from 'express';
 import type { Clock } from '../common/clock.js';
 import { requireAdmin } from './admin-auth.js';
 import { createApiKey, revokeApiKey } from './api-keys.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { FailureLimiter } from '../common/rate-limit.js';
 import { ApiError } from './http-errors.js';
 import type { ManagedTargetsService } from './managed-targets.js';
 import { validateTenant } from './pairing.js';

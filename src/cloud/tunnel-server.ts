@@ -191,6 +191,14 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     if (!t.isOpen) return; // the connector gave up while we were checking
 
     const now = o.clock.now();
+    if (hello.probe) {
+      // Diagnostics: the credentials work. Say so and close; the live session stays as it is.
+      const welcome: Welcome = { sessionId: 'probe', epoch: 1, connectorId: rec.id, tenant: rec.tenant, group: rec.group, serverTime: new Date(now).toISOString() };
+      t.send(encodeFrame({ kind: 'welcome', json: jsonPayload(welcome) }));
+      t.close(1000, 'probe ok');
+      o.logger.debug('tunnel probe authenticated', { connectorId: rec.id });
+      return;
+    }
     const live: LiveSession = {
       connectorId: rec.id,
       tenant: rec.tenant,

@@ -74,6 +74,15 @@ export function readConfigFile(file: string): string {
   }
 }
 
+/** Reads a (non-secret) file named by a config key; errors name the config file and the key. */
+export function readFileForKey(configFile: string, key: string, p: string): string {
+  try {
+    return readConfigFile(p);
+  } catch (e) {
+    throw configError(configFile, key, (e as Error).message);
+  }
+}
+
 /** Resolves a path from a config file relative to that file's directory. */
 export function resolveFrom(configFile: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dirname(resolve(configFile)), p);

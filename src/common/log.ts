@@ -67,11 +67,16 @@ export interface LoggerOptions {
   /** Defaults to stdout. */
   stream?: Writable;
   recent?: RecentProblems;
+  /** Also write to this file (JSON lines), rotated by size. */
+  file?: { path: string; maxBytes?: number; maxFiles?: number };
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
   const transports: winston.transport[] = [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })];
   if (opts.recent) transports.push(opts.recent);
+  if (opts.file) {
+    transports.push(new winston.transports.File({ filename: opts.file.path, maxsize: opts.file.maxBytes ?? 10 * 1024 * 1024, maxFiles: opts.file.maxFiles ?? 5, tailable: true, options: { mode: 0o600 } }));
+  }
   return winston.createLogger({
     level: resolveLevel(opts.level),
     defaultMeta: { component: opts.component },

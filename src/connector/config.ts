@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isHostPattern } from './host-policy.js';
 import { LocalTargetSchema, type TargetDefinition } from './targets/schema.js';
-import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { configError, hostPort, isLoopbackHost, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { secrets } from '../common/redact.js';
 
 const cloudUrl = z.string().refine((s) => {
   try {
@@ -21,7 +22,40 @@ export const ConnectorConfigSchema = z.strictObject({
   stateDir: z.string().min(1),
   cloudUrl: cloudUrl.optional(),
   cloud: z.strictObject({ caFile: z.string().min(1).optional() }).prefault({}),
-  health: z.strictObject({ listen: hostPort.default('127.0.0.1:8081') }).prefault({}),
+  /** The local page, status API, readiness and metrics (docs/status.md). */
+  health: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:8081'),
+      tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+      /** Required to listen beyond loopback without TLS: the page carries the admin password. */
+      allowPlainHttp: z.boolean().default(false),
+      /** Default: generated at first start into <stateDir>/admin-password (0600), path logged. */
+      adminPasswordFile: z.string().min(1).optional(),
+      /** /readyz also requires every target to have answered its last health check. */
+      requireTargets: z.boolean().default(false),
+      /** How often targets are health-checked (an authenticated GET of healthPath). */
+      checkIntervalSeconds: z.number().min(5).max(3600).default(30),
+    })
+    .prefault({}),
+  /** The corporate proxy between this network and the cloud (default: HTTPS_PROXY / NO_PROXY). */
+  proxy: z
+    .strictObject({
+      /** http://[user[:password]@]host:port — prefer passwordFile for the password. */
+      url: z.string().refine((s) => {
+        try {
+          return ['http:', 'https:'].includes(new URL(s).protocol);
+        } catch {
+          return false;
+        }
+      }, 'must be an http:// or https:// proxy URL'),
+      username: z.string().min(1).optional(),
+      passwordFile: z.string().min(1).optional(),
+      /** Hosts never proxied (loopback never is): names, ".domain" suffixes, IPs. */
+      noProxy: z.array(z.string()).default([]),
+    })
+    .optional(),
+  /** Also write the daemon's log (JSON lines) to this file, rotated; support bundles include its tail. */
+  logFile: z.string().min(1).optional(),
   targets: z.array(LocalTargetSchema).default([]),
   /** What the cloud may add as targets over the tunnel (default: nothing without an admin's approval). */
   cloudManagedTargets: z.strictObject({ allowedHosts: z.array(hostPattern).default([]) }).prefault({}),
@@ -43,7 +77,16 @@ export interface ConnectorConfig {
   stateDir: string;
   cloudUrl?: string;
   cloudCaFile?: string;
-  health: { listen: HostPort };
+  health: {
+    listen: HostPort;
+    tls?: { cert: string; key: string };
+    allowPlainHttp: boolean;
+    adminPasswordFile?: string;
+    requireTargets: boolean;
+    checkIntervalMs: number;
+  };
+  proxy?: { url: string; noProxy: string[] };
+  logFile?: string;
   targets: TargetDefinition[];
   cloudManagedTargets: { allowedHosts: string[] };
   audit: { file: string; maxBytes: number; maxFiles: number };
@@ -62,13 +105,36 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
   const out: ConnectorConfig = {
     file,
     stateDir: resolveFrom(file, c.stateDir),
-    health: { listen: parseHostPort(c.health.listen)! },
+    health: {
+      listen: parseHostPort(c.health.listen)!,
+      allowPlainHttp: c.health.allowPlainHttp,
+      requireTargets: c.health.requireTargets,
+      checkIntervalMs: c.health.checkIntervalSeconds * 1000,
+    },
     targets: c.targets,
     cloudManagedTargets: c.cloudManagedTargets,
     audit: { file: c.audit.file ? resolveFrom(file, c.audit.file) : join(resolveFrom(file, c.stateDir), 'audit.log'), maxBytes: c.audit.maxBytes, maxFiles: c.audit.maxFiles },
     tunnel: c.tunnel,
     drainTimeoutMs: c.drainTimeoutSeconds * 1000,
   };
+  if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
+    throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`);
+  }
+  if (c.health.tls) {
+    out.health.tls = {
+      cert: readFileForKey(file, 'health.tls.certFile', resolveFrom(file, c.health.tls.certFile)),
+      key: readSecretFile(file, 'health.tls.keyFile', c.health.tls.keyFile),
+    };
+  }
+  if (c.health.adminPasswordFile) out.health.adminPasswordFile = resolveFrom(file, c.health.adminPasswordFile);
+  if (c.proxy) {
+    const u = new URL(c.proxy.url);
+    if (c.proxy.username) u.username = encodeURIComponent(c.proxy.username);
+    if (c.proxy.passwordFile) u.password = encodeURIComponent(readSecretFile(file, 'proxy.passwordFile', c.proxy.passwordFile));
+    if (u.password) secrets.add(decodeURIComponent(u.password));
+    out.proxy = { url: u.toString(), noProxy: c.proxy.noProxy };
+  }
+  if (c.logFile) out.logFile = resolveFrom(file, c.logFile);
   if (c.cloudUrl) out.cloudUrl = c.cloudUrl;
   if (c.cloud.caFile) out.cloudCaFile = resolveFrom(file, c.cloud.caFile);
   if (c.logLevel) out.logLevel = c.logLevel;

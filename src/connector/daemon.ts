@@ -1,40 +1,71 @@
 /**
  * Composition of the connector daemon: identity, targets (local and cloud-managed), the relay, the
- * audit log and the tunnel supervisor. Waits for pairing when unpaired (another process, or the local
- * page, may pair it meanwhile).
+ * audit log, health checks, metrics and the tunnel supervisor. It waits for pairing when unpaired
+ * (the local page or another process may pair it), and can be re-paired while running.
  */
 import { hostname as osHostname } from 'node:os';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { ensurePrivateDir } from '../common/fs-secure.js';
-import type { Logger } from '../common/log.js';
+import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
 import { createAuditLog, type AuditLog } from './audit.js';
 import { Backoff } from './backoff.js';
 import type { ConnectorConfig } from './config.js';
 import { ManagedTargets } from './managed-targets.js';
-import { readCloudCa, tunnelUrl } from './pair.js';
+import { ConnectorMetrics } from './metrics.js';
+import { pairConnector, readCloudCa, tunnelUrl, type PairOutcome } from './pair.js';
+import { proxyAgent, proxyFor, proxyLabel } from './proxy.js';
 import { createRelayHandler } from './relay.js';
 import { ConnectorStateStore, type Identity } from './state.js';
+import { collectStatus, type ConnectorStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
 import { Target } from './targets/target.js';
-import { connectTunnel } from './tunnel-client.js';
+import { connectTunnel, type TunnelClientOptions } from './tunnel-client.js';
+
+/** Dial options for `identity` under `cfg`: cloud URL, proxy, extra CA, limits (daemon and diagnose). */
+export async function buildTunnelOptions(cfg: ConnectorConfig, identity: Identity, targets: string[], clock: Clock, extra: Partial<TunnelClientOptions> = {}): Promise<TunnelClientOptions> {
+  const ca = await readCloudCa(cfg);
+  const url = tunnelUrl(cfg.cloudUrl ?? identity.cloudUrl);
+  const proxy = proxyFor(url, cfg.proxy);
+  const t = cfg.tunnel;
+  return {
+    url,
+    connectorId: identity.connectorId,
+    privateKeyPem: identity.privateKeyPem,
+    hostname: osHostname(),
+    software: `uemlink-connector/${VERSION}`,
+    targets,
+    limits: { maxFrameSize: t.maxFrameBytes, maxConcurrentStreams: t.maxConcurrentStreams, initialWindow: t.initialWindowBytes },
+    heartbeatMs: t.heartbeatSeconds * 1000,
+    handshakeTimeoutMs: t.handshakeTimeoutSeconds * 1000,
+    clock,
+    ...(ca ? { ca } : {}),
+    ...(proxy ? { agent: proxyAgent(proxy, ca), proxy: proxyLabel(proxy) } : {}),
+    ...extra,
+  };
+}
 
 export interface DaemonOptions {
   logger: Logger;
   clock?: Clock;
+  /** The logger's ring of recent warnings and errors (status page). */
+  recent?: RecentProblems;
 }
 
 export class ConnectorDaemon {
   readonly state: ConnectorStateStore;
   readonly localTargets: Target[];
+  readonly metrics: ConnectorMetrics;
   private managed: ManagedTargets | undefined;
   private supervisor: Supervisor | undefined;
   private _identity: Identity | undefined;
   private pollTimer: TimerHandle | undefined;
+  private healthTimer: TimerHandle | undefined;
   private readonly clock: Clock;
   private readonly audit: AuditLog;
   private readonly handler;
+  private stopping = false;
 
   private constructor(
     readonly config: ConnectorConfig,
@@ -42,8 +73,21 @@ export class ConnectorDaemon {
   ) {
     this.state = new ConnectorStateStore(config.stateDir);
     this.clock = o.clock ?? systemClock;
+    this.metrics = new ConnectorMetrics({
+      supervisor: () => this.supervisor,
+      targets: () => this.allTargets(),
+      certificatePem: () => this._identity?.certificate,
+    });
     // Resolving reads secret files and CA bundles: a problem stops the start with file and key.
-    this.localTargets = config.targets.map((def, i) => Target.resolve(def, { configFile: config.file, where: `targets[${i}]`, origin: 'local', clock: this.clock }));
+    this.localTargets = config.targets.map((def, i) =>
+      Target.resolve(def, {
+        configFile: config.file,
+        where: `targets[${i}]`,
+        origin: 'local',
+        clock: this.clock,
+        oauthHooks: { onTokenRequest: (outcome) => this.metrics.tokenRequested(def.id, outcome) },
+      }),
+    );
     this.audit = createAuditLog(config.audit);
     this.handler = createRelayHandler({
       target: (id) => this.target(id),
@@ -52,6 +96,7 @@ export class ConnectorDaemon {
       audit: this.audit,
       logger: o.logger,
       clock: this.clock,
+      onFinished: (e) => this.metrics.relayFinished(e),
     });
   }
 
@@ -61,9 +106,10 @@ export class ConnectorDaemon {
     const identity = await d.state.identity(); // corrupt state stops the start with its path
     if (identity) await d.startTunnel(identity);
     else {
-      o.logger.warn('this connector is not paired yet: run "uemlink connector pair --config FILE --token-file FILE"', { stateDir: config.stateDir });
+      o.logger.warn('this connector is not paired yet: pair it on the local page or with "uemlink connector pair"', { stateDir: config.stateDir });
       d.pollForPairing();
     }
+    d.scheduleHealthChecks(0);
     return d;
   }
 
@@ -82,8 +128,47 @@ export class ConnectorDaemon {
     return this.localTargets.find((t) => t.id === id) ?? this.managed?.targets().find((t) => t.id === id);
   }
 
+  allTargets(): Target[] {
+    const ids = new Set(this.localTargets.map((t) => t.id));
+    return [...this.localTargets, ...(this.managed?.targets().filter((t) => !ids.has(t.id)) ?? [])];
+  }
+
   targetIds(): string[] {
-    return [...new Set([...this.localTargets.map((t) => t.id), ...(this.managed?.targets().map((t) => t.id) ?? [])])];
+    return this.allTargets().map((t) => t.id);
+  }
+
+  /** The facts of the status page, /api/status, readiness and support bundles. */
+  status(): Promise<ConnectorStatus> {
+    const id = this._identity;
+    return collectStatus({
+      identity: () => id,
+      supervisor: () => this.supervisor,
+      targets: () => this.allTargets(),
+      managed: () => this.managed?.list() ?? Promise.resolve([]),
+      recent: () => this.o.recent?.list() ?? [],
+      stateDir: this.config.stateDir,
+      requireTargets: this.config.health.requireTargets,
+      ...(this.config.cloudUrl ? { cloudUrlOverride: this.config.cloudUrl } : {}),
+    });
+  }
+
+  /** Checks every target now (the page's "check now", and periodically). */
+  async checkTargets(): Promise<void> {
+    await Promise.all(this.allTargets().map((t) => t.checkHealth(Math.min(t.timeoutMs, 10_000))));
+  }
+
+  private scheduleHealthChecks(delayMs: number): void {
+    if (this.stopping) return;
+    this.healthTimer = this.clock.setTimeout(() => {
+      void this.checkTargets()
+        .catch((err: unknown) => this.o.logger.warn('target health check failed', { err }))
+        .finally(() => this.scheduleHealthChecks(this.config.health.checkIntervalMs));
+    }, delayMs);
+  }
+
+  /** The dial options shared by the tunnel and diagnostics (proxy, trust, limits). */
+  tunnelOptions(identity: Identity, extra: Partial<TunnelClientOptions> = {}): Promise<TunnelClientOptions> {
+    return buildTunnelOptions(this.config, identity, this.targetIds(), this.clock, extra);
   }
 
   private pollForPairing(): void {
@@ -112,32 +197,37 @@ export class ConnectorDaemon {
       onChange: () => this.supervisor?.session?.sendControl({ type: 'targets', targets: this.targetIds() }),
     });
     await this.managed.load();
-    const ca = await readCloudCa(cfg);
-    const cloudUrl = cfg.cloudUrl ?? identity.cloudUrl;
-    const t = cfg.tunnel;
     const sup = new Supervisor({
       clock: this.clock,
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
-      connect: () =>
-        connectTunnel({
-          url: tunnelUrl(cloudUrl),
-          connectorId: identity.connectorId,
-          privateKeyPem: identity.privateKeyPem,
-          hostname: osHostname(),
-          software: `uemlink-connector/${VERSION}`,
-          targets: this.targetIds(),
-          limits: { maxFrameSize: t.maxFrameBytes, maxConcurrentStreams: t.maxConcurrentStreams, initialWindow: t.initialWindowBytes },
-          heartbeatMs: t.heartbeatSeconds * 1000,
-          handshakeTimeoutMs: t.handshakeTimeoutSeconds * 1000,
-          clock: this.clock,
-          ...(ca ? { ca } : {}),
-        }),
+      // Options are rebuilt per dial: targets may have changed since the last one.
+      connect: async () => connectTunnel(await this.tunnelOptions(identity)),
     });
-    sup.on('session', (session) => this.attach(session));
+    let first = true;
+    sup.on('session', (session) => {
+      if (!first) this.metrics.reconnected();
+      first = false;
+      this.attach(session);
+    });
     this.supervisor = sup;
-    logger.info('starting tunnel', { connectorId: identity.connectorId, tenant: identity.tenant, cloud: cloudUrl, targets: this.targetIds() });
+    logger.info('starting tunnel', { connectorId: identity.connectorId, tenant: identity.tenant, cloud: cfg.cloudUrl ?? identity.cloudUrl, targets: this.targetIds() });
     sup.start();
+  }
+
+  /**
+   * Pairs (or re-pairs) while running: redeems the token, drains the current tunnel, and starts
+   * again with the new identity.
+   */
+  async pair(token: string, opts: { force?: boolean } = {}): Promise<PairOutcome> {
+    const outcome = await pairConnector(this.config, this.state, token, opts);
+    if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
+    await this.supervisor?.stop(Math.min(this.config.drainTimeoutMs, 5000));
+    for (const t of this.managed?.targets() ?? []) t.close();
+    this.supervisor = undefined;
+    const identity = await this.state.identity();
+    if (identity) await this.startTunnel(identity);
+    return outcome;
   }
 
   private attach(session: MuxSession): void {
@@ -160,11 +250,20 @@ export class ConnectorDaemon {
     }
   }
 
+  /** A local admin's decision on a cloud-managed target, reported to the cloud. */
+  async decideManaged(id: string, decision: 'accepted' | 'refused'): Promise<void> {
+    if (!this.managed) throw new Error('not paired');
+    const v = await this.managed.decide(id, decision);
+    this.supervisor?.session?.sendControl({ type: 'target.status', id: v.id, state: v.state, ...(v.reason ? { reason: v.reason } : {}) });
+  }
+
   /** SIGTERM: stop taking streams, let in-flight ones finish (drain timeout), close. */
   async shutdown(): Promise<void> {
+    this.stopping = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
+    if (this.healthTimer !== undefined) this.clock.clearTimeout(this.healthTimer);
     await this.supervisor?.stop(this.config.drainTimeoutMs);
-    for (const t of [...this.localTargets, ...(this.managed?.targets() ?? [])]) t.close();
+    for (const t of this.allTargets()) t.close();
     await this.audit.close();
   }
 }

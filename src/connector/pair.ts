@@ -11,6 +11,7 @@ import { secrets } from '../common/redact.js';
 import { VERSION } from '../common/version.js';
 import type { ConnectorConfig } from './config.js';
 import { requestJson } from './http-json.js';
+import { proxyAgent, proxyFor, proxyLabel } from './proxy.js';
 import type { ConnectorStateStore } from './state.js';
 
 export interface PairOutcome {
@@ -68,18 +69,24 @@ export async function pairConnector(
   const host = osHostname();
   const csr = createCsr(keys.privateKeyPem, { CN: host.slice(0, 64) || 'connector' });
   const ca = await readCloudCa(cfg);
+  const url = new URL('api/v1/pair', apiBase(cloudUrl)).toString();
+  const proxy = proxyFor(url, cfg.proxy);
   let res;
   try {
-    res = await requestJson(new URL('api/v1/pair', apiBase(cloudUrl)).toString(), {
+    res = await requestJson(url, {
       method: 'POST',
       body: { token: tokenText.trim(), csr, hostname: host, version: VERSION },
       ...(ca ? { ca } : {}),
+      ...(proxy ? { agent: proxyAgent(proxy, ca) } : {}),
       timeoutMs: 30_000,
     });
   } catch (e) {
-    throw new UemlinkError('PAIR_FAILED', `pairing failed: ${(e as Error).message}`, { cause: e, retryable: true });
+    throw new UemlinkError('PAIR_FAILED', `pairing failed${proxy ? ` (through the proxy ${proxyLabel(proxy)})` : ''}: ${(e as Error).message}`, { cause: e, retryable: true });
   }
   const body = (res.body ?? {}) as Record<string, unknown>;
+  if (res.status === 407) {
+    throw new UemlinkError('PAIR_FAILED', `pairing failed: the proxy ${proxy ? proxyLabel(proxy) : ''} refused the credentials (HTTP 407 Proxy Authentication Required)`);
+  }
   if (res.status !== 201) {
     const code = typeof body.error === 'string' ? body.error : `http_${res.status}`;
     const msg = typeof body.message === 'string' ? body.message : `the cloud answered HTTP ${res.status}`;

@@ -48,6 +48,10 @@ export interface TunnelClientOptions {
   handshakeTimeoutMs: number;
   ca?: string[];
   agent?: Agent;
+  /** The proxy in use (no credentials), for messages. */
+  proxy?: string;
+  /** A diagnostic probe: authenticate, get WELCOME, and close without replacing the live session. */
+  probe?: boolean;
   clock: Clock;
 }
 
@@ -67,6 +71,7 @@ export async function connectTunnel(o: TunnelClientOptions): Promise<Connected> 
       headers: { 'user-agent': o.software },
       ...(o.ca ? { ca: o.ca } : {}),
       ...(o.agent ? { agent: o.agent } : {}),
+      ...(o.proxy ? { proxy: o.proxy } : {}),
     });
   } catch (e) {
     if (e instanceof DialError) {
@@ -161,6 +166,7 @@ function sendHello(t: WsTransport, o: TunnelClientOptions, cloud: CloudHello): v
     heartbeatMs: o.heartbeatMs,
     targets: o.targets,
   };
+  if (o.probe) hello.probe = true;
   const helloBytes = jsonPayload(hello);
   const nonce = Buffer.from(cloud.nonce, 'base64url');
   const signature = cryptoSign('sha256', authMessage(nonce, helloBytes), o.privateKeyPem).toString('base64url');

@@ -42,6 +42,8 @@ export const ConnectorHelloSchema = z.object({
   limits: LimitsSchema,
   heartbeatMs: z.number().int().min(0).max(600_000),
   targets: z.array(z.string().max(64)).max(1000),
+  /** A diagnostic probe: authenticate and close; the live session (if any) is not replaced. */
+  probe: z.boolean().optional(),
 });
 export type ConnectorHello = z.infer<typeof ConnectorHelloSchema>;
 

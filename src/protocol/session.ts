@@ -139,7 +139,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // The cloud opens odd stream ids, the connector even ones, so the two never collide.
     this.nextLocalId = this.role === 'cloud' ? 1 : 2;
     this._lastHeardAt = this.clock.now();
-    if (opts.heartbeatMs > 0) this.hbTimer = this.clock.setInterval(() => this.heartbeat(), opts.heartbeatMs);
+    if (opts.heartbeatMs > 0) {
+      this.hbTimer = this.clock.setInterval(() => this.heartbeat(), opts.heartbeatMs);
+      // A first ping right away: the round-trip time is known from the start, not after an interval.
+      queueMicrotask(() => this.ping());
+    }
   }
 
   get state(): SessionState {
@@ -623,13 +627,16 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       return;
     }
     this.heardSinceTick = false;
-    if (!this.pingOutstanding) {
-      const data = Buffer.alloc(PING_PAYLOAD_SIZE);
-      data.writeUInt32BE(++this.pingCounter >>> 0, 4);
-      this.pingOutstanding = { data, sentAt: this.clock.now() };
-      this.enqueue({ kind: 'ping', data });
-      this.flush();
-    }
+    this.ping();
+  }
+
+  private ping(): void {
+    if (this.pingOutstanding || this._state === 'closed') return;
+    const data = Buffer.alloc(PING_PAYLOAD_SIZE);
+    data.writeUInt32BE(++this.pingCounter >>> 0, 4);
+    this.pingOutstanding = { data, sentAt: this.clock.now() };
+    this.enqueue({ kind: 'ping', data });
+    this.flush();
   }
 
   private finish(info: SessionClose): void {

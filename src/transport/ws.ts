@@ -95,6 +95,8 @@ export interface DialOptions {
   /** Extra trusted CA certificates (PEM) on top of the system ones, e.g. a re-signing proxy's. */
   ca?: string[];
   agent?: Agent;
+  /** The proxy the agent goes through (no credentials), named in errors. */
+  proxy?: string;
   headers?: Record<string, string>;
   handshakeTimeoutMs: number;
   maxPayload: number;
@@ -165,7 +167,11 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
         }
         const o: { status: number; retryAfterMs?: number; permanent: boolean } = { status, permanent: status === 404 };
         if (retryAfterMs !== undefined) o.retryAfterMs = retryAfterMs;
-        reject(new DialError(`tunnel upgrade refused with HTTP ${status}${detail}`, o));
+        const msg =
+          status === 407
+            ? `the proxy ${opts.proxy ?? ''} refused the credentials (HTTP 407 Proxy Authentication Required): check the user and password in proxy.url / proxy.passwordFile`
+            : `tunnel upgrade refused with HTTP ${status}${detail}${opts.proxy && !detail ? ` (through the proxy ${opts.proxy}: it may block the cloud's address or port)` : ''}`;
+        reject(new DialError(msg, o));
         ws.terminate();
       });
       res.on('error', () => {});
@@ -173,7 +179,9 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
     ws.once('error', (err: Error) => {
       if (settled) return;
       settled = true;
-      reject(new DialError(`cannot reach ${redactUrl(url)}: ${err.message}`, { cause: err }));
+      const code = (err as NodeJS.ErrnoException).code;
+      const viaProxy = opts.proxy && (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH');
+      reject(new DialError(viaProxy ? `cannot reach the proxy ${opts.proxy}: ${err.message}` : `cannot reach ${redactUrl(url)}${opts.proxy ? ` through the proxy ${opts.proxy}` : ''}: ${err.message}`, { cause: err }));
     });
     ws.once('close', () => {
       if (settled) return;

@@ -10,7 +10,9 @@ import type { Readable } from 'node:stream';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { configError, resolveFrom } from '../../common/config.js';
 import { type AllowRule } from '../../common/http-policy.js';
-import type { CertInfo } from '../../common/pki.js';
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { certInfo, type CertInfo } from '../../common/pki.js';
 import { secrets } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
 import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
@@ -24,10 +26,25 @@ export class UpstreamError extends Error {
     readonly code: UpstreamErrorCode,
     readonly status: number,
     message: string,
+    /** The certificate the server presented, when TLS verification failed. */
+    readonly peerCert?: CertInfo,
+    /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
+    readonly cause_?: string,
   ) {
     super(message);
     this.name = 'UpstreamError';
   }
+}
+
+/** The last health check of a target (status page, readiness, metrics). */
+export interface TargetHealth {
+  reachable: boolean;
+  status?: number;
+  latencyMs: number;
+  checkedAt: string;
+  error?: { code: string; message: string };
+  /** The server certificate as presented (subject, issuer, expiry). */
+  peerCert?: CertInfo;
 }
 
 export interface TargetStats {
@@ -47,7 +64,11 @@ export interface UpstreamRequest {
   body: Readable | Buffer | null;
   signal: AbortSignal;
   timeoutMs: number;
+  /** Keep the server certificate (DER) on the response as `peerCertDer` (health checks). */
+  capturePeerCert?: boolean;
 }
+
+export type UpstreamResponse = IncomingMessage & { peerCertDer?: Buffer };
 
 export type TargetOrigin = 'local' | 'cloud';
 
@@ -113,6 +134,7 @@ export interface ResolveContext {
 
 export class Target {
   readonly stats: TargetStats = { inFlight: 0, requests: 0 };
+  health: TargetHealth | undefined;
   private readonly agent: Agent;
   private readonly clock: Clock;
   private readonly host: string;
@@ -209,7 +231,7 @@ export class Target {
    * Sends one request and resolves with the response head (body still streaming). With OAuth2, a
    * 401 is retried once with a fresh token when the body can be replayed (a Buffer or none).
    */
-  async send(r: UpstreamRequest): Promise<IncomingMessage> {
+  async send(r: UpstreamRequest): Promise<UpstreamResponse> {
     this.stats.inFlight++;
     this.stats.requests++;
     const started = this.clock.now();
@@ -243,7 +265,7 @@ export class Target {
     }
   }
 
-  private once(r: UpstreamRequest, creds: HeaderList): Promise<IncomingMessage> {
+  private once(r: UpstreamRequest, creds: HeaderList): Promise<UpstreamResponse> {
     const headers: Record<string, string | string[]> = {};
     const add = (n: string, v: string): void => {
       const cur = headers[n];
@@ -254,7 +276,7 @@ export class Target {
     for (const [n, v] of creds) headers[n] = v;
     headers.host = this.hostHeader;
     if (Buffer.isBuffer(r.body)) headers['content-length'] = String(r.body.length);
-    return new Promise<IncomingMessage>((resolve, reject) => {
+    return new Promise<UpstreamResponse>((resolve, reject) => {
       let settled = false;
       const req = httpsRequest({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: `${this.basePath}${r.path}`, headers });
       const headTimer = this.clock.setTimeout(() => {
@@ -267,8 +289,13 @@ export class Target {
       r.signal.addEventListener('abort', onAbort, { once: true });
       // Idle timeout for the whole exchange, body included (a stalled body must end too).
       req.setTimeout(r.timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${r.timeoutMs} ms`), { code: 'UEMLINK_TIMEOUT' })));
-      req.on('response', (res) => {
+      req.on('response', (res: UpstreamResponse) => {
         settled = true;
+        // Read now: once the body is consumed a keep-alive socket goes back to the pool.
+        if (r.capturePeerCert) {
+          const raw = (res.socket as TLSSocket | null)?.getPeerCertificate?.().raw;
+          if (raw) res.peerCertDer = raw;
+        }
         this.clock.clearTimeout(headTimer);
         res.on('close', () => r.signal.removeEventListener('abort', onAbort));
         resolve(res);
@@ -292,11 +319,11 @@ export class Target {
   private async classify(e: NodeJS.ErrnoException): Promise<UpstreamError> {
     const where = `${this.baseUrl.host}`;
     if (e.code === 'UEMLINK_CANCELLED') return new UpstreamError('cancelled', 499, 'cancelled by the client');
-    if (e.code === 'UEMLINK_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: ${e.message}`);
+    if (e.code === 'UEMLINK_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: ${e.message}`, undefined, e.code);
     if (isTlsError(e)) {
       const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
       const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
-      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`);
+      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, cert, e.code);
     }
     if (e.code?.startsWith('HPE_') || e.code === 'ERR_INVALID_HTTP_RESPONSE') return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response (${e.code})`);
     const why: Record<string, string> = {
@@ -308,22 +335,32 @@ export class Target {
       ECONNRESET: 'connection reset before the answer',
       EPIPE: 'connection closed while sending',
     };
-    return new UpstreamError('upstream_unreachable', 502, `${where}: ${why[e.code ?? ''] ?? e.message}`);
+    return new UpstreamError('upstream_unreachable', 502, `${where}: ${why[e.code ?? ''] ?? e.message}`, undefined, e.code);
   }
 
-  /** An authenticated GET of healthPath (or the base path) to tell whether the UEM answers. */
-  async checkHealth(timeoutMs = 10_000): Promise<{ reachable: boolean; status?: number; latencyMs: number; error?: { code: string; message: string } }> {
+  /**
+   * An authenticated GET of healthPath (or the base path) to tell whether the UEM answers, with the
+   * certificate it presents. Any HTTP answer means reachable; `status` says whether it liked us.
+   */
+  async checkHealth(timeoutMs = 10_000): Promise<TargetHealth> {
     const started = this.clock.now();
     const ac = new AbortController();
+    let h: TargetHealth;
     try {
-      const res = await this.send({ method: 'GET', path: this.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: ac.signal, timeoutMs });
+      const res = await this.send({ method: 'GET', path: this.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: ac.signal, timeoutMs, capturePeerCert: true });
+      const raw = res.peerCertDer;
       res.resume();
-      const status = res.statusCode ?? 0;
-      return { reachable: true, status, latencyMs: this.clock.now() - started };
+      h = { reachable: true, status: res.statusCode ?? 0, latencyMs: this.clock.now() - started, checkedAt: new Date(this.clock.now()).toISOString() };
+      // A resumed TLS session may not expose the certificate again: it is the one seen before.
+      if (raw) h.peerCert = certInfo(new X509Certificate(raw));
+      else if (this.health?.peerCert) h.peerCert = this.health.peerCert;
     } catch (e) {
-      const err = e as UpstreamError;
-      return { reachable: false, latencyMs: this.clock.now() - started, error: { code: err.code ?? 'upstream_unreachable', message: err.message } };
+      const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
+      h = { reachable: false, latencyMs: this.clock.now() - started, checkedAt: new Date(this.clock.now()).toISOString(), error: { code: err.code, message: err.message } };
+      if (err.peerCert) h.peerCert = err.peerCert;
     }
+    this.health = h;
+    return h;
   }
 
   close(): void {

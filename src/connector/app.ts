@@ -1,0 +1,82 @@
+/**
+ * The connector as it runs as a service: the daemon plus its local page, wired to one backend. Also
+ * the pieces the CLI uses without a running daemon (diagnose, support bundles).
+ */
+import { systemClock } from '../common/clock.js';
+import type { Logger, RecentProblems } from '../common/log.js';
+import { loadAdminPassword } from '../health/auth.js';
+import { HealthServer, type HealthBackend } from '../health/server.js';
+import type { ConnectorConfig } from './config.js';
+import { ConnectorDaemon } from './daemon.js';
+import { diagnose, type Diagnosis } from './diagnose.js';
+import { ConnectorStateStore } from './state.js';
+import { systemFacts } from './status.js';
+import { buildSupportBundle } from './support-bundle.js';
+import { Target } from './targets/target.js';
+import { buildTunnelOptions } from './daemon.js';
+import { ManagedTargets } from './managed-targets.js';
+
+export interface RunningConnector {
+  daemon: ConnectorDaemon;
+  page: HealthServer;
+  shutdown(): Promise<void>;
+}
+
+export function daemonBackend(daemon: ConnectorDaemon): HealthBackend {
+  const cfg = daemon.config;
+  const runDiagnosis = (): Promise<Diagnosis> =>
+    diagnose({ config: cfg, identity: daemon.identity, targets: daemon.allTargets(), tunnelOptions: (id, extra) => daemon.tunnelOptions(id, extra) });
+  return {
+    status: () => daemon.status(),
+    metrics: () => daemon.metrics.text(),
+    pair: (token, force) => daemon.pair(token, { force }),
+    decide: (id, decision) => daemon.decideManaged(id, decision),
+    diagnose: runDiagnosis,
+    supportBundle: async () =>
+      buildSupportBundle({
+        configFile: cfg.file,
+        status: await daemon.status(),
+        diagnosis: await runDiagnosis(),
+        auditFile: cfg.audit.file,
+        system: await systemFacts(cfg.stateDir),
+        ...(cfg.logFile ? { logFile: cfg.logFile } : {}),
+      }),
+  };
+}
+
+export async function runConnector(cfg: ConnectorConfig, logger: Logger, recent?: RecentProblems): Promise<RunningConnector> {
+  const daemon = await ConnectorDaemon.start(cfg, { logger, ...(recent ? { recent } : {}) });
+  const admin = await loadAdminPassword({ stateDir: cfg.stateDir, logger, ...(cfg.health.adminPasswordFile ? { file: cfg.health.adminPasswordFile } : {}) });
+  let page: HealthServer;
+  try {
+    page = await HealthServer.start({ listen: cfg.health.listen, adminPassword: admin.password, backend: daemonBackend(daemon), logger, ...(cfg.health.tls ? { tls: cfg.health.tls } : {}) });
+  } catch (e) {
+    await daemon.shutdown();
+    throw e;
+  }
+  return {
+    daemon,
+    page,
+    async shutdown() {
+      await daemon.shutdown();
+      await page.close();
+    },
+  };
+}
+
+/** Diagnose without a running daemon (the CLI): local targets plus accepted cloud-managed ones. */
+export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Promise<Diagnosis> {
+  const state = new ConnectorStateStore(cfg.stateDir);
+  const identity = await state.identity();
+  const targets = cfg.targets.map((def, i) => Target.resolve(def, { configFile: cfg.file, where: `targets[${i}]`, origin: 'local' }));
+  if (identity) {
+    const managed = new ManagedTargets({ stateDir: cfg.stateDir, privateKeyPem: identity.privateKeyPem, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
+    await managed.load().catch(() => {});
+    targets.push(...managed.targets());
+  }
+  try {
+    return await diagnose({ config: cfg, identity, targets, tunnelOptions: (id, extra) => buildTunnelOptions(cfg, id, targets.map((t) => t.id), systemClock, extra) });
+  } finally {
+    for (const t of targets) t.close();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The page's only assets, served by the connector itself (no CDN: the network may be offline).
+ * Colours meet WCAG AA contrast on white; state is always said in words, not only in colour.
+ */
+export const PAGE_CSS = `
+:root { --fg:#1b1f24; --muted:#57606a; --bg:#fff; --line:#d0d7de; --good:#116329; --bad:#a40e26; --warn:#7d4e00; --accent:#0a4fb3; }
+* { box-sizing: border-box; }
+body { margin:0; font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); background:var(--bg); }
+header { display:flex; flex-wrap:wrap; align-items:center; justify-content:space-between; gap:.5rem; padding:1rem 1.25rem; border-bottom:1px solid var(--line); }
+h1 { font-size:1.25rem; margin:0; }
+h2 { font-size:1.1rem; margin:0 0 .5rem; }
+main { max-width:72rem; margin:0 auto; padding:1rem 1.25rem; display:grid; gap:1rem; grid-template-columns:repeat(auto-fit,minmax(min(100%,22rem),1fr)); }
+section { border:1px solid var(--line); border-radius:.5rem; padding:1rem; min-width:0; }
+section[aria-labelledby="h-targets"], section[aria-labelledby="h-problems"], section[aria-labelledby="h-diag"], section[aria-labelledby="h-managed"], section[aria-labelledby="h-pair"], .flash { grid-column:1/-1; }
+dl { display:grid; grid-template-columns:max-content 1fr; gap:.25rem 1rem; margin:0; }
+dt { color:var(--muted); }
+dd { margin:0; overflow-wrap:anywhere; }
+.badge { margin:0; padding:.25rem .75rem; border-radius:1rem; font-weight:600; border:2px solid currentColor; }
+.state-connected { color:var(--good); } .state-connecting, .state-disconnected { color:var(--warn); } .state-refused, .state-unpaired, .state-stopped { color:var(--bad); }
+.good { color:var(--good); } .bad { color:var(--bad); } .warn { color:var(--warn); } .muted { color:var(--muted); }
+.flash { margin:0; padding:.75rem 1rem; border-radius:.5rem; border:1px solid; }
+.flash.ok { color:var(--good); background:#eef8f0; } .flash.error { color:var(--bad); background:#fdf0f1; } .flash.warn { color:var(--warn); background:#fff8e6; }
+.scroll { overflow-x:auto; }
+table { border-collapse:collapse; width:100%; }
+th, td { text-align:left; vertical-align:top; padding:.4rem .5rem; border-bottom:1px solid var(--line); }
+td.wrap { overflow-wrap:anywhere; max-width:20rem; }
+form { display:grid; gap:.4rem; margin-top:.5rem; }
+form.inline { display:inline-grid; margin:.25rem .5rem .25rem 0; }
+label { font-weight:600; }
+input, textarea { font:inherit; padding:.4rem .5rem; border:1px solid #8c959f; border-radius:.35rem; width:100%; }
+textarea { font-family:ui-monospace,monospace; font-size:.9rem; }
+button { font:inherit; font-weight:600; padding:.45rem 1rem; border:0; border-radius:.35rem; background:var(--accent); color:#fff; cursor:pointer; justify-self:start; }
+button:focus-visible, input:focus-visible, textarea:focus-visible, a:focus-visible, summary:focus-visible { outline:3px solid #e36209; outline-offset:2px; }
+code { font-family:ui-monospace,monospace; font-size:.9em; overflow-wrap:anywhere; }
+.tag { display:inline-block; font-size:.8rem; font-weight:700; padding:0 .4rem; border-radius:.25rem; border:1px solid currentColor; }
+.tag.pass, .tag.accepted { color:var(--good); } .tag.fail, .tag.error, .tag.refused { color:var(--bad); } .tag.warn, .tag.pending { color:var(--warn); } .tag.skip { color:var(--muted); }
+ol.checks, ol.problems, ul.managed { padding-left:1.25rem; } ol.checks li, ul.managed li { margin-bottom:.5rem; }
+.sr { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
+footer { max-width:72rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--muted); font-size:.9rem; }
+.js-only { display:none; } .js .js-only { display:inline; }
+@media (max-width:40rem) { dl { grid-template-columns:1fr; } dt { margin-top:.4rem; } }
+`;
+
+/** Refreshes the page every 10 s, unless someone is typing or a form is half filled. */
+export const PAGE_JS = `
+document.documentElement.classList.add('js');
+setInterval(function () {
+  var busy = Array.prototype.some.call(document.querySelectorAll('input:not([type=hidden]), textarea'), function (el) { return el.value !== ''; });
+  var focused = document.activeElement && /INPUT|TEXTAREA|BUTTON|SUMMARY/.test(document.activeElement.tagName);
+  var open = document.querySelector('details[open]');
+  if (!busy && !focused && !open && document.visibilityState !== 'hidden' && location.pathname === '/') location.replace('/');
+}, 10000);
+`;

@@ -1,0 +1,72 @@
+/**
+ * Protection of the local page's actions: the local admin password (from config, or generated at
+ * first start into a 0600 file whose path is logged) checked in constant time with failures rate
+ * limited per address, and CSRF protection by a double-submit cookie plus an Origin check.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Request, Response } from 'express';
+import { UemlinkError } from '../common/errors.js';
+import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
+import type { Logger } from '../common/log.js';
+import { secrets } from '../common/redact.js';
+
+export const CSRF_COOKIE = 'uemlink_csrf';
+
+export async function loadAdminPassword(opts: { file?: string; stateDir: string; logger: Logger }): Promise<{ password: string; file: string; generated: boolean }> {
+  const file = opts.file ?? join(opts.stateDir, 'admin-password');
+  try {
+    const v = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    if (v.length < 8) throw new UemlinkError('CONFIG_INVALID', `the local admin password in ${file} is shorter than 8 characters`);
+    secrets.add(v);
+    return { password: v, file, generated: false };
+  } catch (e) {
+    if (e instanceof UemlinkError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || opts.file) {
+      throw new UemlinkError('CONFIG_UNREADABLE', `cannot read the local admin password file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const password = randomBytes(18).toString('base64url');
+  secrets.add(password);
+  await ensurePrivateDir(opts.stateDir);
+  await writePrivateFile(file, `${password}\n`, 'local admin password');
+  opts.logger.warn('generated the local admin password for the connector page; read it from the file (root or the service user only)', { file });
+  return { password, file, generated: true };
+}
+
+export function passwordMatches(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function cookie(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
+}
+
+/** The page's CSRF token: the cookie's, or a new one set now. */
+export function csrfToken(req: Request, res: Response, secure: boolean): string {
+  const existing = cookie(req, CSRF_COOKIE);
+  if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+  const t = randomBytes(32).toString('base64url');
+  res.append('Set-Cookie', `${CSRF_COOKIE}=${t}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`);
+  return t;
+}
+
+/** Why a state-changing request fails the CSRF checks, or undefined when it passes. */
+export function csrfProblem(req: Request, secure: boolean): string | undefined {
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `${secure ? 'https' : 'http'}://${req.headers.host}`) return 'the request came from another site';
+  const c = cookie(req, CSRF_COOKIE);
+  const f = (req.body as Record<string, unknown> | undefined)?.csrf;
+  if (!c || typeof f !== 'string' || c.length !== f.length || !timingSafeEqual(Buffer.from(c), Buffer.from(f))) {
+    return 'the form has expired or was not sent by this page (missing or wrong CSRF token); reload the page and try again';
+  }
+  return undefined;
+}

@@ -1,0 +1,193 @@
+/**
+ * The local page, rendered on the server: it works with JavaScript off (every action is a plain form)
+ * and loads nothing from outside (the customer network may be offline). Every value is escaped.
+ */
+import type { Diagnosis } from '../connector/diagnose.js';
+import type { CertView, ConnectorStatus, TargetStatus } from '../connector/status.js';
+
+export interface PageView {
+  status: ConnectorStatus;
+  csrf: string;
+  /** A message after an action: success or error. */
+  flash?: { kind: 'ok' | 'error'; text: string };
+  diagnosis?: Diagnosis;
+}
+
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export function esc(v: unknown): string {
+  return String(v ?? '').replace(/[&<>"']/g, (c) => ESC[c]!);
+}
+
+const STATE_TEXT: Record<ConnectorStatus['tunnel']['state'], string> = {
+  connected: 'Connected',
+  connecting: 'Connecting…',
+  disconnected: 'Disconnected',
+  refused: 'Refused by the cloud',
+  stopped: 'Stopped',
+  unpaired: 'Not paired',
+};
+
+function ago(iso: string | null): string {
+  if (!iso) return '—';
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  const rel = s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+  return `<time datetime="${esc(iso)}">${esc(rel)} ago</time>`;
+}
+
+function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+function dl(rows: Array<[string, string]>): string {
+  return `<dl>${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
+}
+
+function passwordField(id: string): string {
+  return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required>`;
+}
+
+function form(action: string, csrf: string, inner: string, button: string, cls = ''): string {
+  return `<form method="post" action="${esc(action)}" class="${cls}"><input type="hidden" name="csrf" value="${esc(csrf)}">${inner}<button type="submit">${esc(button)}</button></form>`;
+}
+
+function cert(c: CertView | null): string {
+  if (!c) return '—';
+  const warn = c.daysLeft < 0 ? `<strong class="bad">expired</strong>` : c.expiringSoon ? `<strong class="warn">expires in ${c.daysLeft} days</strong>` : `${c.daysLeft} days left`;
+  return `<span class="cert">${esc(c.subject)}<br><small>issuer ${esc(c.issuer)}<br>until ${esc(c.notAfter.slice(0, 10))} (${warn})</small></span>`;
+}
+
+function targetRow(t: TargetStatus): string {
+  const reach = t.reachable === null ? '<span class="muted">not checked yet</span>' : t.reachable ? '<span class="good">✔ reachable</span>' : '<span class="bad">✘ unreachable</span>';
+  const problem = t.error ? `<span class="bad">${esc(t.error.code)}</span>: ${esc(t.error.message)}` : t.lastStatus !== null && t.lastStatus >= 400 ? `<span class="warn">HTTP ${t.lastStatus}</span>` : '';
+  return `<tr><th scope="row">${esc(t.id)}${t.origin === 'cloud' ? ' <small>(cloud-managed)</small>' : ''}</th><td class="wrap">${esc(t.baseUrl)}</td><td>${reach}</td><td>${t.latencyMs === null ? '—' : `${t.latencyMs} ms`}</td><td>${t.lastStatus ?? '—'}</td><td>${cert(t.tls)}</td><td class="wrap">${problem}</td></tr>`;
+}
+
+export function renderPage(v: PageView): string {
+  const s = v.status;
+  const t = s.tunnel;
+  const state = t.state;
+  const parts: string[] = [];
+
+  if (v.flash) parts.push(`<p class="flash ${v.flash.kind}" role="${v.flash.kind === 'error' ? 'alert' : 'status'}">${esc(v.flash.text)}</p>`);
+  if (!s.ready && s.paired) parts.push(`<p class="flash warn" role="status">Not ready: ${esc(s.notReadyReason ?? '')}</p>`);
+
+  // Identity and pairing
+  if (s.paired) {
+    parts.push(
+      `<section aria-labelledby="h-id"><h2 id="h-id">Identity</h2>${dl([
+        ['Connector id', `<code>${esc(s.connectorId)}</code>`],
+        ['Tenant', esc(s.tenant)],
+        ['Group', esc(s.group)],
+        ['Cloud', esc(s.cloudUrl)],
+        ['Paired', ago(s.pairedAt)],
+        ['Certificate', cert(s.certificate)],
+        ['Version', esc(s.version)],
+      ])}<details><summary>Pair again (replaces this identity)</summary>${form(
+        '/actions/pair',
+        v.csrf,
+        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair')}`,
+        'Pair again',
+      )}</details></section>`,
+    );
+  } else {
+    parts.push(
+      `<section aria-labelledby="h-pair"><h2 id="h-pair">Pair this connector</h2><p>Paste the pairing string issued by the cloud (it starts with <code>ulpt1.</code>).</p>${form(
+        '/actions/pair',
+        v.csrf,
+        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea>${passwordField('pw-pair')}`,
+        'Pair',
+      )}<p class="muted">Version ${esc(s.version)}</p></section>`,
+    );
+  }
+
+  // Tunnel
+  const err = t.lastError ? `<span class="bad">${esc(t.lastError.code)}</span>: ${esc(t.lastError.message)} (${ago(t.lastError.at)})` : '—';
+  parts.push(
+    `<section aria-labelledby="h-tunnel"><h2 id="h-tunnel">Tunnel</h2>${dl([
+      ['State', `<span class="state-text state-${state}">${esc(STATE_TEXT[state])}</span>`],
+      ['Since', ago(t.since)],
+      ['Round trip', t.rttMs === null ? '—' : `${t.rttMs} ms`],
+      ['Reconnects', String(t.reconnects)],
+      ['Requests in flight', String(t.activeStreams)],
+      ['Next attempt', t.retryAt ? `<time datetime="${esc(t.retryAt)}">${esc(t.retryAt.slice(11, 19))} UTC</time>` : '—'],
+      ['Last error', err],
+    ])}</section>`,
+  );
+
+  // System
+  const sys = s.system;
+  parts.push(
+    `<section aria-labelledby="h-sys"><h2 id="h-sys">System</h2>${dl([
+      ['Host', esc(sys.hostname)],
+      ['OS', esc(sys.os)],
+      ['CPU load', sys.cpuLoadPercent === null ? '—' : `${sys.cpuLoadPercent} %`],
+      ['Memory', sys.memory ? `${bytes(sys.memory.usedBytes)} of ${bytes(sys.memory.totalBytes)} used` : '—'],
+      ['Free disk (state dir)', bytes(sys.stateDirFreeBytes)],
+      ['Host uptime', `${Math.round(sys.uptimeSeconds / 3600)} h`],
+      ['Connector uptime', `${Math.round(sys.processUptimeSeconds / 60)} min`],
+      ['Node.js', esc(sys.node)],
+    ])}</section>`,
+  );
+
+  // Targets
+  parts.push(
+    `<section aria-labelledby="h-targets"><h2 id="h-targets">UEM targets</h2>${
+      s.targets.length === 0
+        ? '<p>No targets are configured.</p>'
+        : `<div class="scroll"><table><caption class="sr">UEM targets and their last health check</caption><thead><tr><th scope="col">Target</th><th scope="col">Address</th><th scope="col">Reachable</th><th scope="col">Latency</th><th scope="col">Last status</th><th scope="col">TLS certificate</th><th scope="col">Problem</th></tr></thead><tbody>${s.targets.map(targetRow).join('')}</tbody></table></div>`
+    }</section>`,
+  );
+
+  // Pending cloud-managed targets
+  if (s.pendingTargets.length > 0 || s.managedTargets.length > 0) {
+    const rows = s.managedTargets.map((m) => {
+      const actions =
+        m.state === 'accepted'
+          ? form(`/actions/targets/${encodeURIComponent(m.id)}/reject`, v.csrf, passwordField(`pw-rej-${esc(m.id)}`), 'Reject', 'inline')
+          : `${form(`/actions/targets/${encodeURIComponent(m.id)}/approve`, v.csrf, passwordField(`pw-app-${esc(m.id)}`), 'Approve', 'inline')}${m.state === 'pending' ? form(`/actions/targets/${encodeURIComponent(m.id)}/reject`, v.csrf, passwordField(`pw-rej-${esc(m.id)}`), 'Reject', 'inline') : ''}`;
+      return `<li><strong>${esc(m.id)}</strong> → ${esc(m.baseUrl)} <span class="tag ${esc(m.state)}">${esc(m.state)}</span>${m.reason ? `<br><small>${esc(m.reason)}</small>` : ''}${actions}</li>`;
+    });
+    parts.push(`<section aria-labelledby="h-managed"><h2 id="h-managed">Targets offered by the cloud</h2><ul class="managed">${rows.join('')}</ul></section>`);
+  }
+
+  // Diagnostics
+  const diag = v.diagnosis
+    ? `<ol class="checks">${v.diagnosis.checks
+        .map((c) => `<li class="check ${esc(c.status)}"><span class="tag ${esc(c.status)}">${esc(c.status.toUpperCase())}</span> <strong>${esc(c.title)}</strong><br>${esc(c.detail)}${c.hint && c.status !== 'pass' ? `<br><em>→ ${esc(c.hint)}</em>` : ''}</li>`)
+        .join('')}</ol><p>${v.diagnosis.ok ? '<span class="good">All checks passed.</span>' : '<span class="bad">Some checks failed; the hints say what to do.</span>'}</p>`
+    : '<p>Checks DNS, proxy, TLS, the clock, the tunnel and an authenticated request to each UEM.</p>';
+  parts.push(`<section aria-labelledby="h-diag"><h2 id="h-diag">Diagnostics</h2>${diag}${form('/actions/diagnose', v.csrf, '', 'Run diagnostics')}</section>`);
+
+  // Recent problems
+  parts.push(
+    `<section aria-labelledby="h-problems"><h2 id="h-problems">Recent warnings and errors</h2>${
+      s.recentProblems.length === 0
+        ? '<p>None.</p>'
+        : `<ol class="problems" reversed>${[...s.recentProblems]
+            .reverse()
+            .map((p) => `<li><time datetime="${esc(p.time)}">${esc(p.time.slice(0, 19).replace('T', ' '))}</time> <span class="tag ${esc(p.level)}">${esc(p.level)}</span> ${esc(p.message)}${p.code ? ` <code>${esc(p.code)}</code>` : ''}</li>`)
+            .join('')}</ol>`
+    }</section>`,
+  );
+
+  parts.push(
+    `<section aria-labelledby="h-support"><h2 id="h-support">Support bundle</h2><p>A .tar.gz with status, diagnostics, the redacted config and recent logs, for support staff. Secrets are removed.</p>${form('/actions/support-bundle', v.csrf, passwordField('pw-bundle'), 'Download support bundle')}</section>`,
+  );
+
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(STATE_TEXT[state])} · uemlink connector${s.connectorId ? ` ${esc(s.connectorId)}` : ''}</title>
+<link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head>
+<body><header><h1>uemlink connector</h1><p class="badge state-${state}" role="status" aria-live="polite">${esc(STATE_TEXT[state])}${s.ready ? ' · ready' : ''}</p></header>
+<main>${parts.join('\n')}</main>
+<footer><p>Updated <time datetime="${new Date().toISOString()}">${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC</time>. <noscript>Reload the page to update it.</noscript><span class="js-only">The page refreshes itself every 10 s.</span> Machine-readable: <a href="/api/status">/api/status</a>, <a href="/metrics">/metrics</a>, <a href="/readyz">/readyz</a>.</p></footer>
+</body></html>`;
+}

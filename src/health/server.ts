@@ -1,0 +1,209 @@
+/**
+ * The connector's local page and its machine endpoints (health.listen, default 127.0.0.1:8081):
+ * GET / (the page), /healthz, /readyz, /api/status, /metrics, and the page's actions (pair, approve
+ * or reject cloud-managed targets, run diagnostics, download a support bundle). Every state-changing
+ * action needs the local admin password and a valid CSRF token.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express, { type Request, type Response } from 'express';
+import helmet from 'helmet';
+import { UemlinkError, messageOf } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { FailureLimiter } from '../common/rate-limit.js';
+import { redactString } from '../common/redact.js';
+import type { Diagnosis } from '../connector/diagnose.js';
+import type { PairOutcome } from '../connector/pair.js';
+import type { ConnectorStatus } from '../connector/status.js';
+import { PAGE_CSS, PAGE_JS } from './assets.js';
+import { csrfProblem, csrfToken, passwordMatches } from './auth.js';
+import { renderPage, type PageView } from './page.js';
+
+export interface HealthBackend {
+  status(): Promise<ConnectorStatus>;
+  metrics(): Promise<string>;
+  pair(token: string, force: boolean): Promise<PairOutcome>;
+  decide(id: string, decision: 'accepted' | 'refused'): Promise<void>;
+  diagnose(): Promise<Diagnosis>;
+  supportBundle(): Promise<Buffer>;
+}
+
+export interface HealthServerOptions {
+  listen: { host: string; port: number };
+  tls?: { cert: string; key: string };
+  adminPassword: string;
+  backend: HealthBackend;
+  logger: Logger;
+}
+
+const DONE: Record<string, string> = {
+  paired: 'Paired. The tunnel is starting.',
+  approved: 'Approved: the target is active and offered to the cloud.',
+  rejected: 'Rejected: the target is not used.',
+};
+
+export class HealthServer {
+  private constructor(private readonly server: Server) {}
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  static async start(o: HealthServerOptions): Promise<HealthServer> {
+    const secure = Boolean(o.tls);
+    const limiter = new FailureLimiter(5, 60_000);
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.use(
+      helmet({
+        contentSecurityPolicy: {
+          useDefaults: false,
+          directives: {
+            defaultSrc: ["'self'"],
+            scriptSrc: ["'self'"],
+            styleSrc: ["'self'"],
+            imgSrc: ["'self'", 'data:'],
+            formAction: ["'self'"],
+            frameAncestors: ["'none'"],
+            baseUri: ["'none'"],
+            objectSrc: ["'none'"],
+          },
+        },
+        strictTransportSecurity: secure,
+      }),
+    );
+    const form = express.urlencoded({ extended: false, limit: '32kb' });
+
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/readyz', async (_req, res) => {
+      const s = await o.backend.status();
+      if (s.ready) res.json({ ready: true });
+      else res.status(503).json({ error: 'not_ready', message: s.notReadyReason ?? 'not ready' });
+    });
+    app.get('/api/status', async (_req, res) => {
+      res.setHeader('cache-control', 'no-store');
+      res.json(await o.backend.status());
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+      res.send(await o.backend.metrics());
+    });
+    app.get('/assets/page.css', (_req, res) => {
+      res.type('text/css').setHeader('cache-control', 'max-age=300').send(PAGE_CSS);
+    });
+    app.get('/assets/page.js', (_req, res) => {
+      res.type('application/javascript').setHeader('cache-control', 'max-age=300').send(PAGE_JS);
+    });
+
+    const page = async (req: Request, res: Response, status: number, extra: Partial<PageView> = {}): Promise<void> => {
+      const csrf = csrfToken(req, res, secure);
+      const view: PageView = { status: await o.backend.status(), csrf, ...extra };
+      res.status(status).setHeader('cache-control', 'no-store');
+      res.type('html').send(renderPage(view));
+    };
+
+    app.get('/', async (req, res) => {
+      const done = typeof req.query.done === 'string' ? DONE[req.query.done] : undefined;
+      await page(req, res, 200, done ? { flash: { kind: 'ok', text: done } } : {});
+    });
+
+    /** CSRF, then (for state changes) the password; answers the page with the problem when refused. */
+    const guard = async (req: Request, res: Response, needsPassword: boolean): Promise<boolean> => {
+      const problem = csrfProblem(req, secure);
+      if (problem) {
+        await page(req, res, 403, { flash: { kind: 'error', text: problem } });
+        return false;
+      }
+      if (!needsPassword) return true;
+      const ip = req.socket.remoteAddress ?? 'unknown';
+      if (limiter.retryAfter(ip) > 0) {
+        await page(req, res, 429, { flash: { kind: 'error', text: 'Too many wrong passwords from this address; wait a minute and try again.' } });
+        return false;
+      }
+      if (!passwordMatches((req.body as Record<string, unknown>).password, o.adminPassword)) {
+        limiter.fail(ip);
+        o.logger.warn('local page: wrong admin password', { remote: ip, path: req.path });
+        await page(req, res, 401, { flash: { kind: 'error', text: 'Wrong local admin password.' } });
+        return false;
+      }
+      return true;
+    };
+
+    const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {
+      const code = e instanceof UemlinkError ? e.code : 'FAILED';
+      await page(req, res, code === 'NOT_FOUND' ? 404 : 400, { flash: { kind: 'error', text: redactString(messageOf(e)) } });
+    };
+
+    app.post('/actions/pair', form, async (req, res) => {
+      if (!(await guard(req, res, true))) return;
+      const body = req.body as Record<string, unknown>;
+      const token = typeof body.token === 'string' ? body.token : '';
+      try {
+        const r = await o.backend.pair(token, body.force === '1');
+        o.logger.info('paired from the local page', { connectorId: r.connectorId, tenant: r.tenant });
+        res.redirect(303, '/?done=paired');
+      } catch (e) {
+        await failed(req, res, e);
+      }
+    });
+
+    app.post('/actions/targets/:id/:decision', form, async (req, res) => {
+      if (!(await guard(req, res, true))) return;
+      const decision = req.params.decision === 'approve' ? 'accepted' : req.params.decision === 'reject' ? 'refused' : undefined;
+      if (!decision) return void (await page(req, res, 404, { flash: { kind: 'error', text: 'Unknown action.' } }));
+      try {
+        await o.backend.decide(String(req.params.id), decision);
+        res.redirect(303, `/?done=${decision === 'accepted' ? 'approved' : 'rejected'}`);
+      } catch (e) {
+        await failed(req, res, e);
+      }
+    });
+
+    app.post('/actions/diagnose', form, async (req, res) => {
+      if (!(await guard(req, res, false))) return;
+      const diagnosis = await o.backend.diagnose();
+      await page(req, res, 200, { diagnosis, flash: diagnosis.ok ? { kind: 'ok', text: 'All checks passed.' } : { kind: 'error', text: 'Some checks failed: see Diagnostics below.' } });
+    });
+
+    app.post('/actions/support-bundle', form, async (req, res) => {
+      if (!(await guard(req, res, true))) return;
+      const buf = await o.backend.supportBundle();
+      const name = `uemlink-support-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`;
+      res.setHeader('content-type', 'application/gzip');
+      res.setHeader('content-disposition', `attachment; filename="${name}"`);
+      res.setHeader('cache-control', 'no-store');
+      res.send(buf);
+    });
+
+    app.use((req, res) => {
+      res.status(404).json({ error: 'not_found', message: `no such page: ${req.method} ${req.path}` });
+    });
+    app.use((err: unknown, req: Request, res: Response, _next: express.NextFunction) => {
+      const e = err as { type?: string };
+      if (e?.type === 'entity.too.large') return void res.status(413).json({ error: 'too_large', message: 'the form is too large' });
+      o.logger.error('local page error', { path: req.path, err });
+      if (!res.headersSent) res.status(500).json({ error: 'internal', message: 'internal error; see the connector log' });
+    });
+
+    const server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, app) : createHttpServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.listen.port, o.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as AddressInfo;
+    o.logger.info('local page listening', { url: `${secure ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/` });
+    return new HealthServer(server);
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
