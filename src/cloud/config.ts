@@ -60,6 +60,7 @@ export interface CloudConfig {
 
 export function loadCloudConfig(file: string): CloudConfig {
   const c = parseConfig(file, readConfigFile(file), CloudConfigSchema);
+  if (c.adminToken && c.adminTokenFile) throw configError(file, 'adminToken', 'set adminToken or adminTokenFile, not both');
   let adminToken: string | undefined;
   if (c.adminTokenFile) adminToken = readSecretFile(file, 'adminTokenFile', c.adminTokenFile);
   else if (c.adminToken) adminToken = c.adminToken;

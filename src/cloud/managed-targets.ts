@@ -46,6 +46,7 @@ export class ManagedTargetsService {
       throw new UemlinkError('INVALID_INPUT', `${i.path.join('.') || 'definition'}: ${i.message}`);
     }
     const def = parsed.data;
+    const previous = (await this.store.read()).managedTargets.find((t) => t.tenant === tenant && t.id === id);
     const rec: ManagedTargetRecord = {
       tenant,
       group,
@@ -59,6 +60,8 @@ export class ManagedTargetsService {
       s.managedTargets = s.managedTargets.filter((t) => !(t.tenant === tenant && t.id === id));
       s.managedTargets.push(rec);
     });
+    // Moved to another group: the old group's connectors drop it.
+    if (previous && previous.group !== group) for (const live of this.sessionsOf(tenant, previous.group)) live.session.sendControl({ type: 'target.withdraw', id });
     for (const live of this.sessionsOf(tenant, group)) live.session.sendControl({ type: 'target.offer', target: def });
     this.logger.info('cloud-managed target defined', { tenant, group, target: id, host: new URL(def.baseUrl).host });
     return this.view(rec, await this.store.read());
@@ -79,16 +82,21 @@ export class ManagedTargetsService {
     return s.managedTargets.filter((t) => t.tenant === tenant).map((r) => this.view(r, s));
   }
 
-  /** A connector connected: offer it every definition of its tenant and group. */
+  /**
+   * A connector connected: offer it every definition of its tenant and group, then the full list,
+   * so it drops any it was offered before and missed the withdrawal of while offline.
+   */
   async onSession(live: LiveSession): Promise<void> {
     const s = await this.store.read();
-    for (const r of s.managedTargets.filter((t) => t.tenant === live.tenant && t.group === live.group)) {
+    const mine = s.managedTargets.filter((t) => t.tenant === live.tenant && t.group === live.group);
+    for (const r of mine) {
       try {
         live.session.sendControl({ type: 'target.offer', target: this.definition(r) });
       } catch (err) {
-        this.logger.error('cannot open a stored cloud-managed target', { tenant: r.tenant, target: r.id, err });
+        this.logger.error('cannot offer a stored cloud-managed target', { tenant: r.tenant, target: r.id, err });
       }
     }
+    live.session.sendControl({ type: 'target.sync', ids: mine.map((r) => r.id) });
   }
 
   /** A connector reported its decision on a definition. */

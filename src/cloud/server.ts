@@ -72,8 +72,8 @@ export class CloudServer {
       logger,
       clock,
       limits: { maxFrameSize: t.maxFrameBytes, maxConcurrentStreams: t.maxConcurrentStreams, initialWindow: t.initialWindowBytes },
-      heartbeatMs: t.heartbeatSeconds * 1000,
-      handshakeTimeoutMs: t.handshakeTimeoutSeconds * 1000,
+      heartbeatMs: Math.round(t.heartbeatSeconds * 1000),
+      handshakeTimeoutMs: Math.round(t.handshakeTimeoutSeconds * 1000),
       maxPendingHandshakes: config.maxPendingHandshakes,
       software: `uemlink-cloud/${VERSION}`,
     });
@@ -85,7 +85,9 @@ export class CloudServer {
       if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
     });
     const relay = new Relay({ registry, store, clock, timeoutMs: config.relay.timeoutMs });
+    // Separate budgets: a client hammering the relay with bad keys must not lock admins out.
     const adminLimiter = new FailureLimiter(20, 60_000, clock);
+    const relayLimiter = new FailureLimiter(120, 60_000, clock);
 
     const app = express();
     app.disable('x-powered-by');
@@ -99,7 +101,7 @@ export class CloudServer {
         relay,
         adminToken: config.adminToken,
         store,
-        limiter: adminLimiter,
+        limiter: relayLimiter,
         logger,
         maxRequestBytes: config.relay.maxRequestBytes,
         idleTimeoutMs: config.relay.timeoutMs,
@@ -127,7 +129,7 @@ export class CloudServer {
         clock,
       }),
     );
-    app.use(tenantApi({ adminToken: config.adminToken, store, managed, adminLimiter, limiter: adminLimiter, clock }));
+    app.use(tenantApi({ adminToken: config.adminToken, store, managed, adminLimiter, limiter: relayLimiter, clock }));
     app.use(notFound());
     app.use(errorHandler(logger));
 

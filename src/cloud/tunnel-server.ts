@@ -27,7 +27,7 @@ import {
   type Limits,
   type Welcome,
 } from '../protocol/messages.js';
-import { MuxSession, attachTransport, maxMessageSize, type SessionClose } from '../protocol/session.js';
+import { MuxSession, attachTransport, closeReason, maxMessageSize, type SessionClose } from '../protocol/session.js';
 import { createTunnelServer, type WsTransport } from '../transport/ws.js';
 import type { ConnectorCA } from './ca.js';
 import type { PresenceBook } from './presence-book.js';
@@ -131,7 +131,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         const g: Record<string, unknown> = { code: r.code, message: r.message, lastStreamId: 0 };
         if (r.retryAfterMs !== undefined) g.retryAfterMs = r.retryAfterMs;
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
-        t.close(GoAwayCodes[r.code].close, r.message.slice(0, 120));
+        t.close(GoAwayCodes[r.code].close, closeReason(r.message));
         o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
         finish();
       };
@@ -176,7 +176,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       );
     }
     const auth = parseJson(AuthSchema, authBytes, 'AUTH');
-    const state = await o.store.read();
+    let state;
+    try {
+      state = await o.store.read();
+    } catch (err) {
+      o.logger.error('cannot read the cloud state to authenticate a connector', { err });
+      throw new Refusal('OVERLOADED', 'the cloud cannot check identities right now; retry shortly', 5000 + Math.floor(Math.random() * 10_000));
+    }
     const rec = state.connectors[hello.connectorId];
     if (!rec) throw new Refusal('AUTH_FAILED', 'unknown connector id: it was never paired with this cloud (or its record was removed); pair it again');
     const revoked = rec.revokedAt ?? state.revokedCertificates.find((r) => r.fingerprint256 === rec.fingerprint256)?.revokedAt;

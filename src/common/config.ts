@@ -148,7 +148,7 @@ export const tunnelTuning = z
     handshakeTimeoutSeconds: z.number().min(1).max(120).default(10),
     maxConcurrentStreams: z.number().int().min(1).max(100_000).default(1024),
     initialWindowBytes: z.number().int().min(16 * 1024).max(64 * 1024 * 1024).default(1024 * 1024),
-    maxFrameBytes: z.number().int().min(4096).max(1024 * 1024).default(64 * 1024),
+    maxFrameBytes: z.number().int().min(32 * 1024).max(1024 * 1024).default(64 * 1024),
   })
   .prefault({});
 export type TunnelTuning = z.infer<typeof tunnelTuning>;

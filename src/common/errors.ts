@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'TUNNEL_DIAL_FAILED'
   | 'TUNNEL_STREAM_LIMIT'
   | 'TUNNEL_STREAM_RESET'
+  | 'TUNNEL_FRAME_TOO_LARGE'
   // input of an API call or CLI command
   | 'INVALID_INPUT'
   | 'NOT_FOUND'

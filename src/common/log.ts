@@ -55,10 +55,13 @@ const redactFormat = winston.format((info) => {
   return out;
 });
 
+/** UEMLINK_LOG_LEVEL wins over the config; an invalid value of either is ignored. */
 export function resolveLevel(configured: string | undefined): LogLevel {
-  const env = process.env.UEMLINK_LOG_LEVEL;
-  const v = (env || configured || 'info').toLowerCase();
-  return (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : 'info';
+  const valid = (v: string | undefined): LogLevel | undefined => {
+    const l = v?.toLowerCase();
+    return l && (LOG_LEVELS as readonly string[]).includes(l) ? (l as LogLevel) : undefined;
+  };
+  return valid(process.env.UEMLINK_LOG_LEVEL) ?? valid(configured) ?? 'info';
 }
 
 export interface LoggerOptions {

@@ -33,8 +33,8 @@ export const ConnectorConfigSchema = z.strictObject({
       adminPasswordFile: z.string().min(1).optional(),
       /** /readyz also requires every target to have answered its last health check. */
       requireTargets: z.boolean().default(false),
-      /** How often targets are health-checked (an authenticated GET of healthPath). */
-      checkIntervalSeconds: z.number().min(5).max(3600).default(30),
+      /** How often targets are health-checked (an authenticated GET of healthPath); 0 turns it off. */
+      checkIntervalSeconds: z.number().max(3600).refine((v) => v === 0 || v >= 5, 'must be 0 (off) or at least 5').default(30),
     })
     .prefault({}),
   /** The corporate proxy between this network and the cloud (default: HTTPS_PROXY / NO_PROXY). */

@@ -37,8 +37,8 @@ export async function buildTunnelOptions(cfg: ConnectorConfig, identity: Identit
     software: `uemlink-connector/${VERSION}`,
     targets,
     limits: { maxFrameSize: t.maxFrameBytes, maxConcurrentStreams: t.maxConcurrentStreams, initialWindow: t.initialWindowBytes },
-    heartbeatMs: t.heartbeatSeconds * 1000,
-    handshakeTimeoutMs: t.handshakeTimeoutSeconds * 1000,
+    heartbeatMs: Math.round(t.heartbeatSeconds * 1000),
+    handshakeTimeoutMs: Math.round(t.handshakeTimeoutSeconds * 1000),
     clock,
     ...(ca ? { ca } : {}),
     ...(proxy ? { agent: proxyAgent(proxy, ca), proxy: proxyLabel(proxy) } : {}),
@@ -158,7 +158,7 @@ export class ConnectorDaemon {
   }
 
   private scheduleHealthChecks(delayMs: number): void {
-    if (this.stopping) return;
+    if (this.stopping || this.config.health.checkIntervalMs === 0) return;
     this.healthTimer = this.clock.setTimeout(() => {
       void this.checkTargets()
         .catch((err: unknown) => this.o.logger.warn('target health check failed', { err }))
@@ -174,7 +174,10 @@ export class ConnectorDaemon {
   private pollForPairing(): void {
     this.pollTimer = this.clock.setTimeout(() => {
       void this.state.identity().then(
-        (id) => (id ? this.startTunnel(id) : this.pollForPairing()),
+        (id) =>
+          id
+            ? this.startTunnel(id).catch((err: unknown) => this.o.logger.error('cannot start the tunnel after pairing', { err }))
+            : this.pollForPairing(),
         (err: unknown) => {
           this.o.logger.error('cannot read the connector state', { err });
           this.pollForPairing();
@@ -244,6 +247,8 @@ export class ConnectorDaemon {
         session.sendControl({ type: 'target.status', ...r });
       } else if (msg.type === 'target.withdraw' && typeof msg.id === 'string') {
         await managed.withdraw(msg.id);
+      } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
+        await managed.sync(msg.ids as string[]);
       }
     } catch (err) {
       this.o.logger.error('cannot apply a cloud-managed target change', { err });

@@ -13,6 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP } from 'node:net';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { isLooselyProtected, resolveFrom } from '../common/config.js';
 import { messageOf } from '../common/errors.js';
 import { certInfo } from '../common/pki.js';
 import { redactString } from '../common/redact.js';
@@ -171,6 +172,15 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
     return { status: left < 30 ? 'warn' : 'pass', detail: `paired as ${id.connectorId} (tenant ${id.tenant}, group ${id.group}); certificate valid ${left} more days` };
   });
 
+  // ---- secret files
+  await run(checks, new Step('secrets.files', 'Secret files readable by the service only'), async () => {
+    const loose = secretFiles(cfg).filter((f) => isLooselyProtected(f));
+    if (loose.length > 0) {
+      return { status: 'warn', detail: `readable by group or others: ${loose.join(', ')}`, hint: `chmod 600 ${loose.join(' ')} (and chown them to the service user)` };
+    }
+    return { detail: 'all secret files are private' };
+  });
+
   // ---- the cloud
   const cloudUrl = cfg.cloudUrl ?? id?.cloudUrl;
   if (!cloudUrl) {
@@ -280,6 +290,17 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
     });
   }
   return { ok: checks.every((c) => c.status !== 'fail'), startedAt, checks };
+}
+
+/** Secret files named in the config (relative paths resolved against the config file). */
+function secretFiles(cfg: ConnectorConfig): string[] {
+  const out: string[] = [];
+  for (const t of cfg.targets) {
+    const a = t.auth as Record<string, unknown>;
+    for (const k of ['passwordFile', 'apiKeyFile', 'clientSecretFile', 'valueFile']) if (typeof a[k] === 'string') out.push(resolveFrom(cfg.file, a[k]));
+  }
+  if (cfg.health.adminPasswordFile) out.push(cfg.health.adminPasswordFile);
+  return out;
 }
 
 function targetHint(t: Target, err: UpstreamError): string {

@@ -5,6 +5,7 @@
  * approval (local page), or is refused. Definitions are stored in the state dir with their secrets
  * sealed by a key derived from the connector's private key.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../common/clock.js';
@@ -26,6 +27,8 @@ const Record_ = z.object({
   reason: z.string().optional(),
   offeredAt: z.string(),
   decidedAt: z.string().optional(),
+  /** SHA-256 of the definition: an identical re-offer keeps the local decision. */
+  hash: z.string().default(''),
   sealed: z.object({ v: z.literal(1), iv: z.string(), tag: z.string(), data: z.string() }),
 });
 type ManagedRecord = z.infer<typeof Record_>;
@@ -100,6 +103,13 @@ export class ManagedTargets {
     }
     const def = parsed.data;
     if (this.o.localIds.has(def.id)) return { id: def.id, state: 'refused', reason: 'a local target has the same id (local configuration wins)' };
+    const text = JSON.stringify(def);
+    const hash = createHash('sha256').update(text).digest('hex');
+    const existing = (await this.store.read()).targets.find((t) => t.id === def.id);
+    if (existing && existing.hash === hash) {
+      // The cloud re-offers on every connect: an unchanged definition keeps the admin's decision.
+      return existing.reason ? { id: def.id, state: existing.state, reason: existing.reason } : { id: def.id, state: existing.state };
+    }
     const url = new URL(def.baseUrl);
     const host = url.hostname;
     const allowed = hostAllowed(host, this.o.allowedHosts);
@@ -110,11 +120,19 @@ export class ManagedTargets {
       baseUrl: def.baseUrl,
       state: allowed ? 'accepted' : 'pending',
       offeredAt: now,
-      sealed: seal(this.key, JSON.stringify(def), def.id),
+      hash,
+      sealed: seal(this.key, text, def.id),
     };
     if (allowed) rec.decidedAt = now;
     else rec.reason = `host "${host}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;
-    if (allowed) this.activate(rec); // resolve first: a bad definition must not be stored as accepted
+    if (allowed) {
+      // Resolve first: a definition that cannot be used (a bad CA, say) must not be stored as accepted.
+      try {
+        this.activate(rec);
+      } catch (e) {
+        return { id: def.id, state: 'refused', reason: `cannot use the definition: ${(e as Error).message}` };
+      }
+    }
     await this.store.update((d) => {
       d.targets = d.targets.filter((t) => t.id !== def.id);
       d.targets.push(rec);
@@ -156,6 +174,13 @@ export class ManagedTargets {
     });
     this.accepted.get(id)?.close();
     if (this.accepted.delete(id)) this.changed();
+  }
+
+  /** The cloud's full list for this connector: anything else it once offered is gone. */
+  async sync(ids: string[]): Promise<void> {
+    const keep = new Set(ids);
+    const gone = (await this.store.read()).targets.filter((t) => !keep.has(t.id)).map((t) => t.id);
+    for (const id of gone) await this.withdraw(id);
   }
 
   async list(): Promise<ManagedView[]> {

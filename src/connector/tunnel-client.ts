@@ -24,7 +24,7 @@ import {
   type Limits,
   type Welcome,
 } from '../protocol/messages.js';
-import { MuxSession, attachTransport, maxMessageSize } from '../protocol/session.js';
+import { MuxSession, attachTransport, closeReason, maxMessageSize } from '../protocol/session.js';
 import { DialError, dialWebSocket, type WsTransport } from '../transport/ws.js';
 
 export class TunnelError extends UemlinkError {
@@ -94,7 +94,7 @@ function handshake(t: WsTransport, o: TunnelClientOptions): Promise<Connected> {
       if (settled) return;
       settled = true;
       o.clock.clearTimeout(timer);
-      if (close !== undefined) t.close(close, err.message.slice(0, 120));
+      if (close !== undefined) t.close(close, closeReason(err.message));
       else t.terminate();
       reject(err);
     };

@@ -184,6 +184,7 @@ export function renderPage(v: PageView): string {
 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="same-origin">
 <title>${esc(STATE_TEXT[state])} · uemlink connector${s.connectorId ? ` ${esc(s.connectorId)}` : ''}</title>
 <link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head>
 <body><header><h1>uemlink connector</h1><p class="badge state-${state}" role="status" aria-live="polite">${esc(STATE_TEXT[state])}${s.ready ? ' · ready' : ''}</p></header>

@@ -188,12 +188,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       this.goAway('SHUTTING_DOWN', 'stream ids exhausted');
       throw new UemlinkError('TUNNEL_GOING_AWAY', 'stream ids exhausted; the tunnel will be re-established', { retryable: true });
     }
+    const json = this.fitting(jsonPayload(head), 'request head');
     this.nextLocalId += 2;
     this.lastLocalId = id;
     const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow });
     this.streams.set(id, s);
     this.localOpen++;
-    this.enqueue({ kind: 'open', streamId: id, json: jsonPayload(head) });
+    this.enqueue({ kind: 'open', streamId: id, json });
     return s;
   }
 
@@ -235,8 +236,9 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (!this.streams.has(s.id) || !canSend(s.status, 'response') || s.response !== undefined) {
       throw new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} cannot send a response now`);
     }
+    const json = this.fitting(jsonPayload(head), 'response head');
     s.response = head;
-    this.enqueue({ kind: 'response', streamId: s.id, json: jsonPayload(head) });
+    this.enqueue({ kind: 'response', streamId: s.id, json });
     if (end) s.end();
   }
 
@@ -267,7 +269,15 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   sendControl(message: Record<string, unknown>): void {
     if (this._state === 'closed') return;
-    this.enqueue({ kind: 'control', json: jsonPayload(message) });
+    this.enqueue({ kind: 'control', json: this.fitting(jsonPayload(message), 'control message') });
+  }
+
+  /** JSON frames are never split: one that exceeds the peer's frame limit is refused here. */
+  private fitting(json: Buffer, what: string): Buffer {
+    if (json.length > this.remote.maxFrameSize) {
+      throw new UemlinkError('TUNNEL_FRAME_TOO_LARGE', `the ${what} is ${json.length} bytes, more than the peer's frame limit of ${this.remote.maxFrameSize}`);
+    }
+    return json;
   }
 
   /** Announces that no new streams will be accepted; open ones continue. */
@@ -309,7 +319,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   close(code: number = CloseCode.NORMAL, reason = ''): void {
     if (this._state === 'closed') return;
     this.flush();
-    this.transport.close(code, reason.slice(0, 120));
+    this.transport.close(code, closeReason(reason));
     const g = goAwayCodeForClose(code) ?? 'SHUTTING_DOWN';
     this.finish({ code, reason, error: new UemlinkError(GoAwayCodes[g].error, reason || 'tunnel closed', { retryable: true }), local: true });
   }
@@ -321,7 +331,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.flush();
     const c = GoAwayCodes[code];
     if (code === 'HEARTBEAT_TIMEOUT') this.transport.terminate();
-    else this.transport.close(c.close, message.slice(0, 120));
+    else this.transport.close(c.close, closeReason(message));
     this.finish({
       code: c.close,
       reason: message,
@@ -652,6 +662,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     this.emit('close', info);
   }
+}
+
+/** A WebSocket close reason is at most 123 bytes of UTF-8; cut on a character boundary. */
+export function closeReason(s: string): string {
+  let out = s;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
 }
 
 /** Routes a transport's events into a session (the handshake may have used the transport before). */

@@ -82,6 +82,7 @@ export class WsTransport implements Transport {
       this.ws.terminate();
     }
     // A peer that never answers the close handshake must not hold the socket for ws's 30 s default.
+    // (reason: at most 123 bytes, cut by the caller on a character boundary)
     const t = setTimeout(() => this.ws.terminate(), 2000);
     t.unref();
   }
@@ -165,12 +166,16 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
         } catch {
           /* not JSON: status alone */
         }
-        const o: { status: number; retryAfterMs?: number; permanent: boolean } = { status, permanent: status === 404 };
+        // Nothing an HTTP status says is permanent: a 404 may be a typo in cloudUrl, or a load
+        // balancer between deploys. Retry with backoff; the status page shows the error.
+        const o: { status: number; retryAfterMs?: number; permanent: boolean } = { status, permanent: false };
         if (retryAfterMs !== undefined) o.retryAfterMs = retryAfterMs;
         const msg =
           status === 407
             ? `the proxy ${opts.proxy ?? ''} refused the credentials (HTTP 407 Proxy Authentication Required): check the user and password in proxy.url / proxy.passwordFile`
-            : `tunnel upgrade refused with HTTP ${status}${detail}${opts.proxy && !detail ? ` (through the proxy ${opts.proxy}: it may block the cloud's address or port)` : ''}`;
+            : status === 404
+              ? `the cloud has no tunnel endpoint at ${redactUrl(url)} (HTTP 404${detail}): check cloudUrl`
+              : `tunnel upgrade refused with HTTP ${status}${detail}${opts.proxy && !detail ? ` (through the proxy ${opts.proxy}: it may block the cloud's address or port)` : ''}`;
         reject(new DialError(msg, o));
         ws.terminate();
       });

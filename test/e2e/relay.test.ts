@@ -43,7 +43,8 @@ describe('e2e: relay (real processes, real TLS)', function () {
   async function connector(targets: unknown[], opts: { tenant?: string; files?: Record<string, string>; extra?: Record<string, unknown> } = {}): Promise<Started> {
     const dir = tempDir('uemlink-relay-conn-');
     for (const [n, v] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, n), v, { mode: 0o600 });
-    const c = await makeConnector({ dir, config: { targets, ...opts.extra } });
+    // Periodic health checks off: these tests count exactly what reaches each upstream.
+    const c = await makeConnector({ dir, config: { targets, health: { checkIntervalSeconds: 0 }, ...opts.extra } });
     conns.push(c);
     const t = await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: opts.tenant ?? 'acme' });
     const r = await c.pair(t.body.token);

@@ -89,7 +89,8 @@ export async function startInprocConnector(
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 });
   const id = await pairInproc(cloud, opts.tenant ?? 'acme', opts.group ?? 'default');
   const configFile = join(dir, 'connector.json');
-  writeFileSync(configFile, JSON.stringify({ stateDir: './state', targets: opts.targets ?? [], ...opts.extra }));
+  // Periodic health checks off unless asked for: tests count what reaches each upstream.
+  writeFileSync(configFile, JSON.stringify({ stateDir: './state', targets: opts.targets ?? [], health: { checkIntervalSeconds: 0 }, ...opts.extra }));
   const cfg = loadConnectorConfig(configFile);
   await new ConnectorStateStore(cfg.stateDir).save(
     { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },

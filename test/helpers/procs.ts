@@ -217,7 +217,18 @@ export async function makeConnector(opts: { dir?: string; config?: Record<string
   const configFile = join(dir, 'connector.json');
   writeFileSync(
     configFile,
-    JSON.stringify({ stateDir: './state', health: { listen: `127.0.0.1:${await freePort()}` }, logLevel: 'debug', targets: [], ...opts.config }, null, 2),
+    JSON.stringify(
+      {
+        stateDir: './state',
+        logLevel: 'debug',
+        targets: [],
+        ...opts.config,
+        // A free port for the local page unless the test chose one; other health keys merge in.
+        health: { listen: `127.0.0.1:${await freePort()}`, ...(opts.config?.health as Record<string, unknown> | undefined) },
+      },
+      null,
+      2,
+    ),
   );
   const c: Connector = {
     proc: undefined as unknown as Proc,

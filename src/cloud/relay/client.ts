@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders } from '../../common/http-policy.js';
 import type { HeaderList } from '../../protocol/messages.js';
+import { TARGET_ID_RE } from '../../connector/targets/schema.js';
+import { TENANT_RE } from '../state.js';
 import { RelayError, type Relay } from './relay.js';
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
@@ -30,6 +32,8 @@ export class RelayClient {
   constructor(private readonly relay: Relay) {}
 
   async fetch(tenant: string, target: string, path: string, init: RequestInit = {}): Promise<Response> {
+    if (!TENANT_RE.test(tenant)) return errorResponse(400, 'bad_path', `"${tenant.slice(0, 64)}" is not a tenant name`);
+    if (!TARGET_ID_RE.test(target)) return errorResponse(400, 'bad_path', `"${target.slice(0, 64)}" is not a target id`);
     const checked = checkRelativePath(path);
     if (!checked.ok) return errorResponse(400, 'bad_path', checked.reason);
     const method = (init.method ?? 'GET').toUpperCase();

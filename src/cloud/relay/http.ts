@@ -7,13 +7,13 @@ import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
+import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
 import { ApiError, sendError } from '../http-errors.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
 import { RelayError, type Relay, type RelayResponse } from './relay.js';
 
 const PREFIX = '/api/v1/relay/';
-const TARGET_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export interface RelayHttpDeps extends PrincipalDeps {
   relay: Relay;
@@ -55,8 +55,9 @@ export function parseRelayUrl(raw: string): { tenant: string; target: string; re
 export function relayHttp(deps: RelayHttpDeps): RequestHandler {
   return (req, res) => {
     void handle(req, res).catch((e: unknown) => {
-      if (e instanceof ApiError) return sendError(res, e);
-      if (e instanceof RelayError) return sendError(res, new ApiError(e.status, e.code, e.message));
+      // Errors made by the relay itself carry the same header as those made by the connector.
+      if (e instanceof ApiError) return sendError(res, new ApiError(e.status, e.code, e.message, { ...e.headers, 'x-uemlink-error': e.code }));
+      if (e instanceof RelayError) return sendError(res, new ApiError(e.status, e.code, e.message, { 'x-uemlink-error': e.code }));
       deps.logger.error('relay failed', { err: e });
       sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details'));
     });
@@ -69,7 +70,7 @@ export function relayHttp(deps: RelayHttpDeps): RequestHandler {
     const principal = await principalOf(req, deps);
     if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
     requireTenant(principal, parsed.tenant);
-    if (!TARGET_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
+    if (!TARGET_ID_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
     const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));

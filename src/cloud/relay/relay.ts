@@ -2,12 +2,13 @@
  * The cloud's side of the relay, independent of HTTP: route a request to a connector of the tenant
  * that advertises the target (least busy first), open a stream, send the body, wait for the answer.
  *
- * Retries are decided by what can be proven about the first attempt:
+ * Retries are decided by what can be proven about an attempt, and each connector is tried once:
  *  - the stream was never accepted (open refused, REFUSED_STREAM, GOAWAY above its id): nothing
- *    reached the connector, so any method is retried elsewhere — if its body was not consumed;
+ *    reached the connector, so the request moves to another connector — if its body was not used;
  *  - the tunnel dropped before any response byte: only GET/HEAD/OPTIONS are retried, once;
  *  - anything else is reported, never replayed (a POST may have reached the UEM).
- * Every request ends within its timeout: with the answer, an error answer, or an abort.
+ * One deadline covers all attempts: every request ends within the relay timeout, with the answer,
+ * an error answer, or an abort.
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -96,8 +97,13 @@ export class Relay {
   async request(r: RelayRequest): Promise<RelayResponse> {
     const exclude = new Set<string>();
     const idempotencyKey = randomUUID();
+    const deadline = this.o.clock.now() + this.o.timeoutMs;
+    const idempotent = IDEMPOTENT_METHODS.has(r.method.toUpperCase());
+    const bodyUsed = r.body !== null;
+    let retriedAfterDrop = false;
     let lastError: RelayError | undefined;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Each connector is tried at most once, so this ends.
+    for (;;) {
       const live = pickConnector(this.candidates(r.tenant, r.target, exclude));
       if (!live) throw lastError ?? (await this.noRoute(r.tenant, r.target));
       exclude.add(live.connectorId);
@@ -110,38 +116,41 @@ export class Relay {
           target: r.target,
           tenant: r.tenant,
           idempotencyKey,
-          timeoutMs: Math.max(1000, this.o.timeoutMs - 1000),
+          timeoutMs: Math.max(1000, deadline - this.o.clock.now() - 1000),
         });
-      } catch {
+      } catch (e) {
+        if ((e as { code?: string }).code === 'TUNNEL_FRAME_TOO_LARGE') throw new RelayError(431, 'headers_too_large', (e as Error).message);
         // Refused locally (going away, stream limit): nothing was sent, try another connector.
         lastError = new RelayError(503, 'no_connector', `the connectors serving "${r.target}" are busy or restarting; retry`);
         continue;
       }
       // Errors are reported through exchange() and the body pipeline; a late one must not crash.
       stream.on('error', () => {});
-      const bodyUsed = r.body !== null;
       try {
-        const head = await this.exchange(stream, r);
+        const head = await this.exchange(stream, r, Math.max(1, deadline - this.o.clock.now()));
         return { head, body: stream, connectorId: live.connectorId };
       } catch (e) {
         if (e instanceof RelayError) throw e;
         const reset = e as StreamResetError;
-        const canRetry = !bodyUsed && (isUnprocessed(e) || (reset.beforeResponse && IDEMPOTENT_METHODS.has(r.method.toUpperCase())));
-        lastError = isUnprocessed(e)
-          ? new RelayError(503, 'no_connector', `connector ${live.connectorId} refused the request while going away`)
-          : new RelayError(
-              502,
-              'connector_lost',
-              `the tunnel to connector ${live.connectorId} dropped before the UEM answered${IDEMPOTENT_METHODS.has(r.method.toUpperCase()) ? '' : `; a ${r.method} is not retried because it may already have reached the UEM`}`,
-            );
-        if (!canRetry || r.signal?.aborted) throw lastError;
+        const unprocessed = isUnprocessed(e);
+        const dropped = reset.streamError === StreamError.TUNNEL_CLOSED && reset.beforeResponse;
+        if (unprocessed) lastError = new RelayError(503, 'no_connector', `connector ${live.connectorId} refused the request while going away`);
+        else if (dropped) {
+          lastError = new RelayError(
+            502,
+            'connector_lost',
+            `the tunnel to connector ${live.connectorId} dropped before the UEM answered${idempotent ? '' : `; a ${r.method} is not retried because it may already have reached the UEM`}`,
+          );
+        } else lastError = new RelayError(502, 'connector_error', `connector ${live.connectorId} ended the request: ${reset.message}`);
+        const canRetry = !bodyUsed && (unprocessed || (dropped && idempotent && !retriedAfterDrop));
+        if (dropped) retriedAfterDrop = true;
+        if (!canRetry || r.signal?.aborted || this.o.clock.now() >= deadline) throw lastError;
       }
     }
-    throw lastError ?? new RelayError(503, 'no_connector', 'no connector could take the request');
   }
 
   /** Sends the body and resolves with the response head, or rejects (reset, timeout, abort). */
-  private exchange(stream: MuxStream, r: RelayRequest): Promise<ResponseHead> {
+  private exchange(stream: MuxStream, r: RelayRequest, timeoutMs: number): Promise<ResponseHead> {
     return new Promise<ResponseHead>((resolve, reject) => {
       let settled = false;
       const settle = (fn: () => void): void => {
@@ -155,7 +164,7 @@ export class Relay {
       const timer = this.o.clock.setTimeout(() => {
         stream.reset(StreamError.TIMEOUT, 'the cloud stopped waiting');
         settle(() => reject(new RelayError(504, 'upstream_timeout', `no answer from the connector within ${this.o.timeoutMs} ms`)));
-      }, this.o.timeoutMs);
+      }, timeoutMs);
       const onAbort = (): void => {
         stream.reset(StreamError.CANCEL, 'client went away');
         settle(() => reject(new RelayError(499, 'cancelled', 'the client cancelled the request')));
