@@ -7,14 +7,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { UemlinkError } from './errors.js';
+
+/**
+ * When root writes into a directory that belongs to a service user (an admin running
+ * `uemlink connector pair` as root, say), the new file must belong to that user too, or the service
+ * could no longer read its own state.
+ */
+async function adoptOwner(path: string, dir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const d = await stat(dir);
+  if (d.uid !== 0) await chown(path, d.uid, d.gid);
+}
 
 /** Creates `dir` (and parents) and makes sure only the owner can enter it. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) await adoptOwner(dir, dirname(dir));
     const s = await stat(dir);
     if ((s.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
   } catch (e) {
@@ -33,6 +45,7 @@ export async function writePrivateFile(file: string, content: string | Buffer, w
     await fh.sync();
     await fh.close();
     fh = undefined;
+    await adoptOwner(tmp, dir);
     await rename(tmp, file);
   } catch (e) {
     await fh?.close().catch(() => {});

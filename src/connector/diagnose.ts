@@ -148,7 +148,7 @@ function proxyConnect(proxyUrl: string, host: string, port: number): Promise<imp
     req.once('connect', (res: IncomingMessage, socket) => {
       if (res.statusCode === 200) return resolve(socket);
       socket.destroy();
-      if (res.statusCode === 407) reject(fail(`the proxy ${proxyLabel(proxyUrl)} answered 407 Proxy Authentication Required`, p.username ? 'the proxy refused the user or password: check proxy.url / proxy.passwordFile' : 'the proxy needs credentials: add them to proxy.url (user) and proxy.passwordFile'));
+      if (res.statusCode === 407 || res.statusCode === 401) reject(fail(`the proxy ${proxyLabel(proxyUrl)} refused the credentials (HTTP ${res.statusCode}${res.statusCode === 407 ? ' Proxy Authentication Required' : ''})`, p.username ? 'the proxy refused the user or password: check proxy.url / proxy.passwordFile' : 'the proxy needs credentials: add them to proxy.url (user) and proxy.passwordFile'));
       else reject(fail(`the proxy ${proxyLabel(proxyUrl)} refused CONNECT ${host}:${port} with HTTP ${res.statusCode}`, 'ask the proxy admins to allow CONNECT to this host and port'));
     });
     req.once('timeout', () => req.destroy(fail(`the proxy ${proxyLabel(proxyUrl)} did not answer within ${TIMEOUT} ms`, 'check proxy.url')));

@@ -5,7 +5,11 @@
  */
 import { request as httpRequest, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import { checkServerIdentity, rootCertificates, type PeerCertificate } from 'node:tls';
+
+function urlHost(u: URL): string {
+  return u.hostname.replace(/^\[|\]$/g, '');
+}
 import { redactUrl } from '../transport/ws.js';
 
 export interface JsonResponse {
@@ -68,7 +72,8 @@ export function requestJson(url: string, o: JsonRequestOptions): Promise<JsonRes
       path: `${u.pathname}${u.search}`,
       headers,
       timeout: o.timeoutMs ?? 30_000,
-      ...(o.agent ? { agent: o.agent } : {}),
+      // Through a CONNECT proxy, verify against the URL's host even when it is an IP address.
+      ...(o.agent ? { agent: o.agent, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(urlHost(u), cert) } : {}),
       ...(isHttps && o.ca?.length ? { ca: [...rootCertificates, ...o.ca] } : {}),
     };
     const req = (isHttps ? httpsRequest : httpRequest)(opts, (res) => {

@@ -84,8 +84,8 @@ export async function pairConnector(
     throw new UemlinkError('PAIR_FAILED', `pairing failed${proxy ? ` (through the proxy ${proxyLabel(proxy)})` : ''}: ${(e as Error).message}`, { cause: e, retryable: true });
   }
   const body = (res.body ?? {}) as Record<string, unknown>;
-  if (res.status === 407) {
-    throw new UemlinkError('PAIR_FAILED', `pairing failed: the proxy ${proxy ? proxyLabel(proxy) : ''} refused the credentials (HTTP 407 Proxy Authentication Required)`);
+  if (res.status === 407 || (res.status === 401 && proxy)) {
+    throw new UemlinkError('PAIR_FAILED', `pairing failed: the proxy ${proxy ? proxyLabel(proxy) : ''} refused the credentials (HTTP ${res.status}): check proxy.url / proxy.passwordFile`);
   }
   if (res.status !== 201) {
     const code = typeof body.error === 'string' ? body.error : `http_${res.status}`;

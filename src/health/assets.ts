@@ -15,6 +15,7 @@ section[aria-labelledby="h-targets"], section[aria-labelledby="h-problems"], sec
 dl { display:grid; grid-template-columns:max-content 1fr; gap:.25rem 1rem; margin:0; }
 dt { color:var(--muted); }
 dd { margin:0; overflow-wrap:anywhere; }
+dt.wide, dd.wide { grid-column:1/-1; } dt.wide { margin-top:.25rem; }
 .badge { margin:0; padding:.25rem .75rem; border-radius:1rem; font-weight:600; border:2px solid currentColor; }
 .state-connected { color:var(--good); } .state-connecting, .state-disconnected { color:var(--warn); } .state-refused, .state-unpaired, .state-stopped { color:var(--bad); }
 .good { color:var(--good); } .bad { color:var(--bad); } .warn { color:var(--warn); } .muted { color:var(--muted); }
@@ -24,8 +25,8 @@ dd { margin:0; overflow-wrap:anywhere; }
 table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; vertical-align:top; padding:.4rem .5rem; border-bottom:1px solid var(--line); }
 td.wrap { overflow-wrap:anywhere; max-width:20rem; }
+td[data-label="Reachable"], td[data-label="Latency"] { white-space:nowrap; }
 form { display:grid; gap:.4rem; margin-top:.5rem; }
-form.inline { display:inline-grid; margin:.25rem .5rem .25rem 0; }
 label { font-weight:600; }
 input, textarea { font:inherit; padding:.4rem .5rem; border:1px solid #8c959f; border-radius:.35rem; width:100%; }
 textarea { font-family:ui-monospace,monospace; font-size:.9rem; }
@@ -34,11 +35,25 @@ button:focus-visible, input:focus-visible, textarea:focus-visible, a:focus-visib
 code { font-family:ui-monospace,monospace; font-size:.9em; overflow-wrap:anywhere; }
 .tag { display:inline-block; font-size:.8rem; font-weight:700; padding:0 .4rem; border-radius:.25rem; border:1px solid currentColor; }
 .tag.pass, .tag.accepted { color:var(--good); } .tag.fail, .tag.error, .tag.refused { color:var(--bad); } .tag.warn, .tag.pending { color:var(--warn); } .tag.skip { color:var(--muted); }
-ol.checks, ol.problems, ul.managed { padding-left:1.25rem; } ol.checks li, ul.managed li { margin-bottom:.5rem; }
+ol.checks, ol.problems { padding-left:1.25rem; } ol.checks li { margin-bottom:.5rem; }
+ul.managed { list-style:none; margin:0; padding:0; } ul.managed > li { padding:.5rem 0; border-top:1px solid var(--line); }
+ul.managed p { margin:0 0 .25rem; } ul.managed form { max-width:24rem; } .url { overflow-wrap:anywhere; }
+.buttons { display:flex; flex-wrap:wrap; gap:.5rem; }
+button.secondary { background:var(--bg); color:var(--accent); box-shadow:inset 0 0 0 2px var(--accent); }
 .sr { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 footer { max-width:72rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--muted); font-size:.9rem; }
 .js-only { display:none; } .js .js-only { display:inline; }
-@media (max-width:40rem) { dl { grid-template-columns:1fr; } dt { margin-top:.4rem; } }
+@media (max-width:40rem) {
+  dl { grid-template-columns:1fr; } dt { margin-top:.4rem; }
+  /* The targets table becomes one card per target: no sideways scrolling to reach TLS or Problem. */
+  table.targets, .targets tbody, .targets tr, .targets th, .targets td { display:block; }
+  .targets thead { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
+  .targets tr { padding:.5rem 0; border-bottom:1px solid var(--line); }
+  .targets th, .targets td { border:0; padding:.15rem 0; }
+  .targets td.wrap { max-width:none; }
+  .targets td::before { content:attr(data-label); content:attr(data-label) / ""; display:block; color:var(--muted); font-size:.875rem; }
+  .targets td:empty { display:none; }
+}
 `;
 
 /** Refreshes the page every 10 s, unless someone is typing or a form is half filled. */

@@ -46,16 +46,17 @@ function bytes(n: number | null | undefined): string {
   return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
-function dl(rows: Array<[string, string]>): string {
-  return `<dl>${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
+/** Rows of [term, html]; a third element `true` gives a long value the full width, under its term. */
+function dl(rows: Array<[string, string] | [string, string, true]>): string {
+  return `<dl>${rows.map(([k, v, wide]) => `<dt${wide ? ' class="wide"' : ''}>${esc(k)}</dt><dd${wide ? ' class="wide"' : ''}>${v}</dd>`).join('')}</dl>`;
 }
 
 function passwordField(id: string): string {
   return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required>`;
 }
 
-function form(action: string, csrf: string, inner: string, button: string, cls = ''): string {
-  return `<form method="post" action="${esc(action)}" class="${cls}"><input type="hidden" name="csrf" value="${esc(csrf)}">${inner}<button type="submit">${esc(button)}</button></form>`;
+function form(action: string, csrf: string, inner: string, button: string): string {
+  return `<form method="post" action="${esc(action)}"><input type="hidden" name="csrf" value="${esc(csrf)}">${inner}<button type="submit">${esc(button)}</button></form>`;
 }
 
 function cert(c: CertView | null): string {
@@ -64,10 +65,19 @@ function cert(c: CertView | null): string {
   return `<span class="cert">${esc(c.subject)}<br><small>issuer ${esc(c.issuer)}<br>until ${esc(c.notAfter.slice(0, 10))} (${warn})</small></span>`;
 }
 
+/**
+ * The targets table. On a phone its rows stack into cards (CSS), each cell labelled by data-label;
+ * explicit roles keep it a table for assistive technology once `display` is changed.
+ */
+const TARGET_COLUMNS = ['Address', 'Reachable', 'Latency', 'Last status', 'TLS certificate', 'Problem'] as const;
+
 function targetRow(t: TargetStatus): string {
   const reach = t.reachable === null ? '<span class="muted">not checked yet</span>' : t.reachable ? '<span class="good">✔ reachable</span>' : '<span class="bad">✘ unreachable</span>';
   const problem = t.error ? `<span class="bad">${esc(t.error.code)}</span>: ${esc(t.error.message)}` : t.lastStatus !== null && t.lastStatus >= 400 ? `<span class="warn">HTTP ${t.lastStatus}</span>` : '';
-  return `<tr><th scope="row">${esc(t.id)}${t.origin === 'cloud' ? ' <small>(cloud-managed)</small>' : ''}</th><td class="wrap">${esc(t.baseUrl)}</td><td>${reach}</td><td>${t.latencyMs === null ? '—' : `${t.latencyMs} ms`}</td><td>${t.lastStatus ?? '—'}</td><td>${cert(t.tls)}</td><td class="wrap">${problem}</td></tr>`;
+  const cells = [esc(t.baseUrl), reach, t.latencyMs === null ? '—' : `${t.latencyMs} ms`, String(t.lastStatus ?? '—'), cert(t.tls), problem];
+  return `<tr role="row"><th role="rowheader" scope="row">${esc(t.id)}${t.origin === 'cloud' ? ' <small>(cloud-managed)</small>' : ''}</th>${cells
+    .map((c, i) => `<td role="cell" data-label="${TARGET_COLUMNS[i]}"${i === 0 || i === 5 ? ' class="wrap"' : ''}>${c}</td>`)
+    .join('')}</tr>`;
 }
 
 export function renderPage(v: PageView): string {
@@ -118,7 +128,7 @@ export function renderPage(v: PageView): string {
       ['Reconnects', String(t.reconnects)],
       ['Requests in flight', String(t.activeStreams)],
       ['Next attempt', t.retryAt ? `<time datetime="${esc(t.retryAt)}">${esc(t.retryAt.slice(11, 19))} UTC</time>` : '—'],
-      ['Last error', err],
+      t.lastError ? ['Last error', err, true] : ['Last error', err],
     ])}</section>`,
   );
 
@@ -142,18 +152,24 @@ export function renderPage(v: PageView): string {
     `<section aria-labelledby="h-targets"><h2 id="h-targets">UEM targets</h2>${
       s.targets.length === 0
         ? '<p>No targets are configured.</p>'
-        : `<div class="scroll"><table><caption class="sr">UEM targets and their last health check</caption><thead><tr><th scope="col">Target</th><th scope="col">Address</th><th scope="col">Reachable</th><th scope="col">Latency</th><th scope="col">Last status</th><th scope="col">TLS certificate</th><th scope="col">Problem</th></tr></thead><tbody>${s.targets.map(targetRow).join('')}</tbody></table></div>`
+        : `<div class="scroll"><table class="targets" role="table"><caption class="sr">UEM targets and their last health check</caption><thead role="rowgroup"><tr role="row">${['Target', ...TARGET_COLUMNS]
+            .map((h) => `<th role="columnheader" scope="col">${h}</th>`)
+            .join('')}</tr></thead><tbody role="rowgroup">${s.targets.map(targetRow).join('')}</tbody></table></div>`
     }</section>`,
   );
 
   // Pending cloud-managed targets
   if (s.pendingTargets.length > 0 || s.managedTargets.length > 0) {
+    // One form per target: one password field, Approve and Reject as its buttons (Reject posts to its
+    // own action through formaction), so no two fields on the page share the same label.
     const rows = s.managedTargets.map((m) => {
-      const actions =
-        m.state === 'accepted'
-          ? form(`/actions/targets/${encodeURIComponent(m.id)}/reject`, v.csrf, passwordField(`pw-rej-${esc(m.id)}`), 'Reject', 'inline')
-          : `${form(`/actions/targets/${encodeURIComponent(m.id)}/approve`, v.csrf, passwordField(`pw-app-${esc(m.id)}`), 'Approve', 'inline')}${m.state === 'pending' ? form(`/actions/targets/${encodeURIComponent(m.id)}/reject`, v.csrf, passwordField(`pw-rej-${esc(m.id)}`), 'Reject', 'inline') : ''}`;
-      return `<li><strong>${esc(m.id)}</strong> → ${esc(m.baseUrl)} <span class="tag ${esc(m.state)}">${esc(m.state)}</span>${m.reason ? `<br><small>${esc(m.reason)}</small>` : ''}${actions}</li>`;
+      const base = `/actions/targets/${encodeURIComponent(m.id)}`;
+      const pw = `pw-mt-${esc(m.id)}`;
+      const approve = m.state !== 'accepted';
+      const reject = m.state !== 'refused';
+      const buttons = `${approve ? '<button type="submit">Approve</button>' : ''}${reject ? `<button type="submit"${approve ? ` formaction="${esc(base)}/reject" class="secondary"` : ''}>Reject</button>` : ''}`;
+      const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required><div class="buttons">${buttons}</div></form>`;
+      return `<li><p><strong>${esc(m.id)}</strong> → <span class="url">${esc(m.baseUrl)}</span> <span class="tag ${esc(m.state)}">${esc(m.state)}</span></p>${m.reason ? `<p><small>${esc(m.reason)}</small></p>` : ''}${decide}</li>`;
     });
     parts.push(`<section aria-labelledby="h-managed"><h2 id="h-managed">Targets offered by the cloud</h2><ul class="managed">${rows.join('')}</ul></section>`);
   }

@@ -4,7 +4,7 @@
  * compressed or tiny, and permessage-deflate costs CPU and memory per connection).
  */
 import type { Agent } from 'node:http';
-import { rootCertificates } from 'node:tls';
+import { checkServerIdentity, rootCertificates, type PeerCertificate } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -137,7 +137,14 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
       followRedirects: false,
       headers: opts.headers ?? {},
     };
-    if (opts.agent) wsOpts.agent = opts.agent;
+    if (opts.agent) {
+      wsOpts.agent = opts.agent;
+      // Through a CONNECT proxy the TLS layer does not learn the real host when it is an IP
+      // address (https-proxy-agent drops it); verify against the URL's host explicitly.
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      // (ws's typings describe a different callback; the option is handed to tls.connect as is.)
+      (wsOpts as Record<string, unknown>).checkServerIdentity = (_h: string, cert: PeerCertificate) => checkServerIdentity(host, cert);
+    }
     if (opts.ca && opts.ca.length > 0) {
       // Node replaces the default CAs when `ca` is set, so add the system ones back explicitly.
       wsOpts.ca = [...rootCertificates, ...opts.ca];
@@ -170,9 +177,11 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
         // balancer between deploys. Retry with backoff; the status page shows the error.
         const o: { status: number; retryAfterMs?: number; permanent: boolean } = { status, permanent: false };
         if (retryAfterMs !== undefined) o.retryAfterMs = retryAfterMs;
-        const msg =
-          status === 407
-            ? `the proxy ${opts.proxy ?? ''} refused the credentials (HTTP 407 Proxy Authentication Required): check the user and password in proxy.url / proxy.passwordFile`
+        // Some proxies (tinyproxy) answer a failed CONNECT authentication with 401 rather than 407;
+        // the cloud itself never answers an upgrade with either.
+        const proxyAuth = status === 407 || (status === 401 && opts.proxy !== undefined);
+        const msg = proxyAuth
+            ? `the proxy ${opts.proxy ?? ''} refused the credentials (HTTP ${status}${status === 407 ? ' Proxy Authentication Required' : ''}): check the user and password in proxy.url / proxy.passwordFile`
             : status === 404
               ? `the cloud has no tunnel endpoint at ${redactUrl(url)} (HTTP 404${detail}): check cloudUrl`
               : `tunnel upgrade refused with HTTP ${status}${detail}${opts.proxy && !detail ? ` (through the proxy ${opts.proxy}: it may block the cloud's address or port)` : ''}`;

@@ -412,31 +412,39 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     const item = managed.locator('li').filter({ hasText: 'mt1' });
     expect(await item.innerText()).to.contain(`mt1 → ${up.baseUrl}`);
     expect(await item.locator('.tag').innerText()).to.equal('pending');
-    const approve = item.locator('form[action="/actions/targets/mt1/approve"]');
-    const reject = item.locator('form[action="/actions/targets/mt1/reject"]');
-    expect(await approve.getByRole('button', { name: 'Approve' }).isVisible()).to.equal(true);
-    expect(await reject.getByRole('button', { name: 'Reject' }).isVisible()).to.equal(true);
-    // Not relayed while pending.
+    // One form: the password (named for this target) and the two decisions as its buttons.
+    const decide = item.locator('form');
+    expect(await decide.count()).to.equal(1);
+    const password = item.getByLabel('Local admin password for mt1');
+    expect(await password.getAttribute('type')).to.equal('password');
+    const approve = decide.getByRole('button', { name: 'Approve' });
+    const reject = decide.getByRole('button', { name: 'Reject' });
+    expect(await approve.isVisible()).to.equal(true);
+    expect(await reject.isVisible()).to.equal(true);
+    // Not active while pending: not among the UEM targets, and the cloud cannot relay to it.
+    expect(await targetRow(page, 'mt1').count()).to.equal(0);
     const before = await fetch(`${cloud.url}/api/v1/relay/acme-up/mt1/x`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(before.status).to.not.equal(200);
     await expectAccessible(page, 'pending target');
     await shot(page, 'pending-target.png');
 
     // A wrong password changes nothing.
-    await approve.getByLabel('Local admin password').fill('wrong-password');
-    const refused = await submit(page, approve.getByRole('button', { name: 'Approve' }), '/actions/targets/mt1/approve');
+    await password.fill('wrong-password');
+    const refused = await submit(page, approve, '/actions/targets/mt1/approve');
     expect(refused.status).to.equal(401);
-    expect(await page.locator('section[aria-labelledby="h-managed"] li .tag').first().innerText()).to.equal('pending');
+    expect(await page.getByRole('alert').innerText()).to.equal('Wrong local admin password.');
+    expect(await item.locator('.tag').innerText()).to.equal('pending');
 
     await page.goto(`${healthy.base}/`);
-    await approve.getByLabel('Local admin password').fill(healthy.password);
-    const ok = await submit(page, approve.getByRole('button', { name: 'Approve' }), '/actions/targets/mt1/approve');
+    await password.fill(healthy.password);
+    const ok = await submit(page, approve, '/actions/targets/mt1/approve');
     expect(ok.status).to.equal(303);
     expect(await page.getByRole('status').filter({ hasText: 'Approved' }).innerText()).to.equal('Approved: the target is active and offered to the cloud.');
     expect(await item.locator('.tag').innerText()).to.equal('accepted');
-    // Only Reject is offered now.
+    // Only Reject is offered now, posting to its own action.
     expect(await approve.count()).to.equal(0);
     expect(await reject.count()).to.equal(1);
+    expect(await decide.getAttribute('action')).to.equal('/actions/targets/mt1/reject');
 
     const res = await until(
       async () => {

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { requestJson } from '../../src/connector/http-json.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -92,8 +93,11 @@ export class Proc {
   private exited: Promise<number | null>;
   exitCode: number | null | undefined;
 
-  constructor(readonly args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `wrap` prefixes the command, e.g. ['ip', 'netns', 'exec', NS] to run inside a namespace. */
+  constructor(readonly args: string[], env: Record<string, string> = {}, wrap: string[] = []) {
+    const [cmd, ...pre] = wrap.length > 0 ? wrap : [process.execPath];
+    const argv = wrap.length > 0 ? [...pre, process.execPath, CLI, ...args] : [CLI, ...args];
+    this.child = spawn(cmd!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.child);
     let buf = '';
     this.child.stdout!.on('data', (d: Buffer) => {
@@ -158,14 +162,17 @@ export interface Cloud {
   restart(): Promise<void>;
 }
 
-export async function startCloud(opts: { dir?: string; port?: number; extra?: Record<string, unknown>; env?: Record<string, string> } = {}): Promise<Cloud> {
+export async function startCloud(
+  opts: { dir?: string; port?: number; extra?: Record<string, unknown>; env?: Record<string, string>; host?: string; wrap?: string[]; scheme?: 'http' | 'https'; ca?: string } = {},
+): Promise<Cloud> {
   const dir = opts.dir ?? tempDir('uemlink-cloud-');
+  const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.scheme ?? 'http'}://${host}:${port}`;
   const configFile = join(dir, 'cloud.json');
   writeFileSync(
     configFile,
-    JSON.stringify({ listen: `127.0.0.1:${port}`, publicUrl: url, dataDir: './data', adminToken: ADMIN_TOKEN, logLevel: 'debug', ...opts.extra }, null, 2),
+    JSON.stringify({ listen: `${host}:${port}`, publicUrl: url, dataDir: './data', adminToken: ADMIN_TOKEN, logLevel: 'debug', ...opts.extra }, null, 2),
   );
   const cloud: Cloud = {
     proc: undefined as unknown as Proc,
@@ -174,6 +181,10 @@ export async function startCloud(opts: { dir?: string; port?: number; extra?: Re
     dir,
     configFile,
     async api(method, path, body, token = ADMIN_TOKEN) {
+      if (opts.ca) {
+        const r = await requestJson(`${url}${path}`, { method, ca: [opts.ca], headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body }) });
+        return { status: r.status, body: r.body, headers: new Headers() };
+      }
       const res = await fetch(`${url}${path}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -189,11 +200,11 @@ export async function startCloud(opts: { dir?: string; port?: number; extra?: Re
       return { status: res.status, body: parsed, headers: res.headers };
     },
     async restart() {
-      cloud.proc = new Proc(['cloud', 'run', '--config', configFile], opts.env);
+      cloud.proc = new Proc(['cloud', 'run', '--config', configFile], opts.env, opts.wrap);
       await until(
         async () => {
           if (cloud.proc.exitCode !== undefined) throw new Error(`cloud exited: ${cloud.proc.stderr}`);
-          return (await fetch(`${url}/healthz`)).ok;
+          return (await httpGetStatus(`${url}/healthz`, opts.ca)) === 200;
         },
         15_000,
         'the cloud to listen',
@@ -244,6 +255,15 @@ export async function makeConnector(opts: { dir?: string; config?: Record<string
     },
   };
   return c;
+}
+
+/** Status code of a GET (trusting `ca` for https), 0 when unreachable. */
+export async function httpGetStatus(url: string, ca?: string): Promise<number> {
+  try {
+    return (await requestJson(url, { method: 'GET', timeoutMs: 3000, ...(ca ? { ca: [ca] } : {}) })).status;
+  } catch {
+    return 0;
+  }
 }
 
 export async function connectorEntry(cloud: Cloud, id: string): Promise<any> {
