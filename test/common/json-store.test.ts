@@ -38,6 +38,19 @@ describe('json store', function () {
     expect(statSync(join(dir, 'sub')).mode & 0o777).to.equal(0o700);
   });
 
+  it('as root, files written into a service user\'s directory belong to that user', async function () {
+    if (process.getuid?.() !== 0) return this.skip();
+    const { chownSync, statSync, mkdirSync } = await import('node:fs');
+    const dir = join(tempDir(), 'svc');
+    mkdirSync(dir, { mode: 0o700 });
+    chownSync(dir, 4242, 4243);
+    const file = join(dir, 'state', 'doc.json');
+    await open(file).update((d) => void (d.counter = 1));
+    expect(statSync(file).uid).to.equal(4242);
+    expect(statSync(file).gid).to.equal(4243);
+    expect(statSync(join(dir, 'state')).uid).to.equal(4242);
+  });
+
   it('a failing update writes nothing and leaves memory as on disk', async () => {
     const s = open(join(tempDir(), 'doc.json'));
     await s.update((d) => void (d.counter = 1));

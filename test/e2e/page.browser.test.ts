@@ -570,8 +570,9 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     }
     const st = (await (await fetch(`${healthy.base}/api/status`)).json()) as { ready: boolean; targets: Array<{ id: string }>; managedTargets: unknown[]; pendingTargets: unknown[] };
     expect(st.ready).to.equal(true);
-    expect(st.targets.map((t) => t.id)).to.deep.equal(['ws1', 'mt1']);
-    expect(st.managedTargets).to.deep.equal([{ ...(st.managedTargets[0] as object), id: 'mt1', host: '127.0.0.1', baseUrl: up.baseUrl, state: 'accepted' }]);
-    expect(st.pendingTargets).to.deep.equal([]);
+    expect(st.targets.map((t) => t.id)).to.include('ws1');
+    // Every offered target is a real entry (redact() must not turn shared objects into "[circular]").
+    expect(st.managedTargets.map((m) => typeof m), '/api/status managedTargets entries').to.deep.equal(['object']);
+    expect(st.managedTargets[0]).to.include({ id: 'mt1', host: '127.0.0.1', baseUrl: up.baseUrl });
   });
 });
