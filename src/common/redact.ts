@@ -64,12 +64,12 @@ export function redactString(s: string): string {
  * Returns a redacted deep copy of a JSON-like value. Errors become {name, code, message}.
  * Cycles and very deep structures are cut rather than followed.
  */
-export function redact<T>(value: T, depth = 0, seen = new WeakSet<object>()): T {
+export function redact<T>(value: T, depth = 0, ancestors = new WeakSet<object>()): T {
   if (typeof value === 'string') return redactString(value) as T;
   if (value === null || typeof value !== 'object') return value;
   if (depth > 12) return '[…]' as T;
-  if (seen.has(value)) return '[circular]' as T;
-  seen.add(value);
+  // Only a real cycle (an object inside itself) is cut; the same object twice side by side is fine.
+  if (ancestors.has(value)) return '[circular]' as T;
   if (Buffer.isBuffer(value)) return `[${value.length} bytes]` as T;
   if (value instanceof Error) {
     const e = value as Error & { code?: unknown };
@@ -77,18 +77,23 @@ export function redact<T>(value: T, depth = 0, seen = new WeakSet<object>()): T 
     if (e.code !== undefined) o.code = e.code;
     return o as T;
   }
-  if (Array.isArray(value)) {
-    // Header lists: [name, value] pairs whose name is sensitive.
-    if (value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && isSecretKey(value[0])) {
-      return [value[0], REDACTED] as T;
+  ancestors.add(value);
+  try {
+    if (Array.isArray(value)) {
+      // Header lists: [name, value] pairs whose name is sensitive.
+      if (value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && isSecretKey(value[0])) {
+        return [value[0], REDACTED] as T;
+      }
+      return value.map((v) => redact(v, depth + 1, ancestors)) as T;
     }
-    return value.map((v) => redact(v, depth + 1, seen)) as T;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (isSecretKey(k) && typeof v === 'string' && v !== '') out[k] = REDACTED;
+      else if (isSecretKey(k) && Array.isArray(v)) out[k] = v.map((x) => (typeof x === 'string' ? REDACTED : redact(x, depth + 1, ancestors)));
+      else out[k] = redact(v, depth + 1, ancestors); // objects recurse: `auth: {type, password}` keeps its type
+    }
+    return out as T;
+  } finally {
+    ancestors.delete(value);
   }
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (isSecretKey(k) && typeof v === 'string' && v !== '') out[k] = REDACTED;
-    else if (isSecretKey(k) && Array.isArray(v)) out[k] = v.map((x) => (typeof x === 'string' ? REDACTED : redact(x, depth + 1, seen)));
-    else out[k] = redact(v, depth + 1, seen); // objects recurse: `auth: {type, password}` keeps its type
-  }
-  return out as T;
 }

@@ -113,7 +113,8 @@ export function targetStatus(t: Target, now: number): TargetStatus {
     baseUrl: t.baseUrl.toString(),
     origin: t.origin,
     reachable: h ? h.reachable : null,
-    latencyMs: h ? h.latencyMs : null,
+    // How long a failed check took is not a latency.
+    latencyMs: h?.reachable ? h.latencyMs : null,
     lastStatus: t.stats.lastStatus ?? h?.status ?? null,
     checkedAt: h?.checkedAt ?? null,
     error: h?.error ? { code: h.error.code, message: h.error.message } : null,

@@ -72,6 +72,9 @@ export class HealthServer {
           },
         },
         strictTransportSecurity: secure,
+        // Forms must carry our Origin (no-referrer makes browsers send "Origin: null").
+        referrerPolicy: { policy: 'same-origin' },
+        xFrameOptions: { action: 'deny' },
       }),
     );
     const form = express.urlencoded({ extended: false, limit: '32kb' });

@@ -190,10 +190,13 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
       });
       res.on('error', () => {});
     });
-    ws.once('error', (err: Error) => {
+    ws.once('error', (e: Error) => {
+      let err = e;
       if (settled) return;
       settled = true;
       const code = (err as NodeJS.ErrnoException).code;
+      const words: Record<string, string> = { ECONNREFUSED: 'connection refused', ENOTFOUND: 'host name not found (DNS)', EAI_AGAIN: 'DNS lookup failed', ETIMEDOUT: 'timed out', EHOSTUNREACH: 'host unreachable', ECONNRESET: 'connection reset' };
+      if (code && words[code]) err = new Error(`${words[code]} (${code})`);
       const viaProxy = opts.proxy && (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH');
       reject(new DialError(viaProxy ? `cannot reach the proxy ${opts.proxy}: ${err.message}` : `cannot reach ${redactUrl(url)}${opts.proxy ? ` through the proxy ${opts.proxy}` : ''}: ${err.message}`, { cause: err }));
     });

@@ -19,6 +19,14 @@ describe('redaction and logging', () => {
     expect(r).to.deep.equal({ auth: { type: 'basic', username: 'svc', password: REDACTED }, headers: { Authorization: REDACTED, cookie: REDACTED }, clientSecret: REDACTED, tokenUrl: 'https://x/token' });
   });
 
+  it('keeps an object that appears twice (not a cycle), and cuts a real cycle', () => {
+    const shared = { id: 'mt1', state: 'pending' };
+    expect(redact({ a: [shared], b: [shared] })).to.deep.equal({ a: [shared], b: [shared] });
+    const cyc: Record<string, unknown> = { name: 'x' };
+    cyc.self = cyc;
+    expect(redact(cyc)).to.deep.equal({ name: 'x', self: '[circular]' });
+  });
+
   it('redacts header pairs whose name is sensitive', () => {
     expect(redact([['authorization', 'Bearer xyz'], ['accept', 'json']])).to.deep.equal([['authorization', REDACTED], ['accept', 'json']]);
   });

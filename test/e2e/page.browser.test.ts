@@ -403,9 +403,10 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
       15_000,
       'mt1 pending in /api/status',
     );
+    const page = await open(healthy);
+    await shot(page, 'pending-target.png');
     // What the page renders the list from (a shared-reference bug in redact() once made it "[circular]").
     expect(st.managedTargets.map((m) => typeof m), '/api/status managedTargets entries').to.deep.equal(['object']);
-    const page = await open(healthy);
     const managed = page.locator('section[aria-labelledby="h-managed"]');
     expect(await managed.innerText()).to.contain('pending');
     expect(await page.locator('#h-managed').innerText()).to.equal('Targets offered by the cloud');
@@ -426,7 +427,6 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     const before = await fetch(`${cloud.url}/api/v1/relay/acme-up/mt1/x`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(before.status).to.not.equal(200);
     await expectAccessible(page, 'pending target');
-    await shot(page, 'pending-target.png');
 
     // A wrong password changes nothing.
     await password.fill('wrong-password');

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Clock } from '../../src/common/clock.js';
 import { startSimulator, type RunningSimulator, type StartSimulatorOptions } from '../../src/uem/simulator/server.js';
 import { generateWorkspaceOneData, NEVER, type WsDevice } from '../../src/uem/simulator/workspace-one-data.js';
+import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { tempDir, until } from '../helpers/procs.js';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -116,7 +117,7 @@ async function allDevices(sim: RunningSimulator, query: string, pageSize: number
 describe('Workspace ONE simulator', function () {
   this.timeout(30_000);
   const DEVICES = 437;
-  let sim: RunningSimulator;
+  let sim: RunningSimulator<WorkspaceOneState>;
   let clock: ReturnType<typeof fakeClock>;
   let dir: string;
 

@@ -10,7 +10,6 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { Express } from 'express';
 import { z } from 'zod';
 import type { Clock } from '../../common/clock.js';
 import type { HostPort } from '../../common/config.js';
@@ -19,8 +18,9 @@ import { ensurePrivateDir, writePrivateFile } from '../../common/fs-secure.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { createTestPki, generateRsaKeyPair, issueCertificate } from '../../common/pki.js';
 import { secrets } from '../../common/redact.js';
-import { SIMULATOR_VENDORS, type SimulatorCredentials, type SimulatorVendor } from './state.js';
-import { createWorkspaceOneApp, WorkspaceOneState } from './workspace-one.js';
+import { SIMULATOR_VENDORS, type SimulatorCredentials, type SimulatorState, type SimulatorVendor } from './state.js';
+import type { WorkspaceOneState } from './workspace-one.js';
+import { VENDOR_SIMULATORS, type VendorSimulator } from './vendors.js';
 
 export const FILES = {
   ca: 'ca.pem',
@@ -55,7 +55,7 @@ export interface SimulatorCredentialsFile extends SimulatorCredentials {
   baseUrl: string;
 }
 
-export interface RunningSimulator {
+export interface RunningSimulator<S extends SimulatorState = SimulatorState> {
   vendor: SimulatorVendor;
   /** Origin, e.g. https://127.0.0.1:8443. */
   url: string;
@@ -68,10 +68,12 @@ export interface RunningSimulator {
   caFile: string;
   credentialsFile: string;
   credentials: SimulatorCredentialsFile;
-  state: WorkspaceOneState;
+  state: S;
   close(): Promise<void>;
 }
 
+export function startSimulator(opts: StartSimulatorOptions & { vendor: 'workspace-one' }): Promise<RunningSimulator<WorkspaceOneState>>;
+export function startSimulator(opts: StartSimulatorOptions): Promise<RunningSimulator>;
 export async function startSimulator(opts: StartSimulatorOptions): Promise<RunningSimulator> {
   if (!(SIMULATOR_VENDORS as readonly string[]).includes(opts.vendor)) {
     throw new UemlinkError('USAGE', `unknown UEM vendor "${String(opts.vendor)}" (known: ${SIMULATOR_VENDORS.join(', ')})`);
@@ -84,16 +86,16 @@ export async function startSimulator(opts: StartSimulatorOptions): Promise<Runni
   const creds = await loadOrCreateCredentials(opts.stateDir, opts.credentials ?? {});
   for (const s of [creds.password, creds.apiKey, creds.clientSecret]) secrets.add(s);
 
-  const { state, app } = createVendor(opts, creds, logger);
+  const { state, app, apiBase, tokenPath, deviceCount } = createVendor(opts, creds, logger);
   state.onRequest((r) => logger.debug('uem simulator request', { method: r.method, path: r.path, status: r.status, auth: r.auth, durationMs: Math.round(r.durationMs) }));
   const server = createServer({ key: pki.keyPem, cert: pki.certPem }, app);
   const port = await listen(server, opts.listen);
 
   const url = `https://${urlHost(opts.listen.host)}:${port}`;
-  const credentials: SimulatorCredentialsFile = { ...creds, tokenUrl: `${url}/connect/token`, baseUrl: `${url}/API` };
+  const credentials: SimulatorCredentialsFile = { ...creds, tokenUrl: tokenPath ? `${url}${tokenPath}` : '', baseUrl: `${url}${apiBase}` };
   const credentialsFile = join(opts.stateDir, FILES.credentials);
   await writePrivateFile(credentialsFile, `${JSON.stringify(credentials, null, 2)}\n`, 'simulator credentials');
-  logger.info('uem simulator listening', { vendor: opts.vendor, url, caFile: join(opts.stateDir, FILES.ca), credentialsFile, devices: state.data.devices.length });
+  logger.info('uem simulator listening', { vendor: opts.vendor, url, caFile: join(opts.stateDir, FILES.ca), credentialsFile, devices: deviceCount });
 
   let closing: Promise<void> | undefined;
   return {
@@ -120,24 +122,16 @@ export async function startSimulator(opts: StartSimulatorOptions): Promise<Runni
   };
 }
 
-/** The vendor switch: Ivanti EPMM and Hexnode get their own case (state + app factory) here. */
-function createVendor(opts: StartSimulatorOptions, credentials: SimulatorCredentials, logger: Logger): { state: WorkspaceOneState; app: Express } {
-  switch (opts.vendor) {
-    case 'workspace-one': {
-      const state = new WorkspaceOneState({
-        ...(opts.devices === undefined ? {} : { devices: opts.devices }),
-        ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
-      });
-      const app = createWorkspaceOneApp(state, {
-        credentials,
-        logger,
-        ...(opts.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: opts.tokenTtlSeconds }),
-        ...(opts.quotaPerMinute === undefined ? {} : { quotaPerMinute: opts.quotaPerMinute }),
-      });
-      return { state, app };
-    }
-  }
+function createVendor(opts: StartSimulatorOptions, credentials: SimulatorCredentials, logger: Logger): VendorSimulator {
+  return VENDOR_SIMULATORS[opts.vendor]({
+    credentials,
+    logger,
+    ...(opts.devices === undefined ? {} : { devices: opts.devices }),
+    ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: opts.tokenTtlSeconds }),
+    ...(opts.quotaPerMinute === undefined ? {} : { quotaPerMinute: opts.quotaPerMinute }),
+  });
 }
 
 function serverNames(host: string): string[] {

@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { systemClock, type Clock } from '../../common/clock.js';
 
-export const SIMULATOR_VENDORS = ['workspace-one'] as const;
+export const SIMULATOR_VENDORS = ['workspace-one', 'ivanti-epmm', 'hexnode'] as const;
 export type SimulatorVendor = (typeof SIMULATOR_VENDORS)[number];
 
 /** The secrets a client needs; the same set for every vendor (unused ones are simply ignored). */
@@ -60,6 +60,26 @@ export type TokenCheck = 'valid' | 'expired' | 'unknown';
  */
 export type FaultHook = (req: Request, res: Response, next: NextFunction) => void;
 
+/**
+ * Fault modes, switchable while the simulator runs (tests set `state.faults`; the control endpoint
+ * does the same over HTTP). Generic ones are applied by shared middleware before any vendor route;
+ * `truncatePages` and `flapDevices` are applied by each vendor's device listing.
+ */
+export interface FaultConfig {
+  /** Added delay before every API answer. */
+  latencyMs?: number;
+  /** Every API request answers 500 (or this many next requests, when a number). */
+  serverErrors?: boolean | number;
+  /** Every API request answers 429 with this Retry-After (seconds) (or this many next requests). */
+  rateLimit?: { retryAfterSeconds: number; count?: number };
+  /** Device list pages are cut short: fewer items than the page says (the client must notice). */
+  truncatePages?: boolean;
+  /** Each device listing omits this share (0..1) of the devices, a different share each call. */
+  flapDevices?: number;
+  /** Credentials stop working: basic auth and tokens are refused with 401 until cleared. */
+  authExpired?: boolean;
+}
+
 export interface SimulatorStateOptions {
   clock?: Clock;
   /** Oldest entries are dropped beyond this (benchmarks make millions of requests). Default 10 000. */
@@ -77,6 +97,8 @@ export class SimulatorState {
   readonly counters: SimulatorCounters = { requests: 0, tokensIssued: 0, tokenRequestsRejected: 0, authFailures: 0, rateLimited: 0, revocations: 0 };
   /** See FaultHook. Tests may set and clear it while the server runs. */
   fault: FaultHook | undefined;
+  /** See FaultConfig. Empty = healthy. */
+  faults: FaultConfig = {};
   private readonly maxRequestLog: number;
   /** Keyed by a hash of the token, so a heap dump of the simulator does not hold usable tokens. */
   private readonly tokens = new Map<string, IssuedToken>();

@@ -1,0 +1,150 @@
+/**
+ * The contract between the cloud's integration engine and a UEM vendor. An adapter turns one vendor's
+ * REST API (docs in ../../../shared/uem-api-reference.md, mirrored by src/uem/simulator) into this
+ * normalized model; the engine never sees vendor JSON. Adapters do not retry or sleep: they throw
+ * UemError with a kind, and the engine decides (backoff, Retry-After, "never delete after a failure").
+ */
+
+export type Vendor = 'workspace-one' | 'ivanti-epmm' | 'hexnode';
+export const VENDORS: readonly Vendor[] = ['workspace-one', 'ivanti-epmm', 'hexnode'];
+
+/**
+ * How an adapter reaches the UEM: `path` is relative to the integration's API base (the adapter
+ * knows its vendor's prefixes, e.g. "/API/mdm/devices/search?page=0" for Workspace ONE when the base
+ * is the server root). Standard fetch semantics; the engine supplies either the relay through a
+ * connector (credentials injected on premises) or a direct HTTPS client.
+ */
+export type UemFetch = (path: string, init?: RequestInit) => Promise<Response>;
+
+export type GroupKind = 'organization' | 'smart' | 'label' | 'device-group';
+
+export interface UemGroup {
+  /** Stable id as the vendor knows it, as a string ("571" for a Workspace ONE OG). */
+  id: string;
+  name: string;
+  kind: GroupKind;
+  /** Parent group id (organization groups), or null. */
+  parentId: string | null;
+}
+
+/** A device in the normalized model; fields the vendor does not provide are null. */
+export interface UemDevice {
+  /** The vendor's device id, as a string (Workspace ONE Id.Value, EPMM common.uuid, Hexnode id). */
+  id: string;
+  udid: string | null;
+  serial: string | null;
+  /** Device (friendly) name: PII. */
+  name: string | null;
+  /** Phone number: PII. */
+  phone: string | null;
+  /** Owner: PII. */
+  ownerEmail: string | null;
+  ownerName: string | null;
+  /** Normalized: "ios" | "android" | "windows" | "macos" | "other". */
+  platform: string;
+  /** OS version as the vendor reports it. */
+  os: string | null;
+  model: string | null;
+  /** e.g. "enrolled", "unenrolled", vendor word lower-cased. */
+  enrollment: string | null;
+  /** "compliant" | "noncompliant" | null when unknown. */
+  compliance: string | null;
+  /** ISO-8601 UTC, or null when never seen. */
+  lastSeen: string | null;
+}
+
+export interface UemApp {
+  /** Bundle id / package name when the vendor gives one, else the name. */
+  id: string;
+  name: string;
+  version: string | null;
+}
+
+/** One page of devices; `complete` is false when the vendor said there is more than it returned. */
+export interface DevicePage {
+  devices: UemDevice[];
+}
+
+export type UemErrorKind =
+  /** 401/403 or a token failure: credentials or permissions. */
+  | 'auth'
+  /** 429: slow down; retryAfterMs when the vendor said. */
+  | 'rate_limited'
+  /** 5xx or relay errors (no_connector, connector_lost, upstream_*). */
+  | 'unavailable'
+  | 'timeout'
+  /** The answer did not parse or contradicts itself (a truncated page, a missing field). */
+  | 'protocol'
+  /** 404 on something that should exist (a group removed meanwhile). */
+  | 'not_found';
+
+export class UemError extends Error {
+  readonly kind: UemErrorKind;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: UemErrorKind, message: string, opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'UemError';
+    this.kind = kind;
+    this.status = opts.status;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+export interface UemAdapter {
+  readonly vendor: Vendor;
+  /** A cheap authenticated call: reachability and credentials. */
+  ping(): Promise<void>;
+  /** Every group the API account can see (organization + smart groups, labels, device groups). */
+  groups(): Promise<UemGroup[]>;
+  /**
+   * The devices directly in one group — NOT those of its child groups — page by page, in the
+   * vendor's own paging (page/pagesize, offset/limit, next links). Throws UemError on any failure,
+   * including a page that is shorter than the vendor's own totals say (truncated).
+   */
+  devicesInGroup(group: UemGroup): AsyncIterable<DevicePage>;
+  /** Installed apps of the given devices (vendors that batch, like EPMM, use one call per batch). */
+  apps(devices: UemDevice[]): Promise<Map<string, UemApp[]>>;
+  /**
+   * Device groups the cloud writes to (tags in Workspace ONE, labels in EPMM, device groups in
+   * Hexnode): find or create one by exact name, and return its id.
+   */
+  ensureTagGroup(name: string): Promise<string>;
+  /** Current members (device ids) of such a group. */
+  tagGroupMembers(tagId: string, name: string): Promise<string[]>;
+  addToTagGroup(tagId: string, name: string, deviceIds: string[]): Promise<void>;
+  removeFromTagGroup(tagId: string, name: string, deviceIds: string[]): Promise<void>;
+}
+
+/** Parses Retry-After (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const s = Number(header);
+  if (Number.isFinite(s) && s >= 0) return Math.min(s, 3600) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.min(at - now, 3_600_000));
+}
+
+/** The UemError for a non-OK answer (status, Retry-After, the relay's own error codes). */
+export async function errorForResponse(res: Response, what: string): Promise<UemError> {
+  const relayCode = res.headers.get('x-uemlink-error');
+  let detail = '';
+  try {
+    const text = (await res.text()).slice(0, 500);
+    const j = JSON.parse(text) as { message?: unknown; errorCode?: unknown };
+    if (typeof j.message === 'string') detail = `: ${j.message}`;
+  } catch {
+    /* not JSON */
+  }
+  const s = res.status;
+  const msg = `${what}: HTTP ${s}${relayCode ? ` ${relayCode}` : ''}${detail}`;
+  if (relayCode === 'upstream_auth') return new UemError('auth', msg, { status: s });
+  if (relayCode === 'upstream_timeout' || s === 504) return new UemError('timeout', msg, { status: s });
+  if (s === 401 || s === 403) return new UemError('auth', msg, { status: s });
+  if (s === 429) {
+    const ra = retryAfterMs(res.headers.get('retry-after'));
+    return new UemError('rate_limited', msg, { status: s, ...(ra === undefined ? {} : { retryAfterMs: ra }) });
+  }
+  if (s === 404 && !relayCode) return new UemError('not_found', msg, { status: s });
+  return new UemError('unavailable', msg, { status: s });
+}
