@@ -8,11 +8,16 @@
 export type Vendor = 'workspace-one' | 'ivanti-epmm' | 'hexnode';
 export const VENDORS: readonly Vendor[] = ['workspace-one', 'ivanti-epmm', 'hexnode'];
 
+/** Each vendor's API root under the server address (see UemFetch). */
+export const API_ROOT: Record<Vendor, string> = { 'workspace-one': '/API', 'ivanti-epmm': '/api/v2', hexnode: '/api/v1' };
+
 /**
- * How an adapter reaches the UEM: `path` is relative to the integration's API base (the adapter
- * knows its vendor's prefixes, e.g. "/API/mdm/devices/search?page=0" for Workspace ONE when the base
- * is the server root). Standard fetch semantics; the engine supplies either the relay through a
- * connector (credentials injected on premises) or a direct HTTPS client.
+ * How an adapter reaches the UEM: `path` is relative to the vendor's API root — Workspace ONE
+ * "https://host/API", Ivanti EPMM "https://host/api/v2", Hexnode "https://portal/api/v1" — so an
+ * adapter asks for "/mdm/devices/search?page=0" or "/devices/?page=1". Standard fetch semantics; the
+ * engine supplies either the relay through a connector (credentials injected on premises) or a direct
+ * HTTPS client (src/uem/target-fetch.ts). Relay and transport failures come back as responses with an
+ * `x-uemlink-error` header (see errorForResponse), network failures as thrown errors.
  */
 export type UemFetch = (path: string, init?: RequestInit) => Promise<Response>;
 

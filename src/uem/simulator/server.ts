@@ -84,7 +84,7 @@ export async function startSimulator(opts: StartSimulatorOptions): Promise<Runni
   const pki = await loadOrCreatePki(opts.stateDir, names);
   if (pki.created !== 'none') logger.info(pki.created === 'all' ? 'created the simulator CA and server certificate' : 'issued a new server certificate', { stateDir: opts.stateDir });
   const creds = await loadOrCreateCredentials(opts.stateDir, opts.credentials ?? {});
-  for (const s of [creds.password, creds.apiKey, creds.clientSecret]) secrets.add(s);
+  for (const s of [creds.password, creds.apiKey, creds.clientSecret, creds.controlToken]) secrets.add(s);
 
   const { state, app, apiBase, tokenPath, deviceCount } = createVendor(opts, creds, logger);
   state.onRequest((r) => logger.debug('uem simulator request', { method: r.method, path: r.path, status: r.status, auth: r.auth, durationMs: Math.round(r.durationMs) }));
@@ -233,6 +233,7 @@ const storedCredentials = z.object({
   apiKey: z.string().min(1),
   clientId: z.string().min(1),
   clientSecret: z.string().min(1),
+  controlToken: z.string().min(1).default(() => randomBytes(18).toString('base64url')),
 });
 
 /** credentials.json's secrets when present (URLs are rewritten after listening), else new random ones. */
@@ -248,6 +249,7 @@ async function loadOrCreateCredentials(dir: string, given: Partial<SimulatorCred
       apiKey: randomBytes(32).toString('base64'),
       clientId: randomBytes(16).toString('hex'),
       clientSecret: randomBytes(32).toString('hex').toUpperCase(),
+      controlToken: randomBytes(18).toString('base64url'),
     };
   } else {
     let raw: unknown;

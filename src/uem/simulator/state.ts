@@ -19,6 +19,8 @@ export interface SimulatorCredentials {
   apiKey: string;
   clientId: string;
   clientSecret: string;
+  /** For the test-only control endpoint (/_simulator/faults), sent as `x-simulator-control`. */
+  controlToken: string;
 }
 
 /** How the request presented itself (the scheme of its Authorization header), not whether it passed. */
