@@ -20,7 +20,10 @@ export function faultMiddleware(state: SimulatorState, unauthorized: (res: expre
     const f = state.faults;
     const go = (): void => {
       if (f.serverErrors) {
-        if (typeof f.serverErrors === 'number') f.serverErrors = f.serverErrors - 1 || undefined;
+        if (typeof f.serverErrors === 'number') {
+          if (f.serverErrors <= 1) delete f.serverErrors;
+          else f.serverErrors--;
+        }
         res.status(500).json({ message: 'Internal Server Error (simulated)' });
         return;
       }
