@@ -73,6 +73,32 @@ export function connectorView(rec: ConnectorRecord, deps: Pick<AdminApiDeps, 're
   };
 }
 
+/**
+ * Revokes a connector (the API's DELETE and the console): marks it revoked, blocks its certificate
+ * for good, ends its session. Idempotent; undefined when there is no such connector.
+ */
+export async function revokeConnector(
+  deps: Pick<AdminApiDeps, 'store' | 'registry' | 'logger' | 'clock'>,
+  id: string,
+  via?: string,
+): Promise<{ wasConnected: boolean } | undefined> {
+  if (!CONNECTOR_ID_RE.test(id)) return undefined;
+  const now = new Date(deps.clock.now()).toISOString();
+  const found = await deps.store.update((s) => {
+    const c = s.connectors[id];
+    if (!c) return false;
+    if (!c.revokedAt) {
+      c.revokedAt = now;
+      s.revokedCertificates.push({ fingerprint256: c.fingerprint256, connectorId: id, revokedAt: now });
+    }
+    return true;
+  });
+  if (!found) return undefined;
+  const wasConnected = deps.registry.disconnect(id, 'REVOKED', 'this connector was revoked by an administrator');
+  deps.logger.warn('connector revoked', { connectorId: id, wasConnected, ...(via ? { via } : {}) });
+  return { wasConnected };
+}
+
 export function adminApi(deps: AdminApiDeps): Router {
   const r = express.Router();
   const json = express.json({ limit: '64kb' });
@@ -103,20 +129,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   r.delete('/api/v1/connectors/:id', admin, async (req, res) => {
     const id = req.params.id as string;
-    if (!CONNECTOR_ID_RE.test(id)) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
-    const now = new Date(deps.clock.now()).toISOString();
-    const found = await deps.store.update((s) => {
-      const c = s.connectors[id];
-      if (!c) return false;
-      if (!c.revokedAt) {
-        c.revokedAt = now;
-        s.revokedCertificates.push({ fingerprint256: c.fingerprint256, connectorId: id, revokedAt: now });
-      }
-      return true;
-    });
-    if (!found) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
-    const wasConnected = deps.registry.disconnect(id, 'REVOKED', 'this connector was revoked by an administrator');
-    deps.logger.warn('connector revoked', { connectorId: id, wasConnected });
+    if (!(await revokeConnector(deps, id))) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
     res.status(204).end();
   });
 

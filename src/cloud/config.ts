@@ -38,6 +38,14 @@ export const CloudConfigSchema = z.strictObject({
       maxRequestBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
     })
     .prefault({}),
+  integrations: z
+    .strictObject({
+      /** First retry backoff of UEM calls in milliseconds (doubling, 4 attempts). */
+      retryBaseMs: z.number().int().min(1).max(60_000).optional(),
+      /** After a start, each integration's first sync comes within this many seconds (jittered). */
+      firstRunWithinSeconds: z.number().min(0).max(3600).optional(),
+    })
+    .prefault({}),
   /** Handshakes in progress beyond which new tunnels are told to come back later (storm control). */
   maxPendingHandshakes: z.number().int().min(1).max(100_000).default(512),
 });
@@ -56,6 +64,7 @@ export interface CloudConfig {
   pairing: { maxFailuresPerMinute: number; certificateDays: number };
   maxPendingHandshakes: number;
   relay: { timeoutMs: number; maxRequestBytes: number };
+  integrations: { retryBaseMs?: number; firstRunWithinSeconds?: number };
 }
 
 export function loadCloudConfig(file: string): CloudConfig {
@@ -79,6 +88,10 @@ export function loadCloudConfig(file: string): CloudConfig {
     pairing: c.pairing,
     maxPendingHandshakes: c.maxPendingHandshakes,
     relay: { timeoutMs: c.relay.timeoutSeconds * 1000, maxRequestBytes: c.relay.maxRequestBytes },
+    integrations: {
+      ...(c.integrations.retryBaseMs !== undefined ? { retryBaseMs: c.integrations.retryBaseMs } : {}),
+      ...(c.integrations.firstRunWithinSeconds !== undefined ? { firstRunWithinSeconds: c.integrations.firstRunWithinSeconds } : {}),
+    },
   };
   if (c.logLevel) out.logLevel = c.logLevel;
   if (c.tls) {

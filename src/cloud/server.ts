@@ -13,6 +13,7 @@ import type { Logger } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import { adminApi, notFound } from './admin-api.js';
 import { ConnectorCA } from './ca.js';
+import { consoleRouter } from './console/router.js';
 import type { CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
 import { ManagedTargetsService } from './managed-targets.js';
@@ -21,6 +22,9 @@ import { relayHttp } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
 import { tenantApi } from './tenant-api.js';
+import { InventoryDb } from './inventory/db.js';
+import { integrationsApi } from './integrations/api.js';
+import { IntegrationsService } from './integrations/service.js';
 import { PairingService } from './pairing.js';
 import { PresenceBook } from './presence-book.js';
 import { FailureLimiter } from '../common/rate-limit.js';
@@ -48,6 +52,8 @@ export class CloudServer {
     readonly managedTargets: ManagedTargetsService,
     /** `relay.fetch(tenant, target, path, init)` for the cloud's own code. */
     readonly relay: RelayClient,
+    readonly integrations: IntegrationsService,
+    readonly inventory: InventoryDb,
     private readonly book: PresenceBook,
     private readonly server: Server,
     private readonly logger: Logger,
@@ -85,6 +91,20 @@ export class CloudServer {
       if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
     });
     const relay = new Relay({ registry, store, clock, timeoutMs: config.relay.timeoutMs });
+    const relayClient = new RelayClient(relay);
+    const inventory = InventoryDb.open(config.dataDir);
+    const integrations = new IntegrationsService({
+      store,
+      key: secretKey,
+      db: inventory,
+      relay: relayClient,
+      managed,
+      registry,
+      clock,
+      logger,
+      ...(config.integrations.retryBaseMs !== undefined ? { retryBaseMs: config.integrations.retryBaseMs } : {}),
+      ...(config.integrations.firstRunWithinSeconds !== undefined ? { firstRunWithinMs: config.integrations.firstRunWithinSeconds * 1000 } : {}),
+    });
     // Separate budgets: a client hammering the relay with bad keys must not lock admins out.
     const adminLimiter = new FailureLimiter(20, 60_000, clock);
     const relayLimiter = new FailureLimiter(120, 60_000, clock);
@@ -108,6 +128,8 @@ export class CloudServer {
         draining: () => self?.draining ?? false,
       }),
     );
+    // The console sets its own, stricter security headers (and answers everything under /console).
+    app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls), publicUrl: config.publicUrl }));
     app.use(helmet());
     app.get('/healthz', (_req, res) => {
       res.json({ status: 'ok', version: VERSION });
@@ -130,6 +152,7 @@ export class CloudServer {
       }),
     );
     app.use(tenantApi({ adminToken: config.adminToken, store, managed, adminLimiter, limiter: relayLimiter, clock }));
+    app.use(integrationsApi({ adminToken: config.adminToken, store, limiter: relayLimiter, integrations, db: inventory }));
     app.use(notFound());
     app.use(errorHandler(logger));
 
@@ -154,7 +177,8 @@ export class CloudServer {
         resolve();
       });
     });
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, new RelayClient(relay), book, server, logger);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger);
+    await integrations.start();
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
     return self;
@@ -171,8 +195,10 @@ export class CloudServer {
     this.logger.info('draining', { connectors: this.registry.size, timeoutMs: this.config.drainTimeoutMs });
     this.server.close();
     this.server.closeIdleConnections();
+    await this.integrations.stop();
     await this.tunnels.drain(this.config.drainTimeoutMs);
     await this.book.stop();
+    this.inventory.close();
     this.server.closeAllConnections();
     this.logger.info('stopped');
   }

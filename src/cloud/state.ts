@@ -64,6 +64,51 @@ export const ManagedTargetRecord = z.object({
 });
 export type ManagedTargetRecord = z.infer<typeof ManagedTargetRecord>;
 
+const Indicator = z.enum(['green', 'red', 'gray']);
+const ComponentStatusSchema = z.object({
+  indicator: Indicator,
+  message: z.string(),
+  lastRun: z.string().nullable(),
+  lastSuccess: z.string().nullable(),
+  counts: z.record(z.string(), z.number()),
+});
+
+/** A UEM integration (docs/integrations.md). Credentials are sealed; `auth` keeps only what is not secret. */
+export const IntegrationRecord = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  vendor: z.enum(['workspace-one', 'ivanti-epmm', 'hexnode']),
+  displayName: z.string(),
+  serverAddress: z.string().optional(),
+  route: z.union([
+    z.object({ via: z.literal('direct') }),
+    z.object({ via: z.literal('connector'), group: z.string(), target: z.string() }),
+    z.object({ via: z.literal('connector'), group: z.string(), push: z.literal(true) }),
+  ]),
+  auth: z.object({ type: z.enum(['basic', 'oauth2']), username: z.string().optional(), clientId: z.string().optional(), tokenUrl: z.string().optional() }).optional(),
+  authSealed: SealedSchema.optional(),
+  selfSignedCertPem: z.string().optional(),
+  sync: z.object({
+    groups: z.array(z.string()),
+    pii: z.object({ deviceName: z.boolean(), deviceNumber: z.boolean(), email: z.boolean() }),
+    deviceSyncIntervalMinutes: z.number(),
+    appSyncIntervalMinutes: z.number(),
+    deviceDeletionThresholdPercent: z.number(),
+    deviceDeletionAfterSyncs: z.number(),
+  }),
+  tagging: z.object({ deviceStatus: z.boolean(), deviceRisk: z.boolean(), threatFactors: z.boolean(), prefix: z.string() }),
+  paused: z.boolean(),
+  /** The UEM's groups as last listed (names and parents, for the conflict rule and the console). */
+  groupsCache: z.array(z.object({ id: z.string(), name: z.string(), kind: z.string(), parentId: z.string().nullable() })).default([]),
+  status: z.object({ uemServer: ComponentStatusSchema, deviceSync: ComponentStatusSchema, appSync: ComponentStatusSchema, tagging: ComponentStatusSchema, policyGroups: ComponentStatusSchema }),
+  createdAt: iso,
+  updatedAt: iso,
+});
+export type IntegrationRecord = z.infer<typeof IntegrationRecord>;
+
+export const AppPolicyRecord = z.object({ tenant: z.string(), name: z.string(), active: z.boolean(), apps: z.array(z.string()), updatedAt: iso });
+export type AppPolicyRecord = z.infer<typeof AppPolicyRecord>;
+
 export const CloudState = z.object({
   version: z.literal(1),
   tenants: z.record(z.string(), z.object({ createdAt: iso })),
@@ -73,6 +118,8 @@ export const CloudState = z.object({
   revokedCertificates: z.array(z.object({ fingerprint256: z.string(), connectorId: z.string(), revokedAt: iso })),
   apiKeys: z.array(ApiKeyRecord).default([]),
   managedTargets: z.array(ManagedTargetRecord).default([]),
+  integrations: z.array(IntegrationRecord).default([]),
+  appPolicies: z.array(AppPolicyRecord).default([]),
 });
 export type CloudState = z.infer<typeof CloudState>;
 
@@ -83,7 +130,7 @@ export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) =
     file: join(dataDir, 'cloud-state.json'),
     schema: CloudState,
     what: 'cloud state',
-    empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [], apiKeys: [], managedTargets: [] }),
+    empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [], apiKeys: [], managedTargets: [], integrations: [], appPolicies: [] }),
     ...(onLockCompromised ? { onLockCompromised } : {}),
   });
 }

@@ -34,10 +34,11 @@ export function tenantApi(deps: TenantApiDeps): Router {
 
   /** Authenticates before the body is parsed: an anonymous caller gets 401, never a parse error. */
   const authenticated: RequestHandler = (req, res, next) => {
-    principalOf(req, deps).then((p) => {
-      res.locals.principal = p;
-      next();
-    }, next);
+    principalOf(req, deps)
+      .then((p) => {
+        res.locals.principal = p;
+      })
+      .then(() => next(), next);
   };
 
   r.post('/api/v1/tenants/:tenant/api-keys', admin, json, async (req, res) => {

@@ -65,7 +65,7 @@ export interface UemApp {
   version: string | null;
 }
 
-/** One page of devices; `complete` is false when the vendor said there is more than it returned. */
+/** One page of devices (an adapter throws rather than yield a page shorter than the vendor's totals). */
 export interface DevicePage {
   devices: UemDevice[];
 }

@@ -39,6 +39,7 @@ export async function startInprocCloud(
     pairing: { maxFailuresPerMinute: 100, certificateDays: 365 },
     maxPendingHandshakes: opts.maxPendingHandshakes ?? 512,
     relay: { timeoutMs: opts.relayTimeoutMs ?? 10_000, maxRequestBytes: opts.maxRequestBytes ?? 64 * 1024 * 1024 },
+    integrations: { retryBaseMs: 20, firstRunWithinSeconds: 3600 },
   };
   if (opts.tls) cfg.tls = { cert: opts.tls.cert, key: opts.tls.key, certFile: 'test' };
   return CloudServer.start(cfg, { logger: opts.logger ?? silentLogger(), clock: opts.clock ?? systemClock });

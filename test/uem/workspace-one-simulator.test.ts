@@ -419,7 +419,7 @@ describe('Workspace ONE simulator', function () {
       expect(statSync(dir).mode & 0o777).to.equal(0o700);
       for (const f of ['credentials.json', 'server.key', 'ca.key']) expect(statSync(join(dir, f)).mode & 0o777, f).to.equal(0o600);
       const file = JSON.parse(readFileSync(sim.credentialsFile, 'utf8'));
-      expect(file).to.have.keys('username', 'password', 'apiKey', 'clientId', 'clientSecret', 'tokenUrl', 'baseUrl');
+      expect(file).to.have.keys('username', 'password', 'apiKey', 'clientId', 'clientSecret', 'controlToken', 'tokenUrl', 'baseUrl');
       expect(file.baseUrl).to.equal(`https://127.0.0.1:${sim.port}/API`);
       expect(file.tokenUrl).to.equal(`https://127.0.0.1:${sim.port}/connect/token`);
       expect(readFileSync(sim.caFile, 'utf8')).to.equal(sim.caPem);

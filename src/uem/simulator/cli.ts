@@ -1,10 +1,12 @@
 /** `uemlink simulate-uem`: runs a simulated on-premises UEM server for demos, tests and benchmarks. */
+import { request } from 'node:https';
 import { Option, type Command } from 'commander';
 import { parseHostPort } from '../../common/config.js';
 import { UemlinkError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
 import { action, onTerminate } from '../../cli/common.js';
-import { startSimulator } from './server.js';
+import { CONTROL_PATH } from './faults.js';
+import { startSimulator, type RunningSimulator } from './server.js';
 import { SIMULATOR_VENDORS, type SimulatorVendor } from './state.js';
 
 interface SimulateUemOptions {
@@ -15,12 +17,48 @@ interface SimulateUemOptions {
   seed?: string;
   tokenTtl?: string;
   quotaPerMinute?: string;
+  faults?: string;
 }
 
 function wholeNumber(flag: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UemlinkError('USAGE', `${flag}: must be a whole number from ${min} to ${max}, not "${v}"`);
   return Number(v);
+}
+
+/**
+ * Sets the fault modes of a running simulator through its own control endpoint, so `--faults` is
+ * checked by exactly the rules of `PUT /_simulator/faults`. Resolves with what the simulator applied.
+ */
+function putFaults(sim: RunningSimulator, json: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${sim.url}${CONTROL_PATH}/faults`,
+      {
+        method: 'PUT',
+        ca: sim.caPem,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), 'x-simulator-control': sim.credentials.controlToken },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: { message?: unknown } | undefined;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message?: unknown };
+          } catch {
+            body = undefined;
+          }
+          if (res.statusCode === 200) resolve(body);
+          else reject(new UemlinkError('USAGE', `--faults: ${typeof body?.message === 'string' ? body.message : `the simulator answered HTTP ${res.statusCode}`}`));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(json);
+  });
 }
 
 export function simulateUemCommand(program: Command): void {
@@ -34,6 +72,10 @@ export function simulateUemCommand(program: Command): void {
     .option('--seed <n>', 'seed of the generated data (default 1)')
     .option('--token-ttl <seconds>', 'lifetime of OAuth tokens (default 3600)')
     .option('--quota-per-minute <n>', 'answer 429 beyond this many API requests per minute (default: no quota)')
+    .option(
+      '--faults <json>',
+      'start with fault modes set, e.g. \'{"latencyMs":200,"truncatePages":true}\' (keys: latencyMs, serverErrors, rateLimit, truncatePages, flapDevices, authExpired); change them later with PUT /_simulator/faults',
+    )
     .action(
       action(async (opts: SimulateUemOptions) => {
         const listen = parseHostPort(opts.listen);
@@ -42,6 +84,13 @@ export function simulateUemCommand(program: Command): void {
         const seed = wholeNumber('--seed', opts.seed, 0, 0xffffffff);
         const tokenTtlSeconds = wholeNumber('--token-ttl', opts.tokenTtl, 1, 7 * 86_400);
         const quotaPerMinute = wholeNumber('--quota-per-minute', opts.quotaPerMinute, 1, 10_000_000);
+        if (opts.faults !== undefined) {
+          try {
+            JSON.parse(opts.faults);
+          } catch {
+            throw new UemlinkError('USAGE', '--faults: must be a JSON object, e.g. \'{"serverErrors":3}\'');
+          }
+        }
         const logger = createLogger({ component: 'uem-simulator' });
         const sim = await startSimulator({
           vendor: opts.vendor,
@@ -53,11 +102,22 @@ export function simulateUemCommand(program: Command): void {
           ...(tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds }),
           ...(quotaPerMinute === undefined ? {} : { quotaPerMinute }),
         });
+        let faults: unknown;
+        if (opts.faults !== undefined) {
+          try {
+            faults = await putFaults(sim, opts.faults);
+          } catch (e) {
+            await sim.close();
+            throw e;
+          }
+        }
         // Where things are, never the secrets themselves: they stay in the 0600 credentials file.
         process.stderr.write(
           `${opts.vendor} UEM simulator listening on ${sim.url} (API ${sim.baseUrl}, token endpoint ${sim.tokenUrl})\n` +
             `  CA certificate to trust: ${sim.caFile}\n` +
-            `  credentials:             ${sim.credentialsFile}\n`,
+            `  credentials:             ${sim.credentialsFile}\n` +
+            `  fault control:           GET/PUT ${sim.url}${CONTROL_PATH}/faults with header x-simulator-control: <"controlToken" in ${sim.credentialsFile}>\n` +
+            (faults === undefined ? '' : `  faults:                  ${JSON.stringify(faults)}\n`),
         );
         onTerminate(() => sim.close(), (m) => logger.info(m));
       }),

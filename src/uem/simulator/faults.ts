@@ -35,7 +35,7 @@ export function faultMiddleware(state: SimulatorState, unauthorized: (res: expre
         }
         state.counters.rateLimited++;
         res.setHeader('retry-after', String(rl.retryAfterSeconds));
-        res.status(429).json({ message: `Request was throttled. Expected available in ${rl.retryAfterSeconds} seconds.` });
+        res.status(429).json({ message: `Too many requests (simulated); retry after ${rl.retryAfterSeconds} seconds.` });
         return;
       }
       if (f.authExpired && !/\/(connect\/)?token$/.test(req.path)) {
@@ -59,14 +59,18 @@ export function flap<T>(state: SimulatorState, items: T[]): T[] {
 
 /** Cuts a page short (about half of it) while the envelope still claims the full page. */
 export function truncate<T>(state: SimulatorState, items: T[]): T[] {
-  if (!state.faults.truncatePages || items.length < 2) return items;
-  return items.slice(0, Math.ceil(items.length / 2));
+  if (!state.faults.truncatePages || items.length === 0) return items;
+  return items.slice(0, Math.floor(items.length / 2));
 }
 
-const FaultSchema = {
+const FAULT_KEYS = ['latencyMs', 'serverErrors', 'rateLimit', 'truncatePages', 'flapDevices', 'authExpired'];
+
+/** Validates a fault configuration (the control endpoint and `simulate-uem --faults`). */
+export const FaultSchema = {
   parse(v: unknown): FaultConfig {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('faults must be a JSON object');
     const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!FAULT_KEYS.includes(k)) throw new Error(`unknown fault "${k}" (known: ${FAULT_KEYS.join(', ')})`);
     const out: FaultConfig = {};
     const num = (k: string, min: number, max: number): number | undefined => {
       const x = o[k];
@@ -83,6 +87,7 @@ const FaultSchema = {
     if (o.rateLimit !== undefined && o.rateLimit !== null) {
       const rl = o.rateLimit as Record<string, unknown>;
       if (typeof rl.retryAfterSeconds !== 'number' || rl.retryAfterSeconds < 0) throw new Error('rateLimit.retryAfterSeconds: must be a number of seconds');
+      if (rl.count !== undefined && (typeof rl.count !== 'number' || !Number.isInteger(rl.count) || rl.count < 1)) throw new Error('rateLimit.count: must be a whole number of at least 1');
       out.rateLimit = { retryAfterSeconds: rl.retryAfterSeconds, ...(typeof rl.count === 'number' ? { count: rl.count } : {}) };
     }
     if (o.truncatePages !== undefined) out.truncatePages = Boolean(o.truncatePages);

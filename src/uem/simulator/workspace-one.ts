@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../../common/log.js';
-import { apiAuth, sendWsError, tokenEndpoint } from './workspace-one-auth.js';
+import { controlRouter, faultMiddleware, flap, truncate } from './faults.js';
+import { apiAuth, parseBasic, sendWsError, tokenEndpoint } from './workspace-one-auth.js';
 import { generateWorkspaceOneData, parseWsTime, TagError, usDateTime, type OrgGroup, type Tag, type WorkspaceOneData, type WsDevice } from './workspace-one-data.js';
 import { QuotaWindow } from './quota.js';
 import { faultHook, requestRecorder, SimulatorState, type SimulatorCredentials, type SimulatorStateOptions } from './state.js';
@@ -60,6 +61,10 @@ export function createWorkspaceOneApp(state: WorkspaceOneState, options: Workspa
   app.set('etag', false); // a 304 would hide what the simulator answered
   app.use(requestRecorder(state));
   app.use(faultHook(state));
+  // Test-only: GET/PUT /_simulator/faults (x-simulator-control), then the switchable fault modes
+  // (latency, 500s, 429, expired credentials) before any route; list faults are in the routes below.
+  app.use(controlRouter(state, options.credentials.controlToken));
+  app.use(faultMiddleware(state, expiredCredentials));
   app.post('/connect/token', ...tokenEndpoint(state, { credentials: options.credentials, tokenTtlSeconds: options.tokenTtlSeconds ?? WS1_DEFAULT_TOKEN_TTL_SECONDS }));
   app.use('/api', apiRouter(state, options));
   app.use(notFoundHtml);
@@ -144,6 +149,21 @@ const notFoundHtml: RequestHandler = (_req, res) => {
     .send('<!DOCTYPE html>\n<html><head><title>404 - File or directory not found.</title></head><body><h2>404 - File or directory not found.</h2></body></html>\n');
 };
 
+/**
+ * The `authExpired` fault: the 401 the API gives for credentials that stopped working, in the same
+ * shape as apiAuth's (Bearer: invalid_token challenge; Basic: the 1005 "user not found" body).
+ */
+function expiredCredentials(res: Response): void {
+  const header = res.req.headers.authorization;
+  if (/^\s*Bearer\s/i.test(header ?? '')) {
+    res.setHeader('www-authenticate', 'Bearer error="invalid_token", error_description="The access token has expired."');
+    sendWsError(res, 401, 1005, 'The access token has expired.');
+    return;
+  }
+  res.setHeader('www-authenticate', 'Basic realm="AirWatch"');
+  sendWsError(res, 401, 1005, `An error occurred while validating remote service client credentials or user not found : ${parseBasic(header)?.user ?? ''}`);
+}
+
 function errorHandler(logger: Logger | undefined): ErrorRequestHandler {
   return (err: unknown, _req, res, _next) => {
     if (res.headersSent) {
@@ -204,7 +224,7 @@ function apiRouter(state: WorkspaceOneState, options: WorkspaceOneOptions): Rout
     const since = q.get('lastseen');
     const sinceMs = since ? parseWsTime(since) : undefined;
     if (sinceMs !== undefined && Number.isNaN(sinceMs)) throw badRequest(`Invalid value '${since}' for lastseen.`);
-    const list = data.devices.filter(
+    const matching = data.devices.filter(
       (d) =>
         sameText(d.UserName, q.get('user')) &&
         sameText(d.Model, q.get('model')) &&
@@ -213,10 +233,32 @@ function apiRouter(state: WorkspaceOneState, options: WorkspaceOneOptions): Rout
         (lgid === undefined || data.isWithin(d.LocationGroupId.Id.Value, lgid)) &&
         (sinceMs === undefined || parseWsTime(d.LastSeen) >= sinceMs),
     );
+    // flapDevices: this answer's list lacks some devices, and its Total says so (a list that
+    // changes between calls, not a broken page).
+    const list = flap(state, matching);
     if (list.length === 0) return noContent(res);
     // Devices are generated in id order; sorting 100k devices on every page would dominate benchmarks.
     if (q.has('orderby') || q.has('sortorder')) sortDevices(list, q.get('orderby'), q.get('sortorder'));
-    res.json({ Devices: pageOf(list, p), Page: p.page, PageSize: p.pageSize, Total: list.length });
+    // truncatePages: the page is cut short while Page/PageSize/Total still describe the full result.
+    res.json({ Devices: truncate(state, pageOf(list, p)), Page: p.page, PageSize: p.pageSize, Total: list.length });
+  });
+
+  // Full records of the devices named by id (BulkValues), in the order asked; unknown ids are left out.
+  api.post('/mdm/devices/id', (req, res) => {
+    negotiateVersion(req, res, [1]);
+    const body = parseBody(bulkBody, req.body);
+    const found: WsDevice[] = [];
+    const seen = new Set<number>();
+    for (const raw of body.BulkValues.Value) {
+      const v = String(raw).trim();
+      const d = /^\d{1,9}$/.test(v) ? data.device(Number(v)) : undefined;
+      if (!d || seen.has(d.Id.Value)) continue;
+      seen.add(d.Id.Value);
+      found.push(d);
+    }
+    if (found.length === 0) return noContent(res);
+    // truncatePages: fewer records than asked for; a client that counts notices.
+    res.json({ Devices: truncate(state, found) });
   });
 
   api.get('/mdm/devices/:uuid/apps/search', (req, res) => {
@@ -284,6 +326,35 @@ function apiRouter(state: WorkspaceOneState, options: WorkspaceOneOptions): Rout
       PageSize: p.pageSize,
       Total: list.length,
     });
+  });
+
+  // The members of a smart group: enrolled devices matching its criteria (what its Devices count
+  // counts), without paging, as SmartGroupDevices { Devices: [{ Id (string), Name, … }] }.
+  api.get('/mdm/smartgroups/:id/devices', (req, res) => {
+    negotiateVersion(req, res, [1]);
+    const id = idParam(req.params.id, 'smart group id');
+    const sg = data.smartGroups.find((s) => s.id === id);
+    if (!sg) throw notFound(`Smart group ${id} was not found.`);
+    const q = queryOf(req);
+    const bound = (name: string): number | undefined => {
+      const v = q.get(name);
+      if (v === undefined || v === '') return undefined;
+      const t = parseWsTime(v);
+      if (Number.isNaN(t)) throw badRequest(`Invalid value '${v}' for ${name}.`);
+      return t;
+    };
+    const since = bound('seensince');
+    const till = bound('seentill');
+    const members = flap(
+      state,
+      data.devices.filter((d) => {
+        if (d.EnrollmentStatus !== 'Enrolled' || !sg.matches(d)) return false;
+        const seen = parseWsTime(d.LastSeen);
+        return (since === undefined || seen >= since) && (till === undefined || seen <= till);
+      }),
+    );
+    if (members.length === 0) return noContent(res);
+    res.json({ Devices: members.map(smartGroupDevice) });
   });
 
   api.get('/mdm/tags/search', (req, res) => {
@@ -372,6 +443,11 @@ function groupV1(g: OrgGroup): Record<string, unknown> {
   };
 }
 
+/** SmartGroupDevice: the id (typed string in the vendor's spec) and a few details, not the full record. */
+function smartGroupDevice(d: WsDevice): Record<string, unknown> {
+  return { Id: String(d.Id.Value), Name: d.DeviceFriendlyName, Model: d.Model, OperatingSystem: d.OperatingSystem, Platform: d.Platform, Ownership: d.Ownership };
+}
+
 function usCreated(g: OrgGroup): string {
   return usDateTime(g.createdOn);
 }
@@ -380,9 +456,10 @@ function tagItem(t: Tag): Record<string, unknown> {
   return { Id: { Value: t.id }, TagName: t.name, TagType: t.type, LocationGroupId: t.locationGroupId, DateTagged: t.createdOn, Uuid: t.uuid };
 }
 
+const byDeviceId = (d: WsDevice): number => d.Id.Value;
 const DEVICE_SORT_KEYS: Record<string, (d: WsDevice) => string | number> = {
-  id: (d) => d.Id.Value,
-  deviceid: (d) => d.Id.Value,
+  id: byDeviceId,
+  deviceid: byDeviceId,
   lastseen: (d) => d.LastSeen,
   username: (d) => d.UserName.toLowerCase(),
   model: (d) => d.Model.toLowerCase(),
@@ -398,6 +475,8 @@ const DEVICE_SORT_KEYS: Record<string, (d: WsDevice) => string | number> = {
 function sortDevices(list: WsDevice[], orderby: string | undefined, sortorder: string | undefined): void {
   const key = DEVICE_SORT_KEYS[(orderby ?? 'id').toLowerCase()] ?? DEVICE_SORT_KEYS.id!;
   const dir = sortorder?.toLowerCase() === 'desc' ? -1 : 1;
+  // The data is kept in id order: ascending by id needs no sort (adapters page with orderby=deviceid).
+  if (key === byDeviceId && dir === 1) return;
   list.sort((a, b) => {
     const ka = key(a);
     const kb = key(b);

@@ -1,0 +1,67 @@
+/**
+ * HTML building for the console, escaped by default: `html\`…\`` escapes every interpolated value
+ * unless it is itself `Html` (built the same way, or marked with `trusted()` for constant markup).
+ * Arrays are joined; null, undefined and false render nothing.
+ */
+
+export class Html {
+  constructor(readonly value: string) {}
+  toString(): string {
+    return this.value;
+  }
+}
+
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function esc(v: unknown): string {
+  return String(v ?? '').replace(/[&<>"']/g, (c) => ESC[c]!);
+}
+
+function part(v: unknown): string {
+  if (v instanceof Html) return v.value;
+  if (v === null || v === undefined || v === false) return '';
+  if (Array.isArray(v)) return v.map(part).join('');
+  return esc(v);
+}
+
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
+  let out = strings[0]!;
+  for (let i = 0; i < values.length; i++) out += part(values[i]) + strings[i + 1]!;
+  return new Html(out);
+}
+
+/** Markup written in this code base (never data). */
+export function trusted(s: string): Html {
+  return new Html(s);
+}
+
+/** A query string from the defined, non-empty values (keys and values URL-encoded). */
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/** "2024-05-01 12:03 UTC" */
+export function utc(iso: string): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  return `${new Date(t).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** A relative time ("5 min ago") with the exact time in `datetime` and `title`; "never" for none. */
+export function ago(iso: string | null | undefined, now: number, never = 'never'): Html {
+  if (!iso) return html`<span class="muted">${never}</span>`;
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return html`${iso}`;
+  const s = Math.round((now - t) / 1000);
+  const a = Math.abs(s);
+  const n = a < 5 ? '' : a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min` : a < 86_400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86_400)} d`;
+  const rel = n === '' ? 'just now' : s >= 0 ? `${n} ago` : `in ${n}`;
+  return html`<time datetime="${new Date(t).toISOString()}" title="${utc(iso)}">${rel}</time>`;
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -1,0 +1,130 @@
+/**
+ * Connectors: who is paired, connected, offline or revoked; pairing tokens (shown once, on the
+ * answer to the form that created them); revocation behind a confirmation page.
+ */
+import type { ConnectorView } from '../../admin-api.js';
+import type { IssuedToken } from '../../pairing.js';
+import { ago, html, plural, query, utc, type Html } from '../html.js';
+import { BASE, actionForm, csrfField } from '../layout.js';
+
+export type ConnectorState = 'connected' | 'offline' | 'revoked';
+
+export function stateOf(c: ConnectorView): ConnectorState {
+  return c.revoked ? 'revoked' : c.connected ? 'connected' : 'offline';
+}
+
+const STATE: Record<ConnectorState, [string, string]> = {
+  connected: ['●', 'Connected'],
+  offline: ['○', 'Offline'],
+  revoked: ['✘', 'Revoked'],
+};
+
+export function stateLabel(c: ConnectorView): Html {
+  const s = stateOf(c);
+  const [glyph, word] = STATE[s];
+  return html`<span class="state state-${s}" data-state="${s}"><span aria-hidden="true">${glyph}</span> ${word}</span>`;
+}
+
+/** Pairing token lifetimes offered by the form (seconds). */
+export const TTL_CHOICES: Array<[number, string]> = [
+  [600, '10 minutes'],
+  [3600, '1 hour'],
+  [8 * 3600, '8 hours'],
+  [24 * 3600, '24 hours'],
+  [3 * 24 * 3600, '3 days'],
+  [7 * 24 * 3600, '7 days'],
+];
+
+export interface TokenForm {
+  tenant: string;
+  group: string;
+  ttl: string;
+  error?: string;
+}
+
+export interface ConnectorsView {
+  connectors: ConnectorView[];
+  tenants: string[];
+  filter: string | undefined;
+  csrf: string;
+  now: number;
+  issued?: IssuedToken;
+  form?: TokenForm;
+}
+
+const COLUMNS = ['State', 'Tenant', 'Group', 'Host name', 'Version', 'Last seen', 'Targets', 'Action'];
+
+function row(c: ConnectorView, now: number): Html {
+  const seen = c.connected ? html`${ago(c.lastSeen, now)}<br><small class="muted">connected ${ago(c.connectedAt, now)}</small>` : ago(c.lastSeen, now);
+  const action = c.revoked
+    ? html`<span class="muted">revoked ${ago(c.revokedAt, now)}</span>`
+    : html`<a href="${BASE}/connectors/${c.id}/revoke">Revoke<span class="sr"> connector ${c.id}</span></a>`;
+  const cells: Html[] = [
+    stateLabel(c),
+    html`${c.tenant}`,
+    html`${c.group}`,
+    c.hostname ? html`${c.hostname}` : html`<span class="muted">unknown</span>`,
+    c.version ? html`${c.version}` : html`<span class="muted">unknown</span>`,
+    seen,
+    c.targets.length ? html`${c.targets.join(', ')}` : html`<span class="muted">none</span>`,
+    action,
+  ];
+  return html`<tr data-connector="${c.id}"><th scope="row" class="wrap"><code>${c.id}</code></th>${cells.map((v, i) => html`<td data-label="${COLUMNS[i]}" class="wrap">${v}</td>`)}</tr>`;
+}
+
+function issuedBox(t: IssuedToken, now: number): Html {
+  return html`<section class="card" aria-labelledby="h-issued"><h2 id="h-issued">New pairing token</h2>
+<p class="flash ok" role="status">Pairing token created for tenant <strong>${t.tenant}</strong>, group <strong>${t.group}</strong>. It expires ${ago(t.expiresAt, now)} (${utc(t.expiresAt)}) and pairs one connector.</p>
+<p><strong>This is the only time the token is shown.</strong> Copy it now and hand it to whoever installs the connector: <code>uemlink connector pair --token-file FILE</code>, or paste it into the connector's local page.</p>
+<label for="new-token">Pairing token</label>
+<textarea id="new-token" class="token" rows="3" readonly spellcheck="false" autocomplete="off">${t.token}</textarea>
+<div class="actions"><button type="button" class="secondary js-only" data-copy="new-token">Copy the token</button><span id="new-token-copied" role="status" aria-live="polite"></span></div>
+</section>`;
+}
+
+function tokenForm(v: ConnectorsView): Html {
+  const f = v.form ?? { tenant: v.filter ?? '', group: 'default', ttl: '3600' };
+  const err = f.error ? html`<p class="field-error" id="pt-error" role="alert">${f.error}</p>` : '';
+  const described = f.error ? html` aria-describedby="pt-error"` : '';
+  return html`<section class="card" aria-labelledby="h-pair"><h2 id="h-pair">Create a pairing token</h2>
+<p>A token pairs one connector with a tenant and a connector group. Integrations reach their UEM through a connector of their group.</p>
+${err}
+<form class="row" method="post" action="${BASE}/connectors/pairing-token">${csrfField(v.csrf)}
+<div class="field"><label for="pt-tenant">Tenant</label><input id="pt-tenant" name="tenant" value="${f.tenant}" required maxlength="63" pattern="[a-z0-9][a-z0-9\\-]{0,62}" list="pt-tenants" autocomplete="off" spellcheck="false" autocapitalize="off"${described}>
+<datalist id="pt-tenants">${v.tenants.map((t) => html`<option value="${t}"></option>`)}</datalist></div>
+<div class="field"><label for="pt-group">Connector group</label><input id="pt-group" name="group" value="${f.group}" required maxlength="63" autocomplete="off" spellcheck="false" autocapitalize="off"${described}></div>
+<div class="field"><label for="pt-ttl">Valid for</label><select id="pt-ttl" name="ttlSeconds">${TTL_CHOICES.map(
+    ([s, label]) => html`<option value="${s}"${String(s) === f.ttl ? html` selected` : ''}>${label}</option>`,
+  )}</select></div>
+<button type="submit">Create pairing token</button></form>
+<p class="hint">Tenant: lower-case letters, digits and dashes. Group: letters, digits, dots, dashes, underscores.</p></section>`;
+}
+
+export function connectorsBody(v: ConnectorsView): Html {
+  const list = v.filter ? v.connectors.filter((c) => c.tenant === v.filter) : v.connectors;
+  const counts = { connected: 0, offline: 0, revoked: 0 };
+  for (const c of list) counts[stateOf(c)]++;
+  const filter = html`<form class="row" method="get" action="${BASE}/connectors" aria-label="Filter connectors"><div class="field"><label for="cf-tenant">Show tenant</label><select id="cf-tenant" name="tenant"><option value="">All tenants</option>${v.tenants.map(
+    (t) => html`<option value="${t}"${t === v.filter ? html` selected` : ''}>${t}</option>`,
+  )}</select></div><button type="submit" class="secondary">Filter</button></form>`;
+  const table =
+    list.length === 0
+      ? html`<p>No connectors${v.filter ? html` in tenant ${v.filter}` : ''} yet. Create a pairing token below and pair one.</p>`
+      : html`<div class="scroll"><table class="cards connectors"><caption>${plural(list.length, 'connector')}: ${counts.connected} connected, ${counts.offline} offline, ${counts.revoked} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
+          (c) => html`<th scope="col">${c}</th>`,
+        )}</tr></thead><tbody>${list.map((c) => row(c, v.now))}</tbody></table></div>`;
+  return html`<h1>Connectors</h1>
+${v.issued ? issuedBox(v.issued, v.now) : ''}
+<section class="card" aria-labelledby="h-list"><h2 id="h-list">Paired connectors</h2>${filter}${table}</section>
+${tokenForm(v)}`;
+}
+
+export function revokeBody(c: ConnectorView, csrf: string, now: number): Html {
+  const details = html`<dl><dt>State</dt><dd>${stateLabel(c)}</dd><dt>Tenant</dt><dd>${c.tenant}</dd><dt>Group</dt><dd>${c.group}</dd><dt>Host name</dt><dd>${c.hostname || '—'}</dd><dt>Paired</dt><dd>${ago(c.pairedAt, now)}</dd><dt>Last seen</dt><dd>${ago(c.lastSeen, now)}</dd><dt>Targets</dt><dd>${c.targets.join(', ') || 'none'}</dd></dl>`;
+  if (c.revoked) {
+    return html`<h1>Revoke connector</h1><section class="card" aria-labelledby="h-rv"><h2 id="h-rv"><code>${c.id}</code></h2>${details}<p>This connector is already revoked.</p><p><a href="${BASE}/connectors">Back to the connectors</a></p></section>`;
+  }
+  return html`<h1>Revoke connector</h1><section class="card" aria-labelledby="h-rv"><h2 id="h-rv">Revoke <code>${c.id}</code>?</h2>${details}
+<p class="flash warn">Revoking disconnects this connector now, and its certificate can never connect again. Integrations of tenant ${c.tenant} that use group ${c.group} lose this route. To use the machine again, pair it with a new token.</p>
+<div class="actions">${actionForm(`${BASE}/connectors/${c.id}/revoke`, csrf, 'Revoke connector', { cls: 'danger', hidden: { confirm: 'yes' } })}<a class="button secondary" href="${BASE}/connectors${query({ tenant: c.tenant })}">Cancel</a></div></section>`;
+}

@@ -1,0 +1,222 @@
+/**
+ * One integration's schedule: device syncs and app syncs at their intervals (first runs jittered so
+ * thousands of integrations do not fire together), Sync Now (coalesced with a running sync), Pause
+ * and Resume, and a clean stop that aborts a running sync. Jobs of one integration run one at a
+ * time; integrations never wait for each other.
+ */
+import type { Clock, TimerHandle } from '../../common/clock.js';
+import type { Logger } from '../../common/log.js';
+import type { UemAdapter } from '../../uem/adapter.js';
+import type { InventoryDb } from '../inventory/db.js';
+import type { IntegrationRecord } from '../state.js';
+import { UemError } from '../../uem/adapter.js';
+import { appSync, describeError, deviceSync, policyGroups, tagging, type AppPolicy, type ComponentStatus, type Indicator } from './engine.js';
+
+export type StatusKey = 'uemServer' | 'deviceSync' | 'appSync' | 'tagging' | 'policyGroups';
+export type StatusPatch = Partial<Record<StatusKey, ComponentStatus>>;
+
+export interface RunnerDeps {
+  clock: Clock;
+  logger: Logger;
+  db: InventoryDb;
+  load(id: string): Promise<IntegrationRecord | undefined>;
+  adapterFor(rec: IntegrationRecord, signal: AbortSignal): Promise<UemAdapter>;
+  policies(tenant: string): Promise<AppPolicy[]>;
+  saveStatus(id: string, patch: StatusPatch): Promise<void>;
+}
+
+type Job = 'device' | 'app' | 'tags';
+
+function status(prev: ComponentStatus, indicator: Indicator, message: string, now: string, ok: boolean, counts?: Record<string, number>): ComponentStatus {
+  return { indicator, message, lastRun: now, lastSuccess: ok ? now : prev.lastSuccess, counts: counts ?? prev.counts };
+}
+
+export class IntegrationRunner {
+  private deviceTimer: TimerHandle | undefined;
+  private appTimer: TimerHandle | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private current: Promise<void> | undefined;
+  private queued = new Set<Job>();
+  private ac = new AbortController();
+  private stopped = false;
+  private paused = false;
+
+  constructor(
+    readonly id: string,
+    private readonly d: RunnerDeps,
+  ) {}
+
+  /** Starts the schedule; the first runs come within `firstWithinMs` (jittered). */
+  start(rec: IntegrationRecord, firstWithinMs = 30_000): void {
+    this.paused = rec.paused;
+    if (this.paused) return;
+    const first = Math.min(firstWithinMs, rec.sync.deviceSyncIntervalMinutes * 60_000);
+    this.scheduleDevice(Math.floor(Math.random() * first));
+  }
+
+  private scheduleDevice(ms: number): void {
+    if (this.stopped || this.paused) return;
+    if (this.deviceTimer !== undefined) this.d.clock.clearTimeout(this.deviceTimer);
+    this.deviceTimer = this.d.clock.setTimeout(() => {
+      this.deviceTimer = undefined;
+      void this.enqueue('device');
+    }, ms);
+  }
+
+  private scheduleApp(ms: number): void {
+    if (this.stopped || this.paused) return;
+    if (this.appTimer !== undefined) this.d.clock.clearTimeout(this.appTimer);
+    this.appTimer = this.d.clock.setTimeout(() => {
+      this.appTimer = undefined;
+      void this.enqueue('app');
+    }, ms);
+  }
+
+  /** Runs `job` after what is running; a job already waiting is not queued twice (coalescing). */
+  private enqueue(job: Job): Promise<void> {
+    if (this.queued.has(job)) return this.chain;
+    this.queued.add(job);
+    this.chain = this.chain.then(async () => {
+      this.queued.delete(job);
+      if (this.stopped) return;
+      this.current = this.run(job);
+      await this.current.catch(() => {});
+      this.current = undefined;
+    });
+    return this.chain;
+  }
+
+  /** Sync Now: a device sync then an app sync, at once (joined to a sync already running). */
+  syncNow(): Promise<void> {
+    void this.enqueue('device');
+    return this.enqueue('app');
+  }
+
+  /** Tags again soon (a device's risk or status changed). */
+  retag(): void {
+    void this.enqueue('tags');
+  }
+
+  pause(): void {
+    this.paused = true;
+    for (const t of [this.deviceTimer, this.appTimer]) if (t !== undefined) this.d.clock.clearTimeout(t);
+    this.deviceTimer = this.appTimer = undefined;
+  }
+
+  resume(rec: IntegrationRecord): void {
+    this.paused = false;
+    this.scheduleDevice(0);
+    void rec;
+  }
+
+  /** Stops for good: no more runs; a running sync is aborted and awaited. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.pause();
+    this.ac.abort(new Error('the integration was removed'));
+    await this.current?.catch(() => {});
+  }
+
+  private async run(job: Job): Promise<void> {
+    const rec = await this.d.load(this.id);
+    if (!rec || this.stopped) return;
+    const now = (): string => new Date(this.d.clock.now()).toISOString();
+    const signal = this.ac.signal;
+    const s = rec.status;
+    try {
+      if (job === 'device') {
+        await this.runDevice(rec, now, signal);
+        this.scheduleDevice(rec.sync.deviceSyncIntervalMinutes * 60_000 * (0.95 + Math.random() * 0.1));
+        if (this.appTimer === undefined) this.scheduleApp(0);
+      } else if (job === 'app') {
+        await this.runApp(rec, now, signal);
+        this.scheduleApp(rec.sync.appSyncIntervalMinutes * 60_000 * (0.95 + Math.random() * 0.1));
+      } else {
+        await this.runTagging(rec, now, signal);
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      this.d.logger.error('integration job failed unexpectedly', { integration: this.id, job, err: e });
+      await this.d.saveStatus(this.id, { deviceSync: status(s.deviceSync, 'red', describeError(e), now(), false) });
+    }
+  }
+
+  private async runDevice(rec: IntegrationRecord, now: () => string, signal: AbortSignal): Promise<void> {
+    const s = rec.status;
+    if (rec.sync.groups.length === 0) {
+      await this.d.saveStatus(this.id, { deviceSync: status(s.deviceSync, 'gray', 'no groups selected: choose the UEM groups to sync', now(), false) });
+      return;
+    }
+    const started = now();
+    try {
+      const adapter = await this.d.adapterFor(rec, signal);
+      const r = await deviceSync(rec, adapter, this.d.db, this.d.clock, signal);
+      const c = r.counts;
+      const counts = { devices: c.devices, added: c.added, updated: c.updated, deleted: c.deleted, pendingDeletion: c.pendingDeletion };
+      const groups = rec.sync.groups.map((g) => rec.groupsCache.find((x) => x.id === g)?.name ?? g).join(', ');
+      const patch: StatusPatch = {
+        uemServer: status(s.uemServer, 'green', 'connected', started, true),
+        deviceSync: r.blocked
+          ? status(s.deviceSync, 'red', `synced ${c.devices} devices of ${groups}, but kept ${r.blocked.wouldDelete} devices (${r.blocked.percent}%) the UEM no longer lists: more than the deletion threshold of ${r.blocked.threshold}%`, started, false, counts)
+          : status(s.deviceSync, 'green', `synced ${c.devices} devices of ${groups}: ${c.added} added, ${c.updated} updated, ${c.deleted} deleted${c.pendingDeletion ? `, ${c.pendingDeletion} missing (deleted after ${rec.sync.deviceDeletionAfterSyncs} syncs)` : ''}`, started, true, counts),
+      };
+      await this.d.saveStatus(this.id, patch);
+      this.d.logger.info('device sync done', { integration: this.id, tenant: rec.tenant, ...counts, blocked: Boolean(r.blocked) });
+      await this.runTagging(rec, now, signal, adapter);
+    } catch (e) {
+      if (signal.aborted) throw e;
+      const msg = describeError(e);
+      const patch: StatusPatch = { deviceSync: status(s.deviceSync, 'red', `sync failed, nothing was changed: ${msg}`, started, false) };
+      if (e instanceof UemError && (e.kind === 'auth' || e.kind === 'unavailable' || e.kind === 'timeout')) patch.uemServer = status(s.uemServer, 'red', msg, started, false);
+      await this.d.saveStatus(this.id, patch);
+      this.d.logger.warn('device sync failed', { integration: this.id, tenant: rec.tenant, reason: msg });
+    }
+  }
+
+  private async runApp(rec: IntegrationRecord, now: () => string, signal: AbortSignal): Promise<void> {
+    const s = rec.status;
+    const started = now();
+    let adapter: UemAdapter;
+    try {
+      adapter = await this.d.adapterFor(rec, signal);
+      const r = await appSync(rec, adapter, this.d.db, signal);
+      await this.d.saveStatus(this.id, { appSync: status(s.appSync, 'green', `read the apps of ${r.devices} devices (${r.changed} changed)`, started, true, { devices: r.devices, changed: r.changed, apps: r.apps }) });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      await this.d.saveStatus(this.id, { appSync: status(s.appSync, 'red', `app sync failed: ${describeError(e)}`, started, false) });
+      return;
+    }
+    const policies = await this.d.policies(rec.tenant);
+    if (policies.length === 0 && this.d.db.tagNames(rec.id).every((n) => n.startsWith(`${rec.tagging.prefix}_`))) {
+      await this.d.saveStatus(this.id, { policyGroups: status(s.policyGroups, 'gray', 'no app policies', started, false, {}) });
+      return;
+    }
+    try {
+      const r = await policyGroups(rec, policies, adapter, this.d.db, signal);
+      await this.d.saveStatus(this.id, {
+        policyGroups: status(s.policyGroups, 'green', `${policies.filter((p) => p.active).length} policy groups up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
+      });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      await this.d.saveStatus(this.id, { policyGroups: status(s.policyGroups, 'red', `policy groups not updated: ${describeError(e)}`, started, false) });
+    }
+  }
+
+  private async runTagging(rec: IntegrationRecord, now: () => string, signal: AbortSignal, given?: UemAdapter): Promise<void> {
+    const s = rec.status;
+    const t = rec.tagging;
+    if (!t.deviceStatus && !t.deviceRisk && !t.threatFactors && !this.d.db.tagNames(rec.id).some((n) => n.startsWith(`${t.prefix}_`))) {
+      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'gray', 'tagging is off', now(), false, {}) });
+      return;
+    }
+    const started = now();
+    try {
+      const adapter = given ?? (await this.d.adapterFor(rec, signal));
+      const r = await tagging(rec, adapter, this.d.db, signal);
+      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'green', `${r.groups} tags up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`, started, true, { ...r }) });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'red', `tagging failed: ${describeError(e)}`, started, false) });
+    }
+  }
+}
