@@ -359,3 +359,98 @@ describe('integrations (cloud engine through a real connector and tunnel)', func
     expect((await status(noConn.body.id)).uemServer.indicator).to.equal('red');
   });
 });
+
+describe('integrations: Ivanti EPMM and Hexnode through a connector; pushed targets', function () {
+  this.timeout(60_000);
+  let cloud: CloudServer;
+  const sims: RunningSimulator[] = [];
+  const stops: Array<() => Promise<void>> = [];
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
+    const r = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/tenants/acme${path}`, {
+      method,
+      headers: { authorization: `Bearer ${cloud.config.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const t = await r.text();
+    return { status: r.status, body: t ? JSON.parse(t) : null };
+  }
+
+  before(async () => {
+    cloud = await startInprocCloud();
+    for (const vendor of ['ivanti-epmm', 'hexnode'] as const) sims.push(await startSimulator({ vendor, listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir(`uemlink-${vendor}-`), devices: 120, seed: 3 }));
+    const [epmm, hx] = sims as [RunningSimulator, RunningSimulator];
+    const conn = await startInprocConnector(cloud, {
+      targets: [
+        { id: 'epmm', baseUrl: epmm.baseUrl, auth: { type: 'basic', username: epmm.credentials.username, password: epmm.credentials.password }, tls: { ca: epmm.caPem } },
+        { id: 'hx', baseUrl: hx.baseUrl, auth: { type: 'apiKey', header: 'Authorization', value: hx.credentials.apiKey }, tls: { ca: hx.caPem } },
+      ],
+      extra: { cloudManagedTargets: { allowedHosts: ['127.0.0.1'] } },
+    });
+    stops.push(() => conn.daemon.shutdown());
+  });
+  after(async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+    await cloud.shutdown();
+    for (const s of sims) await s.close();
+  });
+
+  for (const [vendor, target, kind] of [
+    ['ivanti-epmm', 'epmm', 'label'],
+    ['hexnode', 'hx', 'device-group'],
+  ] as const) {
+    it(`${vendor}: groups, a complete sync, tags written back once`, async () => {
+      const created = await api('POST', '/integrations', { vendor, displayName: vendor, route: { via: 'connector', group: 'default', target }, sync: { deviceSyncIntervalMinutes: 60 } });
+      expect(created.status, JSON.stringify(created.body)).to.equal(201);
+      const id = created.body.id as string;
+      stops.push(async () => void (await api('DELETE', `/integrations/${id}`)));
+      expect((await api('POST', `/integrations/${id}/verify`)).body.ok).to.equal(true);
+      const groups = (await api('GET', `/integrations/${id}/groups`)).body.groups as Json[];
+      expect(groups.length).to.be.greaterThan(0);
+      expect(groups.every((g) => g.kind === kind)).to.equal(true);
+      const withMembers = groups.slice(0, 3).map((g) => g.id);
+      expect((await api('PUT', `/integrations/${id}`, { sync: { groups: withMembers }, tagging: { deviceStatus: true } })).status).to.equal(200);
+      await api('POST', `/integrations/${id}/sync?wait=1`);
+      const s = (await api('GET', `/integrations/${id}/status`)).body;
+      expect(s.deviceSync.indicator, s.deviceSync.message).to.equal('green');
+      expect(s.deviceSync.counts.devices).to.be.greaterThan(0);
+      expect(s.appSync.indicator, s.appSync.message).to.equal('green');
+      expect(s.tagging.indicator, s.tagging.message).to.equal('green');
+      const devs = (await api('GET', `/devices?integration=${id}&pageSize=5&apps=1`)).body.devices as Json[];
+      expect(devs[0].platform).to.be.oneOf(['ios', 'android', 'windows', 'macos', 'other']);
+      expect(devs.some((d) => d.apps.length > 0)).to.equal(true);
+      await api('POST', `/integrations/${id}/sync?wait=1`);
+      const again = (await api('GET', `/integrations/${id}/status`)).body;
+      expect(again.tagging.counts.calls).to.equal(0);
+      expect(again.deviceSync.counts.added + again.deviceSync.counts.updated).to.equal(0);
+    });
+  }
+
+  it('a pushed target: the server details go to the connector (policy permitting) and the sync runs through it', async () => {
+    const epmm = sims[0]!;
+    const created = await api('POST', '/integrations', {
+      vendor: 'ivanti-epmm',
+      displayName: 'pushed',
+      serverAddress: epmm.url,
+      auth: { type: 'basic', username: epmm.credentials.username, password: epmm.credentials.password },
+      selfSignedCertPem: epmm.caPem,
+      route: { via: 'connector', group: 'default', push: true },
+    });
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    const id = created.body.id as string;
+    stops.push(async () => void (await api('DELETE', `/integrations/${id}`)));
+    let v: Json;
+    for (let i = 0; i < 50; i++) {
+      v = (await api('POST', `/integrations/${id}/verify`)).body;
+      if (v.ok) break;
+      await sleep(100);
+    }
+    expect(v.ok, JSON.stringify(v)).to.equal(true);
+    const groups = (await api('GET', `/integrations/${id}/groups`)).body.groups as Json[];
+    await api('PUT', `/integrations/${id}`, { sync: { groups: [groups[groups.length - 1].id] } });
+    await api('POST', `/integrations/${id}/sync?wait=1`);
+    expect((await api('GET', `/integrations/${id}/status`)).body.deviceSync.indicator).to.equal('green');
+    // The pushed definition carried the credentials; the cloud's answer never does.
+    expect(JSON.stringify((await api('GET', `/integrations/${id}`)).body)).to.not.contain(epmm.credentials.password);
+  });
+});
