@@ -65,13 +65,18 @@ async function main(): Promise<void> {
   });
   for (const label of ['first (full)', 'second (unchanged)']) {
     tagWrites = 0;
+    const before = (await api('GET', `/integrations/${id}/status`)).body;
     const s0 = Date.now();
-    const r = await api('POST', `/integrations/${id}/sync?wait=1`);
+    const r = await api('POST', `/integrations/${id}/sync`);
     if (r.status !== 202) throw new Error(JSON.stringify(r.body));
+    // The device sync (with its tagging pass) is done when the app sync starts; then wait for that too.
+    const status = await until(async () => {
+      const st = (await api('GET', `/integrations/${id}/status`)).body;
+      return st.appSync.lastRun !== before.appSync.lastRun && st.appSync.lastRun !== null && (st.appSync.lastSuccess === st.appSync.lastRun || st.appSync.indicator === 'red') ? st : undefined;
+    }, 1_800_000, 'the sync to finish');
     const secs = (Date.now() - s0) / 1000;
-    const status = (await api('GET', `/integrations/${id}/status`)).body;
-    // The device sync (with its tagging pass) ends where the app sync starts.
     const deviceSecs = (Date.parse(status.appSync.lastRun) - Date.parse(status.deviceSync.lastRun)) / 1000;
+    process.stdout.write(`  ${label}: device sync ${deviceSecs.toFixed(1)} s, with app sync ${secs.toFixed(1)} s\n`);
     runs.push({ label, secs, deviceSecs, status, tagWrites });
   }
   clearInterval(sampler);

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { loadCloudConfig } from '../cloud/config.js';
+import { X509Certificate } from 'node:crypto';
+import { ConnectorCA } from '../cloud/ca.js';
 import { createPairingToken } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
@@ -27,6 +29,37 @@ export function cloudCommands(program: Command): void {
         const logger = createLogger({ component: 'cloud', level: cfg.logLevel });
         const server = await CloudServer.start(cfg, { logger });
         onTerminate(() => server.shutdown(), (m) => logger.info(m));
+      }),
+    );
+
+  const ca = cloud.command('ca').description('the connector CA (rotation without re-pairing)');
+  ca.command('status')
+    .description('CA generations and how many connectors hold a certificate from each')
+    .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
+    .action(
+      action(async (opts: { config: string }) => {
+        const cfg = loadCloudConfig(opts.config);
+        const { ca: cas } = await ConnectorCA.loadOrCreate(cfg.dataDir);
+        const state = await openCloudStore(cfg.dataDir).read();
+        const counts = new Map<number, number>();
+        for (const c of Object.values(state.connectors)) {
+          if (c.revokedAt) continue;
+          const g = cas.issuerOf(new X509Certificate(c.certificate)) ?? 0;
+          counts.set(g, (counts.get(g) ?? 0) + 1);
+        }
+        for (const g of cas.generations()) {
+          process.stdout.write(`generation ${g.generation}${g.current ? ' (current, signs)' : ''}  ${g.subject}  until ${g.notAfter.slice(0, 10)}  connectors: ${counts.get(g.generation) ?? 0}\n`);
+        }
+      }),
+    );
+  ca.command('rotate')
+    .description('add a new signing CA; connectors renew onto it over the tunnel at their next connection')
+    .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
+    .action(
+      action(async (opts: { config: string }) => {
+        const cfg = loadCloudConfig(opts.config);
+        const n = await ConnectorCA.rotate(cfg.dataDir);
+        process.stdout.write(`generation ${n} created; restart the cloud relay to sign with it (older generations keep verifying)\n`);
       }),
     );
 

@@ -3,9 +3,15 @@
  * each paired connector's certificate. Tunnel authentication checks that the connector's certificate
  * was issued by it, is within its validity and is not revoked, then that the connector signed the
  * session's fresh nonce with the matching key.
+ *
+ * Rotation (docs/runbook.md#rotating-the-connector-ca): `uemlink cloud ca rotate` adds a generation
+ * (ca-2.key/ca-2.crt, …) that signs from then on, while every older generation still verifies.
+ * Connectors whose certificate comes from an older generation are asked to renew over the tunnel at
+ * their next connection, so nobody has to pair again; once `cloud ca status` shows none left on an
+ * old generation, its files can be archived away.
  */
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UemlinkError } from '../common/errors.js';
 import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
@@ -16,56 +22,111 @@ export interface IssuedCertificate {
   info: CertInfo;
 }
 
-export class ConnectorCA {
-  readonly certificatePem: string;
-  private readonly keyPem: string;
-  private readonly x509: X509Certificate;
+interface Generation {
+  n: number;
+  certificatePem: string;
+  keyPem: string;
+  x509: X509Certificate;
+}
 
-  private constructor(certificatePem: string, keyPem: string) {
-    this.certificatePem = certificatePem;
-    this.keyPem = keyPem;
-    this.x509 = new X509Certificate(certificatePem);
+const fileOf = (n: number, kind: 'key' | 'crt'): string => (n === 1 ? `ca.${kind}` : `ca-${n}.${kind}`);
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new UemlinkError('STATE_UNREADABLE', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function loadGeneration(dataDir: string, n: number, key: string, cert: string): Generation {
+  try {
+    const x509 = new X509Certificate(cert);
+    // The pair must match, or every connector would fail authentication later.
+    if (!createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' }).equals(x509.publicKey.export({ type: 'spki', format: 'der' }))) {
+      throw new Error(`${fileOf(n, 'key')} does not belong to ${fileOf(n, 'crt')}`);
+    }
+    return { n, certificatePem: cert, keyPem: key, x509 };
+  } catch (e) {
+    throw new UemlinkError('STATE_CORRUPT', `connector CA generation ${n} in ${dataDir} is unusable: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function newGeneration(n: number): Generation {
+  const pair = generateRsaKeyPair(3072);
+  const pem = issueCertificate({
+    subject: { CN: n === 1 ? 'uemlink connector CA' : `uemlink connector CA ${n}`, O: 'uemlink' },
+    publicKeyPem: pair.publicKeyPem,
+    signingKeyPem: pair.privateKeyPem,
+    days: 3650,
+    isCa: true,
+  });
+  return { n, certificatePem: pem, keyPem: pair.privateKeyPem, x509: new X509Certificate(pem) };
+}
+
+async function writeGeneration(dataDir: string, g: Generation): Promise<void> {
+  await writePrivateFile(join(dataDir, fileOf(g.n, 'key')), g.keyPem, 'CA key');
+  await writePrivateFile(join(dataDir, fileOf(g.n, 'crt')), g.certificatePem, 'CA certificate');
+}
+
+export class ConnectorCA {
+  /** Oldest first; the last one signs. */
+  private readonly gens: Generation[];
+
+  private constructor(gens: Generation[]) {
+    this.gens = gens;
   }
 
-  /** Loads the CA from dataDir, creating it on first start. A half-present CA is an error, not a reset. */
+  /** The current (signing) CA certificate. */
+  get certificatePem(): string {
+    return this.current.certificatePem;
+  }
+
+  get current(): Generation {
+    return this.gens[this.gens.length - 1]!;
+  }
+
+  generations(): Array<{ generation: number; subject: string; notAfter: string; fingerprint256: string; current: boolean }> {
+    return this.gens.map((g) => ({ generation: g.n, subject: g.x509.subject.replace(/\n/g, ', '), notAfter: new Date(g.x509.validTo).toISOString(), fingerprint256: g.x509.fingerprint256, current: g === this.current }));
+  }
+
+  /** Loads every generation from dataDir, creating the first at first start. A half-present generation is an error, not a reset. */
   static async loadOrCreate(dataDir: string): Promise<{ ca: ConnectorCA; created: boolean }> {
     await ensurePrivateDir(dataDir);
-    const keyFile = join(dataDir, 'ca.key');
-    const certFile = join(dataDir, 'ca.crt');
-    const key = await readOptional(keyFile);
-    const cert = await readOptional(certFile);
-    if (key !== undefined && cert !== undefined) {
-      try {
-        const ca = new ConnectorCA(cert, key);
-        // The pair must match, or every connector would fail authentication later.
-        if (!createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' }).equals(ca.x509.publicKey.export({ type: 'spki', format: 'der' }))) {
-          throw new Error('ca.key does not belong to ca.crt');
-        }
-        return { ca, created: false };
-      } catch (e) {
-        throw new UemlinkError('STATE_CORRUPT', `connector CA in ${dataDir} is unusable: ${(e as Error).message}`, { cause: e });
+    const names = new Set(await readdir(dataDir));
+    const numbers = [1, ...[...names].map((f) => /^ca-(\d+)\.(?:crt|key)$/.exec(f)?.[1]).filter((x): x is string => x !== undefined).map(Number)];
+    const gens: Generation[] = [];
+    for (const n of [...new Set(numbers)].sort((a, b) => a - b)) {
+      const key = await readOptional(join(dataDir, fileOf(n, 'key')));
+      const cert = await readOptional(join(dataDir, fileOf(n, 'crt')));
+      if (key === undefined && cert === undefined) {
+        if (n === 1) continue;
+        throw new UemlinkError('STATE_CORRUPT', `connector CA generation ${n} in ${dataDir} is incomplete`);
       }
+      if (key === undefined || cert === undefined) {
+        throw new UemlinkError(
+          'STATE_CORRUPT',
+          `connector CA in ${dataDir} is incomplete (${key === undefined ? fileOf(n, 'key') : fileOf(n, 'crt')} is missing); restore it from a backup — a new CA would orphan every paired connector`,
+        );
+      }
+      gens.push(loadGeneration(dataDir, n, key, cert));
     }
-    if (key !== undefined || cert !== undefined) {
-      throw new UemlinkError(
-        'STATE_CORRUPT',
-        `connector CA in ${dataDir} is incomplete (${key === undefined ? 'ca.key' : 'ca.crt'} is missing); restore it from a backup — a new CA would orphan every paired connector`,
-      );
-    }
-    const pair = generateRsaKeyPair(3072);
-    const pem = issueCertificate({
-      subject: { CN: 'uemlink connector CA', O: 'uemlink' },
-      publicKeyPem: pair.publicKeyPem,
-      signingKeyPem: pair.privateKeyPem,
-      days: 3650,
-      isCa: true,
-    });
-    await writePrivateFile(keyFile, pair.privateKeyPem, 'CA key');
-    await writePrivateFile(certFile, pem, 'CA certificate');
-    return { ca: new ConnectorCA(pem, pair.privateKeyPem), created: true };
+    if (gens.length > 0) return { ca: new ConnectorCA(gens), created: false };
+    const g = newGeneration(1);
+    await writeGeneration(dataDir, g);
+    return { ca: new ConnectorCA([g]), created: true };
   }
 
-  /** Signs a connector's CSR. The subject is ours to choose: the CSR's own subject is ignored. */
+  /** Adds a signing generation; the older ones keep verifying. Returns the new generation number. */
+  static async rotate(dataDir: string): Promise<number> {
+    const { ca } = await ConnectorCA.loadOrCreate(dataDir);
+    const g = newGeneration(ca.current.n + 1);
+    await writeGeneration(dataDir, g);
+    return g.n;
+  }
+
+  /** Signs a connector's CSR with the current generation. The subject is ours to choose: the CSR's own is ignored. */
   issue(csrPem: string, subject: { connectorId: string; tenant: string; group: string }, days: number): IssuedCertificate {
     let csr;
     try {
@@ -74,31 +135,29 @@ export class ConnectorCA {
       throw new UemlinkError('PAIR_CSR_INVALID', `certificate request rejected: ${(e as Error).message}`);
     }
     if (csr.keyBits < 2048) throw new UemlinkError('PAIR_CSR_INVALID', `certificate request rejected: RSA key of ${csr.keyBits} bits (2048 or more required)`);
+    const g = this.current;
     const certificatePem = issueCertificate({
       subject: { CN: subject.connectorId, O: subject.tenant, OU: subject.group },
       publicKeyPem: csr.publicKeyPem,
-      issuerCertPem: this.certificatePem,
-      signingKeyPem: this.keyPem,
+      issuerCertPem: g.certificatePem,
+      signingKeyPem: g.keyPem,
       days,
       clientAuth: true,
     });
     return { certificatePem, info: certInfo(certificatePem) };
   }
 
+  /** The generation that issued `cert`, or undefined. */
+  issuerOf(cert: X509Certificate): number | undefined {
+    for (const g of this.gens) if (cert.checkIssued(g.x509) && cert.verify(g.x509.publicKey)) return g.n;
+    return undefined;
+  }
+
   /** Why a presented certificate must not authenticate, or undefined when it may. */
   check(cert: X509Certificate, now: number): string | undefined {
-    if (!cert.checkIssued(this.x509) || !cert.verify(this.x509.publicKey)) return 'certificate was not issued by this cloud';
+    if (this.issuerOf(cert) === undefined) return 'certificate was not issued by this cloud';
     if (now < Date.parse(cert.validFrom)) return `certificate is not valid before ${new Date(cert.validFrom).toISOString()} (check the clock)`;
     if (now > Date.parse(cert.validTo)) return `certificate expired on ${new Date(cert.validTo).toISOString()}; pair the connector again`;
     return undefined;
-  }
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UemlinkError('STATE_UNREADABLE', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -28,6 +28,8 @@ export const CloudConfigSchema = z.strictObject({
       maxFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
       /** Lifetime of issued connector certificates. */
       certificateDays: z.number().int().min(1).max(3650).default(365),
+      /** Connectors renew over the tunnel when their certificate has fewer days left than this. */
+      renewBeforeDays: z.number().int().min(1).max(3650).default(30),
     })
     .prefault({}),
   relay: z
@@ -61,7 +63,7 @@ export interface CloudConfig {
   logLevel?: string;
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
-  pairing: { maxFailuresPerMinute: number; certificateDays: number };
+  pairing: { maxFailuresPerMinute: number; certificateDays: number; renewBeforeDays: number };
   maxPendingHandshakes: number;
   relay: { timeoutMs: number; maxRequestBytes: number };
   integrations: { retryBaseMs?: number; firstRunWithinSeconds?: number };

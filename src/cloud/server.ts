@@ -82,6 +82,8 @@ export class CloudServer {
       handshakeTimeoutMs: Math.round(t.handshakeTimeoutSeconds * 1000),
       maxPendingHandshakes: config.maxPendingHandshakes,
       software: `uemlink-cloud/${VERSION}`,
+      certificateDays: config.pairing.certificateDays,
+      renewBeforeDays: config.pairing.renewBeforeDays,
     });
 
     const secretKey = await loadOrCreateSecretKey(config.dataDir);

@@ -35,6 +35,10 @@ export const ConnectorRecord = z.object({
   lastSeen: iso.optional(),
   targets: z.array(z.string()).default([]),
   revokedAt: iso.optional(),
+  /** The certificate before the last renewal: still accepted until the connector uses the new one. */
+  previousCertificate: z.string().optional(),
+  previousFingerprint256: z.string().optional(),
+  renewedAt: iso.optional(),
   /** The connector's last answers about cloud-managed targets. */
   managedTargets: z.array(z.object({ id: z.string(), state: z.enum(['accepted', 'pending', 'refused']), reason: z.string().optional(), at: iso })).default([]),
 });

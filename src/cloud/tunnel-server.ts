@@ -32,7 +32,7 @@ import { createTunnelServer, type WsTransport } from '../transport/ws.js';
 import type { ConnectorCA } from './ca.js';
 import type { PresenceBook } from './presence-book.js';
 import type { LiveSession, SessionRegistry } from './registry.js';
-import type { CloudStore, ConnectorRecord } from './state.js';
+import type { CloudStore } from './state.js';
 
 export interface TunnelServerOptions {
   store: CloudStore;
@@ -46,6 +46,10 @@ export interface TunnelServerOptions {
   handshakeTimeoutMs: number;
   maxPendingHandshakes: number;
   software: string;
+  /** Lifetime of certificates issued on renewal. */
+  certificateDays: number;
+  /** Ask a connector to renew when its certificate has fewer days left (or comes from an older CA). */
+  renewBeforeDays: number;
 }
 
 export interface TunnelServerEvents {
@@ -187,13 +191,29 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     if (!rec) throw new Refusal('AUTH_FAILED', 'unknown connector id: it was never paired with this cloud (or its record was removed); pair it again');
     const revoked = rec.revokedAt ?? state.revokedCertificates.find((r) => r.fingerprint256 === rec.fingerprint256)?.revokedAt;
     if (revoked) throw new Refusal('REVOKED', `connector ${rec.id} was revoked at ${revoked}; pair it again to reconnect`);
-    const cert = this.certificate(rec);
-    const why = o.ca.check(cert, o.clock.now());
-    if (why) throw new Refusal('AUTH_FAILED', why);
     const sig = Buffer.from(auth.signature, 'base64url');
-    if (!cryptoVerify('sha256', authMessage(nonce, helloBytes), cert.publicKey, sig)) {
-      throw new Refusal('AUTH_FAILED', "signature does not match the connector's certificate (wrong key, or a replayed handshake)");
+    const message = authMessage(nonce, helloBytes);
+    // The current certificate, or the one before a renewal the connector may not have stored yet.
+    const candidates: Array<{ pem: string; fingerprint: string }> = [{ pem: rec.certificate, fingerprint: rec.fingerprint256 }];
+    if (rec.previousCertificate && rec.previousFingerprint256 && !state.revokedCertificates.some((r) => r.fingerprint256 === rec.previousFingerprint256)) {
+      candidates.push({ pem: rec.previousCertificate, fingerprint: rec.previousFingerprint256 });
     }
+    let cert: X509Certificate | undefined;
+    let why: string | undefined;
+    for (const c of candidates) {
+      const x = this.certificate(c.pem, c.fingerprint);
+      const problem = o.ca.check(x, o.clock.now());
+      if (problem) {
+        why ??= problem;
+        continue;
+      }
+      if (cryptoVerify('sha256', message, x.publicKey, sig)) {
+        cert = x;
+        break;
+      }
+      why ??= "signature does not match the connector's certificate (wrong key, or a replayed handshake)";
+    }
+    if (!cert) throw new Refusal('AUTH_FAILED', why ?? 'authentication failed');
     if (!t.isOpen) return; // the connector gave up while we were checking
 
     const now = o.clock.now();
@@ -245,6 +265,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       epoch: live.epoch,
     });
     live.session.on('control', (msg) => this.onControl(live, msg));
+    this.maybeRequestRenewal(live, cert);
     live.session.once('close', (info) => {
       const current = o.registry.remove(live);
       o.book.note(rec.id, { lastSeen: new Date(o.clock.now()).toISOString() });
@@ -255,6 +276,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   private onControl(live: LiveSession, msg: Record<string, unknown>): void {
+    if (msg.type === 'cert.renew') {
+      void this.renew(live, msg);
+      return;
+    }
     if (msg.type === 'targets') {
       if (Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string' && x.length <= 64)) {
         live.targets = (msg.targets as string[]).slice(0, 1000);
@@ -265,14 +290,48 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.emit('control', live, msg);
   }
 
-  private certificate(rec: ConnectorRecord): X509Certificate {
-    let c = this.certCache.get(rec.fingerprint256);
+  private certificate(pem: string, fingerprint: string): X509Certificate {
+    let c = this.certCache.get(fingerprint);
     if (!c) {
-      c = new X509Certificate(rec.certificate);
+      c = new X509Certificate(pem);
       if (this.certCache.size > 50_000) this.certCache.clear();
-      this.certCache.set(rec.fingerprint256, c);
+      this.certCache.set(fingerprint, c);
     }
     return c;
+  }
+
+  /** Asks the connector to renew when its certificate is close to expiry or from an older CA. */
+  private maybeRequestRenewal(live: LiveSession, cert: X509Certificate): void {
+    const left = (Date.parse(cert.validTo) - this.o.clock.now()) / 86_400_000;
+    const oldCa = this.o.ca.issuerOf(cert) !== this.o.ca.current.n;
+    if (left < this.o.renewBeforeDays || oldCa) {
+      live.session.sendControl({ type: 'cert.renew-requested', reason: oldCa ? 'the cloud rotated its connector CA' : `the certificate expires in ${Math.floor(left)} days` });
+    }
+  }
+
+  /** Issues a renewed certificate for a connector's new key (CONTROL cert.renew). */
+  private async renew(live: LiveSession, msg: Record<string, unknown>): Promise<void> {
+    const o = this.o;
+    try {
+      if (typeof msg.csr !== 'string') throw new Error('cert.renew without a CSR');
+      let issued: { certificatePem: string; info: { fingerprint256: string; notAfter: string } } | undefined;
+      await o.store.update((s) => {
+        const rec = s.connectors[live.connectorId];
+        if (!rec || rec.revokedAt) throw new Error('this connector is no longer paired');
+        issued = o.ca.issue(msg.csr as string, { connectorId: rec.id, tenant: rec.tenant, group: rec.group }, o.certificateDays);
+        rec.previousCertificate = rec.certificate;
+        rec.previousFingerprint256 = rec.fingerprint256;
+        rec.certificate = issued.certificatePem;
+        rec.fingerprint256 = issued.info.fingerprint256;
+        rec.notAfter = issued.info.notAfter;
+        rec.renewedAt = new Date(o.clock.now()).toISOString();
+      });
+      live.session.sendControl({ type: 'cert.renewed', certificate: issued!.certificatePem, caCertificate: o.ca.certificatePem });
+      o.logger.info('connector certificate renewed', { connectorId: live.connectorId, notAfter: issued!.info.notAfter });
+    } catch (err) {
+      o.logger.warn('connector certificate renewal failed', { connectorId: live.connectorId, err });
+      live.session.sendControl({ type: 'cert.renew-failed', message: (err as Error).message });
+    }
   }
 
   /** Stops taking tunnels and drains every session (GOAWAY, in-flight streams finish, close). */

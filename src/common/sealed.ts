@@ -2,7 +2,10 @@
  * Authenticated encryption for secrets at rest (AES-256-GCM). A sealed value is self-describing
  * ({v, iv, tag, data}); opening with the wrong key or a tampered value fails loudly.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { UemlinkError } from './errors.js';
+import { writePrivateFile } from './fs-secure.js';
 
 export interface Sealed {
   v: 1;
@@ -27,10 +30,19 @@ export function open(key: Buffer, s: Sealed, aad = ''): string {
 }
 
 /**
- * A key derived from a private key: data sealed with it is useless to whoever copies the state file
- * without the key file, and no extra key file has to be kept.
+ * A 32-byte key kept in its own 0600 file (base64), made on first use. Data sealed with it is useless
+ * to whoever copies a state file without the key file.
  */
-export function keyFromPrivateKey(privateKeyPem: string, purpose: string): Buffer {
-  const der = createPrivateKey(privateKeyPem).export({ type: 'pkcs8', format: 'der' });
-  return Buffer.from(hkdfSync('sha256', der, Buffer.from('uemlink'), Buffer.from(purpose), 32));
+export async function loadOrCreateKeyFile(file: string, what: string): Promise<Buffer> {
+  try {
+    const b = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    if (b.length !== 32) throw new UemlinkError('STATE_CORRUPT', `${file} is not a 32-byte key; restore it from a backup (what it sealed cannot be read without it)`);
+    return b;
+  } catch (e) {
+    if (e instanceof UemlinkError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UemlinkError('STATE_UNREADABLE', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const key = randomBytes(32);
+  await writePrivateFile(file, `${key.toString('base64')}\n`, what);
+  return key;
 }

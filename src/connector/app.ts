@@ -70,7 +70,7 @@ export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Pro
   const identity = await state.identity();
   const targets = cfg.targets.map((def, i) => Target.resolve(def, { configFile: cfg.file, where: `targets[${i}]`, origin: 'local' }));
   if (identity) {
-    const managed = new ManagedTargets({ stateDir: cfg.stateDir, privateKeyPem: identity.privateKeyPem, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
+    const managed = new ManagedTargets({ stateDir: cfg.stateDir, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
     await managed.load().catch(() => {});
     targets.push(...managed.targets());
   }

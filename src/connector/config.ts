@@ -70,6 +70,8 @@ export const ConnectorConfigSchema = z.strictObject({
   logLevel: logLevel.optional(),
   tunnel: tunnelTuning,
   drainTimeoutSeconds: z.number().min(0).max(3600).default(30),
+  /** Renew the connector's certificate over the tunnel when it has fewer days left than this. */
+  certificateRenewDays: z.number().int().min(1).max(3650).default(30),
 });
 
 export interface ConnectorConfig {
@@ -93,6 +95,7 @@ export interface ConnectorConfig {
   logLevel?: string;
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
+  certificateRenewDays: number;
 }
 
 export function loadConnectorConfig(file: string): ConnectorConfig {
@@ -116,6 +119,7 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
     audit: { file: c.audit.file ? resolveFrom(file, c.audit.file) : join(resolveFrom(file, c.stateDir), 'audit.log'), maxBytes: c.audit.maxBytes, maxFiles: c.audit.maxFiles },
     tunnel: c.tunnel,
     drainTimeoutMs: c.drainTimeoutSeconds * 1000,
+    certificateRenewDays: c.certificateRenewDays,
   };
   if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
     throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`);

@@ -3,7 +3,9 @@
  * audit log, health checks, metrics and the tunnel supervisor. It waits for pairing when unpaired
  * (the local page or another process may pair it), and can be re-paired while running.
  */
+import { X509Certificate } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
+import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { ensurePrivateDir } from '../common/fs-secure.js';
 import type { Logger, RecentProblems } from '../common/log.js';
@@ -66,6 +68,9 @@ export class ConnectorDaemon {
   private readonly audit: AuditLog;
   private readonly handler;
   private stopping = false;
+  private renewing: Promise<void> | undefined;
+  private renewal: { resolve(v: { certificate: string; caCertificate: string }): void; reject(e: Error): void } | undefined;
+  private renewTimer: TimerHandle | undefined;
 
   private constructor(
     readonly config: ConnectorConfig,
@@ -192,7 +197,6 @@ export class ConnectorDaemon {
     const logger = this.o.logger;
     this.managed = new ManagedTargets({
       stateDir: cfg.stateDir,
-      privateKeyPem: identity.privateKeyPem,
       allowedHosts: cfg.cloudManagedTargets.allowedHosts,
       localIds: new Set(this.localTargets.map((t) => t.id)),
       logger,
@@ -204,8 +208,8 @@ export class ConnectorDaemon {
       clock: this.clock,
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
-      // Options are rebuilt per dial: targets may have changed since the last one.
-      connect: async () => connectTunnel(await this.tunnelOptions(identity)),
+      // Options are rebuilt per dial: targets (and, after a renewal, the key) may have changed.
+      connect: async () => connectTunnel(await this.tunnelOptions(this._identity ?? identity)),
     });
     let first = true;
     sup.on('session', (session) => {
@@ -236,6 +240,63 @@ export class ConnectorDaemon {
   private attach(session: MuxSession): void {
     session.on('stream', this.handler);
     session.on('control', (msg) => void this.onControl(session, msg));
+    this.maybeRenew();
+    if (this.renewTimer === undefined) {
+      // Long-lived sessions: look again twice a day.
+      this.renewTimer = this.clock.setInterval(() => this.maybeRenew(), 12 * 3600_000);
+    }
+  }
+
+  /** Days the connector's certificate has left, by the daemon's clock. */
+  certificateDaysLeft(): number | undefined {
+    const id = this._identity;
+    if (!id) return undefined;
+    return (Date.parse(new X509Certificate(id.certificate).validTo) - this.clock.now()) / 86_400_000;
+  }
+
+  private maybeRenew(): void {
+    const left = this.certificateDaysLeft();
+    if (left !== undefined && left < this.config.certificateRenewDays) {
+      void this.renewCertificate(`the certificate expires in ${Math.floor(left)} days`).catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
+    }
+  }
+
+  /**
+   * Renews the certificate over the live tunnel: a new key and CSR, the cloud's new certificate, both
+   * stored atomically. Traffic is not interrupted: the current session goes on; the next one uses
+   * the new key (and the cloud accepts the previous certificate until then).
+   */
+  renewCertificate(reason: string): Promise<void> {
+    this.renewing ??= (async () => {
+      const session = this.supervisor?.session;
+      const id = this._identity;
+      if (!session || !id) throw new Error('not connected');
+      this.o.logger.info('renewing the connector certificate', { reason });
+      const keys = generateRsaKeyPair(2048);
+      const csr = createCsr(keys.privateKeyPem, { CN: osHostname().slice(0, 64) || 'connector' });
+      const issued = await new Promise<{ certificate: string; caCertificate: string }>((resolve, reject) => {
+        const t = this.clock.setTimeout(() => reject(new Error('the cloud did not answer the renewal within 60 s')), 60_000);
+        this.renewal = {
+          resolve: (v) => {
+            this.clock.clearTimeout(t);
+            resolve(v);
+          },
+          reject: (e) => {
+            this.clock.clearTimeout(t);
+            reject(e);
+          },
+        };
+        session.sendControl({ type: 'cert.renew', csr });
+      });
+      const { keyFile: _k, privateKeyPem: _p, ...stored } = id;
+      await this.state.save({ ...stored, certificate: issued.certificate, caCertificate: issued.caCertificate }, keys.privateKeyPem, { renewal: true });
+      this._identity = await this.state.identity();
+      this.o.logger.info('connector certificate renewed', { notAfter: new Date(new X509Certificate(issued.certificate).validTo).toISOString() });
+    })().finally(() => {
+      this.renewing = undefined;
+      this.renewal = undefined;
+    });
+    return this.renewing;
   }
 
   private async onControl(session: MuxSession, msg: Record<string, unknown>): Promise<void> {
@@ -249,6 +310,12 @@ export class ConnectorDaemon {
         await managed.withdraw(msg.id);
       } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
         await managed.sync(msg.ids as string[]);
+      } else if (msg.type === 'cert.renew-requested') {
+        await this.renewCertificate(typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud').catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
+      } else if (msg.type === 'cert.renewed' && typeof msg.certificate === 'string' && typeof msg.caCertificate === 'string') {
+        this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
+      } else if (msg.type === 'cert.renew-failed') {
+        this.renewal?.reject(new Error(`the cloud refused the renewal: ${String(msg.message)}`));
       }
     } catch (err) {
       this.o.logger.error('cannot apply a cloud-managed target change', { err });
@@ -267,6 +334,7 @@ export class ConnectorDaemon {
     this.stopping = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     if (this.healthTimer !== undefined) this.clock.clearTimeout(this.healthTimer);
+    if (this.renewTimer !== undefined) this.clock.clearInterval(this.renewTimer);
     await this.supervisor?.stop(this.config.drainTimeoutMs);
     for (const t of this.allTargets()) t.close();
     await this.audit.close();

@@ -12,7 +12,7 @@ import type { Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import { JsonStore } from '../common/json-store.js';
 import type { Logger } from '../common/log.js';
-import { keyFromPrivateKey, open, seal } from '../common/sealed.js';
+import { loadOrCreateKeyFile, open, seal } from '../common/sealed.js';
 import { hostAllowed } from './host-policy.js';
 import { CloudTargetSchema, type CloudTargetDefinition } from './targets/schema.js';
 import { Target } from './targets/target.js';
@@ -47,7 +47,6 @@ export interface ManagedView {
 
 export interface ManagedTargetsOptions {
   stateDir: string;
-  privateKeyPem: string;
   allowedHosts: string[];
   localIds: ReadonlySet<string>;
   logger: Logger;
@@ -58,16 +57,22 @@ export interface ManagedTargetsOptions {
 
 export class ManagedTargets {
   private readonly store: JsonStore<z.infer<typeof Doc>>;
-  private readonly key: Buffer;
+  private key: Buffer | undefined;
   private accepted = new Map<string, Target>();
 
   constructor(private readonly o: ManagedTargetsOptions) {
     this.store = new JsonStore({ file: join(o.stateDir, 'managed-targets.json'), schema: Doc, what: 'cloud-managed targets', empty: () => ({ version: 1 as const, targets: [] }) });
-    this.key = keyFromPrivateKey(o.privateKeyPem, 'managed-targets-v1');
+  }
+
+  /** The sealing key (its own file: it outlives certificate renewals, which change the connector's key). */
+  private async sealingKey(): Promise<Buffer> {
+    this.key ??= await loadOrCreateKeyFile(join(this.o.stateDir, 'managed-targets.key'), 'cloud-managed targets key');
+    return this.key;
   }
 
   /** Loads and activates the accepted definitions. */
   async load(): Promise<void> {
+    await this.sealingKey();
     const doc = await this.store.read();
     for (const r of doc.targets.filter((t) => t.state === 'accepted')) {
       try {
@@ -80,7 +85,7 @@ export class ManagedTargets {
   }
 
   private definitionOf(r: ManagedRecord): CloudTargetDefinition {
-    return CloudTargetSchema.parse(JSON.parse(open(this.key, r.sealed, r.id)));
+    return CloudTargetSchema.parse(JSON.parse(open(this.key!, r.sealed, r.id)));
   }
 
   private activate(r: ManagedRecord): void {
@@ -121,7 +126,7 @@ export class ManagedTargets {
       state: allowed ? 'accepted' : 'pending',
       offeredAt: now,
       hash,
-      sealed: seal(this.key, text, def.id),
+      sealed: seal(await this.sealingKey(), text, def.id),
     };
     if (allowed) rec.decidedAt = now;
     else rec.reason = `host "${host}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;

@@ -61,9 +61,11 @@ export class ConnectorStateStore {
    * Stores a new identity. The key gets a file of its own first, then state.json points at it, then
    * the old key goes: at every instant state.json names a key that exists.
    */
-  async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string): Promise<void> {
+  async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: boolean } = {}): Promise<void> {
     await ensurePrivateDir(this.stateDir);
-    const keyFile = `${identity.connectorId}.key`;
+    // A renewed key gets a new file: until state.json names it, the old key (still accepted by the
+    // cloud with the previous certificate) stays in place.
+    const keyFile = opts.renewal ? `${identity.connectorId}.${Date.now()}.key` : `${identity.connectorId}.key`;
     await writePrivateFile(join(this.stateDir, keyFile), privateKeyPem, 'connector key');
     let oldKey: string | undefined;
     await this.store.update((s) => {

@@ -1,0 +1,114 @@
+/**
+ * Certificate lifecycle: a connector renews its certificate over the tunnel before it expires
+ * (injected clock) without dropping traffic, and the cloud's connector CA can be rotated without
+ * re-pairing anyone.
+ */
+import { expect } from 'chai';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../../src/common/clock.js';
+import { silentLogger } from '../../src/common/log.js';
+import { loadConnectorConfig } from '../../src/connector/config.js';
+import { ConnectorDaemon } from '../../src/connector/daemon.js';
+import { ConnectorStateStore } from '../../src/connector/state.js';
+import { pairInproc, startInprocCloud } from '../helpers/inproc.js';
+import { cli, connectorEntry, makeConnector, sleep, startCloud, tempDir, until } from '../helpers/procs.js';
+import { startUpstream } from '../helpers/upstream.js';
+import { writeFileSync } from 'node:fs';
+
+describe('certificate lifecycle', function () {
+  this.timeout(60_000);
+
+  it('renews over the tunnel before expiry (injected clock) while requests keep flowing; the new key authenticates', async () => {
+    const cloud = await startInprocCloud();
+    const up = await startUpstream();
+    const id = await pairInproc(cloud);
+    const dir = tempDir('uemlink-renew-');
+    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
+    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
+    await new ConnectorStateStore(cfg.stateDir).save(
+      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
+      id.privateKeyPem,
+    );
+    // 340 days from now, the 365-day certificate has 25 days left: under the 30-day threshold.
+    let offset = 340 * 86_400_000;
+    const clock: Clock = {
+      now: () => Date.now() + offset,
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+      setInterval: (fn, ms) => setInterval(fn, ms),
+      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+    };
+    // Traffic before, during and after the renewal.
+    let stop = false;
+    const statuses: number[] = [];
+    const load = (async () => {
+      await until(() => cloud.registry.get(id.connectorId) !== undefined, 10_000, 'connected');
+      while (!stop) statuses.push((await cloud.relay.fetch('acme', 't', '/x')).status);
+    })();
+    const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger(), clock });
+    try {
+      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
+      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 20_000, 'the renewed certificate');
+      const renewed = new X509Certificate(daemon.identity!.certificate);
+      expect(renewed.subject).to.contain(`CN=${id.connectorId}`);
+      expect(Date.parse(renewed.validTo) - Date.now()).to.be.greaterThan(360 * 86_400_000);
+      const rec = (await cloud.store.read()).connectors[id.connectorId]!;
+      expect(rec.fingerprint256).to.equal(renewed.fingerprint256);
+      expect(rec.previousFingerprint256).to.equal(oldFingerprint);
+      // Back to the present: the renewed certificate is not due again, so the reconnect below must
+      // not trigger a second renewal.
+      offset = 0;
+      await sleep(300);
+      stop = true;
+      await load;
+      expect(statuses.length).to.be.greaterThan(10);
+      expect(statuses.every((s) => s === 200), `statuses: ${[...new Set(statuses)].join(',')}`).to.equal(true);
+      // The renewed key authenticates: drop the session, the connector comes back with it.
+      const epoch = cloud.registry.get(id.connectorId)!.epoch;
+      cloud.registry.get(id.connectorId)!.session.close(4000, 'test: reconnect');
+      await until(() => (cloud.registry.get(id.connectorId)?.epoch ?? 0) > epoch, 15_000, 'reconnected with the new key');
+      const keys = readdirSync(cfg.stateDir).filter((f) => f.startsWith(id.connectorId) && f.endsWith('.key'));
+      expect(keys).to.have.length(1); // the old key was removed
+      expect(readFileSync(join(cfg.stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
+    } finally {
+      stop = true;
+      await daemon.shutdown();
+      await cloud.shutdown();
+      await up.close();
+    }
+  });
+
+  it('the connector CA can be rotated without re-pairing: connectors renew onto the new CA over the tunnel', async () => {
+    const cloud = await startCloud();
+    const c = await makeConnector();
+    try {
+      const t = await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' });
+      const paired = await c.pair(t.body.token);
+      const cid = paired.stdout.trim();
+      await c.start();
+      await until(async () => (await connectorEntry(cloud, cid))?.connected, 10_000, 'connected');
+      const rot = await cli(['cloud', 'ca', 'rotate', '--config', cloud.configFile]);
+      expect(rot.code, rot.stderr).to.equal(0);
+      expect(rot.stdout).to.contain('generation 2 created');
+      let st = await cli(['cloud', 'ca', 'status', '--config', cloud.configFile]);
+      expect(st.stdout).to.match(/generation 1 .*connectors: 1/).and.match(/generation 2 \(current, signs\).*connectors: 0/);
+      // Restart to sign with generation 2; the connector reconnects (old CA still verifies) and renews.
+      cloud.proc.kill('SIGTERM');
+      await cloud.proc.wait();
+      await cloud.restart();
+      await until(async () => {
+        const r = await cli(['cloud', 'ca', 'status', '--config', cloud.configFile]);
+        return /generation 2 .*connectors: 1/.test(r.stdout) ? r : undefined;
+      }, 20_000, 'the connector on the new CA');
+      st = await cli(['cloud', 'ca', 'status', '--config', cloud.configFile]);
+      expect(st.stdout).to.match(/generation 1 .*connectors: 0/);
+      expect((await connectorEntry(cloud, cid)).connected).to.equal(true);
+      await until(() => c.proc.hasLog((l) => l.message === 'connector certificate renewed'), 5000, 'the renewal in the log');
+    } finally {
+      await c.proc?.stop();
+      await cloud.proc.stop();
+    }
+  });
+});
