@@ -200,7 +200,10 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     res.on('data', (c: Buffer) => (bytesOut += c.length));
     res.on('error', () => {}); // handled by 'close' without 'end'
     let ended = false;
-    res.once('end', () => (ended = true));
+    res.once('end', () => {
+      ended = true;
+      done = true; // the exchange is over: the stream closing now must not abort anything
+    });
     res.once('close', () => {
       done = true;
       if (!ended) {

@@ -619,13 +619,17 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.ready.delete(s);
     if (s.role === 'initiator') this.localOpen--;
     else this.peerOpen--;
-    const err = new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} was reset`);
-    for (const p of s.pending) p.cb(err);
-    s.pending = [];
-    if (s.pendingEnd) {
-      const cb = s.pendingEnd;
-      s.pendingEnd = undefined;
-      cb(err);
+    // Only a stream retired with writes still queued needs the error (built lazily: retiring is the
+    // common, clean end of every stream, and an Error with its stack trace is not free).
+    if (s.pending.length > 0 || s.pendingEnd) {
+      const err = new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} was reset`);
+      for (const p of s.pending) p.cb(err);
+      s.pending = [];
+      if (s.pendingEnd) {
+        const cb = s.pendingEnd;
+        s.pendingEnd = undefined;
+        cb(err);
+      }
     }
     if (this.streams.size === 0) this.emit('idle');
   }

@@ -127,7 +127,9 @@ export class IntegrationRunner {
       if (job === 'device') {
         await this.runDevice(rec, now, signal);
         this.scheduleDevice(rec.sync.deviceSyncIntervalMinutes * 60_000 * (0.95 + Math.random() * 0.1));
-        if (this.appTimer === undefined) this.scheduleApp(0);
+        // An app sync follows each device sync, unless one is already waiting (Sync Now queues
+        // both): scheduling another here would run the app sync twice in a row.
+        if (this.appTimer === undefined && !this.queued.has('app')) this.scheduleApp(0);
       } else if (job === 'app') {
         await this.runApp(rec, now, signal);
         this.scheduleApp(rec.sync.appSyncIntervalMinutes * 60_000 * (0.95 + Math.random() * 0.1));

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import Database, { type Database as Db } from 'better-sqlite3';
+import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import type { UemApp, UemDevice } from '../../uem/adapter.js';
 
 /** A device as stored: the normalized vendor fields plus the cloud's own verdicts. */
@@ -245,15 +245,27 @@ export class InventoryDb {
   /** Replaces a device's app list when it changed; returns whether it wrote. */
   applyApps(integrationId: string, deviceId: string, apps: UemApp[]): boolean {
     const h = appsHash(apps);
-    const cur = this.db.prepare('SELECT apps_hash FROM devices WHERE integration_id = ? AND id = ?').get(integrationId, deviceId) as { apps_hash: string | null } | undefined;
+    const q = this.appStatements();
+    const cur = q.hash.get(integrationId, deviceId) as { apps_hash: string | null } | undefined;
     if (!cur || cur.apps_hash === h) return false;
-    const ins = this.db.prepare('INSERT OR REPLACE INTO device_apps (integration_id, device_id, app_id, name, version) VALUES (?, ?, ?, ?, ?)');
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ?').run(integrationId, deviceId);
-      for (const a of apps) ins.run(integrationId, deviceId, a.id, a.name, a.version);
-      this.db.prepare('UPDATE devices SET apps_hash = ? WHERE integration_id = ? AND id = ?').run(h, integrationId, deviceId);
+      q.clear.run(integrationId, deviceId);
+      for (const a of apps) q.insert.run(integrationId, deviceId, a.id, a.name, a.version);
+      q.setHash.run(h, integrationId, deviceId);
     })();
     return true;
+  }
+
+  // Prepared once: an app sync calls applyApps once per device, and compiling the SQL each time
+  // cost more than running it.
+  private appQ: { hash: Statement; clear: Statement; insert: Statement; setHash: Statement } | undefined;
+  private appStatements(): NonNullable<InventoryDb['appQ']> {
+    return (this.appQ ??= {
+      hash: this.db.prepare('SELECT apps_hash FROM devices WHERE integration_id = ? AND id = ?'),
+      clear: this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ?'),
+      insert: this.db.prepare('INSERT OR REPLACE INTO device_apps (integration_id, device_id, app_id, name, version) VALUES (?, ?, ?, ?, ?)'),
+      setHash: this.db.prepare('UPDATE devices SET apps_hash = ? WHERE integration_id = ? AND id = ?'),
+    });
   }
 
   /** Erases PII a switch was turned off for (the guides: turning a switch off erases stored values). */

@@ -193,7 +193,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
   const pageSize = opts.pageSize ?? WS1_MAX_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > WS1_MAX_PAGE_SIZE) throw new RangeError(`pageSize must be 1..${WS1_MAX_PAGE_SIZE}, not ${pageSize}`);
   const tagPrefix = opts.tagPrefix ?? '';
-  const appConcurrency = opts.appConcurrency ?? 8;
+  const appConcurrency = opts.appConcurrency ?? 16;
   if (!Number.isInteger(appConcurrency) || appConcurrency < 1) throw new RangeError(`appConcurrency must be a whole number from 1, not ${appConcurrency}`);
 
   /**
