@@ -10,15 +10,19 @@
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import type { Clock } from '../../src/common/clock.js';
+import { createTestPki } from '../../src/common/pki.js';
+import type { CloudServer } from '../../src/cloud/server.js';
 import { html } from '../../src/cloud/console/html.js';
 import { SessionStore, safeNext } from '../../src/cloud/console/session.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { a11yProblems, contrastProblems, launchBrowser, overflowProblems, recordedPage, shotsDir, type PageRecorder } from '../helpers/browser.js';
+import { startInprocCloud } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, connectorEntry, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../helpers/procs.js';
 
 const SHOTS = shotsDir('console');
@@ -194,7 +198,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
 
   async function phoneContext(): Promise<BrowserContext> {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
-    await phone.addCookies(await ctx.cookies(cloud.url));
+    await phone.addCookies(await ctx.cookies(`${cloud.url}/console/`));
     return phone;
   }
 
@@ -242,7 +246,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     expect(wrong.status).to.equal(401);
     expect(wrong.origin, 'the form post carries our Origin (Referrer-Policy: same-origin)').to.equal(cloud.url);
     expect(await page.getByRole('alert').innerText()).to.equal('The admin token is not valid.');
-    expect((await ctx.cookies(cloud.url)).some((c) => c.name === 'uemlink_console'), 'no session').to.equal(false);
+    expect((await ctx.cookies(`${cloud.url}/console/`)).some((c) => c.name === 'uemlink_console'), 'no session').to.equal(false);
     await expectAccessible(page, 'the refused sign-in');
     await shot(page, 'login-refused.png');
 
@@ -250,7 +254,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     const ok = await submit(page, page.getByRole('button', { name: 'Sign in' }), '/console/login');
     expect(ok.status).to.equal(303);
     expect(new URL(page.url()).pathname, 'back where it was going').to.equal('/console/connectors');
-    const cookies = await ctx.cookies(cloud.url);
+    const cookies = await ctx.cookies(`${cloud.url}/console/`);
     const session = cookies.find((c) => c.name === 'uemlink_console')!;
     expect(session, 'session cookie').to.not.equal(undefined);
     expect(session.value).to.match(/^[A-Za-z0-9_-]{43}$/);
@@ -275,7 +279,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     expect(await cell('Tenant')).to.equal(TENANT);
     expect(await cell('Group')).to.equal('default');
     expect(await cell('Host name')).to.equal(hostname());
-    expect(await cell('Version')).to.match(/^\d+\.\d+\.\d+/);
+    expect(await cell('Version')).to.match(/^uemlink-connector\/\d+\.\d+\.\d+/);
     expect(await cell('Last seen')).to.match(/^(just now|\d+ s ago)\nconnected (just now|\d+ s ago|\d+ min ago)$/);
     expect(await cell('Targets')).to.equal('ws1');
     expect(await row.getByRole('link', { name: `Revoke connector ${mainId}` }).count()).to.equal(1);
@@ -296,7 +300,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     pairingToken = await field.inputValue();
     expect(pairingToken).to.match(/^ulpt1\./);
     expect(await field.getAttribute('readonly')).to.not.equal(null);
-    expect(await page.locator('#h-issued + .flash').innerText()).to.match(/^Pairing token created for tenant acme, group edge\. It expires in (59|60) min \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\) and pairs one connector\.$/);
+    expect(await page.locator('#h-issued + .flash').innerText(), 'the issued flash').to.match(/^Pairing token created for tenant acme, group edge\. It expires in (59 min|60 min|1 h) \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\) and pairs one connector\.$/);
     const copy = page.getByRole('button', { name: 'Copy the token' });
     expect(await copy.isVisible(), 'the copy button (JavaScript on)').to.equal(true);
     await copy.click();
@@ -314,7 +318,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     // Without JavaScript the token is still there to select, and the copy button is not shown.
     const noJs = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1024, height: 800 } });
     try {
-      await noJs.addCookies(await ctx.cookies(cloud.url));
+      await noJs.addCookies(await ctx.cookies(`${cloud.url}/console/`));
       const p = await open('/console/connectors', noJs);
       const f = p.locator('section[aria-labelledby="h-pair"]');
       await f.getByLabel('Tenant').fill('acme-nojs');
@@ -452,6 +456,28 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     const api = (await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body;
     expect(api.sync).to.deep.include({ groups: ['31'], deviceSyncIntervalMinutes: 30, pii: { deviceName: true, deviceNumber: false, email: true } });
     expect(api.tagging).to.include({ deviceStatus: true, deviceRisk: false });
+
+    // The UEM unreachable: the form says why and keeps the current selection (no checkboxes to lose).
+    sim.state.faults = { serverErrors: true };
+    try {
+      await panel(page).getByRole('link', { name: /^Edit/ }).click();
+      await page.waitForLoadState('load');
+      const notice = await page.locator('#f-groups .flash.warn').innerText();
+      expect(notice).to.match(/^The UEM's groups cannot be listed now: .*500.*\. The current selection is kept: All Devices\.$/s);
+      expect(await page.locator('#f-groups input[type="checkbox"]').count()).to.equal(0);
+      expect(await page.locator('input[name="groupsListed"]').count()).to.equal(0);
+      await expectAccessible(page, 'the edit form without the UEM');
+      await shot(page, 'edit-uem-unreachable.png');
+      // Saving re-checks the selected groups with the UEM, so it is refused while the UEM is down.
+      await page.getByLabel('Device sync interval (minutes)').fill('40');
+      const down = await submit(page, page.getByRole('button', { name: 'Save changes' }), `/console/integrations/${TENANT}/${integrationId}/edit`);
+      expect(down.status).to.equal(502);
+      expect(await page.getByRole('alert').innerText()).to.match(/^Not saved\. cannot list the UEM's groups to check the selection: /);
+      expect(await page.getByLabel('Device sync interval (minutes)').inputValue()).to.equal('40');
+    } finally {
+      sim.state.faults = {};
+    }
+    expect((await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body.sync).to.deep.include({ groups: ['31'], deviceSyncIntervalMinutes: 30 });
     await page.close();
   });
 
@@ -612,7 +638,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
 
   // ---- 5. removal, CSRF, sign-out --------------------------------------------------------------
 
-  it('Remove: a confirmation page first, then the integration and its inventory are gone', async () => {
+  it('Remove: a confirmation page first, then the integration and its inventory are gone; Add an integration', async () => {
     const devices = (await cloud.api('GET', `/api/v1/tenants/${TENANT}/devices?pageSize=1`)).body.total as number;
     const page = await open(`/console/integrations?tenant=${TENANT}`);
     await panel(page).getByRole('link', { name: /^Remove/ }).click();
@@ -631,6 +657,24 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     expect((await cloud.api('GET', `/api/v1/tenants/${TENANT}/devices?pageSize=1`)).body.total).to.equal(0);
     await page.goto(`${cloud.url}/console/devices?tenant=${TENANT}`);
     expect(await page.locator('section[aria-label="Device list"]').innerText()).to.contain('No devices yet');
+
+    // The simple "Add an integration" form (a connector's own target): a refused value, then one added.
+    await page.goto(`${cloud.url}/console/integrations?tenant=${TENANT}`);
+    const add = page.locator('section[aria-labelledby="h-new"]');
+    await add.getByLabel('Display name').fill('WS1 Again');
+    await add.getByLabel('Connector target id').fill('not a target!');
+    const bad = await submit(page, add.getByRole('button', { name: 'Add integration' }), '/console/integrations/new');
+    expect(bad.status).to.equal(400);
+    expect(await page.locator('#new-error').innerText()).to.match(/^Not added\. route: a connector route needs either "target"/);
+    expect(await add.getByLabel('Display name').inputValue()).to.equal('WS1 Again');
+    await add.getByLabel('Connector target id').fill('ws1');
+    const made = await submit(page, add.getByRole('button', { name: 'Add integration' }), '/console/integrations/new');
+    expect(made.status).to.equal(303);
+    expect(new URL(page.url()).pathname).to.match(new RegExp(`^/console/integrations/${TENANT}/int_[0-9a-f]{16}/edit$`));
+    expect(await flash(page)).to.equal('Integration WS1 Again added. Choose the groups to sync and save.');
+    expect(await page.locator('#f-groups label.check').count()).to.be.greaterThan(10);
+    const list = (await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations`)).body.integrations as Array<Record<string, unknown>>;
+    expect(list.map((i) => [i.displayName, i.route])).to.deep.equal([['WS1 Again', { via: 'connector', group: 'default', target: 'ws1' }]]);
     await page.close();
   });
 
@@ -661,12 +705,12 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
 
   it('sign-out ends the session: the old cookie opens nothing afterwards', async () => {
     const page = await open('/console/connectors');
-    const old = (await ctx.cookies(cloud.url)).find((c) => c.name === 'uemlink_console')!;
+    const old = (await ctx.cookies(`${cloud.url}/console/`)).find((c) => c.name === 'uemlink_console')!;
     const r = await submit(page, page.getByRole('button', { name: 'Sign out' }), '/console/logout');
     expect(r.status).to.equal(303);
     expect(new URL(page.url()).pathname).to.equal('/console/login');
     expect(await flash(page)).to.equal('Signed out.');
-    expect((await ctx.cookies(cloud.url)).some((c) => c.name === 'uemlink_console'), 'the cookie is cleared').to.equal(false);
+    expect((await ctx.cookies(`${cloud.url}/console/`)).some((c) => c.name === 'uemlink_console'), 'the cookie is cleared').to.equal(false);
     await shot(page, 'signed-out.png');
     // The session is gone on the server: putting the old cookie back does not help.
     await ctx.addCookies([old]);
@@ -722,5 +766,59 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
       // The pairing token only on the answer that created it.
       if (!/pairing-token$/.test(new URL(url).pathname)) expect(body.includes(pairingToken), `${url} shows the pairing token`).to.equal(false);
     }
+  });
+});
+
+describe('e2e: the console over TLS, and the sign-in rate limit (in-process cloud)', function () {
+  this.timeout(60_000);
+  let cloud: CloudServer;
+  let ca: string;
+
+  before(async () => {
+    const pki = createTestPki(['127.0.0.1', 'localhost']);
+    ca = pki.caCertPem;
+    cloud = await startInprocCloud({ tls: { cert: pki.certPem, key: pki.keyPem } });
+  });
+  after(async () => {
+    await cloud?.shutdown();
+  });
+
+  /** One HTTPS request trusting the test CA; the answer's status, headers and body. */
+  function call(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: cloud.port, method, path, ca, agent: false, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('cookies are Secure and HSTS is sent when the cloud has TLS', async () => {
+    const r = await call('GET', '/console/login');
+    expect(r.status).to.equal(200);
+    expect(r.headers['set-cookie']).to.deep.equal([`${String(r.headers['set-cookie']![0]!).split(';')[0]}; Path=/console; HttpOnly; SameSite=Strict; Secure`]);
+    expect(r.headers['strict-transport-security']).to.match(/max-age=\d+/);
+  });
+
+  it('wrong tokens are rate limited per address, sharing the admin API\'s budget', async () => {
+    const first = await call('GET', '/console/login');
+    const csrf = /uemlink_console_csrf=([^;]+)/.exec(String(first.headers['set-cookie']))![1]!;
+    const origin = cloud.config.publicUrl;
+    const signIn = (token: string) =>
+      call('POST', '/console/login', { cookie: `uemlink_console_csrf=${csrf}`, origin, 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ csrf, token }).toString());
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await signIn(`wrong-${i}`)).status);
+    expect(statuses).to.deep.equal(new Array(20).fill(401));
+    const limited = await signIn(ADMIN_TOKEN);
+    expect(limited.status, 'even the right token waits').to.equal(429);
+    expect(Number(limited.headers['retry-after'])).to.be.within(1, 60);
+    expect(limited.body).to.contain('Too many failed attempts from this address.');
+    expect(limited.headers['set-cookie'] ?? []).to.not.satisfy((c: string[]) => c.some((x) => x.startsWith('uemlink_console=')));
+    const api = await call('GET', '/api/v1/connectors', { authorization: `Bearer ${ADMIN_TOKEN}` });
+    expect(api.status, 'the admin API from the same address').to.equal(429);
   });
 });

@@ -31,10 +31,13 @@ dt { color:var(--muted); }
 dd { margin:0; overflow-wrap:anywhere; min-width:0; }
 code, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:.9em; overflow-wrap:anywhere; }
 .scroll { overflow-x:auto; }
-table { border-collapse:collapse; width:100%; }
+table { border-collapse:collapse; width:100%; font-size:.925rem; }
 caption { text-align:left; color:var(--muted); padding:.25rem 0; }
 th, td { text-align:left; vertical-align:top; padding:.4rem .5rem; border-bottom:1px solid var(--line); }
-td.wrap, th.wrap { overflow-wrap:anywhere; }
+td.wrap, th.wrap { overflow-wrap:break-word; }
+table .mono, table code { word-break:break-all; }
+table.devices tbody th { min-width:13rem; } table.apps tbody th { min-width:12rem; }
+td[data-label="Risk"], td[data-label="State"] { white-space:nowrap; }
 td.num, th.num { text-align:right; white-space:nowrap; }
 form { margin:0; }
 form.stack { display:grid; gap:.75rem; max-width:40rem; }
@@ -82,6 +85,8 @@ footer { max-width:80rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--m
   dl { grid-template-columns:1fr; } dt { margin-top:.35rem; }
   /* One card per row: no sideways scrolling to reach the last column. */
   table.cards, .cards tbody, .cards tr, .cards th, .cards td { display:block; }
+  .cards caption { display:block; }
+  table.cards tbody th { min-width:0; }
   .cards thead { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
   .cards tr { padding:.5rem 0; border-bottom:1px solid var(--line); }
   .cards th, .cards td { border:0; padding:.1rem 0; text-align:left; white-space:normal; overflow-wrap:anywhere; }

@@ -1,6 +1,6 @@
 /**
  * HTML building for the console, escaped by default: `html\`…\`` escapes every interpolated value
- * unless it is itself `Html` (built the same way, or marked with `trusted()` for constant markup).
+ * unless it is itself `Html` (built the same way).
  * Arrays are joined; null, undefined and false render nothing.
  */
 
@@ -28,11 +28,6 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
   let out = strings[0]!;
   for (let i = 0; i < values.length; i++) out += part(values[i]) + strings[i + 1]!;
   return new Html(out);
-}
-
-/** Markup written in this code base (never data). */
-export function trusted(s: string): Html {
-  return new Html(s);
 }
 
 /** A query string from the defined, non-empty values (keys and values URL-encoded). */

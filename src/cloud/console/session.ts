@@ -119,10 +119,6 @@ export function anonymousCsrf(req: Request, res: Response, secure: boolean): str
   return t;
 }
 
-export function newCsrfToken(): string {
-  return newToken();
-}
-
 function same(a: string, b: string): boolean {
   return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }

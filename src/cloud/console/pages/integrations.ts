@@ -161,7 +161,7 @@ export function integrationsBody(v: IntegrationsView): Html {
       ? html`<section class="card" aria-labelledby="h-none"><h2 id="h-none">No integrations</h2><p>Tenant ${v.tenant} has no UEM integration yet.</p></section>`
       : v.integrations.map((rec) => panel(rec, v.deviceCounts.get(rec.id) ?? 0, v.csrf, v.now, v.verify?.id === rec.id ? v.verify.result : undefined));
   return html`<h1>Integrations of ${v.tenant}</h1>
-<section class="card" aria-label="Tenant">${picker}<p class="hint">Green: working. Red: failing, or not complete yet. Gray: not enabled (or paused). Reload the page to see a sync's progress.</p></section>
+<section class="card" aria-label="Tenant picker">${picker}<p class="hint">Green: working. Red: failing, or not complete yet. Gray: not enabled (or paused). Reload the page to see a sync's progress.</p></section>
 ${list}
 ${newForm(v.tenant, v.csrf, v.newForm)}`;
 }
@@ -254,8 +254,8 @@ export function editBody(v: EditView): Html {
   };
   const number = (id: string, name: string, label: string, value: string, r: { min: number; max: number; step?: number }, hint: string): Html =>
     html`<div class="field-block"><label for="${id}">${label}</label><p class="hint" id="${id}-hint">${hint}</p><input id="${id}" name="${name}" type="number" inputmode="numeric" min="${r.min}" max="${r.max}" step="${r.step ?? 1}" value="${value}"${invalid(id)}${describedBy(id, true)}>${errFor(id)}</div>`;
-  const check = (id: string, name: string, label: string, on: boolean, cls = ''): Html =>
-    html`<label class="check${cls ? ` ${cls}` : ''}" for="${id}"><input type="checkbox" id="${id}" name="${name}" value="on"${on ? html` checked` : ''}> <span>${label}</span></label>`;
+  const check = (id: string, name: string, label: string, on: boolean, cls = '', value = 'on'): Html =>
+    html`<label class="check${cls ? ` ${cls}` : ''}" for="${id}"><input type="checkbox" id="${id}" name="${name}" value="${value}"${on ? html` checked` : ''}> <span>${label}</span></label>`;
   const iv = INTERVALS[rec.vendor];
   const stepText = (r: { min: number; max: number; step: number }): string => `${r.min}–${r.max} minutes, in steps of ${r.step}.`;
 
@@ -267,8 +267,8 @@ export function editBody(v: EditView): Html {
 <p class="hint" id="f-groups-hint">The UEM's groups, as it lists them now. A parent group does not bring its child groups' devices: select each group to sync. A group (or its parent) already synced by another integration of the same UEM is refused.</p>
 <input type="hidden" name="groupsListed" value="1">
 <div class="groups">${v.groups.list.map((g, i) =>
-      check(`g-${i}`, 'groups', `${g.name} (${KIND[g.kind] ?? g.kind} ${g.id})`, f.groups.includes(g.id), `depth-${Math.min(depthOf(g, byId), 5)}`),
-    )}${unknown.map((id, i) => check(`g-x${i}`, 'groups', `${id} (no longer listed by the UEM)`, true))}</div>
+      check(`g-${i}`, 'groups', `${g.name} (${KIND[g.kind] ?? g.kind} ${g.id})`, f.groups.includes(g.id), `depth-${Math.min(depthOf(g, byId), 5)}`, g.id),
+    )}${unknown.map((id, i) => check(`g-x${i}`, 'groups', `${id} (no longer listed by the UEM)`, true, '', id))}</div>
 ${v.groups.list.length === 0 ? html`<p>The UEM lists no groups this account can see.</p>` : ''}${errFor('f-groups')}</fieldset>`;
   } else {
     const names = f.groups.map((id) => rec.groupsCache.find((g) => g.id === id)?.name ?? id);

@@ -56,8 +56,8 @@ export function devicesBody(v: DevicesView): Html {
           (c) => html`<th scope="col">${c}</th>`,
         )}</tr></thead><tbody>${rows}</tbody></table></div>${pager(`${BASE}/devices`, params, v.page, PAGE_SIZE, v.total, 'device', 'Pages (end of the list)')}`;
   return html`<h1>Devices of ${v.tenant}</h1>
-<section class="card" aria-label="Search">${searchForm(`${BASE}/devices`, v.tenants, v.tenant, v.search, filter, 'devices')}<p class="hint">Searches names, serial numbers, UDIDs, owners' e-mail addresses and models.</p></section>
-<section class="card" aria-label="Devices">${table}</section>`;
+<section class="card" aria-label="Filters">${searchForm(`${BASE}/devices`, v.tenants, v.tenant, v.search, filter, 'devices')}<p class="hint">Searches names, serial numbers, UDIDs, owners' e-mail addresses and models.</p></section>
+<section class="card" aria-label="Device list">${table}</section>`;
 }
 
 export interface AppsView {
@@ -83,6 +83,6 @@ export function appsBody(v: AppsView): Html {
           (c, i) => html`<th scope="col"${i === 2 ? html` class="num"` : ''}>${c}</th>`,
         )}</tr></thead><tbody>${rows}</tbody></table></div>`;
   return html`<h1>Apps of ${v.tenant}</h1>
-<section class="card" aria-label="Search">${searchForm(`${BASE}/apps`, v.tenants, v.tenant, v.search, html``, 'apps')}<p class="hint">Searches app names and identifiers (bundle ids, package names). Devices: how many devices have the app.</p></section>
-<section class="card" aria-label="Apps">${table}</section>`;
+<section class="card" aria-label="Filters">${searchForm(`${BASE}/apps`, v.tenants, v.tenant, v.search, html``, 'apps')}<p class="hint">Searches app names and identifiers (bundle ids, package names). Devices: how many devices have the app.</p></section>
+<section class="card" aria-label="App list">${table}</section>`;
 }

@@ -4,7 +4,7 @@ import { BASE, csrfField } from '../layout.js';
 
 export function loginBody(v: { csrf: string; next?: string | undefined }): Html {
   return html`<h1>Sign in</h1>
-<section class="card" aria-labelledby="h-login"><h2 id="h-login">Admin token</h2>
+<section class="card" aria-labelledby="h-login"><h2 id="h-login">Cloud administrator</h2>
 <p>Sign in with the cloud's admin token (<code>adminToken</code> or <code>adminTokenFile</code> in the cloud config). The session ends after 8 hours without use, or when you sign out.</p>
 <form class="stack" method="post" action="${BASE}/login">${csrfField(v.csrf)}${v.next ? html`<input type="hidden" name="next" value="${v.next}">` : ''}
 <label for="token">Admin token</label><input id="token" name="token" type="password" autocomplete="current-password" required spellcheck="false" autocapitalize="off">
