@@ -92,7 +92,7 @@ export class CloudServer {
     tunnels.on('control', (live, msg) => {
       if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
     });
-    const relay = new Relay({ registry, store, clock, timeoutMs: config.relay.timeoutMs });
+    const relay = new Relay({ registry, store, clock, book, timeoutMs: config.relay.timeoutMs });
     const relayClient = new RelayClient(relay);
     const inventory = InventoryDb.open(config.dataDir);
     const integrations = new IntegrationsService({

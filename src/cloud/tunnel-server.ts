@@ -233,7 +233,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       epoch: o.registry.nextEpoch(rec.id, now),
       connectedAt: now,
       remoteAddress: t.remoteAddress,
-      version: hello.software,
+      version: versionOf(hello.software),
       hostname: hello.hostname,
       targets: hello.targets,
       session: new MuxSession({ role: 'cloud', transport: t, local: o.limits, remote: hello.limits, heartbeatMs: o.heartbeatMs, clock: o.clock }),
@@ -255,7 +255,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       o.logger.info('connector session replaced by a newer one', { connectorId: rec.id, oldEpoch: old.epoch, epoch: live.epoch });
       old.session.fail('REPLACED', 'a newer session of this connector replaced this one');
     }
-    o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: hello.software, targets: hello.targets });
+    o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: versionOf(hello.software), targets: hello.targets });
     o.logger.info('connector connected', {
       connectorId: rec.id,
       tenant: rec.tenant,
@@ -352,4 +352,9 @@ function rejectUpgrade(socket: Duplex, status: number, code: string, message: st
   ];
   if (retryAfterS !== undefined) lines.push(`Retry-After: ${retryAfterS}`);
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** "uemlink-connector/1.2.3" -> "1.2.3": the same form pairing records, so `version` never changes shape. */
+function versionOf(software: string): string {
+  return software.replace(/^uemlink-connector\//, '');
 }

@@ -150,10 +150,10 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       if (!done) ac.abort();
     });
 
-    // Without Content-Length, GET/HEAD/OPTIONS/DELETE carry no body (the cloud forwards the length
-    // whenever the client gave one); anything else streams with chunked encoding.
+    // Without Content-Length, GET/HEAD/OPTIONS/DELETE carry no body unless the cloud flags one of
+    // unknown length (the client sent it chunked); anything else streams with chunked encoding.
     const len = headerValue(hdrs.headers, 'content-length');
-    const bodiless = len === undefined ? NO_BODY_METHODS.has(method) : len === '0';
+    const bodiless = len === undefined ? NO_BODY_METHODS.has(method) && !head.body : len === '0';
     let body: Readable | Buffer | null = null;
     if (bodiless) s.resume();
     else {
@@ -196,7 +196,19 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       finish(499, 'cancelled');
       return;
     }
-    s.respond({ status, headers: forwardableResponseHeaders(pairsFromRaw(res.rawHeaders)) });
+    try {
+      s.respond({ status, headers: forwardableResponseHeaders(pairsFromRaw(res.rawHeaders)) });
+    } catch (e) {
+      // The UEM's headers do not fit in one frame (TUNNEL_FRAME_TOO_LARGE): answer with our own
+      // error instead, and let go of the upstream response.
+      res.destroy();
+      done = true;
+      const message = `the UEM's response headers do not fit through the tunnel (${(e as Error).message})`;
+      deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
+      respondError(s, 502, 'upstream_headers_too_large', message);
+      finish(502, 'upstream_headers_too_large');
+      return;
+    }
     res.on('data', (c: Buffer) => (bytesOut += c.length));
     res.on('error', () => {}); // handled by 'close' without 'end'
     let ended = false;

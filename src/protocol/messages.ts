@@ -137,6 +137,11 @@ export interface RequestHead {
   timeoutMs?: number;
   /** Tenant the request was made for; the connector checks it against its own. */
   tenant?: string;
+  /**
+   * The request has a body of unknown length (the client sent it chunked). Without it, a GET,
+   * HEAD, OPTIONS or DELETE with no Content-Length is taken to have no body.
+   */
+  body?: true;
 }
 
 export interface ResponseHead {
@@ -195,6 +200,10 @@ export function parseRequestHead(bytes: Buffer, streamId: number): RequestHead {
   if (o.tenant !== undefined) {
     if (typeof o.tenant !== 'string') throw headError(streamId, 'invalid tenant');
     head.tenant = o.tenant;
+  }
+  if (o.body !== undefined) {
+    if (o.body !== true) throw headError(streamId, 'invalid body flag');
+    head.body = true;
   }
   return head;
 }

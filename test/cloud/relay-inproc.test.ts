@@ -4,6 +4,7 @@
  * the cloud misbehaves, and drain with requests in flight.
  */
 import { expect } from 'chai';
+import { getEventListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudServer } from '../../src/cloud/server.js';
@@ -82,6 +83,37 @@ describe('relay (in-process cloud and connector)', function () {
     expect(await post()).to.equal(200);
     expect(await post()).to.equal(409);
     expect(up.seen.length).to.equal(before + 1);
+  });
+
+  it('a long-lived abort signal shared by many relay.fetch calls keeps no listener (nor stream) once each body is read', async () => {
+    const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'shared', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+    stops.push(() => daemon.shutdown());
+    const ac = new AbortController();
+    for (let i = 0; i < 50; i++) {
+      const r = await cloud.relay.fetch('acme', 'shared', `/n/${i}`, { signal: ac.signal });
+      await r.text();
+    }
+    await sleep(50);
+    expect(getEventListeners(ac.signal, 'abort')).to.have.length(0);
+  });
+
+  it('a chunked body on a GET or DELETE reaches the UEM (flagged in the head), and one on a bare GET is not invented', async () => {
+    const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'bodies', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+    stops.push(() => daemon.shutdown());
+    const chunked = (text: string): ReadableStream<Uint8Array> =>
+      new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(text));
+          c.close();
+        },
+      });
+    for (const method of ['GET', 'DELETE']) {
+      const r = await cloud.relay.fetch('acme', 'bodies', '/with-body', { method, body: chunked(`{"m":"${method}"}`), duplex: 'half' } as RequestInit);
+      if (r.status !== 200) throw new Error(`${method}: ${r.status} ${await r.text()}`);
+      expect(((await r.json()) as { body: string }).body).to.equal(`{"m":"${method}"}`);
+    }
+    const plain = await cloud.relay.fetch('acme', 'bodies', '/no-body');
+    expect(((await plain.json()) as { body: string }).body).to.equal('');
   });
 
   it('a UEM that resets mid-body makes the stream abort: never a truncated answer that looks complete', async () => {

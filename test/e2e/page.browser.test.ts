@@ -531,6 +531,10 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     expect(res.headers.get('content-type')).to.match(/^text\/html; charset=utf-8/);
     expect(res.headers.get('x-powered-by')).to.equal(null);
     expect(res.headers.get('set-cookie')).to.match(/^uemlink_csrf=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
+    // A mangled cookie is ignored (a fresh token is issued), never a server error.
+    const mangled = await fetch(`${healthy.base}/`, { headers: { cookie: 'uemlink_csrf=%; other=1' } });
+    expect(mangled.status).to.equal(200);
+    expect(mangled.headers.get('set-cookie')).to.match(/^uemlink_csrf=[A-Za-z0-9_-]{43};/);
     // The page cannot be framed: chromium refuses to show it in a frame from another origin.
     const page = await ctx.newPage();
     try {

@@ -62,7 +62,7 @@ describe('e2e: pairing and the tunnel (real processes)', function () {
     expect(entry).to.include({ tenant: 'acme', group: 'site-a', connected: true });
     expect(entry.connectedAt).to.be.a('string');
     expect(entry.lastSeen).to.be.a('string');
-    expect(entry.version).to.match(/^uemlink-connector\//);
+    expect(entry.version).to.match(/^\d+\.\d+\.\d+/); // the same form as at pairing, not the HELLO software string
 
     // The cloud's store holds the token's hash only.
     const cloudState = readFileSync(join(cloud.dir, 'data', 'cloud-state.json'), 'utf8');

@@ -27,6 +27,8 @@ export interface RunnerDeps {
 
 type Job = 'device' | 'app' | 'tags';
 
+const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 function status(prev: ComponentStatus, indicator: Indicator, message: string, now: string, ok: boolean, counts?: Record<string, number>): ComponentStatus {
   return { indicator, message, lastRun: now, lastSuccess: ok ? now : prev.lastSuccess, counts: counts ?? prev.counts };
 }
@@ -196,7 +198,7 @@ export class IntegrationRunner {
     try {
       const r = await policyGroups(rec, policies, adapter, this.d.db, signal);
       await this.d.saveStatus(this.id, {
-        policyGroups: status(s.policyGroups, 'green', `${policies.filter((p) => p.active).length} policy groups up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
+        policyGroups: status(s.policyGroups, 'green', `${count(policies.filter((p) => p.active).length, 'policy group')} up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
       });
     } catch (e) {
       if (signal.aborted) throw e;
@@ -215,7 +217,7 @@ export class IntegrationRunner {
     try {
       const adapter = given ?? (await this.d.adapterFor(rec, signal));
       const r = await tagging(rec, adapter, this.d.db, signal);
-      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'green', `${r.groups} tags up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`, started, true, { ...r }) });
+      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'green', `${count(r.groups, 'tag')} up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`, started, true, { ...r }) });
     } catch (e) {
       if (signal.aborted) throw e;
       await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'red', `tagging failed: ${describeError(e)}`, started, false) });

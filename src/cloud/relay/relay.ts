@@ -55,6 +55,8 @@ export interface RelayOptions {
   registry: SessionRegistry;
   store: CloudStore;
   clock: Clock;
+  /** Presence noted but not yet written: a connector that just left may not be in the file yet. */
+  book?: { peek(connectorId: string): { targets?: string[] } | undefined };
   /** Longest wait for the response head; the connector is given a little less so it answers first. */
   timeoutMs: number;
 }
@@ -88,7 +90,7 @@ export class Relay {
   /** 404 when no connector of the tenant ever advertised the target, 503 when none is connected now. */
   private async noRoute(tenant: string, target: string): Promise<RelayError> {
     const state = await this.o.store.read();
-    const known = Object.values(state.connectors).some((c) => c.tenant === tenant && !c.revokedAt && c.targets.includes(target))
+    const known = Object.values(state.connectors).some((c) => c.tenant === tenant && !c.revokedAt && (this.o.book?.peek(c.id)?.targets ?? c.targets).includes(target))
       || this.o.registry.list({ tenant }).some((s) => s.targets.includes(target));
     if (!known) return new RelayError(404, 'unknown_target', `no connector of tenant "${tenant}" offers a target "${target}"`);
     return new RelayError(503, 'no_connector', `no connector of tenant "${tenant}" serving "${target}" is connected right now`);
@@ -117,6 +119,7 @@ export class Relay {
           tenant: r.tenant,
           idempotencyKey,
           timeoutMs: Math.max(1000, deadline - this.o.clock.now() - 1000),
+          ...(bodyUsed && !r.headers.some(([k]) => k.toLowerCase() === 'content-length') ? { body: true as const } : {}),
         });
       } catch (e) {
         if ((e as { code?: string }).code === 'TUNNEL_FRAME_TOO_LARGE') throw new RelayError(431, 'headers_too_large', (e as Error).message);

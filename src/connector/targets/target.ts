@@ -276,6 +276,9 @@ export class Target {
     for (const [n, v] of creds) headers[n] = v;
     headers.host = this.hostHeader;
     if (Buffer.isBuffer(r.body)) headers['content-length'] = String(r.body.length);
+    // Node frames a streamed body with chunked encoding by default except for GET, HEAD, DELETE,
+    // OPTIONS (it would write the bytes unframed): say so explicitly for those.
+    else if (r.body !== null && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     return new Promise<UpstreamResponse>((resolve, reject) => {
       let settled = false;
       const req = httpsRequest({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: `${this.basePath}${r.path}`, headers });
