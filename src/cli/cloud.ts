@@ -27,8 +27,9 @@ export function cloudCommands(program: Command): void {
       action(async (opts: { config: string }) => {
         const cfg = loadCloudConfig(opts.config);
         const logger = createLogger({ component: 'cloud', level: cfg.logLevel });
-        const server = await CloudServer.start(cfg, { logger });
-        onTerminate(() => server.shutdown(), (m) => logger.info(m));
+        const starting = CloudServer.start(cfg, { logger });
+        onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m)); // see connector run
+        await starting;
       }),
     );
 

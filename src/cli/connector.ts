@@ -64,8 +64,11 @@ export function connectorCommands(program: Command): void {
         const cfg = loadConnectorConfig(opts.config);
         const recent = new RecentProblems(50);
         const logger = createLogger({ component: 'connector', level: cfg.logLevel, recent, ...(cfg.logFile ? { file: { path: cfg.logFile } } : {}) });
-        const running = await runConnector(cfg, logger, recent);
-        onTerminate(() => running.shutdown(), (m) => logger.info(m));
+        // Signals are handled from the first moment: the tunnel may be up before the local page is, and
+        // a SIGTERM in that window must still drain rather than kill the process mid-stream.
+        const starting = runConnector(cfg, logger, recent);
+        onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m));
+        await starting;
       }),
     );
 

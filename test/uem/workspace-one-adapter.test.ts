@@ -198,7 +198,7 @@ describe('Workspace ONE adapter (against the simulator)', function () {
     }
     const registered = picked.find((d) => d.EnrollmentStatus === 'Registered');
     if (registered) expect(apps.get(String(registered.Id.Value))).to.deep.equal([]);
-    expect(most).to.be.at.most(8).and.at.least(2);
+    expect(most).to.be.at.most(16).and.at.least(2); // appConcurrency
     expect(calls('/apps/search')).to.be.greaterThan(picked.length); // several pages of 3 per device
     expect((await a.apps([])).size).to.equal(0);
   });
