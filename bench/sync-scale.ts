@@ -4,7 +4,7 @@
  * the cloud's peak RSS, then checks that a second, unchanged sync writes nothing and makes no tag
  * call. Targets: <= 120 s, < 512 MiB.
  *
- *   npm run bench:sync [-- --devices 50000]
+ *   npm run bench:sync [-- --devices 50000] [--cloud-node-options "--max-old-space-size=320"]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +16,14 @@ const arg = (name: string, def: number): number => {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 };
 const DEVICES = arg('--devices', 50_000);
+// The cloud runs with the V8 options its systemd unit ships with (a bounded heap), unless
+// --cloud-node-options overrides them ("" for Node's defaults).
+function unitNodeOptions(): string {
+  const unit = readFileSync(new URL('../../systemd/uemlink-cloud.service', import.meta.url), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+}
+const optIndex = process.argv.indexOf('--cloud-node-options');
+const CLOUD_NODE_OPTIONS = optIndex >= 0 ? (process.argv[optIndex + 1] ?? '') : unitNodeOptions();
 
 function rssMiB(pid: number): number {
   try {
@@ -28,8 +36,9 @@ function rssMiB(pid: number): number {
 async function main(): Promise<void> {
   const t0 = Date.now();
   const sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir('uemlink-bench-sim-'), devices: DEVICES, seed: 11 });
+  process.stdout.write(`cloud NODE_OPTIONS: ${CLOUD_NODE_OPTIONS || '(none)'}\n`);
   process.stdout.write(`simulator with ${DEVICES} devices ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  const cloud = await startCloud({ extra: { logLevel: 'warn', relay: { timeoutSeconds: 120 }, integrations: { firstRunWithinSeconds: 3600 } } });
+  const cloud = await startCloud({ ...(CLOUD_NODE_OPTIONS ? { env: { NODE_OPTIONS: CLOUD_NODE_OPTIONS } } : {}), extra: { logLevel: 'warn', relay: { timeoutSeconds: 120 }, integrations: { firstRunWithinSeconds: 3600 } } });
   const dir = tempDir('uemlink-bench-conn-');
   writeFileSync(join(dir, 'ca.pem'), sim.caPem);
   const c = sim.credentials;

@@ -5,7 +5,9 @@
  * connector's local policy decides; its answers (accepted / pending / refused) are recorded.
  */
 import type { Clock } from '../common/clock.js';
+import { MIN_FRAME_BYTES } from '../common/config.js';
 import { UemlinkError } from '../common/errors.js';
+import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
 import type { Logger } from '../common/log.js';
 import { open, seal } from '../common/sealed.js';
 import { CloudTargetSchema, type CloudTargetDefinition } from '../connector/targets/schema.js';
@@ -31,6 +33,15 @@ export class ManagedTargetsService {
     private readonly clock: Clock,
   ) {}
 
+  /** One connector's failure to take a message (session closing) must not stop the others. */
+  private send(live: LiveSession, msg: Record<string, unknown>): void {
+    try {
+      live.session.sendControl(msg);
+    } catch (err) {
+      this.logger.warn('could not send a managed-target change to a connector; it gets the list when it reconnects', { connectorId: live.connectorId, type: msg.type, err });
+    }
+  }
+
   private definition(r: ManagedTargetRecord): CloudTargetDefinition {
     return CloudTargetSchema.parse(JSON.parse(open(this.key, r.sealed, `${r.tenant}/${r.id}`)));
   }
@@ -46,6 +57,12 @@ export class ManagedTargetsService {
       throw new UemlinkError('INVALID_INPUT', `${i.path.join('.') || 'definition'}: ${i.message}`);
     }
     const def = parsed.data;
+    // Offered in one CONTROL frame: a definition that cannot fit the smallest frame a connector may
+    // accept is refused here, before anything is stored.
+    const offerBytes = Buffer.byteLength(JSON.stringify({ type: 'target.offer', target: def }));
+    if (offerBytes > MIN_FRAME_BYTES - FRAME_HEADER_SIZE) {
+      throw new UemlinkError('INVALID_INPUT', `definition: ${offerBytes} bytes once encoded, more than the ${MIN_FRAME_BYTES - FRAME_HEADER_SIZE} a tunnel frame is sure to carry (shorten the CA bundle or headers)`);
+    }
     const previous = (await this.store.read()).managedTargets.find((t) => t.tenant === tenant && t.id === id);
     const rec: ManagedTargetRecord = {
       tenant,
@@ -61,8 +78,8 @@ export class ManagedTargetsService {
       s.managedTargets.push(rec);
     });
     // Moved to another group: the old group's connectors drop it.
-    if (previous && previous.group !== group) for (const live of this.sessionsOf(tenant, previous.group)) live.session.sendControl({ type: 'target.withdraw', id });
-    for (const live of this.sessionsOf(tenant, group)) live.session.sendControl({ type: 'target.offer', target: def });
+    if (previous && previous.group !== group) for (const live of this.sessionsOf(tenant, previous.group)) this.send(live, { type: 'target.withdraw', id });
+    for (const live of this.sessionsOf(tenant, group)) this.send(live, { type: 'target.offer', target: def });
     this.logger.info('cloud-managed target defined', { tenant, group, target: id, host: new URL(def.baseUrl).host });
     return this.view(rec, await this.store.read());
   }
@@ -74,7 +91,7 @@ export class ManagedTargetsService {
       if (!removed) throw new UemlinkError('NOT_FOUND', `tenant "${tenant}" has no cloud-managed target "${id}"`);
       s.managedTargets = s.managedTargets.filter((t) => t !== removed);
     });
-    for (const live of this.sessionsOf(tenant, removed!.group)) live.session.sendControl({ type: 'target.withdraw', id });
+    for (const live of this.sessionsOf(tenant, removed!.group)) this.send(live, { type: 'target.withdraw', id });
   }
 
   async list(tenant: string): Promise<ManagedTargetView[]> {
@@ -91,12 +108,12 @@ export class ManagedTargetsService {
     const mine = s.managedTargets.filter((t) => t.tenant === live.tenant && t.group === live.group);
     for (const r of mine) {
       try {
-        live.session.sendControl({ type: 'target.offer', target: this.definition(r) });
+        this.send(live, { type: 'target.offer', target: this.definition(r) });
       } catch (err) {
         this.logger.error('cannot offer a stored cloud-managed target', { tenant: r.tenant, target: r.id, err });
       }
     }
-    live.session.sendControl({ type: 'target.sync', ids: mine.map((r) => r.id) });
+    this.send(live, { type: 'target.sync', ids: mine.map((r) => r.id) });
   }
 
   /** A connector reported its decision on a definition. */

@@ -19,6 +19,8 @@ export interface LiveSession {
   hostname: string;
   targets: string[];
   session: MuxSession;
+  /** Set once this session has renewed the connector's certificate (one renewal per session). */
+  renewed?: boolean;
 }
 
 export interface SessionRegistry {

@@ -314,10 +314,18 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     const o = this.o;
     try {
       if (typeof msg.csr !== 'string') throw new Error('cert.renew without a CSR');
+      // Renewals rewrite the state file and replace the previous certificate the grace relies on:
+      // one per session, and none within RENEW_MIN_INTERVAL_MS of the last (a looping connector
+      // must not churn either).
+      if (live.renewed) throw new Error('this session already renewed its certificate; reconnect to use it');
+      live.renewed = true;
       let issued: { certificatePem: string; info: { fingerprint256: string; notAfter: string } } | undefined;
       await o.store.update((s) => {
         const rec = s.connectors[live.connectorId];
         if (!rec || rec.revokedAt) throw new Error('this connector is no longer paired');
+        if (rec.renewedAt && o.clock.now() - Date.parse(rec.renewedAt) < RENEW_MIN_INTERVAL_MS) {
+          throw new Error(`the certificate was renewed less than ${RENEW_MIN_INTERVAL_MS / 60_000} minutes ago`);
+        }
         issued = o.ca.issue(msg.csr as string, { connectorId: rec.id, tenant: rec.tenant, group: rec.group }, o.certificateDays);
         rec.previousCertificate = rec.certificate;
         rec.previousFingerprint256 = rec.fingerprint256;
@@ -341,6 +349,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.wss.close();
   }
 }
+
+const RENEW_MIN_INTERVAL_MS = 10 * 60_000;
 
 function rejectUpgrade(socket: Duplex, status: number, code: string, message: string, retryAfterS?: number): void {
   const body = JSON.stringify({ error: code, message });

@@ -9,6 +9,9 @@ import { z } from 'zod';
 import { UemlinkError } from './errors.js';
 import { secrets } from './redact.js';
 
+
+/** The smallest tunnel.maxFrameBytes either side may configure: what always fits in one frame. */
+export const MIN_FRAME_BYTES = 32 * 1024;
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const p of path) {
@@ -148,7 +151,7 @@ export const tunnelTuning = z
     handshakeTimeoutSeconds: z.number().min(1).max(120).default(10),
     maxConcurrentStreams: z.number().int().min(1).max(100_000).default(1024),
     initialWindowBytes: z.number().int().min(16 * 1024).max(64 * 1024 * 1024).default(1024 * 1024),
-    maxFrameBytes: z.number().int().min(32 * 1024).max(1024 * 1024).default(64 * 1024),
+    maxFrameBytes: z.number().int().min(MIN_FRAME_BYTES).max(1024 * 1024).default(64 * 1024),
   })
   .prefault({});
 export type TunnelTuning = z.infer<typeof tunnelTuning>;

@@ -41,7 +41,9 @@ export async function readCloudCa(cfg: ConnectorConfig): Promise<string[] | unde
   try {
     return [await readFile(cfg.cloudCaFile, 'utf8')];
   } catch (e) {
-    throw new UemlinkError('CONFIG_UNREADABLE', `cloud.caFile ${cfg.cloudCaFile} cannot be read: ${(e as Error).message}`);
+    // Retryable: a file being replaced (or a volume not mounted yet) is worth trying again, and
+    // it is not the cloud refusing anyone.
+    throw new UemlinkError('CONFIG_UNREADABLE', `cloud.caFile ${cfg.cloudCaFile} cannot be read: ${(e as Error).message}`, { retryable: true });
   }
 }
 

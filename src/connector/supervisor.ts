@@ -110,7 +110,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const err = e instanceof UemlinkError ? e : new UemlinkError('TUNNEL_DIAL_FAILED', messageOf(e), { retryable: true });
         this._lastError = { code: err.code, message: err.message, at: clock.now() };
         if (!err.retryable) {
-          logger.error('the cloud refused this connector; pair it again', { code: err.code, reason: err.message });
+          logger.error(err.code.startsWith('CONFIG_') ? 'the connector cannot connect until its configuration is fixed' : 'the cloud refused this connector; pair it again', { code: err.code, reason: err.message });
           this.set({ state: 'refused', since: clock.now() });
           return;
         }

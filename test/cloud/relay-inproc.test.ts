@@ -198,6 +198,15 @@ describe('relay (in-process cloud and connector)', function () {
       }, 8000, 'the status to reach the cloud');
     });
 
+    it('a definition too large for one tunnel frame is refused before anything is stored', async () => {
+      const huge = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(40_000)}\n-----END CERTIFICATE-----\n`;
+      let err: unknown;
+      await cloud.managedTargets.put('acme', 'toolarge', { baseUrl: 'https://uem.example.com', auth: { type: 'none' }, tls: { ca: huge } }).catch((e: unknown) => (err = e));
+      expect(err).to.have.property('code', 'INVALID_INPUT');
+      expect((err as Error).message).to.match(/^definition: \d+ bytes once encoded/);
+      expect((await cloud.managedTargets.list('acme')).map((t) => t.id)).to.not.include('toolarge');
+    });
+
     it('a host outside the local policy stays pending (visible) until a local admin approves it', async () => {
       const { daemon } = await startInprocConnector(cloud, { group: 'site-b' });
       stops.push(() => daemon.shutdown());

@@ -72,6 +72,10 @@ describe('certificate lifecycle', function () {
       const keys = readdirSync(cfg.stateDir).filter((f) => f.startsWith(id.connectorId) && f.endsWith('.key'));
       expect(keys).to.have.length(1); // the old key was removed
       expect(readFileSync(join(cfg.stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
+      // A connector looping on renewals is refused: the last one was minutes ago.
+      const again = await daemon.renewCertificate('test: again').then(() => undefined, (e: Error) => e);
+      expect(again?.message).to.match(/renewed less than 10 minutes ago/);
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
     } finally {
       stop = true;
       await daemon.shutdown();

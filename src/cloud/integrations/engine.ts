@@ -170,13 +170,14 @@ export async function deviceSync(it: SyncTarget, adapter: UemAdapter, db: Invent
 // ---- app sync ------------------------------------------------------------------------------------
 
 export async function appSync(it: SyncTarget, adapter: UemAdapter, db: InventoryDb, signal: AbortSignal): Promise<{ devices: number; changed: number; apps: number }> {
-  const devices = db.devices(it.id);
+  let devices = 0;
   let changed = 0;
   let apps = 0;
-  const BATCH = 100;
-  for (let i = 0; i < devices.length; i += BATCH) {
+  // One page of the inventory at a time; each page's inventories are fetched and stored before the
+  // next page is read (devices added meanwhile sort anywhere and are picked up next time).
+  for (const batch of db.devicePages(it.id, 100)) {
     if (signal.aborted) throw signal.reason as Error;
-    const batch = devices.slice(i, i + BATCH);
+    devices += batch.length;
     const got = await adapter.apps(batch);
     for (const d of batch) {
       const list = got.get(d.id);
@@ -185,7 +186,7 @@ export async function appSync(it: SyncTarget, adapter: UemAdapter, db: Inventory
       if (db.applyApps(it.id, d.id, list)) changed++;
     }
   }
-  return { devices: devices.length, changed, apps };
+  return { devices, changed, apps };
 }
 
 // ---- writing device groups back (tags, policy groups) ----------------------------------------------
@@ -210,10 +211,12 @@ export function desiredTags(it: SyncTarget, db: InventoryDb): Map<string, Set<st
     s.add(id);
   };
   if (!t.deviceStatus && !t.deviceRisk && !t.threatFactors) return want;
-  for (const d of db.devices(it.id)) {
-    if (t.deviceStatus) add(`${t.prefix}_Status_${cap(d.status)}`, d.id);
-    if (t.deviceRisk && d.risk !== 'none') add(`${t.prefix}_Risk_${cap(d.risk)}`, d.id);
-    if (t.threatFactors) for (const f of d.threatFactors) add(`${t.prefix}_TF_${f.replace(/[^A-Za-z0-9_-]/g, '_')}`, d.id);
+  for (const page of db.devicePages(it.id)) {
+    for (const d of page) {
+      if (t.deviceStatus) add(`${t.prefix}_Status_${cap(d.status)}`, d.id);
+      if (t.deviceRisk && d.risk !== 'none') add(`${t.prefix}_Risk_${cap(d.risk)}`, d.id);
+      if (t.threatFactors) for (const f of d.threatFactors) add(`${t.prefix}_TF_${f.replace(/[^A-Za-z0-9_-]/g, '_')}`, d.id);
+    }
   }
   return want;
 }

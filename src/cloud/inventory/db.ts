@@ -294,8 +294,20 @@ export class InventoryDb {
     return (this.db.prepare('SELECT id FROM devices WHERE integration_id = ?').all(integrationId) as Array<{ id: string }>).map((r) => r.id);
   }
 
-  devices(integrationId: string): DeviceRow[] {
-    return (this.db.prepare('SELECT * FROM devices WHERE integration_id = ?').all(integrationId) as RawDevice[]).map(toRow);
+  /**
+   * All devices of an integration, `size` at a time in id order (keyset paging): a sync over 50,000
+   * devices holds one page, never the whole inventory, in memory.
+   */
+  *devicePages(integrationId: string, size = 500): Generator<DeviceRow[]> {
+    const q = this.db.prepare('SELECT * FROM devices WHERE integration_id = ? AND id > ? ORDER BY id LIMIT ?');
+    let after = '';
+    for (;;) {
+      const rows = (q.all(integrationId, after, size) as RawDevice[]).map(toRow);
+      if (rows.length === 0) return;
+      yield rows;
+      if (rows.length < size) return;
+      after = rows[rows.length - 1]!.id;
+    }
   }
 
   countDevices(integrationId: string): number {
