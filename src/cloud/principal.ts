@@ -2,7 +2,7 @@
  * Who is calling a tenant-scoped API: the admin (any tenant) or a tenant API key (its own tenant
  * only). Failures are counted per client address.
  */
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { bearerToken, clientAddress, safeEqual } from './admin-auth.js';
 import { tenantOfKey } from './api-keys.js';
 import { ApiError } from './http-errors.js';
@@ -18,7 +18,7 @@ export interface PrincipalDeps {
 }
 
 /** Resolves the caller or throws 401/429; does not check the tenant (see requireTenant). */
-export async function principalOf(req: Request, deps: PrincipalDeps): Promise<Principal> {
+export async function principalOf(req: IncomingMessage, deps: PrincipalDeps): Promise<Principal> {
   const ip = clientAddress(req);
   const wait = deps.limiter.retryAfter(ip);
   if (wait > 0) throw new ApiError(429, 'rate_limited', 'too many failed attempts from this address; wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) });

@@ -3,7 +3,7 @@
  * SIGTERM (via shutdown()) drains: no new tunnels or requests, in-flight streams finish up to the drain
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -18,7 +18,7 @@ import type { CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
 import { ManagedTargetsService } from './managed-targets.js';
 import { RelayClient } from './relay/client.js';
-import { relayHttp } from './relay/http.js';
+import { isRelayUrl, relayHttp } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
 import { tenantApi } from './tenant-api.js';
@@ -115,21 +115,16 @@ export class CloudServer {
     app.disable('x-powered-by');
     app.set('etag', false);
     let self: CloudServer | undefined;
-    // The relay comes first: its requests and answers pass through untouched (no body parsing, no
-    // security headers added to the UEM's answers).
-    app.use(
-      '/api/v1/relay',
-      relayHttp({
-        relay,
-        adminToken: config.adminToken,
-        store,
-        limiter: relayLimiter,
-        logger,
-        maxRequestBytes: config.relay.maxRequestBytes,
-        idleTimeoutMs: config.relay.timeoutMs,
-        draining: () => self?.draining ?? false,
-      }),
-    );
+    const relayListener = relayHttp({
+      relay,
+      adminToken: config.adminToken,
+      store,
+      limiter: relayLimiter,
+      logger,
+      maxRequestBytes: config.relay.maxRequestBytes,
+      idleTimeoutMs: config.relay.timeoutMs,
+      draining: () => self?.draining ?? false,
+    });
     // The console sets its own, stricter security headers (and answers everything under /console).
     app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls), publicUrl: config.publicUrl }));
     app.use(helmet());
@@ -149,6 +144,7 @@ export class CloudServer {
         book,
         adminLimiter,
         pairLimiter: new FailureLimiter(config.pairing.maxFailuresPerMinute, 60_000, clock),
+        pairTenantLimiter: new FailureLimiter(config.pairing.maxFailuresPerTenantPerMinute ?? 30, 60_000, clock),
         logger,
         clock,
       }),
@@ -158,7 +154,13 @@ export class CloudServer {
     app.use(notFound());
     app.use(errorHandler(logger));
 
-    const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, app) : createHttpServer(app);
+    // The relay is answered before Express sees the request (see relayHttp): its calls and answers
+    // pass through untouched, and routing them through Express was most of their cost.
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (isRelayUrl(req.url ?? '')) relayListener(req, res);
+      else app(req, res);
+    };
+    const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, listener) : createHttpServer(listener);
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];

@@ -2,14 +2,14 @@
  * `ANY /api/v1/relay/{tenant}/{target}/{path...}`: the relay over HTTP. The raw request target is
  * parsed here (not Express's decoded path), so what is checked is exactly what is forwarded.
  */
-import type { Request, RequestHandler, Response } from 'express';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
 import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
-import { ApiError, sendError } from '../http-errors.js';
+import { ApiError } from '../http-errors.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
 import { RelayError, type Relay, type RelayResponse } from './relay.js';
 
@@ -52,7 +52,29 @@ export function parseRelayUrl(raw: string): { tenant: string; target: string; re
   return { tenant: m[1]!, target: m[2]!, rest: rest === '' || rest.startsWith('?') ? `/${rest}` : rest };
 }
 
-export function relayHttp(deps: RelayHttpDeps): RequestHandler {
+/** Is this request for the relay? (Matched on the raw target, before any framework sees it.) */
+export function isRelayUrl(url: string): boolean {
+  return url.startsWith(PREFIX) || url === PREFIX.slice(0, -1) || url.startsWith(`${PREFIX.slice(0, -1)}?`);
+}
+
+/** A JSON error without Express (the relay bypasses it, see relayHttp). */
+function sendError(res: ServerResponse, err: ApiError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: err.code, message: err.message });
+  res.writeHead(err.status, { ...err.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/**
+ * The relay's request listener. It is called by the HTTP server before Express: routing,
+ * middleware and pipeline() cost more than half of the cloud's CPU per small relayed call
+ * (docs/performance.md), and the relay wants none of them (no body parsing, no security headers
+ * added to the UEM's answers).
+ */
+export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     void handle(req, res).catch((e: unknown) => {
       // Errors made by the relay itself carry the same header as those made by the connector.
@@ -63,9 +85,9 @@ export function relayHttp(deps: RelayHttpDeps): RequestHandler {
     });
   };
 
-  async function handle(req: Request, res: Response): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (deps.draining()) throw new ApiError(503, 'draining', 'this relay is shutting down; retry', { 'Retry-After': '1' });
-    const parsed = parseRelayUrl(req.originalUrl);
+    const parsed = parseRelayUrl(req.url ?? '');
     if (!parsed) throw new ApiError(400, 'bad_path', 'use /api/v1/relay/{tenant}/{target}/{path}');
     const principal = await principalOf(req, deps);
     if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
@@ -102,7 +124,7 @@ export function relayHttp(deps: RelayHttpDeps): RequestHandler {
       r = await deps.relay.request({
         tenant: parsed.tenant,
         target: parsed.target,
-        method: req.method,
+        method: req.method ?? 'GET',
         path: `${path.path}${path.query}`,
         headers: headers.headers,
         body,
@@ -131,11 +153,16 @@ export function relayHttp(deps: RelayHttpDeps): RequestHandler {
       idle = setTimeout(onIdle, deps.idleTimeoutMs);
     });
     ac.signal.addEventListener('abort', () => r.body.destroy());
-    pipeline(r.body, res, (err) => {
+    // pipe() rather than pipeline(): pipeline allocates an AbortController and aborts it (a
+    // DOMException) on every completion, a measurable cost per small call.
+    r.body.once('end', () => clearTimeout(idle));
+    r.body.once('error', () => {
       clearTimeout(idle);
       // A stream reset mid-body destroys the response: the client sees an abort, never a
       // truncated body that looks complete.
-      if (err) res.destroy();
+      res.destroy();
     });
+    res.once('close', () => clearTimeout(idle));
+    r.body.pipe(res);
   }
 }
