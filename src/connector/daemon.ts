@@ -209,13 +209,13 @@ export class ConnectorDaemon {
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
       // Options are rebuilt per dial: targets (and, after a renewal, the key) may have changed.
-      connect: async () => connectTunnel(await this.tunnelOptions(this._identity ?? identity)),
+      connect: async () => connectTunnel({ ...(await this.tunnelOptions(this._identity ?? identity)), prepareSession: (s) => this.listen(s) }),
     });
     let first = true;
-    sup.on('session', (session) => {
+    sup.on('session', () => {
       if (!first) this.metrics.reconnected();
       first = false;
-      this.attach(session);
+      this.afterConnect();
     });
     this.supervisor = sup;
     logger.info('starting tunnel', { connectorId: identity.connectorId, tenant: identity.tenant, cloud: cfg.cloudUrl ?? identity.cloudUrl, targets: this.targetIds() });
@@ -237,9 +237,13 @@ export class ConnectorDaemon {
     return outcome;
   }
 
-  private attach(session: MuxSession): void {
+  /** Before the session reads its first frame (see TunnelClientOptions.prepareSession). */
+  private listen(session: MuxSession): void {
     session.on('stream', this.handler);
     session.on('control', (msg) => void this.onControl(session, msg));
+  }
+
+  private afterConnect(): void {
     this.maybeRenew();
     if (this.renewTimer === undefined) {
       // Long-lived sessions: look again twice a day.

@@ -52,6 +52,12 @@ export interface TunnelClientOptions {
   proxy?: string;
   /** A diagnostic probe: authenticate, get WELCOME, and close without replacing the live session. */
   probe?: boolean;
+  /**
+   * Called with the new session before it reads any frame. The cloud may open a stream in the same
+   * read as WELCOME (a request waiting for this connector): listeners attached only after
+   * connectTunnel resolves would miss it, and the stream would be refused.
+   */
+  prepareSession?: (session: MuxSession) => void;
   clock: Clock;
 }
 
@@ -125,6 +131,7 @@ function handshake(t: WsTransport, o: TunnelClientOptions): Promise<Connected> {
               settled = true;
               o.clock.clearTimeout(timer);
               const session = new MuxSession({ role: 'connector', transport: t, local: o.limits, remote: cloud.limits, heartbeatMs: o.heartbeatMs, clock: o.clock });
+              o.prepareSession?.(session);
               attachTransport(session, t);
               resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress });
               return;

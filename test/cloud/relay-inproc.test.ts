@@ -48,6 +48,28 @@ describe('relay (in-process cloud and connector)', function () {
     expect(none.status).to.equal(404);
   });
 
+  it('a request the cloud opens in the same moment the connector connects is served, not refused', async () => {
+    // The OPEN then travels right behind WELCOME, often in the same read: the connector must be
+    // listening for streams before it reads its first frame.
+    const answers: Array<Promise<Response>> = [];
+    const onSession = (live: { tenant: string; targets: string[] }): void => {
+      if (live.targets.includes('early')) answers.push(cloud.relay.fetch('acme', 'early', '/first'));
+    };
+    cloud.tunnels.on('session', onSession);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'early', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+        stops.push(() => daemon.shutdown());
+        await until(() => answers.length === i + 1, 5000, 'the early request');
+        const r = await answers[i]!;
+        expect(r.status, await r.clone().text()).to.equal(200);
+        await daemon.shutdown();
+      }
+    } finally {
+      cloud.tunnels.off('session', onSession);
+    }
+  });
+
   it('the connector re-checks everything itself: a cloud sending a bad path, a foreign tenant or a disallowed method is refused', async () => {
     const { daemon, id } = await startInprocConnector(cloud, {
       targets: [{ id: 'guarded', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem }, allow: [{ methods: ['GET'], pathPrefix: '/ok' }] }],

@@ -87,8 +87,8 @@ describe('e2e: relay (real processes, real TLS)', function () {
       await connector([{ id: 'wrongca', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: other.caCertPem } }]);
       const before = up.seen.length;
       const res = await relay('acme/wrongca/x');
-      expect(res.status).to.equal(502);
       const body = (await res.json()) as { error: string; message: string };
+      expect(res.status, JSON.stringify(body)).to.equal(502);
       expect(body.error).to.equal('upstream_tls');
       expect(body.message).to.contain('CN=localhost').and.contain('not signed by a trusted CA');
       expect(up.seen.length).to.equal(before);
