@@ -34,11 +34,19 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # ---- build: compile, then drop devDependencies ----------------------------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
+# better-sqlite3 (the cloud's inventory database) is a native module: it needs a compiler and
+# Python to build when no prebuilt binary can be downloaded (an offline mirror). The connector never
+# opens a database, but the image carries one CLI for both halves and must not ship a half-installed
+# module. The toolchain stays in this stage; only the built module reaches the runtime image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 # Dependencies first, so this layer is reused until package*.json change. --ignore-scripts: the
-# package's own "prepare" (the build) cannot run before the sources are copied, and no dependency has
-# an install script.
+# package's own "prepare" (the build) cannot run before the sources are copied; the one dependency
+# with an install script, better-sqlite3, is then built explicitly.
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3 --no-audit --no-fund
 # `npm run build` compiles src, test and bench (tsconfig.json "include"), so all three are needed
 # here; only dist/src reaches the runtime image.
 COPY tsconfig.json ./
@@ -46,11 +54,13 @@ COPY src ./src
 COPY test ./test
 COPY bench ./bench
 # Prune leaves empty scope directories behind. --version imports every module: a dependency that was
-# needed but pruned fails the build here, not in production.
+# needed but pruned fails the build here, not in production; opening an in-memory database proves
+# the native module loads.
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && find node_modules -mindepth 1 -maxdepth 1 -type d -name '@*' -empty -delete \
- && node dist/src/cli/main.js --version
+ && node dist/src/cli/main.js --version \
+ && node -e "new (require('better-sqlite3'))(':memory:').close()"
 
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
