@@ -14,6 +14,7 @@ import type { FailureLimiter } from '../common/rate-limit.js';
 import type { SessionRegistry } from './registry.js';
 import { CONNECTOR_ID_RE, type CloudStore, type ConnectorRecord } from './state.js';
 import { validateTenant } from './pairing.js';
+import { parsePairingToken } from '../common/pairing-token.js';
 
 export interface AdminApiDeps {
   adminToken: string;
@@ -23,6 +24,8 @@ export interface AdminApiDeps {
   book: PresenceBook;
   adminLimiter: FailureLimiter;
   pairLimiter: FailureLimiter;
+  /** Wrong secrets for live tokens, per tenant (keyed by tenant name), across all addresses. */
+  pairTenantLimiter: FailureLimiter;
   logger: Logger;
   clock: Clock;
 }
@@ -143,6 +146,25 @@ export function adminApi(deps: AdminApiDeps): Router {
       });
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
+    // Fix (issue 7): guessing was limited per address only, so guesses spread over many addresses
+    // were not limited at all. Wrong secrets for a live token also count against its tenant. Only a
+    // token id that exists and can still be redeemed names a tenant, so guesses at random ids cannot
+    // lock anybody out, and guesses at tenant A's token cannot lock out tenant B.
+    let tenant: string | undefined;
+    if (typeof body.token === 'string') {
+      try {
+        tenant = await deps.pairing.liveTokenTenant(parsePairingToken(body.token).id);
+      } catch {
+        tenant = undefined; // malformed: refused by redeem() below, counted per address only
+      }
+    }
+    const tenantWait = tenant === undefined ? 0 : deps.pairTenantLimiter.retryAfter(tenant);
+    if (tenantWait > 0) {
+      deps.logger.warn('pairing refused: tenant rate limit', { tenant, remote: ip });
+      throw new ApiError(429, 'rate_limited', "too many failed pairing attempts for this token's tenant; wait and retry", {
+        'Retry-After': String(Math.ceil(tenantWait / 1000)),
+      });
+    }
     try {
       const result = await deps.pairing.redeem({ token: body.token, csr: body.csr, hostname: body.hostname, version: body.version });
       deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote: ip });
@@ -150,6 +172,7 @@ export function adminApi(deps: AdminApiDeps): Router {
     } catch (e) {
       if (e instanceof UemlinkError && e.code.startsWith('PAIR_')) {
         deps.pairLimiter.fail(ip);
+        if (tenant !== undefined && e.code === 'PAIR_TOKEN_UNKNOWN') deps.pairTenantLimiter.fail(tenant);
         deps.logger.warn('pairing refused', { code: e.code, remote: ip, reason: e.message });
       }
       throw e;

@@ -1,15 +1,11 @@
 /** Bearer-token checks for the cloud's admin API, with failure rate limiting per client address. */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { ApiError, sendError } from './http-errors.js';
 import type { FailureLimiter } from '../common/rate-limit.js';
+import { safeEqual } from '../common/safe-equal.js';
 
 /** Compares two secrets in time independent of where they differ (hashing equalises lengths). */
-export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
-}
+export { safeEqual } from '../common/safe-equal.js';
 
 export function bearerToken(header: string | undefined): string | undefined {
   const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(header ?? '');

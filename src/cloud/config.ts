@@ -26,6 +26,8 @@ export const CloudConfigSchema = z.strictObject({
     .strictObject({
       /** Failed pairing attempts allowed per client address per minute before 429. */
       maxFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
+      /** Wrong secrets for a live pairing token of one tenant per minute (all addresses) before 429. */
+      maxFailuresPerTenantPerMinute: z.number().int().min(1).max(10_000).default(30),
       /** Lifetime of issued connector certificates. */
       certificateDays: z.number().int().min(1).max(3650).default(365),
       /** Connectors renew over the tunnel when their certificate has fewer days left than this. */
@@ -63,7 +65,7 @@ export interface CloudConfig {
   logLevel?: string;
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
-  pairing: { maxFailuresPerMinute: number; certificateDays: number; renewBeforeDays: number };
+  pairing: { maxFailuresPerMinute: number; maxFailuresPerTenantPerMinute?: number; certificateDays: number; renewBeforeDays: number };
   maxPendingHandshakes: number;
   relay: { timeoutMs: number; maxRequestBytes: number };
   integrations: { retryBaseMs?: number; firstRunWithinSeconds?: number };

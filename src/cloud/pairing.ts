@@ -94,6 +94,16 @@ export class PairingService {
     return createPairingToken(this.store, this.publicUrl, req, this.clock);
   }
 
+  /**
+   * The tenant of a live (unused, unexpired) token with this id, for per-tenant rate limiting of
+   * wrong secrets; undefined for an unknown id or a token that can no longer be redeemed.
+   */
+  async liveTokenTenant(id: string): Promise<string | undefined> {
+    const now = this.clock.now();
+    const t = (await this.store.read()).pairingTokens.find((x) => x.id === id);
+    return t && !t.usedAt && now <= Date.parse(t.expiresAt) ? t.tenant : undefined;
+  }
+
   async redeem(req: PairRequest): Promise<PairResult> {
     if (typeof req.token !== 'string') throw new UemlinkError('PAIR_TOKEN_MALFORMED', 'token: is required');
     const parsed = parsePairingToken(req.token);

@@ -78,6 +78,9 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ]);
 
+/** Most header pairs a tunnel request head may carry (docs/protocol.md §5.1). */
+export const MAX_FORWARDED_HEADERS = 500;
+
 export type HeaderCheck = { ok: true; headers: HeaderList } | { ok: false; reason: string };
 
 /**
@@ -111,6 +114,10 @@ export function forwardableRequestHeaders(headers: HeaderList, drop: ReadonlySet
     }
     out.push([n, value]);
   }
+  // Fix (hostile-input corpus, issue 7): a request head carries at most 500 header pairs
+  // (docs/protocol.md §5.1). More used to be sent anyway, so the connector reset the stream as a
+  // protocol error and the client got a misleading 502 connector_error; refuse it here instead.
+  if (out.length > MAX_FORWARDED_HEADERS) return { ok: false, reason: `more than ${MAX_FORWARDED_HEADERS} headers` };
   return { ok: true, headers: out };
 }
 

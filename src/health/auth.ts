@@ -3,7 +3,7 @@
  * first start into a 0600 file whose path is logged) checked in constant time with failures rate
  * limited per address, and CSRF protection by a double-submit cookie plus an Origin check.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Request, Response } from 'express';
@@ -11,6 +11,7 @@ import { UemlinkError } from '../common/errors.js';
 import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
 import type { Logger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
+import { safeEqual } from '../common/safe-equal.js';
 
 export const CSRF_COOKIE = 'uemlink_csrf';
 
@@ -37,9 +38,7 @@ export async function loadAdminPassword(opts: { file?: string; stateDir: string;
 
 export function passwordMatches(given: unknown, expected: string): boolean {
   if (typeof given !== 'string') return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+  return safeEqual(given, expected);
 }
 
 function cookie(req: Request, name: string): string | undefined {
@@ -72,7 +71,9 @@ export function csrfProblem(req: Request, secure: boolean): string | undefined {
   if (origin !== undefined && origin !== `${secure ? 'https' : 'http'}://${req.headers.host}`) return 'the request came from another site';
   const c = cookie(req, CSRF_COOKIE);
   const f = (req.body as Record<string, unknown> | undefined)?.csrf;
-  if (!c || typeof f !== 'string' || c.length !== f.length || !timingSafeEqual(Buffer.from(c), Buffer.from(f))) {
+  // Fix (issue 7): compared through safeEqual; Buffer.from() of equal-length strings with different
+  // UTF-8 byte lengths made timingSafeEqual throw (a 500 instead of a 403).
+  if (!c || typeof f !== 'string' || !safeEqual(c, f)) {
     return 'the form has expired or was not sent by this page (missing or wrong CSRF token); reload the page and try again';
   }
   return undefined;

@@ -61,6 +61,11 @@ export interface SessionOptions {
   clock?: Clock;
   /** Stop framing DATA while the transport buffers this many bytes (default 1 MiB). */
   highWaterMark?: number;
+  /**
+   * End the tunnel (PROTOCOL_ERROR) when, after handling a message from the peer, more than this
+   * many bytes wait to be written (default: 16 MiB or 4 × highWaterMark, whichever is larger).
+   */
+  maxOutboundBacklog?: number;
 }
 
 export interface SessionClose {
@@ -100,6 +105,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly highWaterMark: number;
+  private readonly maxOutboundBacklog: number;
 
   private readonly streams = new Map<number, MuxStream>();
   /** Streams with data (and credit) or an END waiting; iteration order is the round-robin order. */
@@ -136,6 +142,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.remote = opts.remote;
     this.clock = opts.clock ?? systemClock;
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
+    this.maxOutboundBacklog = opts.maxOutboundBacklog ?? Math.max(16 * 1024 * 1024, 4 * this.highWaterMark);
     // The cloud opens odd stream ids, the connector even ones, so the two never collide.
     this.nextLocalId = this.role === 'cloud' ? 1 : 2;
     this._lastHeardAt = this.clock.now();
@@ -369,6 +376,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
           return;
         }
       }
+    }
+    // Fix (hostile-input review, issue 7): every PING is answered with a PONG and every refused OPEN
+    // with a RESET, whether or not the peer reads them. A peer that floods those while never reading
+    // its socket made our send buffer grow without bound (the HTTP/2 "ping/reset flood"). DATA is
+    // already held back at highWaterMark, so a backlog this large means the peer is not reading.
+    if ((this._state as SessionState) !== 'closed' && this.transport.bufferedAmount + this.outBytes > this.maxOutboundBacklog) {
+      this.fail('PROTOCOL_ERROR', `the peer does not read its replies (${this.transport.bufferedAmount + this.outBytes} bytes waiting to be sent)`);
     }
   }
 

@@ -7,9 +7,10 @@
  * Sessions live in this process's memory: a restart signs everyone out, and several cloud
  * processes behind a load balancer would need sticky sessions (or a shared store).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Clock } from '../../common/clock.js';
+import { safeEqual } from '../../common/safe-equal.js';
 
 export const SESSION_COOKIE = 'uemlink_console';
 export const CSRF_COOKIE = 'uemlink_console_csrf';
@@ -119,8 +120,10 @@ export function anonymousCsrf(req: Request, res: Response, secure: boolean): str
   return t;
 }
 
+// Fix (issue 7): through safeEqual, which hashes first; Buffer.from() of equal-length strings with
+// different UTF-8 byte lengths made timingSafeEqual throw.
 function same(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  return safeEqual(a, b);
 }
 
 /**
