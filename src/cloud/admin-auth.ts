@@ -2,7 +2,7 @@
 import type { RequestHandler } from 'express';
 import { ApiError, sendError } from './http-errors.js';
 import type { FailureLimiter } from '../common/rate-limit.js';
-import { safeEqual } from '../common/safe-equal.js';
+import { matchesConfiguredSecret } from '../common/safe-equal.js';
 
 /** Compares two secrets in time independent of where they differ (hashing equalises lengths). */
 export { safeEqual } from '../common/safe-equal.js';
@@ -27,7 +27,7 @@ export function requireAdmin(adminToken: string, limiter: FailureLimiter): Reque
     if (!token) {
       return sendError(res, new ApiError(401, 'unauthorized', 'missing "Authorization: Bearer <admin token>" header', { 'WWW-Authenticate': 'Bearer' }));
     }
-    if (!safeEqual(token, adminToken)) {
+    if (!matchesConfiguredSecret(token, adminToken)) {
       limiter.fail(ip);
       return sendError(res, new ApiError(401, 'unauthorized', 'the admin token is not valid', { 'WWW-Authenticate': 'Bearer error="invalid_token"' }));
     }

@@ -3,7 +3,8 @@
  * only). Failures are counted per client address.
  */
 import type { IncomingMessage } from 'node:http';
-import { bearerToken, clientAddress, safeEqual } from './admin-auth.js';
+import { bearerToken, clientAddress } from './admin-auth.js';
+import { matchesConfiguredSecret } from '../common/safe-equal.js';
 import { tenantOfKey } from './api-keys.js';
 import { ApiError } from './http-errors.js';
 import type { FailureLimiter } from '../common/rate-limit.js';
@@ -24,7 +25,7 @@ export async function principalOf(req: IncomingMessage, deps: PrincipalDeps): Pr
   if (wait > 0) throw new ApiError(429, 'rate_limited', 'too many failed attempts from this address; wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) });
   const token = bearerToken(req.headers.authorization);
   if (!token) throw new ApiError(401, 'unauthorized', 'missing "Authorization: Bearer <admin token or tenant API key>" header', { 'WWW-Authenticate': 'Bearer' });
-  if (safeEqual(token, deps.adminToken)) return { kind: 'admin' };
+  if (matchesConfiguredSecret(token, deps.adminToken)) return { kind: 'admin' };
   const k = await tenantOfKey(deps.store, token);
   if (k) return { kind: 'tenant', tenant: k.tenant, keyId: k.keyId };
   deps.limiter.fail(ip);
