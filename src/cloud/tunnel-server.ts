@@ -255,7 +255,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       o.logger.info('connector session replaced by a newer one', { connectorId: rec.id, oldEpoch: old.epoch, epoch: live.epoch });
       old.session.fail('REPLACED', 'a newer session of this connector replaced this one');
     }
-    o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: versionOf(hello.software), targets: hello.targets });
+    const known = o.book.peek(rec.id)?.targets ?? rec.targets;
+    const changed = known.length !== hello.targets.length || known.some((t, i) => t !== hello.targets[i]);
+    o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: versionOf(hello.software), targets: hello.targets }, { soon: changed });
     o.logger.info('connector connected', {
       connectorId: rec.id,
       tenant: rec.tenant,
@@ -283,7 +285,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     if (msg.type === 'targets') {
       if (Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string' && x.length <= 64)) {
         live.targets = (msg.targets as string[]).slice(0, 1000);
-        this.o.book.note(live.connectorId, { targets: live.targets });
+        this.o.book.note(live.connectorId, { targets: live.targets }, { soon: true });
       }
       return;
     }

@@ -177,7 +177,23 @@ export class OAuthClient {
     const body = Buffer.from(form.toString());
     headers['content-length'] = String(body.length);
     const started = this.clock.now();
-    return new Promise<CachedToken>((resolve, reject) => {
+    return new Promise<CachedToken>((resolveRaw, rejectRaw) => {
+      // `timeout` below only catches silence. An endpoint that dribbles its answer (a byte now and
+      // then) would hold this single in-flight token request — and with it every request to the
+      // target — for as long as it dribbles, long after the endpoint is healthy again (found by the
+      // fault suite). So the whole exchange also has a deadline.
+      const deadline = this.clock.setTimeout(() => {
+        rejectRaw(new OAuthError('timeout', `token endpoint ${u.host} did not answer within 15 s`));
+        req.destroy();
+      }, 15_000);
+      const resolve = (t: CachedToken): void => {
+        this.clock.clearTimeout(deadline);
+        resolveRaw(t);
+      };
+      const reject = (e: OAuthError): void => {
+        this.clock.clearTimeout(deadline);
+        rejectRaw(e);
+      };
       const req = httpsRequest(
         {
           method: 'POST',
