@@ -8,6 +8,7 @@
  * sync writes nothing.
  */
 import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import type { UemApp, UemDevice } from '../../uem/adapter.js';
@@ -142,6 +143,13 @@ export class InventoryDb {
   readonly db: Db;
 
   constructor(file: string) {
+    // The inventory holds device PII: 0600 like every other file in the data dir (it was created
+    // 0644 under the umask). SQLite gives the -wal and -shm files the database file's mode, so
+    // creating it 0600 first covers them; an existing database from an older version is fixed too.
+    if (file !== ':memory:') {
+      closeSync(openSync(file, 'a', 0o600));
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
