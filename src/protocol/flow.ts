@@ -33,15 +33,43 @@ export class SendWindow {
   }
 }
 
+/**
+ * Window auto-tuning (as QUIC stacks do it): a stream whose reader consumes half its window faster
+ * than `fastMs` is limited by the window, not by its reader, so its window doubles, up to `max`.
+ * Grown bytes come out of a per-session budget, so the worst case of a peer that gets many windows
+ * grown and then stops reading stays bounded. A reader that stalls never grows its window: credit,
+ * and growth, are given only for bytes consumed.
+ */
+export interface WindowTuning {
+  max: number;
+  now(): number;
+  fastMs(): number;
+  /** Takes `n` bytes from the session's budget for grown windows; false when it is spent. */
+  reserve(n: number): boolean;
+}
+
 export class RecvWindow {
   private available: number;
   private uncredited = 0;
-  constructor(private readonly initial: number) {
+  private limit: number;
+  private lastCreditAt: number;
+  /** Bytes this window grew beyond `initial` (returned to the session budget when the stream ends). */
+  grown = 0;
+  constructor(
+    initial: number,
+    private readonly tuning?: WindowTuning,
+  ) {
     this.available = initial;
+    this.limit = initial;
+    this.lastCreditAt = tuning?.now() ?? 0;
   }
   /** Credit the peer still has. */
   get size(): number {
     return this.available;
+  }
+  /** The current window (initial, or grown by auto-tuning). */
+  get window(): number {
+    return this.limit;
   }
   /** Accounts for `n` received bytes; throws when the peer sent beyond the credit it had. */
   receive(n: number, streamId: number): void {
@@ -56,13 +84,26 @@ export class RecvWindow {
   /**
    * Records that the reader consumed `n` bytes and returns the increment to send now, or 0. Credit is
    * returned in batches of at least half the window so a fast reader does not cause a WINDOW frame per
-   * DATA frame.
+   * DATA frame; the increment includes any growth of the window.
    */
   consumed(n: number): number {
     this.uncredited += n;
-    if (this.uncredited < this.initial / 2) return 0;
-    const inc = this.uncredited;
+    if (this.uncredited < this.limit / 2) return 0;
+    let inc = this.uncredited;
     this.uncredited = 0;
+    const t = this.tuning;
+    if (t) {
+      const now = t.now();
+      if (now - this.lastCreditAt < t.fastMs() && this.limit < t.max) {
+        const extra = Math.min(this.limit, t.max - this.limit);
+        if (t.reserve(extra)) {
+          this.limit += extra;
+          this.grown += extra;
+          inc += extra;
+        }
+      }
+      this.lastCreditAt = now;
+    }
     this.available += inc;
     return inc;
   }

@@ -34,6 +34,7 @@ import {
 import { parseGoAway, parseRequestHead, parseResponseHead, type GoAway, type Limits, type RequestHead, type ResponseHead } from './messages.js';
 import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js';
 import { MuxStream, type StreamHost } from './stream.js';
+import type { WindowTuning } from './flow.js';
 
 /** What a session needs from the thing that carries its messages. */
 export interface Transport {
@@ -66,6 +67,12 @@ export interface SessionOptions {
    * many bytes wait to be written (default: 16 MiB or 4 × highWaterMark, whichever is larger).
    */
   maxOutboundBacklog?: number;
+  /**
+   * Receive-window auto-tuning (flow.ts): a fast stream's window may grow to `maxWindow`, all grown
+   * windows of the session together by at most `budget` bytes. Default 16 MiB / 64 MiB; false: fixed
+   * windows.
+   */
+  windowTuning?: { maxWindow: number; budget: number } | false;
 }
 
 export interface SessionClose {
@@ -133,6 +140,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private _lastHeardAt: number;
   private _bytesIn = 0;
   private _bytesOut = 0;
+  private readonly tuning: WindowTuning | undefined;
+  private grownBytes = 0;
 
   constructor(opts: SessionOptions) {
     super();
@@ -143,6 +152,21 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.clock = opts.clock ?? systemClock;
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
     this.maxOutboundBacklog = opts.maxOutboundBacklog ?? Math.max(16 * 1024 * 1024, 4 * this.highWaterMark);
+    const wt = opts.windowTuning ?? { maxWindow: 16 * 1024 * 1024, budget: 64 * 1024 * 1024 };
+    this.tuning =
+      wt === false
+        ? undefined
+        : {
+            max: Math.max(wt.maxWindow, this.local.initialWindow),
+            now: () => this.clock.now(),
+            // A half window consumed within this time: the window, not the reader, is the limit.
+            fastMs: () => Math.max(10, 4 * (this._rttMs ?? 0)),
+            reserve: (n) => {
+              if (this.grownBytes + n > wt.budget) return false;
+              this.grownBytes += n;
+              return true;
+            },
+          };
     // The cloud opens odd stream ids, the connector even ones, so the two never collide.
     this.nextLocalId = this.role === 'cloud' ? 1 : 2;
     this._lastHeardAt = this.clock.now();
@@ -198,7 +222,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     const json = this.fitting(jsonPayload(head), 'request head');
     this.nextLocalId += 2;
     this.lastLocalId = id;
-    const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow });
+    const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow, ...this.tuningFor() });
     this.streams.set(id, s);
     this.localOpen++;
     this.enqueue({ kind: 'open', streamId: id, json });
@@ -520,7 +544,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'this side accepts no streams' });
       return;
     }
-    const s = new MuxStream(this, id, 'responder', head, { send: this.remote.initialWindow, recv: this.local.initialWindow });
+    const s = new MuxStream(this, id, 'responder', head, { send: this.remote.initialWindow, recv: this.local.initialWindow, ...this.tuningFor() });
     this.streams.set(id, s);
     this.peerOpen++;
     this.emit('stream', s);
@@ -628,8 +652,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (s.status.state === 'closed') this.retire(s);
   }
 
+  private tuningFor(): { tuning?: WindowTuning } {
+    return this.tuning ? { tuning: this.tuning } : {};
+  }
+
   private retire(s: MuxStream): void {
     if (!this.streams.delete(s.id)) return;
+    this.grownBytes -= s.recvWindow.grown;
     this.ready.delete(s);
     if (s.role === 'initiator') this.localOpen--;
     else this.peerOpen--;

@@ -5,7 +5,7 @@
  * (write() returning false, pipe pausing) becomes tunnel backpressure.
  */
 import { Duplex } from 'node:stream';
-import { SendWindow, RecvWindow } from './flow.js';
+import { SendWindow, RecvWindow, type WindowTuning } from './flow.js';
 import type { RequestHead, ResponseHead } from './messages.js';
 import { initialStatus, type Role, type StreamStatus } from './stream-state.js';
 
@@ -47,7 +47,7 @@ export class MuxStream extends Duplex {
     id: number,
     role: Role,
     request: RequestHead,
-    windows: { send: number; recv: number },
+    windows: { send: number; recv: number; tuning?: WindowTuning },
   ) {
     // The readable buffer may hold a whole window: the peer never sends more than that unread.
     super({ readableHighWaterMark: windows.recv, writableHighWaterMark: Math.min(windows.send, 256 * 1024) });
@@ -56,7 +56,7 @@ export class MuxStream extends Duplex {
     this.request = request;
     this.status = initialStatus(role);
     this.sendWindow = new SendWindow(windows.send);
-    this.recvWindow = new RecvWindow(windows.recv);
+    this.recvWindow = new RecvWindow(windows.recv, windows.tuning);
   }
 
   get role(): Role {
