@@ -21,10 +21,19 @@ export class IdempotencyCache {
     if (at !== undefined && now - at < this.ttlMs) return false;
     this.seen.delete(key);
     this.seen.set(key, now);
-    if (this.seen.size > this.maxKeys) this.evict(now);
+    this.evict(now);
     return true;
   }
 
+  get size(): number {
+    return this.seen.size;
+  }
+
+  /**
+   * Drops expired keys (and the oldest beyond maxKeys) from the front: the map is in claim order, so
+   * this is amortised O(1) per claim, and memory follows the last TTL's traffic instead of growing
+   * to maxKeys and staying there (seen as a steady RSS climb in the soak).
+   */
   private evict(now: number): void {
     for (const [k, at] of this.seen) {
       if (this.seen.size <= this.maxKeys && now - at < this.ttlMs) break;
