@@ -556,3 +556,14 @@ export function machine(): { cpus: number; cpuModel: string; memGiB: number; nod
 export function log(s: string): void {
   process.stdout.write(`${s}\n`);
 }
+
+/**
+ * The V8 options the cloud's systemd unit ships with (a bounded heap): benchmarks measure the cloud
+ * as it runs in production. `--cloud-node-options "..."` overrides them ("" for Node's defaults).
+ */
+export function cloudNodeOptions(): string {
+  const i = process.argv.indexOf('--cloud-node-options');
+  if (i >= 0) return process.argv[i + 1] ?? '';
+  const unit = readFileSync(join(ROOT, 'systemd', 'uemlink-cloud.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+}

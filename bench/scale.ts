@@ -30,6 +30,7 @@ import { VERSION } from '../src/common/version.js';
 import { tunnelUrl } from '../src/connector/pair.js';
 import { startCloud, type Cloud } from '../test/helpers/procs.js';
 import {
+  cloudNodeOptions,
   MachineLoad,
   RESULTS,
   ROOT,
@@ -52,6 +53,12 @@ import {
   table,
   waitQuiet,
 } from './lib.js';
+
+/** The cloud as its systemd unit runs it (see cloudNodeOptions). */
+function cloudEnv(): { env?: Record<string, string> } {
+  const o = cloudNodeOptions();
+  return o ? { env: { NODE_OPTIONS: o } } : {};
+}
 import type { Msg, SeedRecord, SimIdentity, SimStats } from './sim-worker.js';
 
 const PARTS = (argValue('--parts') ?? 'streams,idle,storm').split(',').map((s) => s.trim());
@@ -328,7 +335,7 @@ async function idle(): Promise<unknown> {
   const apiFirst = Math.min(50, max);
   const apiLater = Math.min(20, Math.max(0, max - apiFirst));
   log(`\n== (b) idle connectors on one cloud: steps ${steps.join(', ')}; ${nWorkers} simulator workers; ${idleS} s idle window per step`);
-  const cloud = await startCloud({ extra: { logLevel: 'warn' } });
+  const cloud = await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } });
   const pool = new SimPool(nWorkers);
   const out: Record<string, unknown> = {};
   try {
@@ -450,7 +457,7 @@ async function storm(): Promise<unknown> {
   const nWorkers = Math.min(4, Math.max(1, argNum('--workers', 2)));
   const downS = argNum('--storm-down', 0);
   log(`\n== (c) reconnect storm: ${n} connected, kill -9 the cloud, restart it ${downS > 0 ? `after ${downS} s` : 'at once'}`);
-  const cloud = await startCloud({ extra: { logLevel: 'warn' } });
+  const cloud = await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } });
   const pool = new SimPool(nWorkers);
   try {
     const keys = makeKeys(4);
@@ -527,6 +534,7 @@ async function main(): Promise<void> {
   if (waitS > 0 && !(await waitQuiet(waitS))) log(`the machine did not get quiet within ${waitS} s; measuring anyway`);
   const la = loadAverage();
   log(`load average ${la.join(' ')}${la[0]! > 1 ? ' — the machine is busy: figures will be noisy (run on a quiet machine)' : ''}`);
+  log(`cloud NODE_OPTIONS: ${cloudNodeOptions() || '(none)'} (from systemd/uemlink-cloud.service; --cloud-node-options overrides)`);
   const ml = new MachineLoad();
   const out: Record<string, unknown> = { date: new Date().toISOString(), machine: machine(), loadAverageAtStart: la, parts: PARTS };
   if (PARTS.includes('streams')) out.streams = await streams();

@@ -10,20 +10,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSimulator } from '../src/uem/simulator/server.js';
 import { makeConnector, startCloud, tempDir, until } from '../test/helpers/procs.js';
+import { cloudNodeOptions } from './lib.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 };
 const DEVICES = arg('--devices', 50_000);
-// The cloud runs with the V8 options its systemd unit ships with (a bounded heap), unless
-// --cloud-node-options overrides them ("" for Node's defaults).
-function unitNodeOptions(): string {
-  const unit = readFileSync(new URL('../../systemd/uemlink-cloud.service', import.meta.url), 'utf8');
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
-}
-const optIndex = process.argv.indexOf('--cloud-node-options');
-const CLOUD_NODE_OPTIONS = optIndex >= 0 ? (process.argv[optIndex + 1] ?? '') : unitNodeOptions();
+const CLOUD_NODE_OPTIONS = cloudNodeOptions();
 
 function rssMiB(pid: number): number {
   try {
