@@ -3,7 +3,7 @@
  * without query values, status, bytes, duration, connector id), in its own size-rotated file so it
  * survives journald's retention and can go into support bundles.
  */
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { redactString } from '../common/redact.js';
 
@@ -50,12 +50,11 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
   let failed = false;
   const open = (): WriteStream => {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
-    try {
-      size = statSync(opts.file).size;
-    } catch {
-      size = 0;
-    }
-    const w = createWriteStream(opts.file, { flags: 'a', mode: 0o600 });
+    // Opened synchronously: the file must exist the moment lines are queued, or a rotation in the
+    // same burst would find nothing to rename and two streams would append to one file.
+    const fd = openSync(opts.file, 'a', 0o600);
+    size = fstatSync(fd).size;
+    const w = createWriteStream('', { fd });
     // An audit file that cannot be written (disk full, removed directory) must not take the relay
     // down: the error is remembered and the next line tries a fresh stream.
     w.on('error', () => {
@@ -85,7 +84,11 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
         out = undefined;
       }
       if (size > 0 && size + line.length > opts.maxBytes) rotate();
-      out ??= open();
+      try {
+        out ??= open();
+      } catch {
+        return; // cannot open (disk full, permissions): this line is lost, the next one tries again
+      }
       out.write(line);
       size += Buffer.byteLength(line);
     },

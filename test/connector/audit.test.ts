@@ -1,0 +1,40 @@
+import { expect } from 'chai';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createAuditLog } from '../../src/connector/audit.js';
+import { tempDir } from '../helpers/procs.js';
+
+const entry = (i: number) => ({ tenant: 'acme', target: 'ws1', method: 'GET', path: `/API/mdm/devices/${i}?token=SECRET-${i}`, status: 200, bytesIn: 0, bytesOut: 10, durationMs: 1, connectorId: 'cn_x' });
+
+describe('connector audit log', () => {
+  it('writes one JSON line per call, 0600, without query values', async () => {
+    const dir = tempDir('uemlink-audit-');
+    const file = join(dir, 'audit', 'audit.log');
+    const log = createAuditLog({ file, maxBytes: 1 << 20, maxFiles: 3 });
+    for (let i = 0; i < 3; i++) log.record(entry(i));
+    await log.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).to.have.length(3);
+    expect(lines[1]).to.include({ level: 'info', message: 'relay', tenant: 'acme', status: 200, path: '/API/mdm/devices/1?token=…' });
+    expect(lines[1]!.time).to.match(/^\d{4}-\d\d-\d\dT/);
+    expect(readFileSync(file, 'utf8')).to.not.contain('SECRET');
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+  });
+
+  it('rotates by size, keeping maxFiles files in all, newest first, and never a line split in two', async () => {
+    const dir = tempDir('uemlink-audit-');
+    const file = join(dir, 'audit.log');
+    const log = createAuditLog({ file, maxBytes: 2000, maxFiles: 3 });
+    for (let i = 0; i < 100; i++) log.record(entry(i));
+    await log.close();
+    await new Promise((r) => setTimeout(r, 50)); // streams ended by rotation flush on their own
+    expect(readdirSync(dir).sort()).to.deep.equal(['audit.log', 'audit.log.1', 'audit.log.2']);
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
+    for (const f of ['audit.log', 'audit.log.1', 'audit.log.2']) expect(statSync(join(dir, f)).size, f).to.be.at.most(2000);
+    // The newest calls are in audit.log, the ones before in .1, and so on, in order.
+    const all = [...read('audit.log.2'), ...read('audit.log.1'), ...read('audit.log')];
+    const ids = all.map((p) => Number(/devices\/(\d+)/.exec(p)![1]));
+    expect(ids[ids.length - 1]).to.equal(99);
+    for (let i = 1; i < ids.length; i++) expect(ids[i]).to.equal(ids[i - 1]! + 1);
+  });
+});
