@@ -26,6 +26,7 @@
  * in N seconds" message.
  */
 import { API_ROOT, errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { chunks, pool } from './batching.js';
 
 /** The largest `per_page` the adapter asks for (the simulator's maximum; open-source clients use it). */
 export const HEXNODE_PAGE_SIZE = 100;
@@ -112,30 +113,6 @@ function normalizeApp(raw: unknown, what: string): UemApp {
   if (name === null && identifier === null) throw new UemError('protocol', `${what}: an app has neither a name nor an identifier`);
   const version = typeof raw.version === 'number' ? String(raw.version) : str(raw.version);
   return { id: (identifier ?? name)!, name: (name ?? identifier)!, version };
-}
-
-/** Runs `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.error;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Hexnode ids are positive integers; anything else cannot exist there. */

@@ -22,6 +22,7 @@
  * UemErrors with a kind.
  */
 import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { chunks, pool } from './batching.js';
 
 /** The largest `limit` EPMM accepts (documented for labels; devices clients use it too). */
 export const EPMM_MAX_PAGE_SIZE = 200;
@@ -214,30 +215,6 @@ function transportError(what: string, e: unknown): UemError {
   const msg = e instanceof Error ? e.message : String(e);
   if (name === 'AbortError' || name === 'TimeoutError') return new UemError('timeout', `${what}: ${msg}`, { cause: e });
   return new UemError('unavailable', `${what}: ${msg}`, { cause: e });
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** Runs `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.error;
 }
 
 interface LabelInfo {

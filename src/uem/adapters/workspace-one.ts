@@ -22,6 +22,7 @@
  * Like every adapter it neither retries nor sleeps: failures are UemErrors with a kind.
  */
 import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { chunks, pool } from './batching.js';
 
 /** The largest page Workspace ONE serves to third-party clients. */
 export const WS1_MAX_PAGE_SIZE = 500;
@@ -142,30 +143,6 @@ function checkPage(got: number, page: number, pageSize: number, total: number, w
   const expected = Math.max(0, Math.min(pageSize, total - page * pageSize));
   if (got < expected) throw new UemError('protocol', `${what}: ${got} items where Total ${total} and PageSize ${pageSize} promise ${expected} (truncated page)`);
   if (got > pageSize) throw new UemError('protocol', `${what}: ${got} items on a page of ${pageSize}`);
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** Runs `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i]!, i);
-      } catch (e) {
-        failed ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.error;
 }
 
 function pathId(id: string, what: string): string {
