@@ -26,7 +26,7 @@
  * in N seconds" message.
  */
 import { API_ROOT, errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, pool } from './batching.js';
+import { chunks, isObj, pool } from './common.js';
 
 /** The largest `per_page` the adapter asks for (the simulator's maximum; open-source clients use it). */
 export const HEXNODE_PAGE_SIZE = 100;
@@ -47,10 +47,6 @@ export interface HexnodeAdapterOptions {
   /** Description of the device groups ensureTagGroup creates. */
   tagGroupDescription?: string;
 }
-
-type Json = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function intOf(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;

@@ -22,7 +22,7 @@
  * UemErrors with a kind.
  */
 import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, pool } from './batching.js';
+import { chunks, isObj, pool, singleFlight } from './common.js';
 
 /** The largest `limit` EPMM accepts (documented for labels; devices clients use it too). */
 export const EPMM_MAX_PAGE_SIZE = 200;
@@ -66,10 +66,6 @@ export interface IvantiEpmmAdapterOptions {
   /** App inventory calls in flight at once. Default 4. */
   appConcurrency?: number;
 }
-
-type Json = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function str(v: unknown): string | null {
   return typeof v === 'string' && v.trim() !== '' ? v : null;
@@ -324,7 +320,7 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
     return l.id;
   }
 
-  const ensuring = new Map<string, Promise<string>>();
+  const ensuring = singleFlight<string>();
 
   async function ensureLabel(full: string): Promise<string> {
     const found = await findLabel(full);
@@ -438,12 +434,7 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
 
     async ensureTagGroup(name: string) {
       const full = labelName(name);
-      let p = ensuring.get(full);
-      if (!p) {
-        p = ensureLabel(full).finally(() => ensuring.delete(full));
-        ensuring.set(full, p);
-      }
-      return p;
+      return ensuring(full, () => ensureLabel(full));
     },
 
     async tagGroupMembers(tagId: string, name: string) {

@@ -22,7 +22,7 @@
  * Like every adapter it neither retries nor sleeps: failures are UemErrors with a kind.
  */
 import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, pool } from './batching.js';
+import { chunks, isObj, pool, singleFlight, type Json } from './common.js';
 
 /** The largest page Workspace ONE serves to third-party clients. */
 export const WS1_MAX_PAGE_SIZE = 500;
@@ -37,13 +37,9 @@ export interface WorkspaceOneAdapterOptions {
    * prefix "UEMLINK_" finds or creates "UEMLINK_Risk_High"). Default "": names are used as given.
    */
   tagPrefix?: string;
-  /** App inventory calls in flight at once. Default 8. */
+  /** App inventory calls in flight at once. Default 16. */
   appConcurrency?: number;
 }
-
-type Json = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A whole number given as a number or a numeric string. */
 function intOf(v: unknown): number | undefined {
@@ -369,7 +365,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
     return (matches.find((m) => m.at === og) ?? matches[0])?.id;
   }
 
-  const ensuring = new Map<string, Promise<string>>();
+  const ensuring = singleFlight<string>();
 
   async function ensureTag(full: string): Promise<string> {
     const og = await customerGroup();
@@ -500,12 +496,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
 
     async ensureTagGroup(name: string) {
       const full = tagName(name);
-      let p = ensuring.get(full);
-      if (!p) {
-        p = ensureTag(full).finally(() => ensuring.delete(full));
-        ensuring.set(full, p);
-      }
-      return p;
+      return ensuring(full, () => ensureTag(full));
     },
 
     async tagGroupMembers(tagId: string, name: string) {

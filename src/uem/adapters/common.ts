@@ -1,4 +1,24 @@
-/** Small helpers the vendor adapters share for batched, bounded-concurrency calls to a UEM. */
+/** What the vendor adapters share: JSON shape checks, batching, bounded concurrency, single flight. */
+
+export type Json = Record<string, unknown>;
+
+export const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * One call per key at a time: concurrent callers asking for the same key (say, the same tag to
+ * create) share the call in flight instead of each creating it.
+ */
+export function singleFlight<T>(): (key: string, run: () => Promise<T>) => Promise<T> {
+  const inFlight = new Map<string, Promise<T>>();
+  return (key, run) => {
+    let p = inFlight.get(key);
+    if (!p) {
+      p = run().finally(() => inFlight.delete(key));
+      inFlight.set(key, p);
+    }
+    return p;
+  };
+}
 
 /** `items` in consecutive slices of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {
