@@ -11,6 +11,7 @@ import { lookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP } from 'node:net';
+import type { Readable } from 'node:stream';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { isLooselyProtected, resolveFrom } from '../common/config.js';
@@ -21,7 +22,7 @@ import type { ConnectorConfig } from './config.js';
 import { apiBase, readCloudCa, tunnelUrl } from './pair.js';
 import { proxyFor, proxyLabel } from './proxy.js';
 import type { Identity } from './state.js';
-import { Target, UpstreamError } from './targets/target.js';
+import { Target, UpstreamError, type UpstreamResponse } from './targets/target.js';
 import { describeTlsFailure, tlsOptionsFor } from './targets/trust.js';
 import { TunnelError, connectTunnel, type TunnelClientOptions } from './tunnel-client.js';
 
@@ -276,15 +277,15 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
     const ok = (await dnsStep(checks, `${pre}.dns`, host)) && (await tcpStep(checks, `${pre}.tcp`, host, port, `to ${t.id}`));
     if (!ok) continue;
     await run(checks, new Step(`${pre}.request`, `${t.id}: TLS and an authenticated request to ${t.healthPath ?? '/'}`), async () => {
-      let res: IncomingMessage;
+      let res: UpstreamResponse;
       try {
         res = await t.send({ method: 'GET', path: t.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: new AbortController().signal, timeoutMs: Math.min(t.timeoutMs, 15_000) });
       } catch (e) {
         const err = e as UpstreamError;
         throw fail(err.message, targetHint(t, err));
       }
-      const body = await readSmall(res);
-      const status = res.statusCode ?? 0;
+      const body = await readSmall(res.body);
+      const status = res.statusCode;
       if (status >= 200 && status < 400) return { detail: `HTTP ${status} from ${t.baseUrl.host}${t.healthPath ?? '/'}` };
       throw fail(`HTTP ${status} from ${t.baseUrl.host}${t.healthPath ?? '/'}${body.message ? `: ${body.message}` : ''}`, statusHint(t, status, body));
     });
@@ -337,7 +338,7 @@ function statusHint(t: Target, status: number, body: { errorCode?: number; messa
   return 'the UEM answered with an error: see its logs';
 }
 
-async function readSmall(res: IncomingMessage): Promise<{ errorCode?: number; message?: string }> {
+async function readSmall(res: Readable): Promise<{ errorCode?: number; message?: string }> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of res) {

@@ -5,8 +5,8 @@
  * credentials only the connector holds, and the answer streams back through the tunnel's flow
  * control. Every request ends: with the UEM's answer, an error answer, or a reset.
  */
-import type { IncomingMessage } from 'node:http';
 import { PassThrough, Transform, type Readable } from 'node:stream';
+import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
 import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, pairsFromRaw } from '../common/http-policy.js';
 import type { Logger } from '../common/log.js';
@@ -15,7 +15,7 @@ import type { HeaderList } from '../protocol/messages.js';
 import type { MuxStream } from '../protocol/stream.js';
 import type { AuditLog } from './audit.js';
 import { IdempotencyCache } from './idempotency.js';
-import { UpstreamError, type Target } from './targets/target.js';
+import { UpstreamError, type Target, type UpstreamResponse } from './targets/target.js';
 
 /** Largest request body buffered so an OAuth2 401 can be retried with a fresh token. */
 const REPLAY_BUFFER_LIMIT = 1024 * 1024;
@@ -143,11 +143,11 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       return refuse(409, 'duplicate_request', 'this request was already delivered to the UEM once; it is not sent again');
     }
 
-    const ac = new AbortController();
+    const cancel = new Cancel();
     let done = false;
     // The cloud reset the stream (client went away) before we finished: abort the upstream call.
     s.once('close', () => {
-      if (!done) ac.abort();
+      if (!done) cancel.abort();
     });
 
     // Without Content-Length, GET/HEAD/OPTIONS/DELETE carry no body unless the cloud flags one of
@@ -173,9 +173,9 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     }
 
     const timeoutMs = Math.min(target.timeoutMs, head.timeoutMs ?? target.timeoutMs);
-    let res: IncomingMessage;
+    let res: UpstreamResponse;
     try {
-      res = await target.send({ method, path: `${path.path}${path.query}`, headers: hdrs.headers, body, signal: ac.signal, timeoutMs });
+      res = await target.send({ method, path: `${path.path}${path.query}`, headers: hdrs.headers, body, signal: cancel, timeoutMs });
     } catch (e) {
       done = true;
       const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
@@ -189,9 +189,10 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       finish(err.status, err.code);
       return;
     }
-    const status = res.statusCode ?? 502;
+    const status = res.statusCode;
+    const upstream = res.body;
     if (s.destroyed) {
-      res.destroy();
+      upstream.destroy();
       done = true;
       finish(499, 'cancelled');
       return;
@@ -201,7 +202,7 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     } catch (e) {
       // The UEM's headers do not fit in one frame (TUNNEL_FRAME_TOO_LARGE): answer with our own
       // error instead, and let go of the upstream response.
-      res.destroy();
+      upstream.destroy();
       done = true;
       const message = `the UEM's response headers do not fit through the tunnel (${(e as Error).message})`;
       deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
@@ -209,14 +210,14 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       finish(502, 'upstream_headers_too_large');
       return;
     }
-    res.on('data', (c: Buffer) => (bytesOut += c.length));
-    res.on('error', () => {}); // handled by 'close' without 'end'
+    upstream.on('data', (c: Buffer) => (bytesOut += c.length));
+    upstream.on('error', () => {}); // handled by 'close' without 'end'
     let ended = false;
-    res.once('end', () => {
+    upstream.once('end', () => {
       ended = true;
       done = true; // the exchange is over: the stream closing now must not abort anything
     });
-    res.once('close', () => {
+    upstream.once('close', () => {
       done = true;
       if (!ended) {
         // The UEM reset or stalled mid-body: the cloud must see an abort, never a complete answer.
@@ -224,6 +225,6 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
         finish(status, 'upstream_reset');
       } else finish(status);
     });
-    res.pipe(s);
+    upstream.pipe(s);
   }
 }

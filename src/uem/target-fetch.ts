@@ -39,12 +39,12 @@ export function targetFetch(target: Target): UemFetch {
       });
       const h = new Headers();
       for (const [k, v] of forwardableResponseHeaders(pairsFromRaw(res.rawHeaders))) h.append(k, v);
-      const status = res.statusCode ?? 502;
+      const status = res.statusCode;
       if ([101, 103, 204, 205, 304].includes(status) || init.method === 'HEAD') {
-        res.resume();
+        res.body.resume();
         return new Response(null, { status, headers: h });
       }
-      return new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers: h });
+      return new Response(Readable.toWeb(res.body) as ReadableStream<Uint8Array>, { status, headers: h });
     } catch (e) {
       if (e instanceof UpstreamError) {
         if (e.code === 'cancelled') throw new DOMException('the request was aborted', 'AbortError');

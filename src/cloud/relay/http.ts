@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
+import { Cancel } from '../../common/cancel.js';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
@@ -113,11 +114,11 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       req.pipe(body);
       req.on('error', (e) => body.destroy(e));
     }
-    const ac = new AbortController();
+    const cancel = new Cancel();
     // The client went away before the answer was complete: cancel, which resets the stream and
     // makes the connector abort its call to the UEM.
     res.on('close', () => {
-      if (!res.writableFinished) ac.abort();
+      if (!res.writableFinished) cancel.abort();
     });
     let r: RelayResponse;
     try {
@@ -128,7 +129,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
         path: `${path.path}${path.query}`,
         headers: headers.headers,
         body,
-        signal: ac.signal,
+        signal: cancel,
       });
     } catch (e) {
       if (body?.exceeded) {
@@ -143,16 +144,14 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     out.push('x-uemlink-connector', r.connectorId);
     res.writeHead(r.head.status, out);
     // An idle body (the UEM or the tunnel stalled) must not hold the client for ever.
-    let idle = setTimeout(onIdle, deps.idleTimeoutMs);
+    const idle = setTimeout(onIdle, deps.idleTimeoutMs);
     function onIdle(): void {
       r.body.reset(StreamError.TIMEOUT, 'no data');
       res.destroy();
     }
-    r.body.on('data', () => {
-      clearTimeout(idle);
-      idle = setTimeout(onIdle, deps.idleTimeoutMs);
-    });
-    ac.signal.addEventListener('abort', () => r.body.destroy());
+    // refresh() re-arms the same timer: cheaper than a new one per chunk of a large download.
+    r.body.on('data', () => idle.refresh());
+    cancel.addEventListener('abort', () => r.body.destroy());
     // pipe() rather than pipeline(): pipeline allocates an AbortController and aborts it (a
     // DOMException) on every completion, a measurable cost per small call.
     r.body.once('end', () => clearTimeout(idle));

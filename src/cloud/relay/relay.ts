@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { CancelSignal } from '../../common/cancel.js';
 import type { Clock } from '../../common/clock.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
 import { StreamError, StreamResetError } from '../../protocol/codes.js';
@@ -42,7 +43,7 @@ export interface RelayRequest {
   /** Null when the request has no body. */
   body: Readable | null;
   /** Aborting cancels the relayed request (and the upstream call on the connector). */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface RelayResponse {

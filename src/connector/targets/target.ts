@@ -3,10 +3,11 @@
  * sends a request to it. Errors come back as UpstreamError with the relay's stable codes
  * (upstream_unreachable, upstream_tls, upstream_timeout, upstream_auth, upstream_protocol).
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import { Agent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { Pool, buildConnector } from 'undici';
+import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { configError, resolveFrom } from '../../common/config.js';
 import { type AllowRule } from '../../common/http-policy.js';
@@ -19,7 +20,14 @@ import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type 
 import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
 import { TrustError, describeTlsFailure, isTlsError, parseCaBundle, parsePin, probePeerCertificate, tlsOptionsFor, type TrustConfig } from './trust.js';
 
-export type UpstreamErrorCode = 'upstream_unreachable' | 'upstream_tls' | 'upstream_timeout' | 'upstream_auth' | 'upstream_protocol' | 'cancelled';
+export type UpstreamErrorCode =
+  | 'upstream_unreachable'
+  | 'upstream_tls'
+  | 'upstream_timeout'
+  | 'upstream_auth'
+  | 'upstream_protocol'
+  | 'upstream_headers_too_large'
+  | 'cancelled';
 
 export class UpstreamError extends Error {
   constructor(
@@ -62,13 +70,29 @@ export interface UpstreamRequest {
   /** Forwardable headers (already filtered); credentials and Host are added here. */
   headers: HeaderList;
   body: Readable | Buffer | null;
-  signal: AbortSignal;
+  signal: CancelSignal;
   timeoutMs: number;
   /** Keep the server certificate (DER) on the response as `peerCertDer` (health checks). */
   capturePeerCert?: boolean;
 }
 
-export type UpstreamResponse = IncomingMessage & { peerCertDer?: Buffer };
+/** The UEM's answer: status and head at once, the body still streaming (it must be read or destroyed). */
+export interface UpstreamResponse {
+  statusCode: number;
+  /** Header names and values alternating, as the UEM sent them. */
+  rawHeaders: string[];
+  body: Readable;
+  /** The certificate (DER) of the connection's server, when `capturePeerCert` asked for it. */
+  peerCertDer?: Buffer;
+}
+
+const ignore = (): void => {};
+
+/** How long an idle keep-alive connection to the UEM is kept when the UEM gives no Keep-Alive hint. */
+const KEEP_ALIVE_MS = 10_000;
+/** Headers that must not reach undici as they are: it frames the body and handles 100-continue itself. */
+const FRAMING_HEADERS = new Set(['content-length', 'expect']);
+
 
 export type TargetOrigin = 'local' | 'cloud';
 
@@ -135,7 +159,9 @@ export interface ResolveContext {
 export class Target {
   readonly stats: TargetStats = { inFlight: 0, requests: 0 };
   health: TargetHealth | undefined;
-  private readonly agent: Agent;
+  private readonly pool: Pool;
+  /** The certificate the UEM presented on the newest connection (health checks show it). */
+  private peerCertDer: Buffer | undefined;
   private readonly clock: Clock;
   private readonly host: string;
   private readonly port: number;
@@ -157,13 +183,19 @@ export class Target {
     this.host = baseUrl.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(baseUrl.port || 443);
     this.hostHeader = baseUrl.host;
-    this.agent = new Agent({
-      keepAlive: true,
-      keepAliveMsecs: 30_000,
-      maxSockets: maxConcurrent,
-      maxFreeSockets: Math.min(maxConcurrent, 64),
-      scheduling: 'lifo',
-      ...tlsOptionsFor(trust, this.host),
+    // undici rather than node:https: its HTTP/1.1 client costs about half the CPU per request
+    // (docs/performance.md), and the connector's CPU is what limits small-request throughput.
+    const tlsConnect = buildConnector({ ...tlsOptionsFor(trust, this.host), timeout: timeoutMs });
+    this.pool = new Pool(baseUrl.origin, {
+      connections: maxConcurrent,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      connect: (opts, cb) =>
+        tlsConnect(opts, (err, socket) => {
+          const raw = err ? undefined : (socket as TLSSocket | null)?.getPeerCertificate?.().raw;
+          if (raw) this.peerCertDer = raw;
+          if (err) cb(err, null);
+          else cb(null, socket!);
+        }),
     });
   }
 
@@ -240,11 +272,11 @@ export class Target {
       let res = await this.once(r, creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
       if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
-        res.resume();
+        res.body.resume();
         creds = await this.credentialHeaders();
         res = await this.once(r, creds);
       }
-      this.stats.lastStatus = res.statusCode ?? 0;
+      this.stats.lastStatus = res.statusCode;
       this.stats.lastLatencyMs = this.clock.now() - started;
       return res;
     } catch (e) {
@@ -266,79 +298,95 @@ export class Target {
   }
 
   private once(r: UpstreamRequest, creds: HeaderList): Promise<UpstreamResponse> {
-    const headers: Record<string, string | string[]> = {};
-    const add = (n: string, v: string): void => {
-      const cur = headers[n];
-      if (cur === undefined) headers[n] = v;
-      else headers[n] = Array.isArray(cur) ? [...cur, v] : [cur, v];
+    const headers: string[] = [];
+    // Content-Length goes to undici as the body's length (it checks the body against it).
+    let contentLength: string | undefined;
+    for (const [n, v] of r.headers) {
+      if (!FRAMING_HEADERS.has(n)) headers.push(n, v);
+      else if (n === 'content-length') contentLength = v;
+    }
+    for (const [n, v] of creds) headers.push(n, v);
+    headers.push('host', this.hostHeader);
+    if (contentLength !== undefined && !Buffer.isBuffer(r.body)) headers.push('content-length', contentLength);
+    // undici's abort signal may be any emitter: one per request is cheaper than an AbortController,
+    // and `why` tells a deadline from a cancel, whatever error undici reports for the abort.
+    const abort = new EventEmitter();
+    let why: 'timeout' | 'cancelled' | undefined;
+    const stop = (reason: 'timeout' | 'cancelled'): void => {
+      if (why) return;
+      why = reason;
+      abort.emit('abort');
     };
-    for (const [n, v] of r.headers) add(n, v);
-    for (const [n, v] of creds) headers[n] = v;
-    headers.host = this.hostHeader;
-    if (Buffer.isBuffer(r.body)) headers['content-length'] = String(r.body.length);
-    // Node frames a streamed body with chunked encoding by default except for GET, HEAD, DELETE,
-    // OPTIONS (it would write the bytes unframed): say so explicitly for those.
-    else if (r.body !== null && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      let settled = false;
-      const req = httpsRequest({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: `${this.basePath}${r.path}`, headers });
-      const headTimer = this.clock.setTimeout(() => {
-        req.destroy(Object.assign(new Error(`no answer within ${r.timeoutMs} ms`), { code: 'UEMLINK_TIMEOUT' }));
-      }, r.timeoutMs);
-      const onAbort = (): void => {
-        req.destroy(Object.assign(new Error('the request was cancelled'), { code: 'UEMLINK_CANCELLED' }));
-      };
-      if (r.signal.aborted) onAbort();
-      r.signal.addEventListener('abort', onAbort, { once: true });
-      // Idle timeout for the whole exchange, body included (a stalled body must end too).
-      req.setTimeout(r.timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${r.timeoutMs} ms`), { code: 'UEMLINK_TIMEOUT' })));
-      req.on('response', (res: UpstreamResponse) => {
-        settled = true;
-        // Read now: once the body is consumed a keep-alive socket goes back to the pool.
-        if (r.capturePeerCert) {
-          const raw = (res.socket as TLSSocket | null)?.getPeerCertificate?.().raw;
-          if (raw) res.peerCertDer = raw;
-        }
-        this.clock.clearTimeout(headTimer);
-        res.on('close', () => r.signal.removeEventListener('abort', onAbort));
-        resolve(res);
-      });
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        this.clock.clearTimeout(headTimer);
-        if (settled) return; // body errors surface on the response stream
-        settled = true;
-        r.signal.removeEventListener('abort', onAbort);
-        void this.classify(e).then(reject);
-      });
-      if (r.body === null) req.end();
-      else if (Buffer.isBuffer(r.body)) req.end(r.body);
-      else {
-        r.body.on('error', (e) => req.destroy(e));
-        r.body.pipe(req);
-      }
-    });
+    const onCancel = (): void => stop('cancelled');
+    r.signal.addEventListener('abort', onCancel, { once: true });
+    // The deadline for the answer's head runs on our clock; after it, undici's bodyTimeout ends a
+    // body that stalls (no data for timeoutMs).
+    const headTimer = this.clock.setTimeout(() => stop('timeout'), r.timeoutMs);
+    if (r.signal.aborted) stop('cancelled');
+    return this.pool
+      .request({
+        method: r.method as 'GET',
+        path: `${this.basePath}${r.path}`,
+        headers,
+        body: r.body,
+        signal: abort,
+        headersTimeout: r.timeoutMs,
+        bodyTimeout: r.timeoutMs,
+        responseHeaders: 'raw',
+      })
+      .then(
+        (res) => {
+          this.clock.clearTimeout(headTimer);
+          res.body.once('close', () => r.signal.removeEventListener('abort', onCancel));
+          // Destroying an unread body (the client left) makes undici emit an abort error on it; with
+          // no listener that would crash the process. Readers still get errors through their own.
+          res.body.on('error', ignore);
+          const out: UpstreamResponse = { statusCode: res.statusCode, rawHeaders: res.headers as unknown as string[], body: res.body };
+          if (r.capturePeerCert && this.peerCertDer) out.peerCertDer = this.peerCertDer;
+          return out;
+        },
+        async (e: NodeJS.ErrnoException) => {
+          this.clock.clearTimeout(headTimer);
+          r.signal.removeEventListener('abort', onCancel);
+          throw await this.classify(e, why, r.timeoutMs);
+        },
+      );
   }
 
-  private async classify(e: NodeJS.ErrnoException): Promise<UpstreamError> {
+  private async classify(e: NodeJS.ErrnoException, why: 'timeout' | 'cancelled' | undefined, timeoutMs: number): Promise<UpstreamError> {
     const where = `${this.baseUrl.host}`;
-    if (e.code === 'UEMLINK_CANCELLED') return new UpstreamError('cancelled', 499, 'cancelled by the client');
-    if (e.code === 'UEMLINK_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: ${e.message}`, undefined, e.code);
+    if (why === 'cancelled') return new UpstreamError('cancelled', 499, 'cancelled by the client');
+    if (why === 'timeout' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
+      return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, undefined, e.code);
+    }
+    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, undefined, e.code);
     if (isTlsError(e)) {
       const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
       const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
       return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, cert, e.code);
     }
-    if (e.code?.startsWith('HPE_') || e.code === 'ERR_INVALID_HTTP_RESPONSE') return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response (${e.code})`);
-    const why: Record<string, string> = {
+    if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new UpstreamError('upstream_headers_too_large', 502, `${where} sent response headers larger than 16 KiB`, undefined, e.code);
+    // undici's parser errors do not always carry an HPE_ code: their name says what they are.
+    if (e.name === 'HTTPParserError' || e.code?.startsWith('HPE_') || e.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || e.code === 'UND_ERR_INFO') {
+      const what = e.message.replace(/^Response does not match the HTTP\/1\.1 protocol /, '');
+      return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response ${what}`, undefined, e.code);
+    }
+    if (e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED' || e.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+      return new UpstreamError('upstream_protocol', 502, `the request cannot be sent to ${where}: ${e.message}`, undefined, e.code);
+    }
+    const reasons: Record<string, string> = {
       ECONNREFUSED: 'connection refused',
       ENOTFOUND: 'host name not found (DNS)',
       EAI_AGAIN: 'DNS lookup failed',
       EHOSTUNREACH: 'host unreachable',
       ENETUNREACH: 'network unreachable',
       ECONNRESET: 'connection reset before the answer',
+      // undici's name for a connection the UEM closed before answering
+      UND_ERR_SOCKET: 'connection reset before the answer',
+      UND_ERR_CLOSED: 'connection closed before the answer',
       EPIPE: 'connection closed while sending',
     };
-    return new UpstreamError('upstream_unreachable', 502, `${where}: ${why[e.code ?? ''] ?? e.message}`, undefined, e.code);
+    return new UpstreamError('upstream_unreachable', 502, `${where}: ${reasons[e.code ?? ''] ?? e.message}`, undefined, e.code);
   }
 
   /**
@@ -347,13 +395,12 @@ export class Target {
    */
   async checkHealth(timeoutMs = 10_000): Promise<TargetHealth> {
     const started = this.clock.now();
-    const ac = new AbortController();
     let h: TargetHealth;
     try {
-      const res = await this.send({ method: 'GET', path: this.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: ac.signal, timeoutMs, capturePeerCert: true });
+      const res = await this.send({ method: 'GET', path: this.healthPath ?? '/', headers: [['accept', 'application/json']], body: null, signal: new Cancel(), timeoutMs, capturePeerCert: true });
       const raw = res.peerCertDer;
-      res.resume();
-      h = { reachable: true, status: res.statusCode ?? 0, latencyMs: this.clock.now() - started, checkedAt: new Date(this.clock.now()).toISOString() };
+      res.body.resume();
+      h = { reachable: true, status: res.statusCode, latencyMs: this.clock.now() - started, checkedAt: new Date(this.clock.now()).toISOString() };
       // A resumed TLS session may not expose the certificate again: it is the one seen before.
       if (raw) h.peerCert = certInfo(new X509Certificate(raw));
       else if (this.health?.peerCert) h.peerCert = this.health.peerCert;
@@ -367,7 +414,7 @@ export class Target {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.pool.destroy().catch(() => {});
     this.credentials.oauth?.close();
   }
 }

@@ -1,0 +1,202 @@
+/**
+ * Target.send against a real HTTPS server with a CA made here: the HTTP client's contract that the
+ * relay builds on (keep-alive, framing, errors with stable codes, cancellation, and no crash when an
+ * answer is dropped unread).
+ */
+import { expect } from 'chai';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { Cancel } from '../../src/common/cancel.js';
+import { createTestPki } from '../../src/common/pki.js';
+import { Target, UpstreamError, type UpstreamRequest } from '../../src/connector/targets/target.js';
+
+const pki = createTestPki(['localhost', '127.0.0.1']);
+
+function targetFor(port: number, timeoutMs = 5000): Target {
+  return Target.resolve(
+    { id: 't', baseUrl: `https://127.0.0.1:${port}/base`, auth: { type: 'none' }, tls: { ca: pki.caCertPem }, timeoutMs, maxConcurrent: 4, allow: [] } as never,
+    { where: 't', origin: 'local' },
+  );
+}
+
+function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return { method: 'GET', path: '/x', headers: [['accept', 'application/json']], body: null, signal: new Cancel(), timeoutMs: 5000, ...over };
+}
+
+async function text(r: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+async function failure(p: Promise<unknown>): Promise<UpstreamError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).to.be.instanceOf(UpstreamError);
+    return e as UpstreamError;
+  }
+  throw new Error('expected the request to fail');
+}
+
+describe('Target.send (HTTP client to the UEM)', () => {
+  let server: Server;
+  let port: number;
+  let tlsConnections = 0;
+  const seen: Array<{ method: string; url: string; headers: Record<string, string | string[] | undefined>; body: string }> = [];
+
+  before(async () => {
+    server = createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, (rq, rs) => {
+      const parts: Buffer[] = [];
+      rq.on('data', (c: Buffer) => parts.push(c));
+      rq.on('end', () => {
+        seen.push({ method: rq.method!, url: rq.url!, headers: rq.headers, body: Buffer.concat(parts).toString('utf8') });
+        if (rq.url === '/base/big') {
+          rs.writeHead(200, { 'content-type': 'application/octet-stream' });
+          rs.end(Buffer.alloc(4 * 1024 * 1024, 7));
+          return;
+        }
+        if (rq.url === '/base/never') return; // no answer at all
+        rs.writeHead(200, [['content-type', 'application/json'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']]);
+        rs.end(JSON.stringify({ url: rq.url }));
+      });
+    });
+    server.on('secureConnection', () => tlsConnections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('keeps one TLS connection alive across sequential requests, under the base path, with raw headers in order', async () => {
+    const t = targetFor(port);
+    const before = tlsConnections;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await t.send(req({ path: `/x?i=${i}` }));
+        expect(res.statusCode).to.equal(200);
+        expect(JSON.parse(await text(res.body))).to.deep.equal({ url: `/base/x?i=${i}` });
+        if (i === 0) expect(res.rawHeaders.filter((_, k) => k % 2 === 0 && res.rawHeaders[k]!.toLowerCase() === 'set-cookie').length).to.equal(2);
+      }
+      // undici may open a second connection when a request is queued in the moment the first
+      // connection is finishing the previous answer; without keep-alive this would be 20.
+      expect(tlsConnections - before).to.be.within(1, 2);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('streams a body of unknown length chunked (any method), and drops Expect and a stray Content-Length on a buffered body', async () => {
+    const t = targetFor(port);
+    try {
+      seen.length = 0;
+      await text((await t.send(req({ method: 'POST', headers: [['expect', '100-continue']], body: Readable.from([Buffer.from('ab'), Buffer.from('cd')]) }))).body);
+      await text((await t.send(req({ method: 'PUT', headers: [['content-length', '999']], body: Buffer.from('hello') }))).body);
+      expect(seen[0]).to.deep.include({ method: 'POST', body: 'abcd' });
+      expect(seen[0]!.headers['transfer-encoding']).to.equal('chunked');
+      expect(seen[0]!.headers.expect).to.equal(undefined);
+      expect(seen[1]).to.deep.include({ method: 'PUT', body: 'hello' });
+      expect(seen[1]!.headers['content-length']).to.equal('5');
+    } finally {
+      t.close();
+    }
+  });
+
+  it('survives an answer dropped unread (the client left): no crash, and the next request works', async () => {
+    const t = targetFor(port);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await t.send(req({ path: '/big' }));
+        // undici emits an abort error on a body destroyed unread; the relay does that when the client
+        // has left, and with no listener it once took the connector down (seen in the benchmark).
+        expect(res.body.listenerCount('error'), 'error listeners on the body').to.be.greaterThan(0);
+        res.body.destroy();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await t.send(req());
+      expect(res.statusCode).to.equal(200);
+      await text(res.body);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('cancel before the answer gives cancelled (499); no answer in time gives upstream_timeout (504)', async () => {
+    const t = targetFor(port);
+    try {
+      const cancel = new Cancel();
+      const p = t.send(req({ path: '/never', signal: cancel }));
+      setTimeout(() => cancel.abort(), 100);
+      expect(await failure(p)).to.include({ code: 'cancelled', status: 499 });
+      const e = await failure(t.send(req({ path: '/never', timeoutMs: 300 })));
+      expect(e).to.include({ code: 'upstream_timeout', status: 504 });
+      expect(e.message).to.match(/no answer within 300 ms/);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('names a refused connection upstream_unreachable, and a CA it does not trust upstream_tls with the certificate', async () => {
+    const closed = createHttpsServer({ key: pki.keyPem, cert: pki.certPem });
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const freePort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const t = targetFor(freePort);
+    const other = createTestPki(['127.0.0.1'], { caName: 'Some other CA' });
+    const stranger = createHttpsServer({ key: other.keyPem, cert: other.certPem }, (_q, s) => s.end('x'));
+    await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', r));
+    const t2 = targetFor((stranger.address() as AddressInfo).port);
+    try {
+      const e = await failure(t.send(req()));
+      expect(e).to.include({ code: 'upstream_unreachable', status: 502 });
+      expect(e.message).to.match(/connection refused/);
+      const tls = await failure(t2.send(req()));
+      expect(tls).to.include({ code: 'upstream_tls', status: 502 });
+      expect(tls.message).to.match(/not signed by a trusted CA/);
+      expect(tls.peerCert?.issuer).to.match(/Some other CA/);
+    } finally {
+      t.close();
+      t2.close();
+      await new Promise<void>((r) => stranger.close(() => r()));
+    }
+  });
+
+  describe('a UEM that speaks broken HTTP (raw TLS server)', () => {
+    let raw: TlsServer;
+    let rawPort: number;
+    before(async () => {
+      raw = createTlsServer({ key: pki.keyPem, cert: pki.certPem }, (s: TLSSocket) => {
+        s.once('data', (d: Buffer) => {
+          const path = d.toString('latin1').split(' ')[1];
+          if (path === '/base/huge-head') {
+            const lines = Array.from({ length: 40 }, (_, i) => `x-filler-${i}: ${'h'.repeat(1000)}\r\n`).join('');
+            s.end(`HTTP/1.1 200 OK\r\n${lines}Content-Length: 2\r\n\r\nok`);
+          } else if (path === '/base/reset') s.destroy();
+          else s.end('HTTP/1.1 2OO BANANA\r\nContent-Length: yes\r\n\r\nnot http');
+        });
+        s.on('error', () => {});
+      });
+      await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+      rawPort = (raw.address() as AddressInfo).port;
+    });
+    after(() => new Promise<void>((r) => raw.close(() => r())));
+
+    for (const [path, code] of [
+      ['/huge-head', 'upstream_headers_too_large'],
+      ['/malformed', 'upstream_protocol'],
+      ['/reset', 'upstream_unreachable'],
+    ] as const) {
+      it(`${path}: ${code}`, async () => {
+        const t = targetFor(rawPort);
+        try {
+          const e = await failure(t.send(req({ path })));
+          expect(e).to.include({ code, status: 502 });
+          expect(e.message).to.include(`127.0.0.1:${rawPort}`);
+        } finally {
+          t.close();
+        }
+      });
+    }
+  });
+});
