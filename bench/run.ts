@@ -539,6 +539,10 @@ async function profile(): Promise<void> {
     windows['get-c64'] = { fromUs: from, toUs: us(), note: `${g.rps} req/s, p99 ${g.p99Ms} ms` };
     await sleep(300);
     from = us();
+    const g1 = await runWrk({ url: `${e.base}/small`, connections: 1, durationS: Math.min(DURATION, 5), headers: e.headers });
+    windows['get-c1'] = { fromUs: from, toUs: us(), note: `${g1.rps} req/s, p50 ${g1.p50Ms} ms` };
+    await sleep(300);
+    from = us();
     const d = await download(e, SIZE);
     windows.download = { fromUs: from, toUs: us(), note: `${d.mibps} MiB/s` };
     await sleep(300);

@@ -21,6 +21,21 @@ describe('connector audit log', () => {
     expect(statSync(file).mode & 0o777).to.equal(0o600);
   });
 
+  it('writes a line within moments on its own (gathered, not held until close), and keeps appending after a restart', async () => {
+    const dir = tempDir('uemlink-audit-');
+    const file = join(dir, 'audit.log');
+    const log = createAuditLog({ file, maxBytes: 1 << 20, maxFiles: 3 });
+    log.record(entry(1));
+    expect(readFileSync(file, 'utf8'), 'nothing written synchronously').to.equal('');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readFileSync(file, 'utf8').trim().split('\n')).to.have.length(1);
+    await log.close();
+    const again = createAuditLog({ file, maxBytes: 1 << 20, maxFiles: 3 });
+    again.record(entry(2));
+    await again.close();
+    expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path)).to.deep.equal(['/API/mdm/devices/1?token=…', '/API/mdm/devices/2?token=…']);
+  });
+
   it('rotates by size, keeping maxFiles files in all, newest first, and never a line split in two', async () => {
     const dir = tempDir('uemlink-audit-');
     const file = join(dir, 'audit.log');
