@@ -23,10 +23,12 @@ import {
 } from './codes.js';
 import {
   FRAME_HEADER_SIZE,
+  FrameType,
   MAX_STREAM_ID,
   PING_PAYLOAD_SIZE,
   decodeMessage,
   encodeFrameParts,
+  encodeHeader,
   jsonPayload,
   type Frame,
   type StreamFrame,
@@ -96,6 +98,8 @@ export interface SessionEvents {
 }
 
 /** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
+const noop = (): void => {};
+
 export const BATCH_BYTES = 256 * 1024;
 
 /** The largest WebSocket message a receiver with these limits must accept. */
@@ -231,7 +235,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   // ---- StreamHost (called by MuxStream) -------------------------------------------------------
 
-  queueData(s: MuxStream, chunk: Buffer, cb: (err?: Error | null) => void): void {
+  queueData(s: MuxStream, chunks: readonly Buffer[], cb: (err?: Error | null) => void): void {
     if (!this.streams.has(s.id) || !canSend(s.status, 'data')) {
       cb(new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} can no longer send data`));
       return;
@@ -240,11 +244,20 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       cb(new Error('respond() must be called before writing a response body'));
       return;
     }
-    if (chunk.length === 0) {
+    const last = chunks.length - 1;
+    let queued = false;
+    for (let i = 0; i <= last; i++) {
+      const chunk = chunks[i]!;
+      if (chunk.length === 0) continue;
+      s.pending.push({ chunk, offset: 0, cb: i === last ? cb : noop });
+      queued = true;
+    }
+    if (!queued) {
       cb();
       return;
     }
-    s.pending.push({ chunk, offset: 0, cb });
+    // An empty last chunk: the callback rides on the last one with bytes.
+    if (chunks[last]!.length === 0) s.pending[s.pending.length - 1]!.cb = cb;
     if (s.sendWindow.size > 0) this.ready.add(s);
     this.pump();
   }
@@ -591,21 +604,33 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     for (const cb of done) cb();
   }
 
-  /** Sends one DATA frame (or the END) of a stream; returns whether it has more to send now. */
+  /**
+   * Sends one DATA frame (or the END) of a stream; returns whether it has more to send now. Queued
+   * chunks are joined into one frame up to the credit and the peer's frame size; the pieces stay
+   * separate buffers until flush() assembles the message (no extra copy).
+   */
   private sendSome(s: MuxStream, maxFrame: number, done: Array<(err?: Error | null) => void>): boolean {
     if (!this.streams.has(s.id)) return false;
-    const head = s.pending[0];
-    if (head) {
-      const n = Math.min(head.chunk.length - head.offset, s.sendWindow.size, maxFrame);
-      if (n === 0) return false; // out of credit; a WINDOW frame re-adds it
-      const data = head.offset === 0 && n === head.chunk.length ? head.chunk : head.chunk.subarray(head.offset, head.offset + n);
-      s.sendWindow.spend(n);
-      head.offset += n;
-      this.enqueue({ kind: 'data', streamId: s.id, data });
-      if (head.offset === head.chunk.length) {
-        s.pending.shift();
-        done.push(head.cb);
+    if (s.pending.length > 0) {
+      let room = Math.min(s.sendWindow.size, maxFrame);
+      if (room === 0) return false; // out of credit; a WINDOW frame re-adds it
+      const parts: Buffer[] = [Buffer.alloc(0)]; // [0]: the header, once the length is known
+      let n = 0;
+      while (room > 0 && s.pending.length > 0) {
+        const head = s.pending[0]!;
+        const take = Math.min(head.chunk.length - head.offset, room);
+        parts.push(head.offset === 0 && take === head.chunk.length ? head.chunk : head.chunk.subarray(head.offset, head.offset + take));
+        head.offset += take;
+        n += take;
+        room -= take;
+        if (head.offset === head.chunk.length) {
+          s.pending.shift();
+          done.push(head.cb);
+        }
       }
+      s.sendWindow.spend(n);
+      parts[0] = encodeHeader(FrameType.DATA, s.id, n);
+      this.enqueueParts(parts);
       return s.pending.length > 0 ? s.sendWindow.size > 0 : s.pendingEnd !== undefined;
     }
     const end = s.pendingEnd;
@@ -620,8 +645,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   }
 
   private enqueue(f: Frame): void {
+    this.enqueueParts(encodeFrameParts(f));
+  }
+
+  private enqueueParts(parts: Buffer[]): void {
     if (this._state === 'closed') return;
-    const parts = encodeFrameParts(f);
     let size = 0;
     for (const p of parts) size += p.length;
     if (this.outBytes > 0 && this.outBytes + size > BATCH_BYTES) this.flush();

@@ -50,10 +50,10 @@ export function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition
  * A session whose peer is the test itself: `send` injects raw frames, `frames` records what the
  * session sent, decoded.
  */
-export function rawPeer(role: 'cloud' | 'connector', limits: Partial<Limits> = {}, heartbeatMs = 0) {
+export function rawPeer(role: 'cloud' | 'connector', limits: Partial<Limits> = {}, heartbeatMs = 0, remoteLimits: Partial<Limits> = {}) {
   const [mine, theirs] = memoryPair();
   const local: Limits = { ...DEFAULT_LIMITS, ...limits };
-  const session = new MuxSession({ role, transport: mine, local, remote: DEFAULT_LIMITS, heartbeatMs });
+  const session = new MuxSession({ role, transport: mine, local, remote: { ...DEFAULT_LIMITS, ...remoteLimits }, heartbeatMs });
   attachTransport(session, mine);
   const frames: Frame[] = [];
   let closedWith: { code: number; reason: string } | undefined;

@@ -138,6 +138,25 @@ describe('session', () => {
     expect(Buffer.concat(parts).equals(body)).to.equal(true);
   });
 
+  it('joins body chunks written while out of credit into DATA frames up to the peer frame size, bytes in order', async () => {
+    const peer = rawPeer('connector', {}, 0, { initialWindow: 1024, maxFrameSize: 4096 });
+    const chunks = Array.from({ length: 64 }, (_, i) => pattern(500, i));
+    peer.session.on('stream', (st: MuxStream) => {
+      st.respond({ status: 200, headers: [] });
+      for (const c of chunks) st.write(c);
+      st.end();
+    });
+    peer.send({ kind: 'open', streamId: 1, json: jsonPayload({ ...head(), method: 'GET' }) }, { kind: 'end', streamId: 1 });
+    const data = (): Buffer[] => peer.frames.flatMap((f) => (f.kind === 'data' ? [f.data] : []));
+    await waitFor(() => data().reduce((a, d) => a + d.length, 0) === 1024, 2000, 'the first window');
+    peer.send({ kind: 'window', streamId: 1, increment: 64 * 500 });
+    await waitFor(() => peer.frames.some((f) => f.kind === 'end' && f.streamId === 1), 2000, 'END');
+    expect(Buffer.concat(data()).equals(Buffer.concat(chunks)), 'bytes in order').to.equal(true);
+    expect(Math.max(...data().map((d) => d.length)), 'largest frame').to.equal(4096);
+    // 32,000 bytes: three frames for the first window, then ~8 full frames; one per write would be 64+.
+    expect(data().length, 'DATA frames').to.be.lessThan(16);
+  });
+
   it('refuses streams beyond the peer limit locally, and beyond ours with REFUSED_STREAM', async () => {
     const p = sessionPair({ connector: { maxConcurrentStreams: 2 } });
     p.connector.on('stream', () => {});
