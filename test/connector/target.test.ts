@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { Cancel } from '../../src/common/cancel.js';
 import { createTestPki } from '../../src/common/pki.js';
 import { Target, UpstreamError, type UpstreamRequest } from '../../src/connector/targets/target.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 const pki = createTestPki(['localhost', '127.0.0.1']);
 
@@ -31,15 +32,7 @@ async function text(r: Readable): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-async function failure(p: Promise<unknown>): Promise<UpstreamError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(UpstreamError);
-    return e as UpstreamError;
-  }
-  throw new Error('expected the request to fail');
-}
+const failure = (p: Promise<unknown>): Promise<UpstreamError> => rejectionOf(p, UpstreamError);
 
 describe('Target.send (HTTP client to the UEM)', () => {
   let server: Server;

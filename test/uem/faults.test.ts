@@ -11,6 +11,7 @@ import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/s
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir, until } from '../helpers/procs.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 interface Reply {
   status: number;
@@ -40,15 +41,7 @@ function raw(port: number, ca: string, method: string, path: string, headers: Re
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<UemError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(UemError);
-    return e as UemError;
-  }
-  throw new Error('expected a UemError');
-}
+const rejection = (p: Promise<unknown>): Promise<UemError> => rejectionOf(p, UemError);
 
 async function ids(adapter: UemAdapter, group: UemGroup): Promise<string[]> {
   const out: string[] = [];

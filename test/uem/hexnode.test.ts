@@ -10,6 +10,7 @@ import type { HexnodeState } from '../../src/uem/simulator/hexnode.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 function fakeClock(start = Date.now()): Clock & { advance(ms: number): void } {
   let now = start;
@@ -95,15 +96,7 @@ async function collect(it: AsyncIterable<{ devices: UemDevice[] }>): Promise<{ d
   return { devices, pages };
 }
 
-async function rejection(p: Promise<unknown>): Promise<UemError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(UemError);
-    return e as UemError;
-  }
-  throw new Error('expected a UemError');
-}
+const rejection = (p: Promise<unknown>): Promise<UemError> => rejectionOf(p, UemError);
 
 /** Follows `next` from `path` to the end; returns every item and the pages seen. */
 async function walk(sim: RunningSimulator, path: string): Promise<{ items: any[]; pages: Reply[] }> {

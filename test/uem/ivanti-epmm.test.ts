@@ -9,6 +9,7 @@ import type { IvantiEpmmState } from '../../src/uem/simulator/ivanti-epmm.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const SPACE = 'adminDeviceSpaceId=1';
@@ -108,15 +109,7 @@ async function collect(it: AsyncIterable<DevicePage>): Promise<{ devices: UemDev
   return { devices, pages };
 }
 
-async function rejection(p: Promise<unknown>): Promise<UemError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(UemError);
-    return e as UemError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejection = (p: Promise<unknown>): Promise<UemError> => rejectionOf(p, UemError);
 
 const label = (id: number, name: string): UemGroup => ({ id: String(id), name, kind: 'label', parentId: null });
 

@@ -7,6 +7,7 @@ import { NEVER, type WsDevice } from '../../src/uem/simulator/workspace-one-data
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 /** The direct route to the simulator (the one the cloud uses without a connector). */
 function simTarget(sim: RunningSimulator): Target {
@@ -35,15 +36,7 @@ async function collect(it: AsyncIterable<{ devices: UemDevice[] }>): Promise<{ d
   return { devices, pages };
 }
 
-async function rejection(p: Promise<unknown>): Promise<UemError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(UemError);
-    return e as UemError;
-  }
-  throw new Error('expected a UemError');
-}
+const rejection = (p: Promise<unknown>): Promise<UemError> => rejectionOf(p, UemError);
 
 const og = (id: number): UemGroup => ({ id: String(id), name: `og ${id}`, kind: 'organization', parentId: null });
 
