@@ -1,7 +1,8 @@
 /**
  * A target at run time: its trust, credentials, keep-alive connection pool and the one function that
- * sends a request to it. Errors come back as UpstreamError with the relay's stable codes
- * (upstream_unreachable, upstream_tls, upstream_timeout, upstream_auth, upstream_protocol).
+ * sends a request to it (undici's Pool). Errors come back as UpstreamError with the relay's stable
+ * codes (upstream_unreachable, upstream_tls, upstream_timeout, upstream_auth, upstream_protocol,
+ * upstream_headers_too_large).
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -92,7 +93,6 @@ const ignore = (): void => {};
 const KEEP_ALIVE_MS = 10_000;
 /** Headers that must not reach undici as they are: it frames the body and handles 100-continue itself. */
 const FRAMING_HEADERS = new Set(['content-length', 'expect']);
-
 
 export type TargetOrigin = 'local' | 'cloud';
 
