@@ -155,6 +155,32 @@ describe('Target.send (HTTP client to the UEM)', () => {
     }
   });
 
+  it('reaches a UEM by address under its certificate name (tls.serverName), over IPv6 too, and shows the certificate in health', async () => {
+    const named = createTestPki(['uem.internal'], { caName: 'Named CA' });
+    const srv = createHttpsServer({ key: named.keyPem, cert: named.certPem }, (_q, s) => s.end('{}'));
+    await new Promise<void>((r) => srv.listen(0, '::1', r));
+    const p = (srv.address() as AddressInfo).port;
+    const make = (serverName?: string): Target =>
+      Target.resolve(
+        { id: 'n', baseUrl: `https://[::1]:${p}`, auth: { type: 'none' }, tls: { ca: named.caCertPem, ...(serverName ? { serverName } : {}) }, timeoutMs: 5000, maxConcurrent: 2, allow: [] } as never,
+        { where: 'n', origin: 'local' },
+      );
+    const good = make('uem.internal');
+    const bad = make();
+    try {
+      const h = await good.checkHealth();
+      expect(h).to.include({ reachable: true, status: 200 });
+      expect(h.peerCert?.subject).to.match(/uem\.internal/);
+      expect(h.peerCert?.issuer).to.match(/Named CA/);
+      const e = await failure(bad.send(req()));
+      expect(e).to.include({ code: 'upstream_tls' });
+    } finally {
+      good.close();
+      bad.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
   describe('a UEM that speaks broken HTTP (raw TLS server)', () => {
     let raw: TlsServer;
     let rawPort: number;
