@@ -6,11 +6,11 @@
  *
  *   npm run bench:sync [-- --devices 50000] [--cloud-node-options "--max-old-space-size=320"]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSimulator } from '../src/uem/simulator/server.js';
 import { makeConnector, startCloud, tempDir, until } from '../test/helpers/procs.js';
-import { cloudNodeOptions } from './lib.js';
+import { cloudNodeOptions, rssMiB } from './lib.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name);
@@ -18,14 +18,6 @@ const arg = (name: string, def: number): number => {
 };
 const DEVICES = arg('--devices', 50_000);
 const CLOUD_NODE_OPTIONS = cloudNodeOptions();
-
-function rssMiB(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
 
 async function main(): Promise<void> {
   const t0 = Date.now();

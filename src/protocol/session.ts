@@ -97,9 +97,9 @@ export interface SessionEvents {
   close: [info: SessionClose];
 }
 
-/** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
 const noop = (): void => {};
 
+/** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
 export const BATCH_BYTES = 256 * 1024;
 
 /** The largest WebSocket message a receiver with these limits must accept. */
