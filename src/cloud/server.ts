@@ -31,6 +31,7 @@ import { FailureLimiter } from '../common/rate-limit.js';
 import { InMemoryRegistry, type SessionRegistry } from './registry.js';
 import { openCloudStore, type CloudStore } from './state.js';
 import { TunnelServer } from './tunnel-server.js';
+import { BATCH_BYTES } from '../protocol/session.js';
 
 export const TUNNEL_PATH = '/api/v1/tunnel';
 
@@ -160,7 +161,13 @@ export class CloudServer {
       if (isRelayUrl(req.url ?? '')) relayListener(req, res);
       else app(req, res);
     };
-    const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, listener) : createHttpServer(listener);
+    // Client sockets buffer up to one tunnel message (BATCH_BYTES) before pushing back: with Node's
+    // 16 KiB default, a relayed download left in one write per 16 KiB DATA frame (8,100 system calls
+    // per 128 MiB instead of ~640; docs/performance.md). Flow-control windows still bound the total.
+    const highWaterMark = BATCH_BYTES;
+    const server = config.tls
+      ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key, highWaterMark }, listener)
+      : createHttpServer({ highWaterMark }, listener);
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];
