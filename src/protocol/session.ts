@@ -37,11 +37,16 @@ import { parseGoAway, parseRequestHead, parseResponseHead, type GoAway, type Lim
 import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js';
 import { MuxStream, type StreamHost } from './stream.js';
 import type { WindowTuning } from './flow.js';
+import { MessagePool } from './message-pool.js';
 
 /** What a session needs from the thing that carries its messages. */
 export interface Transport {
-  /** Queues one binary message. */
-  send(message: Buffer): void;
+  /**
+   * Queues one binary message. `sent`, if given, is called once when the message has left the
+   * process (written to the socket, or dropped with it): only then may its buffer be reused. A
+   * transport that cannot tell never calls it.
+   */
+  send(message: Buffer, sent?: () => void): void;
   /** Bytes queued by send() and not yet written to the network. */
   readonly bufferedAmount: number;
   /** Closing handshake with a close code. */
@@ -101,6 +106,9 @@ const noop = (): void => {};
 
 /** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
 export const BATCH_BYTES = 256 * 1024;
+
+/** Assembled messages of bulk transfers are built in recycled buffers (message-pool.ts). */
+export const messagePool = new MessagePool(BATCH_BYTES, 8);
 
 /** The largest WebSocket message a receiver with these limits must accept. */
 export function maxMessageSize(local: Limits): number {
@@ -667,11 +675,21 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private flush(): void {
     if (this.outBytes === 0 || this._state === 'closed') return;
-    const msg = this.outParts.length === 1 ? this.outParts[0]! : Buffer.concat(this.outParts, this.outBytes);
-    this._bytesOut += msg.length;
+    const parts = this.outParts;
+    const total = this.outBytes;
+    this._bytesOut += total;
     this.outParts = [];
     this.outBytes = 0;
-    this.transport.send(msg);
+    if (parts.length === 1) return this.transport.send(parts[0]!);
+    const pooled = messagePool.assemble(parts, total);
+    if (!pooled) return this.transport.send(Buffer.concat(parts, total));
+    let given = false;
+    this.transport.send(pooled.message, () => {
+      // Once only: a buffer given back twice would be handed to two messages at once.
+      if (given) return;
+      given = true;
+      messagePool.release(pooled.backing);
+    });
   }
 
   // ---- bookkeeping ------------------------------------------------------------------------------

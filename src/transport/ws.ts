@@ -61,9 +61,13 @@ export class WsTransport implements Transport {
     return !this.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  send(message: Buffer): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(message, { binary: true }, this.afterSend);
+  send(message: Buffer, sent?: () => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      sent?.(); // nothing holds it
+      return;
+    }
+    // ws calls back once the socket has taken the bytes (or failed): then the buffer is free.
+    this.ws.send(message, { binary: true }, sent ? (): void => (sent(), this.afterSend()) : this.afterSend);
   }
 
   private readonly afterSend = (): void => {

@@ -20,10 +20,23 @@ export class MemoryTransport implements Transport {
     this.handlers = h;
   }
 
-  send(message: Buffer): void {
+  /**
+   * Hold the sender's buffer until delivery and copy it only then (calling `sent` after the copy),
+   * as a socket with a backlog does: a sender that reuses a buffer too early corrupts the message.
+   */
+  copyOnDeliver = false;
+  private sentCallbacks = new Map<Buffer, () => void>();
+
+  send(message: Buffer, sent?: () => void): void {
     if (this.closed) return;
-    // Copy: the sender may reuse its buffers, a real socket would have copied them too.
-    this.queue.push(Buffer.from(message));
+    if (this.copyOnDeliver) {
+      this.queue.push(message);
+      if (sent) this.sentCallbacks.set(message, sent);
+    } else {
+      // Copy: the sender may reuse its buffers, a real socket would have copied them too.
+      this.queue.push(Buffer.from(message));
+      sent?.();
+    }
     this.queued += message.length;
     this.sentMessages++;
     this.schedule();
@@ -44,8 +57,14 @@ export class MemoryTransport implements Transport {
 
   private deliver(): void {
     while (this.queue.length > 0 && !this.stalled && !this.closed) {
-      const m = this.queue.shift()!;
-      this.queued -= m.length;
+      const held = this.queue.shift()!;
+      this.queued -= held.length;
+      const m = this.copyOnDeliver ? Buffer.from(held) : held;
+      const sent = this.sentCallbacks.get(held);
+      if (sent) {
+        this.sentCallbacks.delete(held);
+        sent();
+      }
       this.peer.handlers?.message(m);
     }
     this.handlers?.drain();

@@ -5,7 +5,7 @@ import sinon from 'sinon';
 import { CloseCode, StreamError, StreamResetError } from '../../src/protocol/codes.js';
 import { encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
 import type { RequestHead } from '../../src/protocol/messages.js';
-import type { MuxSession, SessionClose } from '../../src/protocol/session.js';
+import { messagePool, type MuxSession, type SessionClose } from '../../src/protocol/session.js';
 import type { MuxStream } from '../../src/protocol/stream.js';
 import { collect, rawPeer, sessionPair, waitFor } from '../helpers/sessions.js';
 import { frameArb } from './frame.test.js';
@@ -117,6 +117,32 @@ describe('session', () => {
     const got = await collect(stalled!);
     expect(got.length).to.be.greaterThan(window - 1);
     expect(got.every((b) => b === 1)).to.equal(true);
+  });
+
+  it('recycled message buffers are not reused while a transport still holds them', async () => {
+    const p = sessionPair();
+    // Both transports keep the session's buffer until delivery and copy it only then: a buffer
+    // reused before `sent` would arrive overwritten by a later message.
+    p.cloudT.copyOnDeliver = true;
+    p.connectorT.copyOnDeliver = true;
+    echoServer(p.connector);
+    const body = pattern(8 * 1024 * 1024 + 123, 5);
+    const st = p.cloud.openStream(head('/bulk'));
+    let off = 0;
+    const source = new Readable({
+      read() {
+        if (off >= body.length) return void this.push(null);
+        const n = Math.min(40 * 1024, body.length - off);
+        this.push(body.subarray(off, off + n));
+        off += n;
+      },
+    });
+    source.pipe(st);
+    const r = await responseOf(st);
+    expect(r.body.length).to.equal(body.length);
+    expect(r.body.equals(body)).to.equal(true);
+    // The pool was in use (buffers came back to it), and nothing is left out.
+    expect(messagePool.freeCount).to.be.greaterThan(0);
   });
 
   it('a slow reader receives every byte in order (credit is returned as it reads)', async () => {

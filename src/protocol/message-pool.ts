@@ -1,0 +1,56 @@
+/**
+ * Reusable buffers for the large tunnel messages a session assembles from its frames.
+ *
+ * A bulk transfer sends a ~256 KiB message every few hundred microseconds. Allocating each one
+ * fresh is cheap in itself, but it is memory outside V8's heap, and V8 answers a fast-growing
+ * external allocation with "external memory pressure" collections: ~10 full mark-compacts per
+ * 128 MiB on the sending side (docs/performance.md). Recycling a handful of buffers removes that
+ * allocation from the data path.
+ *
+ * A buffer comes back only when the transport says the message has left the process (written to
+ * the socket, or the socket is gone); until then it is not touched. Transports that cannot say so
+ * never give buffers back, and the pool just allocates.
+ */
+
+/** Messages smaller than this are assembled with Buffer.concat (Node's slab allocator is cheaper). */
+export const POOL_MIN_BYTES = 16 * 1024;
+
+export class MessagePool {
+  private readonly free: Buffer[] = [];
+  /** Buffers handed out and not yet given back (for tests and the heap check). */
+  outstanding = 0;
+
+  /**
+   * @param bufferBytes size of every pooled buffer; larger messages are not pooled.
+   * @param maxFree buffers kept for reuse at most (the rest are left to the garbage collector), so
+   *   a burst does not pin memory for ever.
+   */
+  constructor(
+    readonly bufferBytes: number,
+    private readonly maxFree: number,
+  ) {}
+
+  get freeCount(): number {
+    return this.free.length;
+  }
+
+  /**
+   * Concatenates `parts` (`total` bytes) into a pooled buffer. Returns the message (a view of
+   * `total` bytes) and the buffer to give back once it is sent, or undefined when this message is
+   * not worth pooling or too large.
+   */
+  assemble(parts: readonly Buffer[], total: number): { message: Buffer; backing: Buffer } | undefined {
+    if (total < POOL_MIN_BYTES || total > this.bufferBytes) return undefined;
+    const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes);
+    let off = 0;
+    for (const p of parts) off += p.copy(backing, off);
+    this.outstanding++;
+    return { message: backing.subarray(0, total), backing };
+  }
+
+  /** Gives a buffer from assemble() back. Call exactly once, after the message has left. */
+  release(backing: Buffer): void {
+    this.outstanding--;
+    if (backing.length === this.bufferBytes && this.free.length < this.maxFree) this.free.push(backing);
+  }
+}
