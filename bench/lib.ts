@@ -69,6 +69,16 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** read and write system calls of one process so far (/proc/PID/io; 0 once it is gone). */
+export function syscalls(pid: number): number {
+  try {
+    const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return Number(/^syscr: (\d+)/m.exec(t)?.[1] ?? 0) + Number(/^syscw: (\d+)/m.exec(t)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** `pid` and all its descendants (scan of /proc; this kernel has no task/children files). */
 export function processTree(pid: number): number[] {
   const parent = new Map<number, number>();
@@ -163,6 +173,8 @@ export interface Watched {
 
 export interface ProcFigures {
   cpuS: number;
+  /** read + write system calls (socket and file I/O) over the interval. */
+  syscalls: number;
   rssBaseMiB: number;
   rssPeakMiB: number;
   rssGrowthMiB: number;
@@ -175,6 +187,7 @@ export interface ProcFigures {
 export class ProcSampler {
   private readonly pids: Map<string, number[]>;
   private readonly cpu0 = new Map<string, number>();
+  private readonly sys0 = new Map<string, number>();
   private readonly base = new Map<string, number>();
   private readonly peak = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
@@ -188,6 +201,7 @@ export class ProcSampler {
       const c = ps.reduce((a, p) => a + cpuSeconds(p), 0);
       const r = ps.reduce((a, p) => a + rssMiB(p), 0);
       this.cpu0.set(n, c);
+      this.sys0.set(n, ps.reduce((a, p) => a + syscalls(p), 0));
       this.base.set(n, r);
       this.peak.set(n, r);
       this.cpuSeries.set(n, []);
@@ -218,7 +232,8 @@ export class ProcSampler {
       const cpu = ps.reduce((a, p) => a + cpuSeconds(p), 0) - this.cpu0.get(n)!;
       const base = this.base.get(n)!;
       const peak = this.peak.get(n)!;
-      out[n] = { cpuS: round(cpu, 2), rssBaseMiB: round(base, 1), rssPeakMiB: round(peak, 1), rssGrowthMiB: round(peak - base, 1) };
+      const sys = ps.reduce((a, p) => a + syscalls(p), 0) - this.sys0.get(n)!;
+      out[n] = { cpuS: round(cpu, 2), syscalls: sys, rssBaseMiB: round(base, 1), rssPeakMiB: round(peak, 1), rssGrowthMiB: round(peak - base, 1) };
     }
     return out;
   }

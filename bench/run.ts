@@ -199,6 +199,8 @@ interface Cell {
   backendCpuS: number;
   /** Relay CPU per unit: ms per 1,000 requests, or s per GiB. */
   relayCpuPerUnit: number;
+  /** read + write system calls of the relaying processes per request, or per MiB. */
+  relaySyscallsPerUnit: number;
   /** New TLS connections at the backend per 1,000 requests (keep-alive at work: ~0). */
   backendConnsPer1k: number;
   cloudCpuS?: number;
@@ -217,6 +219,8 @@ function summarise(runs: RunRecord[]): Record<WorkloadId, Record<Way, Cell>> {
       const rs = runs.filter((r) => r.workload === w.id && r.way === way && !r.error);
       const relay = (r: RunRecord): number => (way === 'uemlink' ? r.procs.cloud!.cpuS + r.procs.connector!.cpuS : way === 'ssh' ? r.procs.ssh!.cpuS : 0);
       const units = (r: RunRecord): number => (r.get ? r.get.requests / 1000 : r.transfer!.mib / 1024);
+      const relaySys = (r: RunRecord): number => (way === 'uemlink' ? r.procs.cloud!.syscalls + r.procs.connector!.syscalls : way === 'ssh' ? r.procs.ssh!.syscalls : 0);
+      const perSys = (r: RunRecord): number => (r.get ? r.get.requests : r.transfer!.mib);
       const c: Cell = {
         n: rs.length,
         perRound: rs.map((r) => (r.get ? r.get.rps : r.transfer!.mibps)),
@@ -224,6 +228,7 @@ function summarise(runs: RunRecord[]): Record<WorkloadId, Record<Way, Cell>> {
         relayCpuS: round(mean(rs.map(relay)), 2),
         backendCpuS: round(mean(rs.map((r) => r.procs.backend!.cpuS)), 2),
         relayCpuPerUnit: round(mean(rs.map((r) => relay(r) / units(r))) * (w.kind === 'get' ? 1000 : 1), 2),
+        relaySyscallsPerUnit: round(mean(rs.map((r) => relaySys(r) / perSys(r))), 2),
         backendConnsPer1k: round(mean(rs.map((r) => ((r.backendConns?.connections ?? 0) * 1000) / Math.max(1, r.backendConns?.requests ?? 0))), 1),
       };
       if (w.kind === 'get') {
@@ -304,20 +309,20 @@ function printReport(s: Record<WorkloadId, Record<Way, Cell>>, ratios: Record<st
   for (const w of WORKLOADS.filter((x) => x.kind === 'get')) {
     for (const way of WAYS) {
       const c = s[w.id][way];
-      getRows.push([`${w.connections} conn  ${LABEL[way]}`, c.rps ?? 'n/a', c.p50Ms ?? 'n/a', c.p99Ms ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, c.backendConnsPer1k, c.errors]);
+      getRows.push([`${w.connections} conn  ${LABEL[way]}`, c.rps ?? 'n/a', c.p50Ms ?? 'n/a', c.p99Ms ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, way === 'direct' ? '-' : c.relaySyscallsPerUnit, c.backendConnsPer1k, c.errors]);
     }
   }
-  log(table(['workload', 'req/s', 'p50 ms', 'p99 ms', 'req/s per round', 'relay CPU ms/1k req', 'backend TLS conns/1k req', 'errors'], getRows));
+  log(table(['workload', 'req/s', 'p50 ms', 'p99 ms', 'req/s per round', 'relay CPU ms/1k req', 'relay syscalls/req', 'backend TLS conns/1k req', 'errors'], getRows));
 
   log(`\n${SIZE} MiB transfers (curl; mean of ${ROUNDS} rounds)`);
   const tRows: Array<Array<string | number>> = [];
   for (const w of WORKLOADS.filter((x) => x.kind !== 'get')) {
     for (const way of WAYS) {
       const c = s[w.id][way];
-      tRows.push([`${w.id}  ${LABEL[way]}`, c.mibps ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, c.errors]);
+      tRows.push([`${w.id}  ${LABEL[way]}`, c.mibps ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, way === 'direct' ? '-' : c.relaySyscallsPerUnit, c.errors]);
     }
   }
-  log(table(['workload', 'MiB/s', 'MiB/s per round', 'relay CPU s/GiB', 'errors'], tRows));
+  log(table(['workload', 'MiB/s', 'MiB/s per round', 'relay CPU s/GiB', 'relay syscalls/MiB', 'errors'], tRows));
 
   log('\nuemlink processes per run (mean CPU seconds; max RSS growth over the run and peak RSS)');
   const pRows: Array<Array<string | number>> = [];
