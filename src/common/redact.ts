@@ -26,11 +26,14 @@ const PATTERNS: Array<[RegExp, string]> = [
 class SecretRegistry {
   private values = new Set<string>();
   private sorted: string[] = [];
+  /** Changes whenever the set of secrets does, so caches of redacted text know to start over. */
+  generation = 0;
 
   /** Registers a secret value so it is scrubbed from all output. Short values are ignored (too noisy). */
   add(value: string | undefined | null): void {
     if (!value || value.length < 6 || this.values.has(value)) return;
     this.values.add(value);
+    this.generation++;
     // Longest first, so a secret containing another is scrubbed whole.
     this.sorted = [...this.values].sort((a, b) => b.length - a.length);
   }
@@ -43,6 +46,7 @@ class SecretRegistry {
 
   /** For tests: forget everything. */
   clear(): void {
+    this.generation++;
     this.values.clear();
     this.sorted = [];
   }

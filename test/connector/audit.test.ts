@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAuditLog } from '../../src/connector/audit.js';
+import { auditPath, createAuditLog } from '../../src/connector/audit.js';
+import { REDACTED, secrets } from '../../src/common/redact.js';
 import { tempDir } from '../helpers/procs.js';
 
 const entry = (i: number) => ({ tenant: 'acme', target: 'ws1', method: 'GET', path: `/API/mdm/devices/${i}?token=SECRET-${i}`, status: 200, bytesIn: 0, bytesOut: 10, durationMs: 1, connectorId: 'cn_x' });
@@ -19,6 +20,18 @@ describe('connector audit log', () => {
     expect(lines[1]!.time).to.match(/^\d{4}-\d\d-\d\dT/);
     expect(readFileSync(file, 'utf8')).to.not.contain('SECRET');
     expect(statSync(file).mode & 0o777).to.equal(0o600);
+  });
+
+  it('redacts a secret in a path even when that path was seen before the secret was registered', () => {
+    const secret = 'sk-live-0f9e8d7c6b5a';
+    const path = `/API/keys/${secret}/devices`;
+    // (the secret stays registered: other tests' output never contains it)
+    expect(auditPath(path)).to.equal(path); // not a secret yet (and now remembered)
+    expect(auditPath(`${path}?page=2&token=abc`)).to.equal(`${path}?page=…&token=…`);
+    secrets.add(secret);
+    expect(auditPath(path)).to.equal(`/API/keys/${REDACTED}/devices`);
+    expect(auditPath(`${path}?page=2`)).to.equal(`/API/keys/${REDACTED}/devices?page=…`);
+    expect(auditPath('/x/Bearer abcdefgh')).to.equal(`/x/Bearer ${REDACTED}`); // patterns as before
   });
 
   it('writes a line within moments on its own (gathered, not held until close), and keeps appending after a restart', async () => {

@@ -14,7 +14,7 @@ import type { Request } from 'express';
 import { systemClock, type Clock } from '../../src/common/clock.js';
 import { silentLogger } from '../../src/common/log.js';
 import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
-import { safeEqual } from '../../src/common/safe-equal.js';
+import { matchesConfiguredSecret, safeEqual } from '../../src/common/safe-equal.js';
 import type { CloudConfig } from '../../src/cloud/config.js';
 import { CloudServer } from '../../src/cloud/server.js';
 import { TunnelError, type Connected } from '../../src/connector/tunnel-client.js';
@@ -147,6 +147,23 @@ describe('hostile input: authentication', function () {
       expect(safeEqual('é', 'ab')).to.equal(false); // same UTF-8 byte length, different string lengths
       expect(safeEqual('éa', 'ab')).to.equal(false); // same string length, different UTF-8 byte lengths
       expect(safeEqual('', 'x')).to.equal(false);
+    });
+
+    it('matchesConfiguredSecret accepts only the exact token and never throws on multi-byte input', () => {
+      const secret = 'Zq9-admin-token-0123456789';
+      expect(matchesConfiguredSecret(secret, secret)).to.equal(true);
+      expect(matchesConfiguredSecret(`${secret.slice(0, -1)}8`, secret)).to.equal(false); // last byte differs
+      expect(matchesConfiguredSecret(`x${secret.slice(1)}`, secret)).to.equal(false); // first byte differs
+      expect(matchesConfiguredSecret(secret.slice(0, -1), secret)).to.equal(false);
+      expect(matchesConfiguredSecret(`${secret}x`, secret)).to.equal(false);
+      expect(matchesConfiguredSecret('', secret)).to.equal(false);
+      // same string length, more UTF-8 bytes; and same UTF-8 byte length, fewer characters
+      expect(() => matchesConfiguredSecret(`é${secret.slice(1)}`, secret)).to.not.throw();
+      expect(matchesConfiguredSecret(`é${secret.slice(1)}`, secret)).to.equal(false);
+      expect(matchesConfiguredSecret(`é${secret.slice(2)}`, secret)).to.equal(false);
+      // a second configured secret does not disturb the first
+      expect(matchesConfiguredSecret('another-secret-value-xyz', 'another-secret-value-xyz')).to.equal(true);
+      expect(matchesConfiguredSecret(secret, secret)).to.equal(true);
     });
 
     it('the local page\'s CSRF check refuses (never throws on) a form token with multi-byte characters', () => {
