@@ -398,7 +398,9 @@ describe('e2e: relay (real processes, real TLS)', function () {
 
       // Upload through a streaming body (chunked, no length) under the relay's 1 MiB limit… is refused,
       // so raise nothing: send 900 KiB in chunks.
-      const payload = Buffer.alloc(900 * 1024, 7);
+      // Varying bytes, so that a message buffer reused too early (message-pool.ts) cannot go unnoticed.
+      const payload = Buffer.alloc(900 * 1024);
+      for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + (i >> 12)) & 0xff;
       const up2 = await relay('acme/bulk/upload', {
         method: 'POST',
         body: new ReadableStream({
