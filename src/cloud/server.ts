@@ -163,7 +163,8 @@ export class CloudServer {
     };
     // Client sockets buffer up to one tunnel message (BATCH_BYTES) before pushing back: with Node's
     // 16 KiB default, a relayed download left in one write per 16 KiB DATA frame (8,100 system calls
-    // per 128 MiB instead of ~640; docs/performance.md). Flow-control windows still bound the total.
+    // per 128 MiB instead of ~640; docs/performance.md). The cost: a client that reads slowly holds up
+    // to 240 KiB more of its response here; the stream's window still bounds the rest.
     const highWaterMark = BATCH_BYTES;
     const server = config.tls
       ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key, highWaterMark }, listener)

@@ -12,12 +12,9 @@
  * never give buffers back, and the pool just allocates.
  */
 
-/** Messages smaller than this are assembled with Buffer.concat (Node's slab allocator is cheaper). */
-export const POOL_MIN_BYTES = 16 * 1024;
-
 export class MessagePool {
   private readonly free: Buffer[] = [];
-  /** Buffers handed out and not yet given back (for tests and the heap check). */
+  /** Buffers handed out and not yet given back (for tests). */
   outstanding = 0;
 
   /**
@@ -35,12 +32,22 @@ export class MessagePool {
   }
 
   /**
+   * Smaller messages are assembled with Buffer.concat, as before: a message holds its whole pooled
+   * buffer until it is written, and a session may have 1 MiB of messages waiting, so pooling small
+   * ones would multiply that memory. From half a buffer up it at most doubles (bulk transfers fill
+   * their messages to BATCH_BYTES anyway).
+   */
+  get minBytes(): number {
+    return this.bufferBytes / 2;
+  }
+
+  /**
    * Concatenates `parts` (`total` bytes) into a pooled buffer. Returns the message (a view of
    * `total` bytes) and the buffer to give back once it is sent, or undefined when this message is
    * not worth pooling or too large.
    */
   assemble(parts: readonly Buffer[], total: number): { message: Buffer; backing: Buffer } | undefined {
-    if (total < POOL_MIN_BYTES || total > this.bufferBytes) return undefined;
+    if (total < this.minBytes || total > this.bufferBytes) return undefined;
     const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes);
     let off = 0;
     for (const p of parts) off += p.copy(backing, off);

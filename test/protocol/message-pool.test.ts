@@ -1,19 +1,20 @@
 import { expect } from 'chai';
-import { MessagePool, POOL_MIN_BYTES } from '../../src/protocol/message-pool.js';
+import { MessagePool } from '../../src/protocol/message-pool.js';
 
 const parts = (sizes: number[], seed: number): Buffer[] => sizes.map((n, k) => Buffer.alloc(n, (seed + k) & 0xff));
 
 describe('message pool', () => {
-  it('leaves small and oversized messages to Buffer.concat', () => {
+  it('leaves messages under half a buffer, and oversized ones, to Buffer.concat', () => {
     const pool = new MessagePool(64 * 1024, 2);
     expect(pool.assemble(parts([100, 200], 1), 300)).to.equal(undefined);
+    expect(pool.assemble(parts([16 * 1024, 16 * 1024 - 1], 1), 32 * 1024 - 1)).to.equal(undefined);
     expect(pool.assemble(parts([40 * 1024, 40 * 1024], 1), 80 * 1024)).to.equal(undefined);
     expect(pool.outstanding).to.equal(0);
   });
 
   it('assembles the parts in order into a view of exactly the message size', () => {
     const pool = new MessagePool(64 * 1024, 2);
-    const ps = parts([9, POOL_MIN_BYTES, 7, 20_000], 3);
+    const ps = parts([9, 32 * 1024, 7, 20_000], 3);
     const total = ps.reduce((a, p) => a + p.length, 0);
     const got = pool.assemble(ps, total)!;
     expect(got.message.length).to.equal(total);
@@ -23,15 +24,16 @@ describe('message pool', () => {
 
   it('reuses a buffer only after it was given back, and keeps at most maxFree', () => {
     const pool = new MessagePool(64 * 1024, 1);
-    const a = pool.assemble(parts([POOL_MIN_BYTES], 1), POOL_MIN_BYTES)!;
-    const b = pool.assemble(parts([POOL_MIN_BYTES], 2), POOL_MIN_BYTES)!;
+    const n = pool.minBytes;
+    const a = pool.assemble(parts([n], 1), n)!;
+    const b = pool.assemble(parts([n], 2), n)!;
     expect(b.backing).to.not.equal(a.backing); // a is still out
     expect(a.message.every((x) => x === 1)).to.equal(true);
     pool.release(a.backing);
     pool.release(b.backing); // over maxFree: dropped
     expect(pool.freeCount).to.equal(1);
     expect(pool.outstanding).to.equal(0);
-    const c = pool.assemble(parts([POOL_MIN_BYTES], 3), POOL_MIN_BYTES)!;
+    const c = pool.assemble(parts([n], 3), n)!;
     expect(c.backing).to.equal(a.backing);
     expect(c.message.every((x) => x === 3)).to.equal(true);
   });
