@@ -414,14 +414,19 @@ async function bench(): Promise<void> {
   const ssh = await startSshTunnel(backend.port);
   const ep = endpoints(backend, uem, ssh);
   const file = uploadFile(tmp, SIZE);
+  const warmDir = join(tmp, 'warm-up');
+  mkdirSync(warmDir);
+  const warmFile = uploadFile(warmDir, 64);
   const w = watched(backend, uem, ssh);
   try {
     // Warm-up: JIT, keep-alive pools, TLS sessions, the tunnel's windows.
     for (const way of WAYS) {
       await runWrk({ url: `${ep[way].base}/small`, connections: 16, durationS: 2, headers: ep[way].headers });
-      // Large enough for the JIT to settle on the transfer path (the first 256 MiB through a cold
-      // relay runs ~30 % slower); the same for the three ways.
+      // Large enough for the JIT to settle on each transfer path (the first 128 MiB through a cold
+      // relay runs ~30 % slower, and a download does not warm the upload path); the same for the
+      // three ways.
       for (let i = 0; i < 3; i++) await download(ep[way], 64);
+      for (let i = 0; i < 3; i++) await upload(ep[way], 64, warmFile, warmDir);
     }
     await sleep(500);
     const idle = new ProcSampler(w);
