@@ -4,10 +4,13 @@
  * the cloud misbehaves, and drain with requests in flight.
  */
 import { expect } from 'chai';
-import { getEventListeners } from 'node:events';
+import { createHash } from 'node:crypto';
+import { getEventListeners, once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudServer } from '../../src/cloud/server.js';
+import { createTestPki } from '../../src/common/pki.js';
+import { messagePool } from '../../src/protocol/session.js';
 import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { sleep, until } from '../helpers/procs.js';
 import { collect } from '../helpers/sessions.js';
@@ -46,6 +49,55 @@ describe('relay (in-process cloud and connector)', function () {
     expect(bad.status).to.equal(400);
     const none = await cloud.relay.fetch('globex', 'ws1', '/x');
     expect(none.status).to.equal(404);
+  });
+
+  it('over a TLS tunnel (wss), large bodies cross intact both ways (recycled message buffers are never reused early)', async () => {
+    const pki = createTestPki(['127.0.0.1', 'localhost']);
+    const tlsCloud = await startInprocCloud({ tls: { cert: pki.certPem, key: pki.keyPem } });
+    const size = 24 * 1024 * 1024;
+    // Varying bytes: a message buffer reused before the TLS socket took it would show as corruption.
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) data[i] = (i * 31 + (i >> 12)) & 0xff;
+    const bulk = await startUpstream({
+      handler: async (req, res) => {
+        if (req.url === '/download') {
+          res.writeHead(200, { 'content-length': String(size) });
+          for (let off = 0; off < size; off += 1 << 20) {
+            if (!res.write(data.subarray(off, off + (1 << 20)))) await once(res, 'drain');
+          }
+          res.end();
+          return;
+        }
+        const h = createHash('sha256');
+        let n = 0;
+        for await (const c of req) {
+          h.update(c as Buffer);
+          n += (c as Buffer).length;
+        }
+        res.end(JSON.stringify({ n, sha: h.digest('hex') }));
+      },
+    });
+    let conn: Awaited<ReturnType<typeof startInprocConnector>> | undefined;
+    try {
+      conn = await startInprocConnector(tlsCloud, {
+        targets: [{ id: 'bulk', baseUrl: bulk.baseUrl, auth: { type: 'none' }, tls: { ca: bulk.caPem } }],
+        extra: { cloud: { caFile: 'cloud-ca.pem' } },
+        files: { 'cloud-ca.pem': pki.caCertPem },
+      });
+      expect(conn.daemon.identity!.cloudUrl).to.match(/^https:/); // so the tunnel is wss://
+      const down = await tlsCloud.relay.fetch('acme', 'bulk', '/download');
+      expect(down.status).to.equal(200);
+      const got = Buffer.from(await down.arrayBuffer());
+      expect(got.length).to.equal(size);
+      expect(got.equals(data)).to.equal(true);
+      const up = await tlsCloud.relay.fetch('acme', 'bulk', '/upload', { method: 'POST', body: data });
+      expect(await up.json()).to.deep.equal({ n: size, sha: createHash('sha256').update(data).digest('hex') });
+      expect(messagePool.freeCount).to.be.greaterThan(0); // the pool was in use
+    } finally {
+      await conn?.daemon.shutdown();
+      await tlsCloud.shutdown();
+      await bulk.close();
+    }
   });
 
   it('a request the cloud opens in the same moment the connector connects is served, not refused', async () => {
