@@ -14,7 +14,7 @@ import { messagePool } from '../../src/protocol/session.js';
 import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { sleep, until } from '../helpers/procs.js';
 import { collect } from '../helpers/sessions.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { answerWithDigest, startUpstream, type Upstream } from '../helpers/upstream.js';
 
 describe('relay (in-process cloud and connector)', function () {
   this.timeout(30_000);
@@ -68,13 +68,7 @@ describe('relay (in-process cloud and connector)', function () {
           res.end();
           return;
         }
-        const h = createHash('sha256');
-        let n = 0;
-        for await (const c of req) {
-          h.update(c as Buffer);
-          n += (c as Buffer).length;
-        }
-        res.end(JSON.stringify({ n, sha: h.digest('hex') }));
+        await answerWithDigest(req, res);
       },
     });
     let conn: Awaited<ReturnType<typeof startInprocConnector>> | undefined;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { OAuth2Server } from 'oauth2-mock-server';
 import { createTestPki } from '../../src/common/pki.js';
 import { ADMIN_TOKEN, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../helpers/procs.js';
-import { echo, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { answerWithDigest, echo, startUpstream, type Upstream } from '../helpers/upstream.js';
 
 interface Started {
   c: Connector;
@@ -375,13 +375,7 @@ describe('e2e: relay (real processes, real TLS)', function () {
           res.end();
           return;
         }
-        const h = createHash('sha256');
-        let n = 0;
-        for await (const c of req) {
-          h.update(c as Buffer);
-          n += (c as Buffer).length;
-        }
-        res.end(JSON.stringify({ n, sha: h.digest('hex') }));
+        await answerWithDigest(req, res);
       });
       await connector([{ id: 'bulk', baseUrl: slowUp.baseUrl, auth: { type: 'none' }, tls: { ca: slowUp.caPem } }]);
       const down = await relay('acme/bulk/download');

@@ -3,6 +3,7 @@
  * records every request it receives (so tests can prove that something did NOT reach it) and lets
  * each test script the answers.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +41,17 @@ export const echo: Handler = async (req, res, seen) => {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
   res.end(out);
 };
+
+/** Reads the whole body and answers {n, sha} (its length and SHA-256, hex): an upload sink that checks integrity. */
+export async function answerWithDigest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const h = createHash('sha256');
+  let n = 0;
+  for await (const c of req) {
+    h.update(c as Buffer);
+    n += (c as Buffer).length;
+  }
+  res.end(JSON.stringify({ n, sha: h.digest('hex') }));
+}
 
 export async function startUpstream(opts: { names?: string[]; pki?: ReturnType<typeof createTestPki>; handler?: Handler } = {}): Promise<Upstream> {
   const pki = opts.pki ?? createTestPki(opts.names ?? ['localhost', '127.0.0.1']);
