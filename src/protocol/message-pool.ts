@@ -14,8 +14,9 @@
 
 export class MessagePool {
   private readonly free: Buffer[] = [];
-  /** Buffers handed out and not yet given back (for tests). */
+  /** Buffers handed out and not yet given back, and messages assembled so far (for tests). */
   outstanding = 0;
+  assembled = 0;
 
   /**
    * @param bufferBytes size of every pooled buffer; larger messages are not pooled.
@@ -52,6 +53,7 @@ export class MessagePool {
     let off = 0;
     for (const p of parts) off += p.copy(backing, off);
     this.outstanding++;
+    this.assembled++;
     return { message: backing.subarray(0, total), backing };
   }
 

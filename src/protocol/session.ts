@@ -622,7 +622,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (s.pending.length > 0) {
       let room = Math.min(s.sendWindow.size, maxFrame);
       if (room === 0) return false; // out of credit; a WINDOW frame re-adds it
-      const parts: Buffer[] = [Buffer.alloc(0)]; // [0]: the header, once the length is known
+      const parts: Buffer[] = []; // the payload pieces; the header goes in front once n is known
       let n = 0;
       while (room > 0 && s.pending.length > 0) {
         const head = s.pending[0]!;
@@ -637,7 +637,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         }
       }
       s.sendWindow.spend(n);
-      parts[0] = encodeHeader(FrameType.DATA, s.id, n);
+      parts.unshift(encodeHeader(FrameType.DATA, s.id, n));
       this.enqueueParts(parts);
       return s.pending.length > 0 ? s.sendWindow.size > 0 : s.pendingEnd !== undefined;
     }

@@ -127,6 +127,7 @@ describe('session', () => {
     p.connectorT.copyOnDeliver = true;
     echoServer(p.connector);
     const body = pattern(8 * 1024 * 1024 + 123, 5);
+    const assembledBefore = messagePool.assembled;
     const st = p.cloud.openStream(head('/bulk'));
     let off = 0;
     const source = new Readable({
@@ -141,7 +142,8 @@ describe('session', () => {
     const r = await responseOf(st);
     expect(r.body.length).to.equal(body.length);
     expect(r.body.equals(body)).to.equal(true);
-    // The pool was in use (buffers came back to it), and nothing is left out.
+    // This transfer went through the pool, and its buffers came back to it.
+    expect(messagePool.assembled).to.be.greaterThan(assembledBefore);
     expect(messagePool.freeCount).to.be.greaterThan(0);
   });
 
