@@ -135,6 +135,9 @@ export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) =
     schema: CloudState,
     what: 'cloud state',
     empty: () => ({ version: 1, tenants: {}, pairingTokens: [], connectors: {}, revokedCertificates: [], apiKeys: [], managedTargets: [], integrations: [], appPolicies: [] }),
+    // One record per paired connector: at 10,000 the file is ~21 MiB, and a pairing must not
+    // re-copy, re-validate and re-serialize all of it (docs/performance.md).
+    largeMaps: { connectors: ConnectorRecord },
     ...(onLockCompromised ? { onLockCompromised } : {}),
   });
 }

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, chown, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { UemlinkError } from './errors.js';
 
@@ -34,14 +34,18 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   }
 }
 
-/** Atomically writes `content` to `file` with mode 0600. `what` names the file in errors. */
-export async function writePrivateFile(file: string, content: string | Buffer, what = 'file'): Promise<void> {
+/**
+ * Atomically writes `content` to `file` with mode 0600. `what` names the file in errors. A list of
+ * buffers is written as one file without first being copied into one buffer.
+ */
+export async function writePrivateFile(file: string, content: string | Buffer | readonly Buffer[], what = 'file'): Promise<void> {
   const dir = dirname(file);
   const tmp = `${dir}/.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   let fh;
   try {
     fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-    await fh.writeFile(content);
+    if (typeof content === 'string' || Buffer.isBuffer(content)) await fh.writeFile(content);
+    else await writeAll(fh, content);
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -61,5 +65,19 @@ export async function writePrivateFile(file: string, content: string | Buffer, w
     await d.close();
   } catch {
     /* some filesystems cannot open directories; the rename is still atomic */
+  }
+}
+
+/** writev until everything is written (a write may be short; libuv splits at IOV_MAX itself). */
+async function writeAll(fh: FileHandle, parts: readonly Buffer[]): Promise<void> {
+  let rest = parts.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest);
+    if (bytesWritten === 0) throw Object.assign(new Error('no progress writing the file'), { code: 'EIO' });
+    let n = bytesWritten;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
   }
 }

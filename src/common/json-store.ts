@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { formatPath } from './config.js';
 import { UemlinkError } from './errors.js';
 import { ensurePrivateDir, writePrivateFile } from './fs-secure.js';
+import { JsonText, draftOf, freezeDeep } from './large-map.js';
 
 export interface StoreOptions<T> {
   file: string;
@@ -27,6 +28,12 @@ export interface StoreOptions<T> {
   what: string;
   /** Called if the cross-process lock was lost (process stalled past the stale period). */
   onLockCompromised?: (err: Error) => void;
+  /**
+   * Top-level maps (id -> record) that grow with the fleet, each with the schema of one record.
+   * Their records are stored frozen, and update() copies, validates and serializes only the records
+   * a change reads or sets (large-map.ts); the rest of the document is handled whole.
+   */
+  largeMaps?: Partial<Record<keyof T & string, z.ZodType>>;
 }
 
 /** lowdb adapter: atomic, fsynced, 0600 writes; reads that explain what is wrong with a file. */
@@ -35,6 +42,7 @@ export class AtomicJsonFile<T> implements Adapter<T> {
     private readonly file: string,
     private readonly schema: z.ZodType<T>,
     private readonly what: string,
+    private readonly text?: JsonText,
   ) {}
 
   async read(): Promise<T | null> {
@@ -66,7 +74,7 @@ export class AtomicJsonFile<T> implements Adapter<T> {
   }
 
   async write(data: T): Promise<void> {
-    await writePrivateFile(this.file, `${JSON.stringify(data, null, 2)}\n`, this.what);
+    await writePrivateFile(this.file, this.text ? this.text.encode(data as object) : `${JSON.stringify(data, null, 2)}\n`, this.what);
   }
 }
 
@@ -75,9 +83,12 @@ export class JsonStore<T> {
   private stamp: string | undefined;
   private loaded = false;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly largeMaps: [string, z.ZodType][];
 
   constructor(private readonly opts: StoreOptions<T>) {
-    this.db = new Low<T>(new AtomicJsonFile(opts.file, opts.schema, opts.what), opts.empty());
+    this.largeMaps = Object.entries(opts.largeMaps ?? {}) as [string, z.ZodType][];
+    const text = this.largeMaps.length ? new JsonText(new Set(this.largeMaps.map(([k]) => k))) : undefined;
+    this.db = new Low<T>(new AtomicJsonFile(opts.file, opts.schema, opts.what, text), opts.empty());
   }
 
   get file(): string {
@@ -118,17 +129,23 @@ export class JsonStore<T> {
       throw new UemlinkError('STATE_LOCKED', `${this.opts.what} ${this.opts.file} is locked by another process: ${(e as Error).message}`, { cause: e });
     }
     try {
-      await this.reload(await this.fileStamp());
+      // Our own last write needs no re-reading: another writer would have changed the stamp (it
+      // replaces the file: new inode, and its own size and mtime).
+      const stamp = await this.fileStamp();
+      if (!this.loaded || stamp !== this.stamp) await this.reload(stamp);
       // Work on a copy: if fn throws halfway, the in-memory document stays as on disk.
-      const draft = structuredClone(this.db.data);
+      const { draft, done } = this.draft(this.db.data);
       const result = fn(draft);
-      const checked = this.opts.schema.safeParse(draft);
-      if (!checked.success) {
-        const i = checked.error.issues[0]!;
-        throw new Error(`internal: refusing to write invalid ${this.opts.what}: ${formatPath(i.path)}: ${i.message}`);
-      }
+      const changed = done();
+      this.validate(draft, changed);
       this.db.data = draft;
-      await this.db.write();
+      try {
+        await this.db.write();
+      } catch (e) {
+        this.loaded = false; // memory is ahead of the file: the next use reads the file again
+        throw e;
+      }
+      this.freezeLarge(draft, changed);
       this.stamp = await this.fileStamp();
       return result;
     } finally {
@@ -136,10 +153,74 @@ export class JsonStore<T> {
     }
   }
 
+  /**
+   * A copy of the document for one change. `done` puts plain maps back in place of the drafts and
+   * says, per large map, which records may have changed (all of them if the change replaced the map).
+   */
+  private draft(base: T): { draft: T; done: () => Changed } {
+    if (this.largeMaps.length === 0) return { draft: structuredClone(base), done: () => new Map() };
+    const draft: Record<string, unknown> = {};
+    const maps: [string, ReturnType<typeof draftOf>][] = [];
+    for (const [k, v] of Object.entries(base as object)) {
+      if (this.opts.largeMaps?.[k as keyof T & string] && isObject(v)) {
+        const d = draftOf(v);
+        draft[k] = d.draft;
+        maps.push([k, d]);
+      } else draft[k] = structuredClone(v);
+    }
+    return {
+      draft: draft as T,
+      done: () => {
+        const changed: Changed = new Map();
+        for (const [k, d] of maps) {
+          if (draft[k] !== d.draft) continue; // replaced whole: every record counts as changed
+          draft[k] = d.copy;
+          changed.set(k, d.touched);
+        }
+        return changed;
+      },
+    };
+  }
+
+  /** Records of large map `k` that may have changed: the touched keys, or all when unknown. */
+  private static changedKeys(map: Record<string, unknown>, k: string, changed: Changed): Iterable<string> {
+    return changed.get(k) ?? Object.keys(map);
+  }
+
+  /** Refuses to write an invalid document: the small part whole, in large maps the changed records. */
+  private validate(draft: T, changed: Changed): void {
+    const fail = (path: PropertyKey[], message: string): never => {
+      throw new Error(`internal: refusing to write invalid ${this.opts.what}: ${formatPath(path)}: ${message}`);
+    };
+    const small: Record<string, unknown> = { ...(draft as object) };
+    for (const [k] of this.largeMaps) if (isObject(small[k])) small[k] = {};
+    const checked = this.opts.schema.safeParse(small);
+    if (!checked.success) fail(checked.error.issues[0]!.path, checked.error.issues[0]!.message);
+    for (const [k, schema] of this.largeMaps) {
+      const map = (draft as Record<string, unknown>)[k];
+      if (!isObject(map)) continue;
+      for (const id of JsonStore.changedKeys(map, k, changed)) {
+        if (!Object.hasOwn(map, id)) continue; // deleted
+        const rec = map[id];
+        if (isObject(rec) && Object.isFrozen(rec)) continue; // a stored record, unchanged
+        const r = schema.safeParse(rec);
+        if (!r.success) fail([k, id, ...r.error.issues[0]!.path], r.error.issues[0]!.message);
+      }
+    }
+  }
+
+  private freezeLarge(doc: T, changed: Changed = new Map()): void {
+    for (const [k] of this.largeMaps) {
+      const map = (doc as Record<string, unknown>)[k];
+      if (isObject(map)) for (const id of JsonStore.changedKeys(map, k, changed)) freezeDeep(map[id]);
+    }
+  }
+
   private async reload(stampNow: string | undefined): Promise<void> {
     // lowdb keeps its old data when the adapter finds no file; a missing file means "empty".
     if (stampNow === undefined) this.db.data = this.opts.empty();
     else await this.db.read();
+    this.freezeLarge(this.db.data);
     this.stamp = stampNow;
     this.loaded = true;
   }
@@ -152,4 +233,11 @@ export class JsonStore<T> {
       return undefined;
     }
   }
+}
+
+/** Per large map, the keys whose records a change read or set. */
+type Changed = Map<string, ReadonlySet<string>>;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object';
 }

@@ -1,0 +1,129 @@
+/**
+ * Helpers for the large maps of a JSON document (the cloud's `connectors`: one record per paired
+ * connector, ~2 KiB each with its certificate). At 10,000 connectors the whole document is ~21 MiB;
+ * copying, validating and serializing all of it for every pairing blocked the cloud's event loop for
+ * ~470 ms (docs/performance.md). These let an update touch only the records it reads:
+ *
+ * - `draftOf` gives update() a copy of a map whose records are deep-copied the first time the change
+ *   reads them; records it never reads stay the stored objects.
+ * - Stored records are deep-frozen (`freezeDeep`): what is frozen is known valid and unchanged, so
+ *   update() validates only unfrozen records, and `JsonText` reuses their serialized text. Freezing
+ *   also turns an accidental in-place change of stored state (which would never reach the file) into
+ *   an error at the line that does it.
+ */
+
+/** Freezes a JSON value and everything in it; returns it. */
+export function freezeDeep<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || Object.isFrozen(v)) return v;
+  Object.freeze(v);
+  for (const k of Object.keys(v)) freezeDeep((v as Record<string, unknown>)[k]);
+  return v;
+}
+
+/**
+ * A draft of `base` for one change: reading a record (get, descriptor, Object.values/entries, spread)
+ * replaces it in the draft by a deep copy first, so the change can never touch the stored record.
+ * `copy` is the plain object behind the proxy, which becomes the new map once the change is done;
+ * `touched` the keys the change read, set or deleted (only there can it differ from the stored map).
+ */
+export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>; copy: Record<string, V>; touched: ReadonlySet<string> } {
+  const copy: Record<string, V> = { ...base };
+  // Keys whose value already belongs to the draft: copied on read, or assigned by the change.
+  const own = new Set<string>();
+  const ensureOwn = (k: string | symbol): void => {
+    if (typeof k !== 'string' || own.has(k) || !Object.hasOwn(copy, k)) return;
+    own.add(k);
+    const v = copy[k];
+    if (v !== null && typeof v === 'object') copy[k] = structuredClone(v);
+  };
+  const draft = new Proxy(copy, {
+    get(t, k, r) {
+      ensureOwn(k);
+      return Reflect.get(t, k, r) as unknown;
+    },
+    getOwnPropertyDescriptor(t, k) {
+      ensureOwn(k);
+      return Reflect.getOwnPropertyDescriptor(t, k);
+    },
+    defineProperty(t, k, d) {
+      if (typeof k === 'string') own.add(k);
+      return Reflect.defineProperty(t, k, d);
+    },
+    set(t, k, v, r) {
+      if (typeof k === 'string') own.add(k);
+      return Reflect.set(t, k, v, r);
+    },
+    deleteProperty(t, k) {
+      if (typeof k === 'string') own.add(k);
+      return Reflect.deleteProperty(t, k);
+    },
+  });
+  return { draft, copy, touched: own };
+}
+
+/**
+ * `JSON.stringify(doc, null, 2)` plus a newline, byte for byte, as a list of Buffers (written with
+ * one writev, never joined), for a document some of
+ * whose top-level keys are large maps. The encoded entry of each frozen record is remembered for as
+ * long as the record lives (frozen records cannot change, so it stays true); a write then copies
+ * remembered bytes instead of serializing and UTF-8 encoding ~21 MiB again.
+ */
+export class JsonText {
+  private readonly entries = new WeakMap<object, { key: string; bytes: Buffer }>();
+
+  constructor(private readonly largeMaps: ReadonlySet<string>) {}
+
+  encode(doc: object): Buffer[] {
+    const out: Buffer[] = [];
+    let first = true;
+    for (const [key, v] of Object.entries(doc)) {
+      if (this.largeMaps.has(key) && isMap(v)) {
+        out.push(Buffer.from(`${first ? '{\n' : ',\n'}  ${JSON.stringify(key)}: `));
+        this.encodeMap(v, out);
+        first = false;
+        continue;
+      }
+      const text = indent(JSON.stringify(v, null, 2), '\n  ');
+      if (text === undefined) continue;
+      out.push(Buffer.from(`${first ? '{\n' : ',\n'}  ${JSON.stringify(key)}: ${text}`));
+      first = false;
+    }
+    out.push(Buffer.from(first ? '{}\n' : '\n}\n'));
+    return out;
+  }
+
+  private encodeMap(m: Record<string, unknown>, out: Buffer[]): void {
+    let first = true;
+    for (const [key, v] of Object.entries(m)) {
+      let bytes: Buffer | undefined;
+      const cacheable = v !== null && typeof v === 'object' && Object.isFrozen(v);
+      if (cacheable) {
+        const hit = this.entries.get(v);
+        if (hit?.key === key) bytes = hit.bytes;
+      }
+      if (bytes === undefined) {
+        const text = indent(JSON.stringify(v, null, 2), '\n    ');
+        if (text === undefined) continue;
+        bytes = Buffer.from(`    ${JSON.stringify(key)}: ${text}`);
+        if (cacheable) this.entries.set(v, { key, bytes });
+      }
+      out.push(first ? OPEN : COMMA, bytes);
+      first = false;
+    }
+    out.push(first ? EMPTY : CLOSE);
+  }
+}
+
+const OPEN = Buffer.from('{\n');
+const COMMA = Buffer.from(',\n');
+const CLOSE = Buffer.from('\n  }');
+const EMPTY = Buffer.from('{}');
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+}
+
+/** Nested text one level deeper (JSON.stringify gives undefined for undefined and functions). */
+function indent(text: string | undefined, nl: string): string | undefined {
+  return text?.replaceAll('\n', nl);
+}

@@ -1,0 +1,171 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { JsonStore } from '../../src/common/json-store.js';
+import { JsonText, draftOf, freezeDeep } from '../../src/common/large-map.js';
+import { tempDir } from '../helpers/procs.js';
+
+const Rec = z.object({ id: z.string(), n: z.number().int(), tags: z.array(z.string()).default([]), note: z.string().optional() });
+type Rec = z.infer<typeof Rec>;
+const Doc = z.object({ version: z.literal(1), items: z.record(z.string(), Rec), list: z.array(z.string()) });
+type Doc = z.infer<typeof Doc>;
+
+const open = (file: string) =>
+  new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, items: {}, list: [] }), largeMaps: { items: Rec } });
+
+const json = fc.jsonValue({ maxDepth: 3 });
+const bytes = (t: JsonText, doc: object) => Buffer.concat(t.encode(doc)).toString();
+
+describe('large maps of JSON documents', function () {
+  this.timeout(60_000);
+
+  it('JsonText writes exactly what JSON.stringify(doc, null, 2) does, with and without remembered records', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string(), json, { maxKeys: 5 }),
+        fc.dictionary(fc.string(), json, { maxKeys: 12 }),
+        fc.boolean(),
+        (rest, map, freeze) => {
+          const doc: Record<string, unknown> = { ...rest, big: map };
+          if (freeze) for (const v of Object.values(map)) freezeDeep(v);
+          const t = new JsonText(new Set(['big']));
+          const want = `${JSON.stringify(doc, null, 2)}\n`;
+          expect(bytes(t, doc)).to.equal(want);
+          expect(bytes(t, doc), 'second time (remembered entries)').to.equal(want);
+          // The same frozen record under another key is not written with its old key.
+          const keys = Object.keys(map);
+          if (keys.length > 0) {
+            const moved = { ...doc, big: { [`${keys[0]}-moved`]: map[keys[0]!] } };
+            expect(bytes(t, moved)).to.equal(`${JSON.stringify(moved, null, 2)}\n`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a draft copies only the records a change reads; the stored ones stay as they are', () => {
+    const base = { a: freezeDeep({ v: 1, tags: ['x'] }), b: freezeDeep({ v: 2, tags: [] as string[] }), c: freezeDeep({ v: 3, tags: [] as string[] }) };
+    const { draft, copy, touched } = draftOf<{ v: number; tags: string[] }>(base);
+    draft.a!.v = 10;
+    draft.a!.tags.push('y');
+    draft.d = { v: 4, tags: [] };
+    delete draft.c;
+    expect(base.a).to.deep.equal({ v: 1, tags: ['x'] });
+    expect(copy.a).to.deep.equal({ v: 10, tags: ['x', 'y'] });
+    expect(copy.b, 'an unread record is the stored object itself').to.equal(base.b);
+    expect(copy).to.not.have.property('c');
+    expect([...touched].sort()).to.deep.equal(['a', 'c', 'd']);
+    // Reading every record (values, entries, spread) copies every record.
+    const all = draftOf<{ v: number; tags: string[] }>(base);
+    for (const r of Object.values(all.draft)) r.v++;
+    expect(Object.values(base).map((r) => r.v)).to.deep.equal([1, 2, 3]);
+    expect(Object.values(all.copy).map((r) => r.v)).to.deep.equal([2, 3, 4]);
+  });
+
+  it('an update rewrites the file exactly, keeps untouched records as they were, and freezes what is stored', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => {
+      for (let i = 0; i < 50; i++) d.items[`k${i}`] = { id: `k${i}`, n: i, tags: [] };
+    });
+    const before = await s.read();
+    await s.update((d) => {
+      d.items.k7!.n = 700;
+      d.list.push('changed');
+    });
+    const after = await s.read();
+    expect(after.items.k7!.n).to.equal(700);
+    expect(before.items.k7!.n, 'the previous snapshot is not changed under its readers').to.equal(7);
+    expect(after.items.k8, 'a record the change did not read is not copied').to.equal(before.items.k8);
+    expect(readFileSync(file, 'utf8')).to.equal(`${JSON.stringify(after, null, 2)}\n`);
+    expect(() => {
+      (after.items.k8 as Rec).n = 1;
+    }, 'stored records cannot be changed outside update()').to.throw(TypeError);
+    // A fresh store (another process) reads the same document.
+    expect(await open(file).read()).to.deep.equal(after);
+  });
+
+  it('a change that makes a record invalid is refused with its path, and nothing is written', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.items.a = { id: 'a', n: 1, tags: [] }));
+    const text = readFileSync(file, 'utf8');
+    const err = await s
+      .update((d) => {
+        (d.items.a as unknown as { n: string }).n = 'one';
+      })
+      .catch((e: unknown) => e as Error);
+    expect(err).to.be.instanceOf(Error);
+    expect((err as Error).message).to.contain('items.a.n');
+    const added = await s.update((d) => void (d.items.b = { id: 'b' } as Rec)).catch((e: unknown) => e as Error);
+    expect((added as Error).message).to.contain('items.b.n');
+    expect(readFileSync(file, 'utf8')).to.equal(text);
+    expect((await s.read()).items.a!.n).to.equal(1);
+  });
+
+  it('random sequences of changes (some failing) always leave memory and file equal to a plain model', async () => {
+    const Op = fc.oneof(
+      fc.record({ op: fc.constant('set' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), n: fc.integer({ min: -5, max: 5 }) }),
+      fc.record({ op: fc.constant('tag' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), tag: fc.string({ maxLength: 4 }) }),
+      fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom('a', 'b', 'c', 'd') }),
+      fc.record({ op: fc.constant('replace' as const), keys: fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd'), { maxLength: 3 }) }),
+      fc.record({ op: fc.constant('bump-all' as const) }),
+      fc.record({ op: fc.constant('throw' as const), key: fc.constantFrom('a', 'b') }),
+      fc.record({ op: fc.constant('invalid' as const), key: fc.constantFrom('a', 'b') }),
+    );
+    type Op = typeof Op extends fc.Arbitrary<infer X> ? X : never;
+    const apply = (d: Doc, o: Op): void => {
+      switch (o.op) {
+        case 'set':
+          d.items[o.key] = { ...(d.items[o.key] ?? { id: o.key, tags: [] }), n: o.n };
+          return;
+        case 'tag':
+          d.items[o.key]?.tags.push(o.tag);
+          return;
+        case 'delete':
+          delete d.items[o.key];
+          return;
+        case 'replace':
+          d.items = Object.fromEntries(o.keys.map((k) => [k, { id: k, n: 0, tags: [] }]));
+          return;
+        case 'bump-all':
+          for (const r of Object.values(d.items)) r.n++;
+          return;
+        case 'throw':
+          if (d.items[o.key]) d.items[o.key]!.n = 99;
+          throw new Error('change failed');
+        case 'invalid':
+          d.items[o.key] = { id: o.key } as Rec;
+      }
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(Op, { maxLength: 12 }), async (ops) => {
+        const file = join(tempDir(), 'doc.json');
+        const s = open(file);
+        let model: Doc = { version: 1, items: {}, list: [] };
+        for (const o of ops) {
+          const next = structuredClone(model);
+          let ok = true;
+          try {
+            apply(next, o);
+            Doc.parse(next);
+          } catch {
+            ok = false;
+          }
+          const r = await s.update((d) => apply(d, o)).then(
+            () => true,
+            () => false,
+          );
+          expect(r, JSON.stringify(o)).to.equal(ok);
+          if (ok) model = next;
+          expect(await s.read()).to.deep.equal(model);
+          if (ok) expect(JSON.parse(readFileSync(file, 'utf8'))).to.deep.equal(model);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
