@@ -80,12 +80,31 @@ export function createLogger(opts: LoggerOptions): Logger {
   if (opts.file) {
     transports.push(new winston.transports.File({ filename: opts.file.path, maxsize: opts.file.maxBytes ?? 10 * 1024 * 1024, maxFiles: opts.file.maxFiles ?? 5, tailable: true, options: { mode: 0o600 } }));
   }
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level: resolveLevel(opts.level),
     defaultMeta: { component: opts.component },
     format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), redactFormat(), winston.format.json()),
     transports,
   });
+  skipDisabledLevels(logger);
+  return logger;
+}
+
+/**
+ * winston runs its whole format pipeline (timestamp, redaction, JSON) through its streams for every
+ * call and leaves the level to each transport: a debug line at level "warn" cost as much as one that
+ * is written (~2 s of the cloud's CPU while 10,000 connectors connected, docs/performance.md). Calls
+ * at a level no transport takes now stop here; `isLevelEnabled` reads the level at the time of the
+ * call, so a level changed at run time still applies.
+ */
+function skipDisabledLevels(logger: Logger): void {
+  for (const level of LOG_LEVELS) {
+    const write = logger[level] as (...args: unknown[]) => Logger;
+    (logger as unknown as Record<string, unknown>)[level] = function (this: Logger | undefined, ...args: unknown[]): Logger {
+      const self = this ?? logger;
+      return self.isLevelEnabled(level) ? write.apply(self, args) : self;
+    };
+  }
 }
 
 /** A logger that drops everything (library use, tests that do not look at logs). */

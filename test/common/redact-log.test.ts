@@ -75,6 +75,25 @@ describe('redaction and logging', () => {
     expect(c.text()).to.contain('shown').and.not.contain('hidden');
   });
 
+  it('a call below the level is dropped before any formatting; a level raised at run time applies at once', () => {
+    const c = capture();
+    const log = createLogger({ component: 't', stream: c.stream, level: 'warn' });
+    let looked = 0;
+    const meta = {
+      get detail(): string {
+        looked++;
+        return 'x';
+      },
+    };
+    log.debug('hidden', meta);
+    log.info('hidden too', meta);
+    expect(looked, 'redaction and JSON never looked at the meta of a dropped line').to.equal(0);
+    log.level = 'debug';
+    log.debug('now shown', meta);
+    expect(looked).to.be.above(0);
+    expect(c.text()).to.contain('now shown').and.not.contain('hidden');
+  });
+
   it('keeps the last problems, redacted, for status pages', () => {
     const recent = new RecentProblems(3);
     const c = capture();
