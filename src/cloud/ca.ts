@@ -10,7 +10,7 @@
  * their next connection, so nobody has to pair again; once `cloud ca status` shows none left on an
  * old generation, its files can be archived away.
  */
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UemlinkError } from '../common/errors.js';
@@ -27,6 +27,16 @@ interface Generation {
   certificatePem: string;
   keyPem: string;
   x509: X509Certificate;
+  /** x509.publicKey, made once: the getter builds a new KeyObject (~110 µs) on every call. */
+  publicKey: KeyObject;
+}
+
+/** What authentication needs to know of a connector's certificate, worked out once (`inspect`). */
+export interface CertFacts {
+  /** The CA generation that issued it, or undefined if none of ours did. */
+  issuer: number | undefined;
+  validFromMs: number;
+  validToMs: number;
 }
 
 const fileOf = (n: number, kind: 'key' | 'crt'): string => (n === 1 ? `ca.${kind}` : `ca-${n}.${kind}`);
@@ -47,7 +57,7 @@ function loadGeneration(dataDir: string, n: number, key: string, cert: string): 
     if (!createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' }).equals(x509.publicKey.export({ type: 'spki', format: 'der' }))) {
       throw new Error(`${fileOf(n, 'key')} does not belong to ${fileOf(n, 'crt')}`);
     }
-    return { n, certificatePem: cert, keyPem: key, x509 };
+    return { n, certificatePem: cert, keyPem: key, x509, publicKey: x509.publicKey };
   } catch (e) {
     throw new UemlinkError('STATE_CORRUPT', `connector CA generation ${n} in ${dataDir} is unusable: ${(e as Error).message}`, { cause: e });
   }
@@ -62,7 +72,8 @@ function newGeneration(n: number): Generation {
     days: 3650,
     isCa: true,
   });
-  return { n, certificatePem: pem, keyPem: pair.privateKeyPem, x509: new X509Certificate(pem) };
+  const x509 = new X509Certificate(pem);
+  return { n, certificatePem: pem, keyPem: pair.privateKeyPem, x509, publicKey: x509.publicKey };
 }
 
 async function writeGeneration(dataDir: string, g: Generation): Promise<void> {
@@ -149,15 +160,28 @@ export class ConnectorCA {
 
   /** The generation that issued `cert`, or undefined. */
   issuerOf(cert: X509Certificate): number | undefined {
-    for (const g of this.gens) if (cert.checkIssued(g.x509) && cert.verify(g.x509.publicKey)) return g.n;
+    for (const g of this.gens) if (cert.checkIssued(g.x509) && cert.verify(g.publicKey)) return g.n;
+    return undefined;
+  }
+
+  /**
+   * The facts `problem` judges, worked out once per certificate. They cannot change while the
+   * process runs: a certificate's content is fixed, and so are the generations loaded at start.
+   */
+  inspect(cert: X509Certificate): CertFacts {
+    return { issuer: this.issuerOf(cert), validFromMs: Date.parse(cert.validFrom), validToMs: Date.parse(cert.validTo) };
+  }
+
+  /** Why a certificate with these facts must not authenticate at `now`, or undefined when it may. */
+  problem(f: CertFacts, now: number): string | undefined {
+    if (f.issuer === undefined) return 'certificate was not issued by this cloud';
+    if (now < f.validFromMs) return `certificate is not valid before ${new Date(f.validFromMs).toISOString()} (check the clock)`;
+    if (now > f.validToMs) return `certificate expired on ${new Date(f.validToMs).toISOString()}; pair the connector again`;
     return undefined;
   }
 
   /** Why a presented certificate must not authenticate, or undefined when it may. */
   check(cert: X509Certificate, now: number): string | undefined {
-    if (this.issuerOf(cert) === undefined) return 'certificate was not issued by this cloud';
-    if (now < Date.parse(cert.validFrom)) return `certificate is not valid before ${new Date(cert.validFrom).toISOString()} (check the clock)`;
-    if (now > Date.parse(cert.validTo)) return `certificate expired on ${new Date(cert.validTo).toISOString()}; pair the connector again`;
-    return undefined;
+    return this.problem(this.inspect(cert), now);
   }
 }

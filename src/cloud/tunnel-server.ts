@@ -7,7 +7,7 @@
  * customer network do not break it: the connector signs our nonce and the exact bytes of its HELLO
  * with the key whose certificate we issued at pairing.
  */
-import { X509Certificate, randomBytes, randomUUID, verify as cryptoVerify } from 'node:crypto';
+import { X509Certificate, randomBytes, randomUUID, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -29,7 +29,7 @@ import {
 } from '../protocol/messages.js';
 import { MuxSession, attachTransport, closeReason, maxMessageSize, type SessionClose } from '../protocol/session.js';
 import { createTunnelServer, type WsTransport } from '../transport/ws.js';
-import type { ConnectorCA } from './ca.js';
+import type { CertFacts, ConnectorCA } from './ca.js';
 import type { PresenceBook } from './presence-book.js';
 import type { LiveSession, SessionRegistry } from './registry.js';
 import type { CloudStore } from './state.js';
@@ -59,6 +59,17 @@ export interface TunnelServerEvents {
   sessionClosed: [live: LiveSession, info: SessionClose];
 }
 
+/**
+ * A connector certificate as authentication uses it. Parsing a PEM (~430 µs with OpenSSL 3 on the
+ * 2-core VM), its public key (~110 µs), the CA signature check and the validity dates were done on
+ * every handshake, ~1 ms per connector in a reconnect storm (docs/performance.md); now once per
+ * certificate and process.
+ */
+interface KnownCertificate {
+  publicKey: KeyObject;
+  facts: CertFacts;
+}
+
 class Refusal extends Error {
   constructor(
     readonly code: GoAwayCode,
@@ -73,7 +84,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly wss;
   private pending = 0;
   private draining = false;
-  private readonly certCache = new Map<string, X509Certificate>();
+  private readonly certCache = new Map<string, KnownCertificate>();
 
   constructor(private readonly o: TunnelServerOptions) {
     super();
@@ -198,11 +209,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     if (rec.previousCertificate && rec.previousFingerprint256 && !state.revokedCertificates.some((r) => r.fingerprint256 === rec.previousFingerprint256)) {
       candidates.push({ pem: rec.previousCertificate, fingerprint: rec.previousFingerprint256 });
     }
-    let cert: X509Certificate | undefined;
+    let cert: KnownCertificate | undefined;
     let why: string | undefined;
     for (const c of candidates) {
       const x = this.certificate(c.pem, c.fingerprint);
-      const problem = o.ca.check(x, o.clock.now());
+      const problem = o.ca.problem(x.facts, o.clock.now());
       if (problem) {
         why ??= problem;
         continue;
@@ -292,10 +303,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.emit('control', live, msg);
   }
 
-  private certificate(pem: string, fingerprint: string): X509Certificate {
+  private certificate(pem: string, fingerprint: string): KnownCertificate {
     let c = this.certCache.get(fingerprint);
     if (!c) {
-      c = new X509Certificate(pem);
+      const x = new X509Certificate(pem);
+      c = { publicKey: x.publicKey, facts: this.o.ca.inspect(x) };
       if (this.certCache.size > 50_000) this.certCache.clear();
       this.certCache.set(fingerprint, c);
     }
@@ -303,9 +315,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   /** Asks the connector to renew when its certificate is close to expiry or from an older CA. */
-  private maybeRequestRenewal(live: LiveSession, cert: X509Certificate): void {
-    const left = (Date.parse(cert.validTo) - this.o.clock.now()) / 86_400_000;
-    const oldCa = this.o.ca.issuerOf(cert) !== this.o.ca.current.n;
+  private maybeRequestRenewal(live: LiveSession, cert: KnownCertificate): void {
+    const left = (cert.facts.validToMs - this.o.clock.now()) / 86_400_000;
+    const oldCa = cert.facts.issuer !== this.o.ca.current.n;
     if (left < this.o.renewBeforeDays || oldCa) {
       live.session.sendControl({ type: 'cert.renew-requested', reason: oldCa ? 'the cloud rotated its connector CA' : `the certificate expires in ${Math.floor(left)} days` });
     }
