@@ -159,13 +159,16 @@ export class JsonStore<T> {
     }
     try {
       // Our own last write needs no re-reading: another writer would have changed the stamp (it
-      // replaces the file: new inode, and its own size and mtime).
+      // replaces the file: new inode, and its own size and mtime). Only two writes by others within
+      // one coarse timestamp tick of ours, the second reusing our freed inode at the same size,
+      // could look like ours; writers of this file are this process and the CLI's single writes.
       const stamp = await this.fileStamp();
       if (!this.loaded || stamp !== this.stamp) await this.reload(stamp);
       // Work on a copy: if fn throws halfway, the in-memory document stays as on disk.
-      const { draft, done } = this.draft(this.db.data);
+      const base = this.db.data;
+      const { draft, done } = this.draft(base);
       const result = fn(draft);
-      const changed = done();
+      const changed = done(result);
       this.validate(draft, changed);
       this.db.data = draft;
       this.commits++;
@@ -175,7 +178,7 @@ export class JsonStore<T> {
         this.freezeLarge(draft, changed);
         this.stamp = await this.fileStamp();
       } catch (e) {
-        this.loaded = false; // memory is ahead of the file: the next use reads the file again
+        this.db.data = base; // the file was left as it was (writePrivateFile), and so is memory
         throw e;
       } finally {
         this.writing = false;
@@ -190,12 +193,12 @@ export class JsonStore<T> {
    * A copy of the document for one change. `done` puts plain maps back in place of the drafts and
    * says, per large map, which records may have changed (all of them if the change replaced the map).
    */
-  private draft(base: T): { draft: T; done: () => Changed } {
+  private draft(base: T): { draft: T; done: (result: unknown) => Changed } {
     if (this.largeMaps.length === 0) return { draft: structuredClone(base), done: () => new Map() };
     const draft: Record<string, unknown> = {};
     const maps: [string, ReturnType<typeof draftOf>][] = [];
     for (const [k, v] of Object.entries(base as object)) {
-      if (this.opts.largeMaps?.[k as keyof T & string] && isObject(v)) {
+      if (this.opts.largeMaps?.[k as keyof T & string] && isMap(v)) {
         const d = draftOf(v);
         draft[k] = d.draft;
         maps.push([k, d]);
@@ -203,10 +206,14 @@ export class JsonStore<T> {
     }
     return {
       draft: draft as T,
-      done: () => {
+      done: (result) => {
         const changed: Changed = new Map();
         for (const [k, d] of maps) {
-          if (draft[k] !== d.draft) continue; // replaced whole: every record counts as changed
+          // A draft map dies with its change (revoked below); handing one out would fail later, after the write.
+          if (result === d.draft) throw new Error(`internal: an update of ${this.opts.what} returned its draft of "${k}"`);
+          const kept = draft[k] === d.draft;
+          d.revoke();
+          if (!kept) continue; // replaced whole: every record counts as changed
           draft[k] = d.copy;
           changed.set(k, d.touched);
         }
@@ -226,12 +233,12 @@ export class JsonStore<T> {
       throw new Error(`internal: refusing to write invalid ${this.opts.what}: ${formatPath(path)}: ${message}`);
     };
     const small: Record<string, unknown> = { ...(draft as object) };
-    for (const [k] of this.largeMaps) if (isObject(small[k])) small[k] = {};
+    for (const [k] of this.largeMaps) if (isMap(small[k])) small[k] = {};
     const checked = this.opts.schema.safeParse(small);
     if (!checked.success) fail(checked.error.issues[0]!.path, checked.error.issues[0]!.message);
     for (const [k, schema] of this.largeMaps) {
       const map = (draft as Record<string, unknown>)[k];
-      if (!isObject(map)) continue;
+      if (!isMap(map)) continue;
       for (const id of JsonStore.changedKeys(map, k, changed)) {
         if (!Object.hasOwn(map, id)) continue; // deleted
         const rec = map[id];
@@ -242,12 +249,26 @@ export class JsonStore<T> {
     }
   }
 
-  private freezeLarge(doc: T, changed: Changed = new Map()): void {
+  /**
+   * Freezes the records of large maps. After a change (`changed` given), a changed record is first
+   * copied: the change may have put in objects that others still hold (a live session's target
+   * list, say), and those must not be frozen under them.
+   */
+  private freezeLarge(doc: T, changed?: Changed): void {
     for (const [k] of this.largeMaps) {
       const map = (doc as Record<string, unknown>)[k];
-      if (isObject(map)) for (const id of JsonStore.changedKeys(map, k, changed)) freezeDeep(map[id]);
+      if (!isMap(map)) continue;
+      if (!changed) {
+        for (const id of Object.keys(map)) freezeDeep(map[id]);
+        continue;
+      }
+      for (const id of JsonStore.changedKeys(map, k, changed)) {
+        const rec = map[id];
+        if (isObject(rec) && !Object.isFrozen(rec)) map[id] = freezeDeep(structuredClone(rec));
+      }
     }
   }
+
 
   private async reload(stampNow: string | undefined): Promise<void> {
     const commits = this.commits;
@@ -277,4 +298,9 @@ type Changed = Map<string, ReadonlySet<string>>;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object';
+}
+
+/** An id -> record map (an array in place of one is left to the schema to refuse). */
+function isMap(v: unknown): v is Record<string, unknown> {
+  return isObject(v) && !Array.isArray(v);
 }

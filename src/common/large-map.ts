@@ -26,7 +26,7 @@ export function freezeDeep<T>(v: T): T {
  * `copy` is the plain object behind the proxy, which becomes the new map once the change is done;
  * `touched` the keys the change read, set or deleted (only there can it differ from the stored map).
  */
-export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>; copy: Record<string, V>; touched: ReadonlySet<string> } {
+export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>; copy: Record<string, V>; touched: ReadonlySet<string>; revoke: () => void } {
   const copy: Record<string, V> = { ...base };
   // Keys whose value already belongs to the draft: copied on read, or assigned by the change.
   const own = new Set<string>();
@@ -36,15 +36,16 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
     const v = copy[k];
     if (v !== null && typeof v === 'object') copy[k] = structuredClone(v);
   };
-  const draft = new Proxy(copy, {
+  // Revocable: a draft kept past its change (returned by the recipe, say) must not go on copying
+  // into `copy`, which by then is the stored map.
+  const { proxy: draft, revoke } = Proxy.revocable(copy, {
     get(t, k, r) {
       ensureOwn(k);
       return Reflect.get(t, k, r) as unknown;
     },
-    getOwnPropertyDescriptor(t, k) {
-      ensureOwn(k);
-      return Reflect.getOwnPropertyDescriptor(t, k);
-    },
+    // No copy here: Object.keys and for..in ask for every key's descriptor, and listing keys must
+    // not copy (and mark as changed) every record. Values read through a descriptor are the stored,
+    // frozen ones; everything that reads values (get, spread, Object.values/entries) copies.
     defineProperty(t, k, d) {
       if (typeof k === 'string') own.add(k);
       return Reflect.defineProperty(t, k, d);
@@ -58,7 +59,7 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
       return Reflect.deleteProperty(t, k);
     },
   });
-  return { draft, copy, touched: own };
+  return { draft, copy, touched: own, revoke };
 }
 
 /**

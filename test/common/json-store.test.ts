@@ -156,6 +156,7 @@ describe('json store', function () {
         expect((err as Error).message).to.contain('disk full').and.contain('previous version was kept');
         expect(JSON.parse(readFileSync(file, 'utf8')).counter).to.equal(7);
         expect(readdirSync(mnt).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+        expect((await s.read()).counter, 'memory is as on disk, not the change that failed to land').to.equal(7);
       } finally {
         execSync(`umount ${mnt}`);
       }

@@ -88,6 +88,31 @@ describe('large maps of JSON documents', function () {
     expect(await open(file).read()).to.deep.equal(after);
   });
 
+  it('a change that lists keys copies nothing; objects it stores are not frozen under their holder; a kept draft is dead', async () => {
+    const s = open(join(tempDir(), 'doc.json'));
+    await s.update((d) => {
+      for (let i = 0; i < 5; i++) d.items[`k${i}`] = { id: `k${i}`, n: i, tags: [] };
+    });
+    const before = await s.read();
+    const mine = ['mine'];
+    let kept: Doc['items'] | undefined;
+    await s.update((d) => {
+      expect(Object.keys(d.items)).to.have.length(5);
+      for (const k in d.items) expect(k).to.match(/^k\d$/);
+      d.items.k9 = { id: 'k9', n: 9, tags: mine };
+      kept = d.items;
+    });
+    const after = await s.read();
+    for (let i = 0; i < 5; i++) expect(after.items[`k${i}`], `k${i} was only listed`).to.equal(before.items[`k${i}`]);
+    mine.push('still mine'); // the caller's array was not frozen by the store
+    expect(after.items.k9!.tags).to.deep.equal(['mine']);
+    expect(Object.isFrozen(after.items.k9)).to.equal(true);
+    expect(() => kept!.k0, 'a draft kept past its change no longer works').to.throw(TypeError);
+    expect((await s.read()).items.k0).to.equal(before.items.k0);
+    const returned = await s.update((d) => d.items).catch((e: unknown) => e as Error);
+    expect((returned as Error).message).to.contain('returned its draft of "items"');
+  });
+
   it('a change that makes a record invalid is refused with its path, and nothing is written', async () => {
     const file = join(tempDir(), 'doc.json');
     const s = open(file);
