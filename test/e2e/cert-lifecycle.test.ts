@@ -18,7 +18,7 @@ import { startUpstream } from '../helpers/upstream.js';
 import { writeFileSync } from 'node:fs';
 
 describe('certificate lifecycle', function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
 
   it('renews over the tunnel before expiry (injected clock) while requests keep flowing; the new key authenticates', async () => {
     const cloud = await startInprocCloud();
@@ -69,6 +69,8 @@ describe('certificate lifecycle', function () {
       const epoch = cloud.registry.get(id.connectorId)!.epoch;
       cloud.registry.get(id.connectorId)!.session.close(4000, 'test: reconnect');
       await until(() => (cloud.registry.get(id.connectorId)?.epoch ?? 0) > epoch, 15_000, 'reconnected with the new key');
+      // The cloud registers a session as it sends WELCOME; the connector has it a moment later.
+      await until(() => daemon.tunnel?.session?.state === 'open', 5000, 'the connector has its new session');
       const keys = readdirSync(cfg.stateDir).filter((f) => f.startsWith(id.connectorId) && f.endsWith('.key'));
       expect(keys).to.have.length(1); // the old key was removed
       expect(readFileSync(join(cfg.stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
@@ -105,7 +107,7 @@ describe('certificate lifecycle', function () {
       await until(async () => {
         const r = await cli(['cloud', 'ca', 'status', '--config', cloud.configFile]);
         return /generation 2 .*connectors: 1/.test(r.stdout) ? r : undefined;
-      }, 20_000, 'the connector on the new CA');
+      }, 45_000, 'the connector on the new CA'); // a reconnect after the restart, then a renewal: ~10 s, more on a loaded CI machine
       st = await cli(['cloud', 'ca', 'status', '--config', cloud.configFile]);
       expect(st.stdout).to.match(/generation 1 .*connectors: 0/);
       expect((await connectorEntry(cloud, cid)).connected).to.equal(true);
