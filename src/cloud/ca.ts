@@ -179,9 +179,4 @@ export class ConnectorCA {
     if (now > f.validToMs) return `certificate expired on ${new Date(f.validToMs).toISOString()}; pair the connector again`;
     return undefined;
   }
-
-  /** Why a presented certificate must not authenticate, or undefined when it may. */
-  check(cert: X509Certificate, now: number): string | undefined {
-    return this.problem(this.inspect(cert), now);
-  }
 }

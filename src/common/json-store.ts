@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { formatPath } from './config.js';
 import { UemlinkError } from './errors.js';
 import { ensurePrivateDir, writePrivateFile } from './fs-secure.js';
-import { JsonText, draftOf, freezeDeep } from './large-map.js';
+import { JsonText, draftOf, freezeDeep, isMap, isObject } from './large-map.js';
 
 export interface StoreOptions<T> {
   file: string;
@@ -269,7 +269,6 @@ export class JsonStore<T> {
     }
   }
 
-
   private async reload(stampNow: string | undefined): Promise<void> {
     const commits = this.commits;
     // A missing file means "empty" (lowdb would keep its old data).
@@ -281,7 +280,6 @@ export class JsonStore<T> {
     this.stamp = stampNow;
     this.loaded = true;
   }
-
 
   private async fileStamp(): Promise<string | undefined> {
     try {
@@ -295,12 +293,3 @@ export class JsonStore<T> {
 
 /** Per large map, the keys whose records a change read or set. */
 type Changed = Map<string, ReadonlySet<string>>;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object';
-}
-
-/** An id -> record map (an array in place of one is left to the schema to refuse). */
-function isMap(v: unknown): v is Record<string, unknown> {
-  return isObject(v) && !Array.isArray(v);
-}

@@ -14,15 +14,15 @@
 
 /** Freezes a JSON value and everything in it; returns it. */
 export function freezeDeep<T>(v: T): T {
-  if (v === null || typeof v !== 'object' || Object.isFrozen(v)) return v;
+  if (!isObject(v) || Object.isFrozen(v)) return v;
   Object.freeze(v);
   for (const k of Object.keys(v)) freezeDeep((v as Record<string, unknown>)[k]);
   return v;
 }
 
 /**
- * A draft of `base` for one change: reading a record (get, descriptor, Object.values/entries, spread)
- * replaces it in the draft by a deep copy first, so the change can never touch the stored record.
+ * A draft of `base` for one change: reading a record (get, Object.values/entries, spread) replaces
+ * it in the draft by a deep copy first, so the change can never touch the stored record.
  * `copy` is the plain object behind the proxy, which becomes the new map once the change is done;
  * `touched` the keys the change read, set or deleted (only there can it differ from the stored map).
  */
@@ -34,7 +34,7 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
     if (typeof k !== 'string' || own.has(k) || !Object.hasOwn(copy, k)) return;
     own.add(k);
     const v = copy[k];
-    if (v !== null && typeof v === 'object') copy[k] = structuredClone(v);
+    if (isObject(v)) copy[k] = structuredClone(v);
   };
   // Revocable: a draft kept past its change (returned by the recipe, say) must not go on copying
   // into `copy`, which by then is the stored map.
@@ -63,11 +63,11 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
 }
 
 /**
- * `JSON.stringify(doc, null, 2)` plus a newline, byte for byte, as a list of Buffers (written with
- * one writev, never joined), for a document some of
- * whose top-level keys are large maps. The encoded entry of each frozen record is remembered for as
- * long as the record lives (frozen records cannot change, so it stays true); a write then copies
- * remembered bytes instead of serializing and UTF-8 encoding ~21 MiB again.
+ * `JSON.stringify(doc, null, 2)` plus a newline, byte for byte, for a document some of whose
+ * top-level keys are large maps, as a list of Buffers (written with one writev, never joined). The
+ * encoded entry of each frozen record is remembered for as long as the record lives (frozen records
+ * cannot change, so it stays true); a write then copies remembered bytes instead of serializing and
+ * UTF-8 encoding ~21 MiB again.
  */
 export class JsonText {
   private readonly entries = new WeakMap<object, { key: string; bytes: Buffer }>();
@@ -97,7 +97,7 @@ export class JsonText {
     let first = true;
     for (const [key, v] of Object.entries(m)) {
       let bytes: Buffer | undefined;
-      const cacheable = v !== null && typeof v === 'object' && Object.isFrozen(v);
+      const cacheable = isObject(v) && Object.isFrozen(v);
       if (cacheable) {
         const hit = this.entries.get(v);
         if (hit?.key === key) bytes = hit.bytes;
@@ -120,8 +120,13 @@ const COMMA = Buffer.from(',\n');
 const CLOSE = Buffer.from('\n  }');
 const EMPTY = Buffer.from('{}');
 
-function isMap(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object';
+}
+
+/** An id -> record map: an object that is not an array (and serializes as itself). */
+export function isMap(v: unknown): v is Record<string, unknown> {
+  return isObject(v) && !Array.isArray(v) && typeof v.toJSON !== 'function';
 }
 
 /** Nested text one level deeper (JSON.stringify gives undefined for undefined and functions). */

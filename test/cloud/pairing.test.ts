@@ -62,7 +62,7 @@ describe('pairing service', function () {
     const r = await svc.redeem({ token: t.token, csr, hostname: 'h1' });
     const cert = new X509Certificate(r.certificate);
     expect(cert.subject).to.contain(`CN=${r.connectorId}`).and.contain('O=acme').and.contain('OU=site-b');
-    expect(ca.check(cert, Date.now())).to.equal(undefined);
+    expect(ca.problem(ca.inspect(cert), Date.now())).to.equal(undefined);
     expect(cert.publicKey.export({ type: 'spki', format: 'pem' })).to.equal(keys.publicKeyPem);
     expect(r).to.include({ tenant: 'acme', group: 'site-b', cloudUrl: 'https://relay.example.com' });
   });
