@@ -1,13 +1,27 @@
 import { expect } from 'chai';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { auditPath, createAuditLog } from '../../src/connector/audit.js';
+import fc from 'fast-check';
+import { auditLine, auditPath, createAuditLog } from '../../src/connector/audit.js';
 import { REDACTED, secrets } from '../../src/common/redact.js';
 import { tempDir } from '../helpers/procs.js';
 
 const entry = (i: number) => ({ tenant: 'acme', target: 'ws1', method: 'GET', path: `/API/mdm/devices/${i}?token=SECRET-${i}`, status: 200, bytesIn: 0, bytesOut: 10, durationMs: 1, connectorId: 'cn_x' });
 
 describe('connector audit log', () => {
+  it('builds the same line JSON.stringify writes, for any strings and numbers (escapes, unicode, non-finite)', () => {
+    const num = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 1e21, 1.5e-7, Number.MAX_VALUE));
+    const str = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u2028', '\ud800', '\n\t\u0000'));
+    fc.assert(
+      fc.property(str, str, str, str, num, num, num, num, str, fc.option(str, { nil: undefined }), str, (tenant, target, method, rest, status, bytesIn, bytesOut, durationMs, connectorId, error, time) => {
+        const e = { tenant, target, method, path: `/${rest}`, status, bytesIn, bytesOut, durationMs, connectorId, ...(error !== undefined ? { error } : {}) };
+        const expected = `${JSON.stringify({ level: 'info', message: 'relay', ...e, path: auditPath(e.path), time })}\n`;
+        expect(auditLine(e, time)).to.equal(expected);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('writes one JSON line per call, 0600, without query values', async () => {
     const dir = tempDir('uemlink-audit-');
     const file = join(dir, 'audit', 'audit.log');
