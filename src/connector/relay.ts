@@ -15,7 +15,8 @@ import type { HeaderList } from '../protocol/messages.js';
 import type { MuxStream } from '../protocol/stream.js';
 import type { AuditLog } from './audit.js';
 import { IdempotencyCache } from './idempotency.js';
-import { UpstreamError, type Target, type UpstreamResponse } from './targets/target.js';
+import type { Exchange } from './targets/exchange.js';
+import { UpstreamError, type Target } from './targets/target.js';
 
 /** Largest request body buffered so an OAuth2 401 can be retried with a fresh token. */
 const REPLAY_BUFFER_LIMIT = 1024 * 1024;
@@ -173,9 +174,9 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     }
 
     const timeoutMs = Math.min(target.timeoutMs, head.timeoutMs ?? target.timeoutMs);
-    let res: UpstreamResponse;
+    let res: Exchange;
     try {
-      res = await target.send({ method, path: `${path.path}${path.query}`, headers: hdrs.headers, body, signal: cancel, timeoutMs });
+      res = await target.exchange({ method, path: `${path.path}${path.query}`, headers: hdrs.headers, body, signal: cancel, timeoutMs });
     } catch (e) {
       done = true;
       const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
@@ -190,9 +191,8 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       return;
     }
     const status = res.statusCode;
-    const upstream = res.body;
     if (s.destroyed) {
-      upstream.destroy();
+      res.abort(new Error('cancelled'));
       done = true;
       finish(499, 'cancelled');
       return;
@@ -202,7 +202,7 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     } catch (e) {
       // The UEM's headers do not fit in one frame (TUNNEL_FRAME_TOO_LARGE): answer with our own
       // error instead, and let go of the upstream response.
-      upstream.destroy();
+      res.abort(e as Error);
       done = true;
       const message = `the UEM's response headers do not fit through the tunnel (${(e as Error).message})`;
       deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
@@ -210,21 +210,24 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       finish(502, 'upstream_headers_too_large');
       return;
     }
-    upstream.on('data', (c: Buffer) => (bytesOut += c.length));
-    upstream.on('error', () => {}); // handled by 'close' without 'end'
-    let ended = false;
-    upstream.once('end', () => {
-      ended = true;
-      done = true; // the exchange is over: the stream closing now must not abort anything
-    });
-    upstream.once('close', () => {
-      done = true;
-      if (!ended) {
+    // The tunnel's flow control is the body's backpressure: a full stream pauses the UEM's answer.
+    s.on('drain', () => res.resume());
+    res.pipe({
+      data(c) {
+        bytesOut += c.length;
+        return s.write(c);
+      },
+      end() {
+        done = true; // the exchange is over: the stream closing now must not abort anything
+        s.end();
+        finish(status);
+      },
+      error() {
+        done = true;
         // The UEM reset or stalled mid-body: the cloud must see an abort, never a complete answer.
         s.reset(StreamError.INTERNAL_ERROR, 'the UEM ended the response early');
         finish(status, 'upstream_reset');
-      } else finish(status);
+      },
     });
-    upstream.pipe(s);
   }
 }

@@ -115,6 +115,56 @@ describe('Target.send (HTTP client to the UEM)', () => {
     }
   });
 
+  it('exchange() (the relay\'s path): a body that came with the head waits for the sink, whole and in order', async () => {
+    const t = targetFor(port);
+    try {
+      const x = await t.exchange(req({ path: '/small?q=1' }));
+      expect(x.statusCode).to.equal(200);
+      expect(x.rawHeaders.filter((_, i) => i % 2 === 0)).to.include.members(['content-type', 'set-cookie']);
+      await new Promise((r) => setTimeout(r, 50)); // the whole answer has arrived by now, unclaimed
+      const got = await new Promise<string>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        x.pipe({ data: (c) => (parts.push(c), true), end: () => resolve(Buffer.concat(parts).toString('utf8')), error: reject });
+      });
+      expect(JSON.parse(got)).to.deep.equal({ url: '/base/small?q=1' });
+    } finally {
+      t.close();
+    }
+  });
+
+  it('exchange(): a sink that says "full" pauses the UEM\'s body until resumed; a cancel mid-body ends it with an error', async () => {
+    const t = targetFor(port);
+    try {
+      const x = await t.exchange(req({ path: '/big' }));
+      let got = 0;
+      let ended = 0;
+      let room = false;
+      x.pipe({ data: (c) => ((got += c.length), room), end: () => ended++, error: (e) => expect.fail(String(e)) });
+      await new Promise((r) => setTimeout(r, 200));
+      // Paused after at most the early allowance plus the chunk that filled it: far from 4 MiB.
+      expect(got, 'bytes delivered while paused').to.be.below(256 * 1024);
+      const before = got;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got, 'nothing more while paused').to.equal(before);
+      room = true;
+      x.resume();
+      for (let i = 0; i < 100 && ended === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(got).to.equal(4 * 1024 * 1024);
+      expect(ended).to.equal(1);
+
+      const cancel = new Cancel();
+      const y = await t.exchange(req({ path: '/big', signal: cancel }));
+      const failed = new Promise<Error>((resolve) => y.pipe({ data: () => false, end: () => expect.fail('ended'), error: resolve }));
+      cancel.abort();
+      expect((await failed).message).to.equal('cancelled');
+      const again = await t.send(req());
+      expect(again.statusCode).to.equal(200);
+      await text(again.body);
+    } finally {
+      t.close();
+    }
+  });
+
   it('cancel before the answer gives cancelled (499); no answer in time gives upstream_timeout (504)', async () => {
     const t = targetFor(port);
     try {
@@ -125,6 +175,15 @@ describe('Target.send (HTTP client to the UEM)', () => {
       const e = await failure(t.send(req({ path: '/never', timeoutMs: 300 })));
       expect(e).to.include({ code: 'upstream_timeout', status: 504 });
       expect(e.message).to.match(/no answer within 300 ms/);
+      // The relay's path gives the same errors.
+      const c2 = new Cancel();
+      const p2 = t.exchange(req({ path: '/never', signal: c2 }));
+      setTimeout(() => c2.abort(), 100);
+      expect(await failure(p2)).to.include({ code: 'cancelled', status: 499 });
+      const already = new Cancel();
+      already.abort();
+      expect(await failure(t.exchange(req({ signal: already })))).to.include({ code: 'cancelled', status: 499 });
+      expect(await failure(t.exchange(req({ path: '/never', timeoutMs: 300 })))).to.include({ code: 'upstream_timeout', status: 504 });
     } finally {
       t.close();
     }
@@ -209,9 +268,10 @@ describe('Target.send (HTTP client to the UEM)', () => {
       it(`${path}: ${code}`, async () => {
         const t = targetFor(rawPort);
         try {
-          const e = await failure(t.send(req({ path })));
-          expect(e).to.include({ code, status: 502 });
-          expect(e.message).to.include(`127.0.0.1:${rawPort}`);
+          for (const e of [await failure(t.send(req({ path }))), await failure(t.exchange(req({ path })))]) {
+            expect(e).to.include({ code, status: 502 });
+            expect(e.message).to.include(`127.0.0.1:${rawPort}`);
+          }
         } finally {
           t.close();
         }

@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { Pool, buildConnector } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import { Exchange } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { configError, resolveFrom } from '../../common/config.js';
@@ -263,18 +264,30 @@ export class Target {
    * Sends one request and resolves with the response head (body still streaming). With OAuth2, a
    * 401 is retried once with a fresh token when the body can be replayed (a Buffer or none).
    */
-  async send(r: UpstreamRequest): Promise<UpstreamResponse> {
+  send(r: UpstreamRequest): Promise<UpstreamResponse> {
+    return this.withCredentials(r, (creds) => this.once(r, creds), (res) => res.body.resume());
+  }
+
+  /**
+   * send() for the relay: the same request, retries and errors, with the body handed to a sink
+   * (Exchange.pipe) instead of a Readable, which costs less per call (see exchange.ts).
+   */
+  exchange(r: UpstreamRequest): Promise<Exchange> {
+    return this.withCredentials(r, (creds) => this.dispatchOnce(r, creds), (x) => x.discard());
+  }
+
+  private async withCredentials<T extends { statusCode: number }>(r: UpstreamRequest, once: (creds: HeaderList) => Promise<T>, drop: (res: T) => void): Promise<T> {
     this.stats.inFlight++;
     this.stats.requests++;
     const started = this.clock.now();
     try {
       let creds = await this.credentialHeaders();
-      let res = await this.once(r, creds);
+      let res = await once(creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
       if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
-        res.body.resume();
+        drop(res);
         creds = await this.credentialHeaders();
-        res = await this.once(r, creds);
+        res = await once(creds);
       }
       this.stats.lastStatus = res.statusCode;
       this.stats.lastLatencyMs = this.clock.now() - started;
@@ -297,7 +310,8 @@ export class Target {
     }
   }
 
-  private once(r: UpstreamRequest, creds: HeaderList): Promise<UpstreamResponse> {
+  /** undici's options for one attempt: the request's own headers, the credentials and Host. */
+  private dispatchOptions(r: UpstreamRequest, creds: HeaderList): Dispatcher.DispatchOptions {
     const headers: string[] = [];
     // Content-Length goes to undici as the body's length (it checks the body against it).
     let contentLength: string | undefined;
@@ -308,49 +322,84 @@ export class Target {
     for (const [n, v] of creds) headers.push(n, v);
     headers.push('host', this.hostHeader);
     if (contentLength !== undefined && !Buffer.isBuffer(r.body)) headers.push('content-length', contentLength);
-    // undici's abort signal may be any emitter: one per request is cheaper than an AbortController,
-    // and `why` tells a deadline from a cancel, whatever error undici reports for the abort.
-    const abort = new EventEmitter();
+    return {
+      method: r.method as 'GET',
+      path: `${this.basePath}${r.path}`,
+      headers,
+      body: r.body,
+      headersTimeout: r.timeoutMs,
+      bodyTimeout: r.timeoutMs,
+    };
+  }
+
+  /**
+   * Watches the caller's cancel and the deadline for the answer's head (on our clock; after the
+   * head, undici's bodyTimeout ends a body that stalls for timeoutMs). `why` tells a deadline from a
+   * cancel, whatever error undici reports for the abort.
+   */
+  private watch(r: UpstreamRequest, stop: (why: 'timeout' | 'cancelled') => void): { why(): 'timeout' | 'cancelled' | undefined; headArrived(): void; over(): void } {
     let why: 'timeout' | 'cancelled' | undefined;
-    const stop = (reason: 'timeout' | 'cancelled'): void => {
+    const halt = (reason: 'timeout' | 'cancelled'): void => {
       if (why) return;
       why = reason;
-      abort.emit('abort');
+      stop(reason);
     };
-    const onCancel = (): void => stop('cancelled');
+    const onCancel = (): void => halt('cancelled');
     r.signal.addEventListener('abort', onCancel, { once: true });
-    // The deadline for the answer's head runs on our clock; after it, undici's bodyTimeout ends a
-    // body that stalls (no data for timeoutMs).
-    const headTimer = this.clock.setTimeout(() => stop('timeout'), r.timeoutMs);
-    if (r.signal.aborted) stop('cancelled');
-    return this.pool
-      .request({
-        method: r.method as 'GET',
-        path: `${this.basePath}${r.path}`,
-        headers,
-        body: r.body,
-        signal: abort,
-        headersTimeout: r.timeoutMs,
-        bodyTimeout: r.timeoutMs,
-        responseHeaders: 'raw',
-      })
-      .then(
-        (res) => {
-          this.clock.clearTimeout(headTimer);
-          res.body.once('close', () => r.signal.removeEventListener('abort', onCancel));
-          // Destroying an unread body (the client left) makes undici emit an abort error on it; with
-          // no listener that would crash the process. Readers still get errors through their own.
-          res.body.on('error', ignore);
-          const out: UpstreamResponse = { statusCode: res.statusCode, rawHeaders: res.headers as unknown as string[], body: res.body };
-          if (r.capturePeerCert && this.peerCertDer) out.peerCertDer = this.peerCertDer;
-          return out;
+    let headTimer: ReturnType<Clock['setTimeout']> | undefined = this.clock.setTimeout(() => halt('timeout'), r.timeoutMs);
+    const headArrived = (): void => {
+      if (headTimer !== undefined) this.clock.clearTimeout(headTimer);
+      headTimer = undefined;
+    };
+    if (r.signal.aborted) halt('cancelled');
+    return {
+      why: () => why,
+      headArrived,
+      over: () => {
+        headArrived();
+        r.signal.removeEventListener('abort', onCancel);
+      },
+    };
+  }
+
+  private once(r: UpstreamRequest, creds: HeaderList): Promise<UpstreamResponse> {
+    // undici's abort signal may be any emitter: one per request is cheaper than an AbortController.
+    const abort = new EventEmitter();
+    const w = this.watch(r, () => abort.emit('abort'));
+    return this.pool.request({ ...this.dispatchOptions(r, creds), signal: abort, responseHeaders: 'raw' }).then(
+      (res) => {
+        w.headArrived();
+        // The caller's cancel still aborts while the body streams.
+        res.body.once('close', w.over);
+        // Destroying an unread body (the client left) makes undici emit an abort error on it; with
+        // no listener that would crash the process. Readers still get errors through their own.
+        res.body.on('error', ignore);
+        const out: UpstreamResponse = { statusCode: res.statusCode, rawHeaders: res.headers as unknown as string[], body: res.body };
+        if (r.capturePeerCert && this.peerCertDer) out.peerCertDer = this.peerCertDer;
+        return out;
+      },
+      async (e: NodeJS.ErrnoException) => {
+        w.over();
+        throw await this.classify(e, w.why(), r.timeoutMs);
+      },
+    );
+  }
+
+  private dispatchOnce(r: UpstreamRequest, creds: HeaderList): Promise<Exchange> {
+    return new Promise((resolve, reject) => {
+      const x: Exchange = new Exchange(
+        (err) => {
+          if (!err) {
+            w.headArrived();
+            resolve(x);
+          } else this.classify(err as NodeJS.ErrnoException, w.why(), r.timeoutMs).then(reject, reject);
         },
-        async (e: NodeJS.ErrnoException) => {
-          this.clock.clearTimeout(headTimer);
-          r.signal.removeEventListener('abort', onCancel);
-          throw await this.classify(e, why, r.timeoutMs);
-        },
+        () => w.over(),
       );
+      // The cancel still aborts while the body streams (over() stops watching once it has ended).
+      const w = this.watch(r, (why) => x.abort(new Error(why === 'timeout' ? 'no answer before the deadline' : 'cancelled')));
+      this.pool.dispatch(this.dispatchOptions(r, creds), x);
+    });
   }
 
   private async classify(e: NodeJS.ErrnoException, why: 'timeout' | 'cancelled' | undefined, timeoutMs: number): Promise<UpstreamError> {

@@ -1,0 +1,150 @@
+/**
+ * One request to a UEM as an undici dispatch handler, its response body handed to a sink.
+ *
+ * This is the relay's path (Target.exchange). `pool.request()` answers with a Node Readable that
+ * the relay then piped into the tunnel stream; per small relayed call, that Readable, undici's
+ * AsyncResource and its two header objects, and the promise and listener plumbing around them were
+ * ~6 % of the connector's CPU (docs/performance.md). Here undici's callbacks go straight to the
+ * sink, with undici's own pause/resume as backpressure.
+ *
+ * It uses undici's handler interface of onConnect/onHeaders/onData/onComplete/onError: the one its
+ * client calls internally (the newer onRequestStart/onResponse* interface is adapted onto it, with
+ * a header object built per response).
+ */
+
+/** Where the body goes. */
+export interface BodySink {
+  /** A chunk of the body; false to pause until Exchange.resume(). */
+  data(chunk: Buffer): boolean;
+  /** The body is complete. */
+  end(): void;
+  /** The body stopped before its end: the UEM reset or stalled, or the exchange was aborted. */
+  error(err: Error): void;
+}
+
+/**
+ * Body bytes held before the sink is attached (the head has been delivered, the caller has not yet
+ * decided where the body goes). A small answer arrives whole with its head; a large one waits.
+ */
+const EARLY_LIMIT = 64 * 1024;
+
+const discardSink: BodySink = { data: () => true, end() {}, error() {} };
+
+export class Exchange {
+  statusCode = 0;
+  /** Header names and values alternating, as the UEM sent them. */
+  rawHeaders: string[] = [];
+  /** waiting: no head yet; body: head delivered, body may still come; done: body over (or failed). */
+  private state: 'waiting' | 'body' | 'done' = 'waiting';
+  private abortUndici: ((err: Error) => void) | undefined;
+  private abortReason: Error | undefined;
+  private resumeUndici: (() => void) | undefined;
+  private paused = false;
+  private sink: BodySink | undefined;
+  private early: Buffer[] = [];
+  private earlyBytes = 0;
+  /** How the body ended while no sink was attached yet. */
+  private outcome: { err: Error | null } | undefined;
+
+  /**
+   * @param settle called once: with null when the head has arrived, or with the error that ended
+   *   the exchange before it did.
+   * @param done called once the exchange is over, whichever way (to drop timers and listeners).
+   */
+  constructor(
+    private readonly settle: (err: Error | null) => void,
+    private readonly done: () => void,
+  ) {}
+
+  // ---- undici's side ----
+
+  onConnect(abort: (err: Error) => void): void {
+    if (this.abortReason) abort(this.abortReason);
+    else this.abortUndici = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx interim answers: the final one follows
+    const raw: string[] = new Array(rawHeaders.length);
+    for (let i = 0; i < rawHeaders.length; i++) raw[i] = rawHeaders[i]!.toString('latin1');
+    this.statusCode = statusCode;
+    this.rawHeaders = raw;
+    this.resumeUndici = resume;
+    this.state = 'body';
+    this.settle(null);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.sink) {
+      if (this.sink.data(chunk)) return true;
+      this.paused = true;
+      return false;
+    }
+    this.early.push(chunk);
+    this.earlyBytes += chunk.length;
+    if (this.earlyBytes < EARLY_LIMIT) return true;
+    this.paused = true;
+    return false;
+  }
+
+  onComplete(): void {
+    this.finish(null);
+  }
+
+  onError(err: Error): void {
+    if (this.state === 'waiting') {
+      this.state = 'done';
+      this.done();
+      this.settle(err);
+      return;
+    }
+    this.finish(err);
+  }
+
+  private finish(err: Error | null): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    this.done();
+    if (!this.sink) this.outcome = { err };
+    else if (err) this.sink.error(err);
+    else this.sink.end();
+  }
+
+  // ---- the caller's side ----
+
+  /** Sends the body (what came already, then the rest) to `sink`. Call once. */
+  pipe(sink: BodySink): void {
+    this.sink = sink;
+    const early = this.early;
+    this.early = [];
+    this.earlyBytes = 0;
+    let room = true;
+    for (const c of early) room = sink.data(c);
+    if (this.outcome) {
+      const { err } = this.outcome;
+      if (err) sink.error(err);
+      else sink.end();
+    } else if (room) this.resume(); // paused for the early limit: the sink has room now
+    else this.paused = true;
+  }
+
+  /** Continues a body paused because the sink said so. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeUndici?.();
+  }
+
+  /** Ends the exchange now (the caller went away): undici drops the connection's request. */
+  abort(err: Error): void {
+    if (this.state === 'done') return;
+    if (this.abortUndici) this.abortUndici(err);
+    else this.abortReason = err;
+  }
+
+  /** Reads and drops the body, keeping the connection for reuse. */
+  discard(): void {
+    if (!this.sink) this.pipe(discardSink);
+  }
+}
