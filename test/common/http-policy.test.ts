@@ -34,6 +34,48 @@ describe('http policy', () => {
     );
   });
 
+  it('decides every path as the check that always decoded did (the skip for paths without "%" changes nothing)', () => {
+    // The check as it was before paths without "%" skipped decoding: the reference.
+    const decodeFully = (x: string): string | undefined => {
+      let cur = x;
+      for (let i = 0; i < 4; i++) {
+        let next: string;
+        try {
+          next = decodeURIComponent(cur);
+        } catch {
+          return undefined;
+        }
+        if (next === cur) return cur;
+        cur = next;
+      }
+      return cur;
+    };
+    const reference = (raw: string): boolean => {
+      if (raw.length === 0 || raw[0] !== '/' || raw.length > 8192) return false;
+      if (/[\u0000-\u0020\u007f\\#]/.test(raw) || /[^\u0021-\u007e]/.test(raw)) return false;
+      const q = raw.indexOf('?');
+      const path = q < 0 ? raw : raw.slice(0, q);
+      const dq = decodeFully(q < 0 ? '' : raw.slice(q));
+      if (dq === undefined || /[\u0000\r\n]/.test(dq)) return false;
+      const segments = path.split('/').slice(1);
+      for (let i = 0; i < segments.length; i++) {
+        const seg = segments[i]!;
+        if (seg === '' && i < segments.length - 1) return false;
+        const d = decodeFully(seg);
+        if (d === undefined || /[/\\\u0000-\u001f\u007f]/.test(d) || /^\.\.?(;.*)?$/.test(d)) return false;
+      }
+      return true;
+    };
+    const part = fc.constantFrom('a', 'Z', '.', '..', ';', ';x', '%', '%2', '%2e', '%2E', '%2f', '%5c', '%25', '%00', '%0a', '%0d', '%c3%a9', '%ff', '%252e', '?', '&', '=', '/', '//', '#', ' ', '\\', '\u00e9', '~');
+    const path = fc.array(part, { maxLength: 10 }).map((a) => `/${a.join('')}`);
+    fc.assert(
+      fc.property(fc.oneof(path, fc.string()), (p) => {
+        expect(checkRelativePath(p).ok, p).to.equal(reference(p));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('keeps ordinary API paths and queries as they are', () => {
     for (const p of ['/mdm/devices/search?page=0&pagesize=500', '/system/groups/570/children', '/v2/devices?query=common.status%3D%22ACTIVE%22', '/', '/mdm/', '/a%20b/c']) {
       const r = checkRelativePath(p);
