@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { Cancel } from '../../src/common/cancel.js';
 import { createTestPki } from '../../src/common/pki.js';
 import { Target, UpstreamError, type UpstreamRequest } from '../../src/connector/targets/target.js';
+import { createCredentials } from '../../src/connector/targets/auth.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
 const pki = createTestPki(['localhost', '127.0.0.1']);
@@ -33,6 +34,23 @@ async function text(r: Readable): Promise<string> {
 }
 
 const failure = (p: Promise<unknown>): Promise<UpstreamError> => rejectionOf(p, UpstreamError);
+
+describe('credentials known without waiting (ready)', () => {
+  it('fixed credentials give at once what headers() gives; OAuth2 gives nothing until a token is cached', async () => {
+    const trust = { caPems: [], pins: [] };
+    for (const auth of [
+      { type: 'none' as const },
+      { type: 'apiKey' as const, header: 'X-Api-Key', prefix: 'Key ', value: 'k1' },
+      { type: 'basic' as const, username: 'u', password: 'p', apiKeyHeader: 'aw-tenant-code', apiKey: 'tc' },
+    ]) {
+      const c = createCredentials(auth as never, trust);
+      expect(c.ready(), auth.type).to.deep.equal(await c.headers());
+    }
+    const o = createCredentials({ type: 'oauth2', tokenUrl: 'https://127.0.0.1:9/token', clientId: 'c', clientSecret: 's', clientAuth: 'body', apiKeyHeader: 'aw-tenant-code' } as never, trust);
+    expect(o.ready()).to.equal(undefined);
+    o.oauth?.close();
+  });
+});
 
 describe('Target.send (HTTP client to the UEM)', () => {
   let server: Server;

@@ -281,7 +281,7 @@ export class Target {
     this.stats.requests++;
     const started = this.clock.now();
     try {
-      let creds = await this.credentialHeaders();
+      let creds = this.credentials.ready() ?? (await this.credentialHeaders());
       let res = await once(creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
       if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
