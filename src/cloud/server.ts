@@ -63,7 +63,7 @@ export class CloudServer {
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
     const clock = opts.clock ?? systemClock;
     const logger = opts.logger;
-    const store = openCloudStore(config.dataDir, (err) => logger.error('lost the state file lock', { err }));
+    const store = openCloudStore(config.dataDir, { onLockCompromised: (err) => logger.error('lost the state file lock', { err }) });
     await store.read(); // a corrupt state file stops the start, with its path, before anything listens
     const { ca, created } = await ConnectorCA.loadOrCreate(config.dataDir);
     if (created) logger.info('created the connector CA', { dataDir: config.dataDir });

@@ -129,7 +129,11 @@ export type CloudState = z.infer<typeof CloudState>;
 
 export type CloudStore = JsonStore<CloudState>;
 
-export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) => void): CloudStore {
+/**
+ * @param server the running cloud's store: it warms the encoding cache after each load (the CLI's
+ *   one-shot commands do not, they write at most once).
+ */
+export function openCloudStore(dataDir: string, server?: { onLockCompromised(e: Error): void }): CloudStore {
   return new JsonStore<CloudState>({
     file: join(dataDir, 'cloud-state.json'),
     schema: CloudState,
@@ -138,6 +142,6 @@ export function openCloudStore(dataDir: string, onLockCompromised?: (e: Error) =
     // One record per paired connector: at 10,000 the file is ~21 MiB, and a pairing must not
     // re-copy, re-validate and re-serialize all of it (docs/performance.md).
     largeMaps: { connectors: ConnectorRecord },
-    ...(onLockCompromised ? { onLockCompromised } : {}),
+    ...(server ? { onLockCompromised: server.onLockCompromised, warmAfterLoad: true } : {}),
   });
 }

@@ -29,6 +29,11 @@ export interface StoreOptions<T> {
   /** Called if the cross-process lock was lost (process stalled past the stale period). */
   onLockCompromised?: (err: Error) => void;
   /**
+   * Long-running processes with large maps: after each load, encode the records for writing a
+   * batch per event-loop turn (JsonText.warmUp) instead of all at the first write.
+   */
+  warmAfterLoad?: boolean;
+  /**
    * Top-level maps (id -> record) that grow with the fleet, each with the schema of one record.
    * Their records are stored frozen, and update() copies, validates and serializes only the records
    * a change reads or sets (large-map.ts); the rest of the document is handled whole.
@@ -100,11 +105,15 @@ export class JsonStore<T> {
   private commits = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly largeMaps: [string, z.ZodType][];
+  /** Encodes large maps' records once each (undefined without large maps). */
+  private readonly text: JsonText | undefined;
+  /** Filling the encoding cache after a load (see JsonText.warmUp). */
+  private warming: { done: Promise<void>; cancel(): void } | undefined;
 
   constructor(private readonly opts: StoreOptions<T>) {
     this.largeMaps = Object.entries(opts.largeMaps ?? {}) as [string, z.ZodType][];
-    const text = this.largeMaps.length ? new JsonText(new Set(this.largeMaps.map(([k]) => k))) : undefined;
-    this.adapter = new AtomicJsonFile(opts.file, opts.schema, opts.what, text);
+    this.text = this.largeMaps.length ? new JsonText(new Set(this.largeMaps.map(([k]) => k))) : undefined;
+    this.adapter = new AtomicJsonFile(opts.file, opts.schema, opts.what, this.text);
     this.db = new Low<T>(this.adapter, opts.empty());
   }
 
@@ -279,6 +288,18 @@ export class JsonStore<T> {
     this.freezeLarge(this.db.data);
     this.stamp = stampNow;
     this.loaded = true;
+    this.warming?.cancel();
+    if (this.opts.warmAfterLoad) this.warming = this.text?.warmUp(this.db.data as object);
+  }
+
+  /** Resolves once the records loaded last are all encoded (tests and benchmarks). */
+  async warmedUp(): Promise<void> {
+    await this.warming?.done;
+  }
+
+  /** Records encoded for writing so far (tests and benchmarks; 0 without large maps). */
+  get encodedRecords(): number {
+    return this.text?.encodedRecords ?? 0;
   }
 
   private async fileStamp(): Promise<string | undefined> {

@@ -71,6 +71,8 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
  */
 export class JsonText {
   private readonly entries = new WeakMap<object, { key: string; bytes: Buffer }>();
+  /** Records encoded so far (not served from the cache), for tests and benchmarks. */
+  encodedRecords = 0;
 
   constructor(private readonly largeMaps: ReadonlySet<string>) {}
 
@@ -96,22 +98,66 @@ export class JsonText {
   private encodeMap(m: Record<string, unknown>, out: Buffer[]): void {
     let first = true;
     for (const [key, v] of Object.entries(m)) {
-      let bytes: Buffer | undefined;
-      const cacheable = isObject(v) && Object.isFrozen(v);
-      if (cacheable) {
-        const hit = this.entries.get(v);
-        if (hit?.key === key) bytes = hit.bytes;
-      }
-      if (bytes === undefined) {
-        const text = indent(JSON.stringify(v, null, 2), '\n    ');
-        if (text === undefined) continue;
-        bytes = Buffer.from(`    ${JSON.stringify(key)}: ${text}`);
-        if (cacheable) this.entries.set(v, { key, bytes });
-      }
+      const bytes = this.entry(key, v);
+      if (bytes === undefined) continue;
       out.push(first ? OPEN : COMMA, bytes);
       first = false;
     }
     out.push(first ? EMPTY : CLOSE);
+  }
+
+  /** `    "key": value` of one record, from the cache when the record is frozen and was seen before. */
+  private entry(key: string, v: unknown): Buffer | undefined {
+    const cacheable = isObject(v) && Object.isFrozen(v);
+    if (cacheable) {
+      const hit = this.entries.get(v);
+      if (hit?.key === key) return hit.bytes;
+    }
+    const text = indent(JSON.stringify(v, null, 2), '\n    ');
+    if (text === undefined) return undefined;
+    const bytes = Buffer.from(`    ${JSON.stringify(key)}: ${text}`);
+    this.encodedRecords++;
+    if (cacheable) this.entries.set(v, { key, bytes });
+    return bytes;
+  }
+
+  /**
+   * Encodes the frozen records of `doc`'s large maps into the cache a batch per event-loop turn,
+   * so that the first write after a load does not encode them all at once: ~290 ms of blocked
+   * event loop at 10,000 connectors, after every start and every reload (docs/storage.md). The same
+   * work, spread out; `cancel()` stops it (a newer document was loaded). Resolves `done` when all
+   * are cached. (Not unref'd: libuv does not wake for unref'd immediates alone, so an idle process
+   * would warm only when something else woke it.)
+   */
+  warmUp(doc: object, batch = 200): { done: Promise<void>; cancel(): void } {
+    const work: Array<[string, object]> = [];
+    for (const [k, m] of Object.entries(doc)) {
+      if (!this.largeMaps.has(k) || !isMap(m)) continue;
+      for (const [key, v] of Object.entries(m)) if (isObject(v) && Object.isFrozen(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
+    }
+    let timer: NodeJS.Immediate | undefined;
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    let i = 0;
+    const step = (): void => {
+      timer = undefined;
+      for (const end = Math.min(i + batch, work.length); i < end; i++) {
+        const [key, v] = work[i]!;
+        if (this.entries.get(v)?.key !== key) this.entry(key, v); // a write may have got there first
+      }
+      if (i >= work.length) finish();
+      else timer = setImmediate(step);
+    };
+    if (work.length === 0) finish();
+    else timer = setImmediate(step);
+    return {
+      done,
+      cancel: () => {
+        if (timer) clearImmediate(timer);
+        timer = undefined;
+        finish();
+      },
+    };
   }
 }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { JsonStore } from '../../src/common/json-store.js';
@@ -86,6 +86,49 @@ describe('large maps of JSON documents', function () {
     }, 'stored records cannot be changed outside update()').to.throw(TypeError);
     // A fresh store (another process) reads the same document.
     expect(await open(file).read()).to.deep.equal(after);
+  });
+
+  it('after a load, records are encoded a batch per event-loop turn, so the first write encodes only what changed', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const doc: Doc = { version: 1, items: {}, list: [] };
+    for (let i = 0; i < 1000; i++) doc.items[`k${i}`] = { id: `k${i}`, n: i, tags: [`t${i}`] };
+    writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+    const oneShot = open(file); // a CLI command's store: it writes at most once, so does not warm
+    await oneShot.read();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(oneShot.encodedRecords).to.equal(0);
+    const s = new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, items: {}, list: [] }), largeMaps: { items: Rec }, warmAfterLoad: true });
+    await s.read();
+    expect(s.encodedRecords, 'nothing encoded in the turn that loaded').to.equal(0);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(s.encodedRecords, 'one batch per turn').to.be.within(1, 400);
+    await s.warmedUp();
+    expect(s.encodedRecords).to.equal(1000);
+    await s.update((d) => {
+      d.items.k5!.n = 5000;
+    });
+    expect(s.encodedRecords, 'the write encoded the changed record only').to.equal(1001);
+    const after = await s.read();
+    expect(readFileSync(file, 'utf8')).to.equal(`${JSON.stringify(after, null, 2)}\n`);
+
+    // Another process rewrites the file: the reload warms the new records, not the old ones.
+    const other = structuredClone(after) as Doc;
+    other.items.k6!.n = 6000;
+    other.items.added = { id: 'added', n: -1, tags: [] };
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(file, `${JSON.stringify(other, null, 2)}\n`, { mode: 0o600 });
+    await new Promise((r) => setTimeout(r, 150)); // past the reader's 100 ms recheck
+    expect((await s.read()).items.added).to.deep.equal({ id: 'added', n: -1, tags: [] });
+    await s.warmedUp();
+    const encoded = s.encodedRecords;
+    expect(encoded).to.equal(1001 + 1001);
+    await s.update((d) => {
+      d.list.push('x');
+    });
+    expect(s.encodedRecords, 'no record changed: none encoded').to.equal(encoded);
+    expect(readFileSync(file, 'utf8')).to.equal(`${JSON.stringify(await s.read(), null, 2)}\n`);
   });
 
   it('a change that lists keys copies nothing; objects it stores are not frozen under their holder; a kept draft is dead', async () => {
