@@ -131,12 +131,17 @@ export function forwardableRequestHeaders(headers: HeaderList, drop: ReadonlySet
 
 /** Response headers travel back without hop-by-hop ones. */
 export function forwardableResponseHeaders(headers: HeaderList): HeaderList {
-  const named = new Set<string>();
-  for (const [name, value] of headers) if (name.toLowerCase() === 'connection') for (const t of value.split(',')) named.add(t.trim().toLowerCase());
-  return headers.filter(([name]) => {
-    const n = name.toLowerCase();
-    return !HOP_BY_HOP.has(n) && !named.has(n);
-  });
+  // (Runs twice per relayed call: the Set only when a Connection header names others.)
+  let named: Set<string> | undefined;
+  for (const [name, value] of headers) {
+    if (name.length === 10 && name.toLowerCase() === 'connection') for (const t of value.split(',')) (named ??= new Set()).add(t.trim().toLowerCase());
+  }
+  const out: HeaderList = [];
+  for (const pair of headers) {
+    const n = pair[0].toLowerCase();
+    if (!HOP_BY_HOP.has(n) && !named?.has(n)) out.push(pair);
+  }
+  return out;
 }
 
 /** Node's rawHeaders ([k, v, k, v, ...]) as pairs. */

@@ -40,6 +40,22 @@ export function auditLine(e: AuditEntry, time: string): string {
   );
 }
 
+/**
+ * The current time as toISOString() writes it. Formatting a Date per relayed call showed as ~3 % of
+ * the connector's CPU in a profile of the relay; the part up to the second is formatted once a
+ * second and the milliseconds appended.
+ */
+let isoSecond = -1;
+let isoPrefix = '';
+export function isoNow(now = Date.now()): string {
+  const sec = Math.floor(now / 1000);
+  if (sec !== isoSecond) {
+    isoSecond = sec;
+    isoPrefix = new Date(sec * 1000).toISOString().slice(0, -4); // "YYYY-MM-DDTHH:MM:SS."
+  }
+  return `${isoPrefix}${String(now - sec * 1000).padStart(3, '0')}Z`;
+}
+
 export interface AuditLog {
   record(e: AuditEntry): void;
   close(): Promise<void>;
@@ -151,7 +167,7 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
   };
   return {
     record(e) {
-      const line = auditLine(e, new Date().toISOString());
+      const line = auditLine(e, isoNow());
       if (out === undefined && pending.length === 0) {
         // The size of the file as it is now, so rotation counts what is already there.
         try {

@@ -122,6 +122,8 @@ describe('http policy', () => {
       ['Set-Cookie', 'a'],
       ['Set-Cookie', 'b'],
     ]);
+    // Headers a Connection header names are hop-by-hop too, whatever their case or position.
+    expect(forwardableResponseHeaders([['x-early', '1'], ['CONNECTION', 'X-Early, x-Late'], ['X-Late', '2'], ['x-kept', '3']])).to.deep.equal([['x-kept', '3']]);
   });
 
   it('allow rules match methods and whole path segments; no rules allow all', () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { auditLine, auditPath, createAuditLog } from '../../src/connector/audit.js';
+import { auditLine, auditPath, createAuditLog, isoNow } from '../../src/connector/audit.js';
 import { REDACTED, secrets } from '../../src/common/redact.js';
 import { tempDir } from '../helpers/procs.js';
 
@@ -19,6 +19,15 @@ describe('connector audit log', () => {
         expect(auditLine(e, time)).to.equal(expected);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('isoNow() is what toISOString() gives, across second, day and year boundaries and in any order', () => {
+    const t = fc.oneof(fc.integer({ min: 0, max: 4102444800000 }), fc.constantFrom(0, 999, 1000, 1704067199999, 1704067200000, 951782400000));
+    fc.assert(
+      fc.property(fc.array(t, { minLength: 1, maxLength: 20 }), (times) => {
+        for (const ms of times) expect(isoNow(ms)).to.equal(new Date(ms).toISOString());
+      }),
     );
   });
 
