@@ -11,7 +11,7 @@ export type PathCheck = { ok: true; path: string; query: string } | { ok: false;
 const MAX_PATH = 8192;
 
 /** Decodes percent-escapes repeatedly (double encoding) until stable; undefined if malformed. */
-function decodeFully(s: string): string | undefined {
+export function decodeFully(s: string): string | undefined {
   let cur = s;
   for (let i = 0; i < 4; i++) {
     let next: string;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, joinUnderBase } from '../../src/common/http-policy.js';
+import { checkRelativePath, decodeFully, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, joinUnderBase } from '../../src/common/http-policy.js';
 
 /** What a typical server does with a path: percent-decode, then resolve dot segments. */
 function normalize(p: string): string {
@@ -36,20 +36,6 @@ describe('http policy', () => {
 
   it('decides every path as the check that always decoded did (the skip for paths without "%" changes nothing)', () => {
     // The check as it was before paths without "%" skipped decoding: the reference.
-    const decodeFully = (x: string): string | undefined => {
-      let cur = x;
-      for (let i = 0; i < 4; i++) {
-        let next: string;
-        try {
-          next = decodeURIComponent(cur);
-        } catch {
-          return undefined;
-        }
-        if (next === cur) return cur;
-        cur = next;
-      }
-      return cur;
-    };
     const reference = (raw: string): boolean => {
       if (raw.length === 0 || raw[0] !== '/' || raw.length > 8192) return false;
       if (/[\u0000-\u0020\u007f\\#]/.test(raw) || /[^\u0021-\u007e]/.test(raw)) return false;
