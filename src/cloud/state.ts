@@ -142,6 +142,7 @@ export function openCloudStore(dataDir: string, server?: { onLockCompromised(e: 
     // One record per paired connector: at 10,000 the file is ~21 MiB, and a pairing must not
     // re-copy, re-validate and re-serialize all of it (docs/performance.md).
     largeMaps: { connectors: ConnectorRecord },
-    ...(server ? { onLockCompromised: server.onLockCompromised, warmAfterLoad: true } : {}),
+    // (The warm-up waits a second after a load: a cloud starting up listens first.)
+    ...(server ? { onLockCompromised: server.onLockCompromised, warmAfterLoadMs: 1000 } : {}),
   });
 }

@@ -29,10 +29,10 @@ export interface StoreOptions<T> {
   /** Called if the cross-process lock was lost (process stalled past the stale period). */
   onLockCompromised?: (err: Error) => void;
   /**
-   * Long-running processes with large maps: after each load, encode the records for writing a
-   * batch per event-loop turn (JsonText.warmUp) instead of all at the first write.
+   * Long-running processes with large maps: this many ms after each load, encode the records for
+   * writing a batch per event-loop turn (JsonText.warmUp) instead of all at the first write.
    */
-  warmAfterLoad?: boolean;
+  warmAfterLoadMs?: number;
   /**
    * Top-level maps (id -> record) that grow with the fleet, each with the schema of one record.
    * Their records are stored frozen, and update() copies, validates and serializes only the records
@@ -289,7 +289,7 @@ export class JsonStore<T> {
     this.stamp = stampNow;
     this.loaded = true;
     this.warming?.cancel();
-    if (this.opts.warmAfterLoad) this.warming = this.text?.warmUp(this.db.data as object);
+    if (this.opts.warmAfterLoadMs !== undefined) this.warming = this.text?.warmUp(this.db.data as object, { delayMs: this.opts.warmAfterLoadMs });
   }
 
   /** Resolves once the records loaded last are all encoded (tests and benchmarks). */

@@ -126,16 +126,19 @@ export class JsonText {
    * so that the first write after a load does not encode them all at once: ~290 ms of blocked
    * event loop at 10,000 connectors, after every start and every reload (docs/storage.md). The same
    * work, spread out; `cancel()` stops it (a newer document was loaded). Resolves `done` when all
-   * are cached. (Not unref'd: libuv does not wake for unref'd immediates alone, so an idle process
+   * are cached. `delayMs` lets a process starting up finish that first (the warm-up made a cloud
+   * with 10,000 connectors listen ~150 ms later). (Not unref'd: libuv does not wake for unref'd immediates alone, so an idle process
    * would warm only when something else woke it.)
    */
-  warmUp(doc: object, batch = 200): { done: Promise<void>; cancel(): void } {
+  warmUp(doc: object, opts: { delayMs?: number; batch?: number } = {}): { done: Promise<void>; cancel(): void } {
+    const batch = opts.batch ?? 200;
     const work: Array<[string, object]> = [];
     for (const [k, m] of Object.entries(doc)) {
       if (!this.largeMaps.has(k) || !isMap(m)) continue;
       for (const [key, v] of Object.entries(m)) if (isObject(v) && Object.isFrozen(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
     }
     let timer: NodeJS.Immediate | undefined;
+    let delay: NodeJS.Timeout | undefined;
     let finish!: () => void;
     const done = new Promise<void>((resolve) => (finish = resolve));
     let i = 0;
@@ -149,10 +152,12 @@ export class JsonText {
       else timer = setImmediate(step);
     };
     if (work.length === 0) finish();
+    else if (opts.delayMs) delay = setTimeout(() => (timer = setImmediate(step)), opts.delayMs);
     else timer = setImmediate(step);
     return {
       done,
       cancel: () => {
+        if (delay) clearTimeout(delay);
         if (timer) clearImmediate(timer);
         timer = undefined;
         finish();

@@ -98,7 +98,7 @@ describe('large maps of JSON documents', function () {
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     expect(oneShot.encodedRecords).to.equal(0);
-    const s = new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, items: {}, list: [] }), largeMaps: { items: Rec }, warmAfterLoad: true });
+    const s = new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, items: {}, list: [] }), largeMaps: { items: Rec }, warmAfterLoadMs: 0 });
     await s.read();
     expect(s.encodedRecords, 'nothing encoded in the turn that loaded').to.equal(0);
     await new Promise((r) => setImmediate(r));
@@ -129,6 +129,19 @@ describe('large maps of JSON documents', function () {
     });
     expect(s.encodedRecords, 'no record changed: none encoded').to.equal(encoded);
     expect(readFileSync(file, 'utf8')).to.equal(`${JSON.stringify(await s.read(), null, 2)}\n`);
+  });
+
+  it('a delayed warm-up starts only after its delay (a starting process finishes its start first)', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const doc: Doc = { version: 1, items: {}, list: [] };
+    for (let i = 0; i < 300; i++) doc.items[`k${i}`] = { id: `k${i}`, n: i, tags: [] };
+    writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+    const s = new JsonStore<Doc>({ file, schema: Doc, what: 'test doc', empty: () => ({ version: 1, items: {}, list: [] }), largeMaps: { items: Rec }, warmAfterLoadMs: 200 });
+    await s.read();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.encodedRecords, 'within the delay').to.equal(0);
+    await s.warmedUp();
+    expect(s.encodedRecords).to.equal(300);
   });
 
   it('a change that lists keys copies nothing; objects it stores are not frozen under their holder; a kept draft is dead', async () => {
