@@ -127,8 +127,8 @@ export class JsonText {
    * event loop at 10,000 connectors, after every start and every reload (docs/storage.md). The same
    * work, spread out; `cancel()` stops it (a newer document was loaded). Resolves `done` when all
    * are cached. `delayMs` lets a process starting up finish that first (the warm-up made a cloud
-   * with 10,000 connectors listen ~150 ms later). (Not unref'd: libuv does not wake for unref'd immediates alone, so an idle process
-   * would warm only when something else woke it.)
+   * with 10,000 connectors listen ~150 ms later). The turns are not unref'd: libuv does not wake
+   * for unref'd immediates alone, so an idle process would warm only when something else woke it.
    */
   warmUp(doc: object, opts: { delayMs?: number; batch?: number } = {}): { done: Promise<void>; cancel(): void } {
     const batch = opts.batch ?? 200;
@@ -146,7 +146,7 @@ export class JsonText {
       timer = undefined;
       for (const end = Math.min(i + batch, work.length); i < end; i++) {
         const [key, v] = work[i]!;
-        if (this.entries.get(v)?.key !== key) this.entry(key, v); // a write may have got there first
+        this.entry(key, v); // (a cache hit when a write got there first)
       }
       if (i >= work.length) finish();
       else timer = setImmediate(step);

@@ -62,19 +62,21 @@ function basicHeader(user: string, pass: string): string {
   return `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
 }
 
+/** Credentials whose headers never change: known at once, and a 401 cannot be helped by a retry. */
+function fixedCredentials(kind: ResolvedAuth['type'], h: HeaderList): Credentials {
+  return { kind, headerNames: new Set(h.map(([n]) => n)), headers: async () => h, ready: () => h, rejected: () => false };
+}
+
 export function createCredentials(auth: ResolvedAuth, trust: TrustConfig, hooks: OAuthHooks = {}, clock: Clock = systemClock): Credentials {
   switch (auth.type) {
     case 'none':
-      const h: HeaderList = [];
-      return { kind: 'none', headerNames: new Set(), headers: async () => h, ready: () => h, rejected: () => false };
-    case 'apiKey': {
-      const h: HeaderList = [[auth.header.toLowerCase(), `${auth.prefix}${auth.value}`]];
-      return { kind: 'apiKey', headerNames: new Set([auth.header.toLowerCase()]), headers: async () => h, ready: () => h, rejected: () => false };
-    }
+      return fixedCredentials('none', []);
+    case 'apiKey':
+      return fixedCredentials('apiKey', [[auth.header.toLowerCase(), `${auth.prefix}${auth.value}`]]);
     case 'basic': {
       const h: HeaderList = [['authorization', basicHeader(auth.username, auth.password)]];
       if (auth.apiKey) h.push([auth.apiKeyHeader.toLowerCase(), auth.apiKey]);
-      return { kind: 'basic', headerNames: new Set(h.map(([n]) => n)), headers: async () => h, ready: () => h, rejected: () => false };
+      return fixedCredentials('basic', h);
     }
     case 'oauth2': {
       const client = new OAuthClient(auth, { caPems: trust.caPems, pins: [] }, clock, hooks);
