@@ -269,10 +269,14 @@ export class ConnectorDaemon {
    * Renews the certificate over the live tunnel: a new key and CSR, the cloud's new certificate, both
    * stored atomically. Traffic is not interrupted: the current session goes on; the next one uses
    * the new key (and the cloud accepts the previous certificate until then).
+   *
+   * `session` is the one to renew over. A request from the cloud passes the session that carried
+   * it: the cloud asks right after WELCOME, and when both frames arrive in one read the request is
+   * handled before the supervisor has recorded the new session (a renewal onto a rotated CA was
+   * then lost until the next reconnect).
    */
-  renewCertificate(reason: string): Promise<void> {
+  renewCertificate(reason: string, session: MuxSession | undefined = this.supervisor?.session): Promise<void> {
     this.renewing ??= (async () => {
-      const session = this.supervisor?.session;
       const id = this._identity;
       if (!session || !id) throw new Error('not connected');
       this.o.logger.info('renewing the connector certificate', { reason });
@@ -315,7 +319,7 @@ export class ConnectorDaemon {
       } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
         await managed.sync(msg.ids as string[]);
       } else if (msg.type === 'cert.renew-requested') {
-        await this.renewCertificate(typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud').catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
+        await this.renewCertificate(typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud', session).catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
       } else if (msg.type === 'cert.renewed' && typeof msg.certificate === 'string' && typeof msg.caCertificate === 'string') {
         this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
       } else if (msg.type === 'cert.renew-failed') {

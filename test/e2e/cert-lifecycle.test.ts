@@ -86,6 +86,32 @@ describe('certificate lifecycle', function () {
     }
   });
 
+  it('renews when the cloud asks in the same read as WELCOME (before the connector has filed its session)', async () => {
+    // The cloud asks right after WELCOME (rotated CA, or its renewBeforeDays above the connector's);
+    // in one process both frames arrive in one read, so the request reaches the connector before
+    // its supervisor has recorded the session. The renewal must use the session that carried it.
+    const cloud = await startInprocCloud({ renewBeforeDays: 400 });
+    const up = await startUpstream();
+    const id = await pairInproc(cloud);
+    const dir = tempDir('uemlink-renew-asked-');
+    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
+    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
+    await new ConnectorStateStore(cfg.stateDir).save(
+      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
+      id.privateKeyPem,
+    );
+    const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger() });
+    try {
+      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
+      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal the cloud asked for');
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
+    } finally {
+      await daemon.shutdown();
+      await cloud.shutdown();
+      await up.close();
+    }
+  });
+
   it('the connector CA can be rotated without re-pairing: connectors renew onto the new CA over the tunnel', async () => {
     const cloud = await startCloud();
     const c = await makeConnector();

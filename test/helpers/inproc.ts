@@ -18,7 +18,7 @@ import { ConnectorStateStore } from '../../src/connector/state.js';
 import { ADMIN_TOKEN, freePort, tempDir, until } from './procs.js';
 
 export async function startInprocCloud(
-  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number } = {},
+  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number } = {},
 ): Promise<CloudServer> {
   const dir = tempDir('uemlink-inproc-');
   const port = await freePort();
@@ -36,7 +36,7 @@ export async function startInprocCloud(
       maxFrameBytes: 64 * 1024,
     },
     drainTimeoutMs: 2000,
-    pairing: { maxFailuresPerMinute: 100, certificateDays: opts.certificateDays ?? 365, renewBeforeDays: 30 },
+    pairing: { maxFailuresPerMinute: 100, certificateDays: opts.certificateDays ?? 365, renewBeforeDays: opts.renewBeforeDays ?? 30 },
     maxPendingHandshakes: opts.maxPendingHandshakes ?? 512,
     relay: { timeoutMs: opts.relayTimeoutMs ?? 10_000, maxRequestBytes: opts.maxRequestBytes ?? 64 * 1024 * 1024 },
     integrations: { retryBaseMs: 20, firstRunWithinSeconds: 3600 },
