@@ -330,9 +330,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (typeof msg.csr !== 'string') throw new Error('cert.renew without a CSR');
       // Renewals rewrite the state file and replace the previous certificate the grace relies on:
       // one per session, and none within RENEW_MIN_INTERVAL_MS of the last (a looping connector
-      // must not churn either).
+      // must not churn either). A failed one may be retried: nothing was replaced.
       if (live.renewed) throw new Error('this session already renewed its certificate; reconnect to use it');
-      live.renewed = true;
       let issued: { certificatePem: string; info: { fingerprint256: string; notAfter: string } } | undefined;
       await o.store.update((s) => {
         const rec = s.connectors[live.connectorId];
@@ -348,6 +347,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         rec.notAfter = issued.info.notAfter;
         rec.renewedAt = new Date(o.clock.now()).toISOString();
       });
+      live.renewed = true;
       live.session.sendControl({ type: 'cert.renewed', certificate: issued!.certificatePem, caCertificate: o.ca.certificatePem });
       o.logger.info('connector certificate renewed', { connectorId: live.connectorId, notAfter: issued!.info.notAfter });
     } catch (err) {

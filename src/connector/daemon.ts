@@ -53,6 +53,12 @@ export interface DaemonOptions {
   clock?: Clock;
   /** The logger's ring of recent warnings and errors (status page). */
   recent?: RecentProblems;
+  /**
+   * Retries of a renewal the cloud asked for and that failed (a rotated CA must not wait for the
+   * next reconnect, which may be weeks away): exponential from baseMs to capMs, jittered.
+   * Default 1 min to 30 min; tests shorten it.
+   */
+  renewRetry?: { baseMs: number; capMs: number };
 }
 
 export class ConnectorDaemon {
@@ -71,6 +77,9 @@ export class ConnectorDaemon {
   private renewing: Promise<void> | undefined;
   private renewal: { resolve(v: { certificate: string; caCertificate: string }): void; reject(e: Error): void } | undefined;
   private renewTimer: TimerHandle | undefined;
+  /** The retry of a renewal the cloud asked for, while the session that asked is open. */
+  private renewRetry: { timer: TimerHandle; session: MuxSession } | undefined;
+  private renewFailures = 0;
 
   private constructor(
     readonly config: ConnectorConfig,
@@ -241,6 +250,36 @@ export class ConnectorDaemon {
   private listen(session: MuxSession): void {
     session.on('stream', this.handler);
     session.on('control', (msg) => void this.onControl(session, msg));
+    session.once('close', () => {
+      if (this.renewRetry?.session !== session) return;
+      this.clock.clearTimeout(this.renewRetry.timer);
+      this.renewRetry = undefined;
+    });
+  }
+
+  /**
+   * A renewal the cloud asked for (its CA was rotated, or its renewal window is wider than ours).
+   * The cloud asks once per session, so a failure (the cloud's disk full, a renewal minutes ago)
+   * is retried here, with backoff, for as long as that session lasts; a new session is asked again.
+   */
+  private async renewAsked(session: MuxSession, reason: string): Promise<void> {
+    if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
+    this.renewRetry = undefined;
+    try {
+      await this.renewCertificate(reason, session);
+      this.renewFailures = 0;
+    } catch (err) {
+      if (this.stopping || session.state !== 'open') return;
+      const { baseMs, capMs } = this.o.renewRetry ?? { baseMs: 60_000, capMs: 30 * 60_000 };
+      const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(this.renewFailures++, 20));
+      const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+      this.o.logger.warn('certificate renewal failed; retrying', { err, retryInMs: delay });
+      const timer = this.clock.setTimeout(() => {
+        this.renewRetry = undefined;
+        if (!this.stopping && session.state === 'open') void this.renewAsked(session, reason);
+      }, delay);
+      this.renewRetry = { timer, session };
+    }
   }
 
   private afterConnect(): void {
@@ -319,7 +358,7 @@ export class ConnectorDaemon {
       } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
         await managed.sync(msg.ids as string[]);
       } else if (msg.type === 'cert.renew-requested') {
-        await this.renewCertificate(typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud', session).catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
+        await this.renewAsked(session, typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud');
       } else if (msg.type === 'cert.renewed' && typeof msg.certificate === 'string' && typeof msg.caCertificate === 'string') {
         this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
       } else if (msg.type === 'cert.renew-failed') {
@@ -343,6 +382,7 @@ export class ConnectorDaemon {
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     if (this.healthTimer !== undefined) this.clock.clearTimeout(this.healthTimer);
     if (this.renewTimer !== undefined) this.clock.clearInterval(this.renewTimer);
+    if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
     await this.supervisor?.stop(this.config.drainTimeoutMs);
     for (const t of this.allTargets()) t.close();
     await this.audit.close();

@@ -8,7 +8,9 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../src/common/clock.js';
-import { silentLogger } from '../../src/common/log.js';
+import { PassThrough } from 'node:stream';
+import sinon from 'sinon';
+import { createLogger, silentLogger } from '../../src/common/log.js';
 import { loadConnectorConfig } from '../../src/connector/config.js';
 import { ConnectorDaemon } from '../../src/connector/daemon.js';
 import { ConnectorStateStore } from '../../src/connector/state.js';
@@ -106,6 +108,43 @@ describe('certificate lifecycle', function () {
       await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal the cloud asked for');
       expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
     } finally {
+      await daemon.shutdown();
+      await cloud.shutdown();
+      await up.close();
+    }
+  });
+
+  it('retries a renewal the cloud asked for when it failed, while that session lasts', async () => {
+    const cloud = await startInprocCloud({ renewBeforeDays: 400 });
+    const up = await startUpstream();
+    const id = await pairInproc(cloud);
+    // Edge case: the cloud cannot issue the first time (its CA unavailable, its disk full).
+    const issue = sinon.stub(cloud.ca, 'issue').callThrough();
+    issue.onFirstCall().throws(new Error('test: the CA is unavailable'));
+    const dir = tempDir('uemlink-renew-retry-');
+    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
+    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
+    await new ConnectorStateStore(cfg.stateDir).save(
+      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
+      id.privateKeyPem,
+    );
+    const out = new PassThrough();
+    let logs = '';
+    out.on('data', (d: Buffer) => (logs += d.toString()));
+    const daemon = await ConnectorDaemon.start(cfg, { logger: createLogger({ component: 'connector', stream: out, level: 'info' }), renewRetry: { baseMs: 200, capMs: 400 } });
+    try {
+      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
+      const epoch = await until(() => cloud.registry.get(id.connectorId)?.epoch, 10_000, 'connected');
+      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal, retried');
+      expect(issue.callCount).to.equal(2);
+      expect(logs).to.contain('certificate renewal failed; retrying').and.contain('the CA is unavailable');
+      // Retried within the same session, not by reconnecting.
+      expect(cloud.registry.get(id.connectorId)?.epoch).to.equal(epoch);
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
+      await sleep(1000); // no further renewals once one succeeded
+      expect(issue.callCount).to.equal(2);
+    } finally {
+      issue.restore();
       await daemon.shutdown();
       await cloud.shutdown();
       await up.close();
