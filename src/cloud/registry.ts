@@ -21,6 +21,12 @@ export interface LiveSession {
   session: MuxSession;
   /** Set once this session has renewed the connector's certificate (one renewal per session). */
   renewed?: boolean;
+  /**
+   * Fingerprint of the certificate this session authenticated with: the one the connector holds.
+   * A renewal keeps it as the previous certificate (the grace), so that a connector which never
+   * stored an earlier renewal's answer still has a key the cloud accepts.
+   */
+  authenticatedWith?: string;
 }
 
 export interface SessionRegistry {

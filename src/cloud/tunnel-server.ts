@@ -209,7 +209,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     if (rec.previousCertificate && rec.previousFingerprint256 && !state.revokedCertificates.some((r) => r.fingerprint256 === rec.previousFingerprint256)) {
       candidates.push({ pem: rec.previousCertificate, fingerprint: rec.previousFingerprint256 });
     }
-    let cert: KnownCertificate | undefined;
+    let verified: { cert: KnownCertificate; fingerprint: string } | undefined;
     let why: string | undefined;
     for (const c of candidates) {
       const x = this.certificate(c.pem, c.fingerprint);
@@ -219,12 +219,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         continue;
       }
       if (cryptoVerify('sha256', message, x.publicKey, sig)) {
-        cert = x;
+        verified = { cert: x, fingerprint: c.fingerprint };
         break;
       }
       why ??= "signature does not match the connector's certificate (wrong key, or a replayed handshake)";
     }
-    if (!cert) throw new Refusal('AUTH_FAILED', why ?? 'authentication failed');
+    if (!verified) throw new Refusal('AUTH_FAILED', why ?? 'authentication failed');
     if (!t.isOpen) return; // the connector gave up while we were checking
 
     const now = o.clock.now();
@@ -248,6 +248,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       hostname: hello.hostname,
       targets: hello.targets,
       session: new MuxSession({ role: 'cloud', transport: t, local: o.limits, remote: hello.limits, heartbeatMs: o.heartbeatMs, clock: o.clock }),
+      authenticatedWith: verified.fingerprint,
     };
     const welcome: Welcome = {
       sessionId: live.sessionId,
@@ -278,7 +279,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       epoch: live.epoch,
     });
     live.session.on('control', (msg) => this.onControl(live, msg));
-    this.maybeRequestRenewal(live, cert);
+    this.maybeRequestRenewal(live, verified.cert);
     live.session.once('close', (info) => {
       const current = o.registry.remove(live);
       o.book.note(rec.id, { lastSeen: new Date(o.clock.now()).toISOString() });
@@ -339,9 +340,19 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         if (rec.renewedAt && o.clock.now() - Date.parse(rec.renewedAt) < RENEW_MIN_INTERVAL_MS) {
           throw new Error(`the certificate was renewed less than ${RENEW_MIN_INTERVAL_MS / 60_000} minutes ago`);
         }
+        // The grace certificate is the one the connector holds (it signed this session's handshake):
+        // usually the current one, but the previous one when an earlier renewal's answer was never
+        // stored (disk full, answer lost); replacing it then would lock the connector out.
+        const held =
+          live.authenticatedWith === rec.fingerprint256
+            ? { pem: rec.certificate, fp: rec.fingerprint256 }
+            : live.authenticatedWith === rec.previousFingerprint256 && rec.previousCertificate
+              ? { pem: rec.previousCertificate, fp: rec.previousFingerprint256 }
+              : undefined;
+        if (!held) throw new Error("this session's certificate is no longer the connector's; reconnect");
         issued = o.ca.issue(msg.csr as string, { connectorId: rec.id, tenant: rec.tenant, group: rec.group }, o.certificateDays);
-        rec.previousCertificate = rec.certificate;
-        rec.previousFingerprint256 = rec.fingerprint256;
+        rec.previousCertificate = held.pem;
+        rec.previousFingerprint256 = held.fp;
         rec.certificate = issued.certificatePem;
         rec.fingerprint256 = issued.info.fingerprint256;
         rec.notAfter = issued.info.notAfter;

@@ -14,7 +14,9 @@ import { createLogger, silentLogger } from '../../src/common/log.js';
 import { loadConnectorConfig } from '../../src/connector/config.js';
 import { ConnectorDaemon } from '../../src/connector/daemon.js';
 import { ConnectorStateStore } from '../../src/connector/state.js';
-import { pairInproc, startInprocCloud } from '../helpers/inproc.js';
+import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
+import type { Connected } from '../../src/connector/tunnel-client.js';
+import { connectAs, pairInproc, startInprocCloud } from '../helpers/inproc.js';
 import { cli, connectorEntry, makeConnector, sleep, startCloud, tempDir, until } from '../helpers/procs.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { writeFileSync } from 'node:fs';
@@ -148,6 +150,48 @@ describe('certificate lifecycle', function () {
       await daemon.shutdown();
       await cloud.shutdown();
       await up.close();
+    }
+  });
+
+  it('a renewal keeps the certificate the connector holds as the grace one, even after an answer it never stored', async () => {
+    let offset = 0;
+    const clock: Clock = {
+      now: () => Date.now() + offset,
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+      setInterval: (fn, ms) => setInterval(fn, ms),
+      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+    };
+    const cloud = await startInprocCloud({ clock });
+    try {
+      const a = await pairInproc(cloud);
+      const fp = (pem: string): string => new X509Certificate(pem).fingerprint256;
+      const renewOver = async (c: Connected): Promise<Record<string, unknown>> => {
+        const answer = new Promise<Record<string, unknown>>((resolve) => c.session.on('control', (m: Record<string, unknown>) => m.type?.toString().startsWith('cert.renew') && resolve(m)));
+        c.session.sendControl({ type: 'cert.renew', csr: createCsr(generateRsaKeyPair(2048).privateKeyPem, { CN: 'x' }) });
+        return answer;
+      };
+      // Session 1 (key A) renews to B, but the connector never stores the answer (lost, disk full).
+      const s1 = await connectAs(cloud, a);
+      const b = await renewOver(s1);
+      expect(b.type).to.equal('cert.renewed');
+      s1.session.close(1000, 'test');
+      // 11 minutes later it connects again with A (the grace) and renews to C.
+      offset = 11 * 60_000;
+      const s2 = await connectAs(cloud, a);
+      const c = await renewOver(s2);
+      expect(c.type).to.equal('cert.renewed');
+      s2.session.close(1000, 'test');
+      const rec = (await cloud.store.read()).connectors[a.connectorId]!;
+      expect(rec.fingerprint256).to.equal(fp(c.certificate as string));
+      // The grace certificate is A, the one it holds, not B, which it never had.
+      expect(rec.previousFingerprint256).to.equal(fp(a.certificate));
+      // So A still gets in (it would be AUTH_FAILED, and the connector locked out, with B as grace).
+      const s3 = await connectAs(cloud, a);
+      expect(s3.welcome.connectorId).to.equal(a.connectorId);
+      s3.session.close(1000, 'test');
+    } finally {
+      await cloud.shutdown();
     }
   });
 
