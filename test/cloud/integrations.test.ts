@@ -289,13 +289,21 @@ describe('integrations (cloud engine through a real connector and tunnel)', func
     await api('DELETE', `/app-policies/${encodeURIComponent('Blacklisted by IT')}`);
   });
 
-  it('Pause stops the schedule (status says paused), Resume restarts it, Sync Now runs at once', async () => {
+  it('Pause stops the schedule (status says paused), Sync Now while paused runs once and stays paused, Resume restarts it', async () => {
     const { grandchild } = groupIds();
     const id = await create({ sync: { groups: [String(grandchild.id)] } });
     expect((await api('POST', `/integrations/${id}/pause`)).body.paused).to.equal(true);
     let s = await status(id);
     expect(s.deviceSync.indicator).to.equal('gray');
     expect(s.deviceSync.message).to.match(/^paused/);
+    // An admin's explicit Sync Now is honoured while paused (the seeds: "force an immediate device
+    // sync"); the schedule stays stopped.
+    const before = (await status(id)).deviceSync.lastRun;
+    expect((await api('POST', `/integrations/${id}/sync?wait=1`)).body.sync).to.equal('done');
+    s = await status(id);
+    expect(s.deviceSync.lastRun).to.not.equal(before);
+    expect(s.deviceSync.message).to.match(/^paused \(last: /);
+    expect((await api('GET', `/integrations/${id}`)).body.paused).to.equal(true);
     expect((await api('POST', `/integrations/${id}/resume`)).body.paused).to.equal(false);
     // Resume schedules a sync at once.
     for (let i = 0; i < 100 && !(await status(id)).deviceSync.lastSuccess; i++) await sleep(100);
