@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { formatPath } from './config.js';
 import { UemlinkError } from './errors.js';
 import { ensurePrivateDir, writePrivateFile } from './fs-secure.js';
-import { JsonText, draftOf, freezeDeep, isMap, isObject } from './large-map.js';
+import { JsonText, draftOf, freezeDeep, frozenCopy, isMap, isObject } from './large-map.js';
 
 export interface StoreOptions<T> {
   file: string;
@@ -273,7 +273,7 @@ export class JsonStore<T> {
       }
       for (const id of JsonStore.changedKeys(map, k, changed)) {
         const rec = map[id];
-        if (isObject(rec) && !Object.isFrozen(rec)) map[id] = freezeDeep(structuredClone(rec));
+        if (isObject(rec) && !Object.isFrozen(rec)) map[id] = frozenCopy(rec);
       }
     }
   }

@@ -21,6 +21,39 @@ export function freezeDeep<T>(v: T): T {
 }
 
 /**
+ * A deep copy of a JSON value: new objects and arrays, the same strings and numbers. For the plain
+ * data of a JSON document this equals structuredClone, at a fraction of its cost (which serializes
+ * and copies every string: at 10,000 connector records, two clones per record were ~20 % of a
+ * presence update).
+ */
+export function copyJson<T>(v: T): T {
+  if (!isObject(v)) return v;
+  if (Array.isArray(v)) return v.map(copyJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) setOwn(out, k, copyJson(v[k]));
+  return out as T;
+}
+
+/**
+ * An immutable copy of a JSON value in one pass: frozen parts (stored, known unchanged) are shared,
+ * everything else is copied and frozen. What a change put into a record may still be held by others
+ * (a live session's target list), so it is copied rather than frozen in place.
+ */
+export function frozenCopy<T>(v: T): T {
+  if (!isObject(v) || Object.isFrozen(v)) return v;
+  if (Array.isArray(v)) return Object.freeze(v.map(frozenCopy)) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) setOwn(out, k, frozenCopy(v[k]));
+  return Object.freeze(out) as T;
+}
+
+/** `o[k] = value`, except that a "__proto__" key (JSON.parse makes it an own property) stays one. */
+function setOwn(o: Record<string, unknown>, k: string, value: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value, writable: true, enumerable: true, configurable: true });
+  else o[k] = value;
+}
+
+/**
  * A draft of `base` for one change: reading a record (get, Object.values/entries, spread) replaces
  * it in the draft by a deep copy first, so the change can never touch the stored record.
  * `copy` is the plain object behind the proxy, which becomes the new map once the change is done;
@@ -34,7 +67,7 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
     if (typeof k !== 'string' || own.has(k) || !Object.hasOwn(copy, k)) return;
     own.add(k);
     const v = copy[k];
-    if (isObject(v)) copy[k] = structuredClone(v);
+    if (isObject(v)) copy[k] = copyJson(v);
   };
   // Revocable: a draft kept past its change (returned by the recipe, say) must not go on copying
   // into `copy`, which by then is the stored map.

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { JsonStore } from '../../src/common/json-store.js';
-import { JsonText, draftOf, freezeDeep } from '../../src/common/large-map.js';
+import { JsonText, copyJson, draftOf, freezeDeep, frozenCopy } from '../../src/common/large-map.js';
 import { tempDir } from '../helpers/procs.js';
 
 const Rec = z.object({ id: z.string(), n: z.number().int(), tags: z.array(z.string()).default([]), note: z.string().optional() });
@@ -20,6 +20,36 @@ const bytes = (t: JsonText, doc: object) => Buffer.concat(t.encode(doc)).toStrin
 
 describe('large maps of JSON documents', function () {
   this.timeout(60_000);
+
+  it('copyJson equals structuredClone for JSON values and shares no object; frozenCopy is a frozen copy that shares only frozen parts', () => {
+    const objects = (v: unknown, out = new Set<object>()): Set<object> => {
+      if (v !== null && typeof v === 'object') {
+        out.add(v);
+        for (const x of Object.values(v)) objects(x, out);
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(fc.oneof(json, fc.constant(JSON.parse('{"__proto__":{"x":1},"a":[{"__proto__":2}]}'))), fc.boolean(), (v, freezeAPart) => {
+        const c = copyJson(v);
+        expect(c).to.deep.equal(structuredClone(v));
+        expect(JSON.stringify(c)).to.equal(JSON.stringify(v));
+        const mine = objects(v);
+        for (const o of objects(c)) expect(mine.has(o), 'copyJson shares an object').to.equal(false);
+        // A change put a frozen (stored) part into an otherwise fresh value.
+        const input = copyJson(v);
+        const frozenPart = freezeAPart && input !== null && typeof input === 'object' ? Object.values(input).find((x) => x !== null && typeof x === 'object') : undefined;
+        if (frozenPart) freezeDeep(frozenPart);
+        const f = frozenCopy(input);
+        expect(JSON.stringify(f)).to.equal(JSON.stringify(v));
+        for (const o of objects(f)) expect(Object.isFrozen(o), 'all frozen').to.equal(true);
+        const shared = [...objects(f)].filter((o) => objects(input).has(o));
+        for (const o of shared) expect(objects(frozenPart).has(o), 'only frozen parts are shared').to.equal(true);
+        if (input !== null && typeof input === 'object' && input !== frozenPart) expect(Object.isFrozen(input), 'the input is not frozen in place').to.equal(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
 
   it('JsonText writes exactly what JSON.stringify(doc, null, 2) does, with and without remembered records', () => {
     fc.assert(
