@@ -7,19 +7,17 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../../src/common/clock.js';
 import { PassThrough } from 'node:stream';
 import sinon from 'sinon';
-import { createLogger, silentLogger } from '../../src/common/log.js';
-import { loadConnectorConfig } from '../../src/connector/config.js';
-import { ConnectorDaemon } from '../../src/connector/daemon.js';
-import { ConnectorStateStore } from '../../src/connector/state.js';
+import { createLogger } from '../../src/common/log.js';
 import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
 import type { Connected } from '../../src/connector/tunnel-client.js';
-import { connectAs, pairInproc, startInprocCloud } from '../helpers/inproc.js';
-import { cli, connectorEntry, makeConnector, sleep, startCloud, tempDir, until } from '../helpers/procs.js';
+import { connectAs, offsetClock, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
+import { cli, connectorEntry, makeConnector, sleep, startCloud, until } from '../helpers/procs.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { writeFileSync } from 'node:fs';
+
+/** The target every in-process connector here serves: the test upstream, trusted by its CA. */
+const upstreamTarget = (up: { baseUrl: string; caPem: string }) => [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }];
 
 describe('certificate lifecycle', function () {
   this.timeout(90_000);
@@ -28,22 +26,9 @@ describe('certificate lifecycle', function () {
     const cloud = await startInprocCloud();
     const up = await startUpstream();
     const id = await pairInproc(cloud);
-    const dir = tempDir('uemlink-renew-');
-    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
-    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
-    await new ConnectorStateStore(cfg.stateDir).save(
-      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
-      id.privateKeyPem,
-    );
     // 340 days from now, the 365-day certificate has 25 days left: under the 30-day threshold.
-    let offset = 340 * 86_400_000;
-    const clock: Clock = {
-      now: () => Date.now() + offset,
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-    };
+    const clock = offsetClock();
+    clock.advance(340 * 86_400_000);
     // Traffic before, during and after the renewal.
     let stop = false;
     const statuses: number[] = [];
@@ -51,7 +36,8 @@ describe('certificate lifecycle', function () {
       await until(() => cloud.registry.get(id.connectorId) !== undefined, 10_000, 'connected');
       while (!stop) statuses.push((await cloud.relay.fetch('acme', 't', '/x')).status);
     })();
-    const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger(), clock });
+    const { daemon, dir } = await startInprocConnector(cloud, { id, targets: upstreamTarget(up), daemon: { clock } });
+    const stateDir = join(dir, 'state');
     try {
       const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
       await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 20_000, 'the renewed certificate');
@@ -63,7 +49,7 @@ describe('certificate lifecycle', function () {
       expect(rec.previousFingerprint256).to.equal(oldFingerprint);
       // Back to the present: the renewed certificate is not due again, so the reconnect below must
       // not trigger a second renewal.
-      offset = 0;
+      clock.advance(-340 * 86_400_000);
       await sleep(300);
       stop = true;
       await load;
@@ -75,9 +61,9 @@ describe('certificate lifecycle', function () {
       await until(() => (cloud.registry.get(id.connectorId)?.epoch ?? 0) > epoch, 15_000, 'reconnected with the new key');
       // The cloud registers a session as it sends WELCOME; the connector has it a moment later.
       await until(() => daemon.tunnel?.session?.state === 'open', 5000, 'the connector has its new session');
-      const keys = readdirSync(cfg.stateDir).filter((f) => f.startsWith(id.connectorId) && f.endsWith('.key'));
+      const keys = readdirSync(stateDir).filter((f) => f.startsWith(id.connectorId) && f.endsWith('.key'));
       expect(keys).to.have.length(1); // the old key was removed
-      expect(readFileSync(join(cfg.stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
+      expect(readFileSync(join(stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
       // A connector looping on renewals is refused: the last one was minutes ago.
       const again = await daemon.renewCertificate('test: again').then(() => undefined, (e: Error) => e);
       expect(again?.message).to.match(/renewed less than 10 minutes ago/);
@@ -97,14 +83,7 @@ describe('certificate lifecycle', function () {
     const cloud = await startInprocCloud({ renewBeforeDays: 400 });
     const up = await startUpstream();
     const id = await pairInproc(cloud);
-    const dir = tempDir('uemlink-renew-asked-');
-    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
-    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
-    await new ConnectorStateStore(cfg.stateDir).save(
-      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
-      id.privateKeyPem,
-    );
-    const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger() });
+    const { daemon } = await startInprocConnector(cloud, { id, targets: upstreamTarget(up) });
     try {
       const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
       await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal the cloud asked for');
@@ -123,17 +102,14 @@ describe('certificate lifecycle', function () {
     // Edge case: the cloud cannot issue the first time (its CA unavailable, its disk full).
     const issue = sinon.stub(cloud.ca, 'issue').callThrough();
     issue.onFirstCall().throws(new Error('test: the CA is unavailable'));
-    const dir = tempDir('uemlink-renew-retry-');
-    writeFileSync(join(dir, 'connector.json'), JSON.stringify({ stateDir: './state', health: { checkIntervalSeconds: 0 }, targets: [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] }));
-    const cfg = loadConnectorConfig(join(dir, 'connector.json'));
-    await new ConnectorStateStore(cfg.stateDir).save(
-      { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
-      id.privateKeyPem,
-    );
     const out = new PassThrough();
     let logs = '';
     out.on('data', (d: Buffer) => (logs += d.toString()));
-    const daemon = await ConnectorDaemon.start(cfg, { logger: createLogger({ component: 'connector', stream: out, level: 'info' }), renewRetry: { baseMs: 200, capMs: 400 } });
+    const { daemon } = await startInprocConnector(cloud, {
+      id,
+      targets: upstreamTarget(up),
+      daemon: { logger: createLogger({ component: 'connector', stream: out, level: 'info' }), renewRetry: { baseMs: 200, capMs: 400 } },
+    });
     try {
       const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
       const epoch = await until(() => cloud.registry.get(id.connectorId)?.epoch, 10_000, 'connected');
@@ -154,14 +130,7 @@ describe('certificate lifecycle', function () {
   });
 
   it('a renewal keeps the certificate the connector holds as the grace one, even after an answer it never stored', async () => {
-    let offset = 0;
-    const clock: Clock = {
-      now: () => Date.now() + offset,
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-    };
+    const clock = offsetClock();
     const cloud = await startInprocCloud({ clock });
     try {
       const a = await pairInproc(cloud);
@@ -177,7 +146,7 @@ describe('certificate lifecycle', function () {
       expect(b.type).to.equal('cert.renewed');
       s1.session.close(1000, 'test');
       // 11 minutes later it connects again with A (the grace) and renews to C.
-      offset = 11 * 60_000;
+      clock.advance(11 * 60_000);
       const s2 = await connectAs(cloud, a);
       const c = await renewOver(s2);
       expect(c.type).to.equal('cert.renewed');

@@ -13,9 +13,15 @@ import { CloudServer } from '../../src/cloud/server.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/messages.js';
 import { connectTunnel, type Connected, type TunnelClientOptions } from '../../src/connector/tunnel-client.js';
 import { loadConnectorConfig } from '../../src/connector/config.js';
-import { ConnectorDaemon } from '../../src/connector/daemon.js';
+import { ConnectorDaemon, type DaemonOptions } from '../../src/connector/daemon.js';
 import { ConnectorStateStore } from '../../src/connector/state.js';
 import { ADMIN_TOKEN, freePort, tempDir, until } from './procs.js';
+
+/** A clock whose "now" can jump (timers stay real); `advance` takes negative steps too. */
+export function offsetClock(): Clock & { advance(ms: number): void } {
+  let offset = 0;
+  return { ...systemClock, now: () => Date.now() + offset, advance: (ms) => (offset += ms) };
+}
 
 export async function startInprocCloud(
   opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number } = {},
@@ -81,14 +87,25 @@ export function connectAs(cloud: CloudServer, id: TestIdentity, extra: Partial<T
   return connectTunnel(tunnelOptions(cloud, id, extra));
 }
 
-/** A connector daemon in this process, paired with `cloud`, serving the given targets. */
+/**
+ * A connector daemon in this process, paired with `cloud` (or with the identity `id` paired before),
+ * serving the given targets; `daemon` overrides its options (logger, clock, …).
+ */
 export async function startInprocConnector(
   cloud: CloudServer,
-  opts: { targets?: Array<Record<string, unknown>>; tenant?: string; group?: string; extra?: Record<string, unknown>; files?: Record<string, string> } = {},
+  opts: {
+    targets?: Array<Record<string, unknown>>;
+    tenant?: string;
+    group?: string;
+    extra?: Record<string, unknown>;
+    files?: Record<string, string>;
+    id?: TestIdentity;
+    daemon?: Partial<DaemonOptions>;
+  } = {},
 ): Promise<{ daemon: ConnectorDaemon; id: TestIdentity; dir: string }> {
   const dir = tempDir('uemlink-inproc-conn-');
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 });
-  const id = await pairInproc(cloud, opts.tenant ?? 'acme', opts.group ?? 'default');
+  const id = opts.id ?? (await pairInproc(cloud, opts.tenant ?? 'acme', opts.group ?? 'default'));
   const configFile = join(dir, 'connector.json');
   // Periodic health checks off unless asked for: tests count what reaches each upstream.
   writeFileSync(configFile, JSON.stringify({ stateDir: './state', targets: opts.targets ?? [], health: { checkIntervalSeconds: 0 }, ...opts.extra }));
@@ -97,7 +114,7 @@ export async function startInprocConnector(
     { connectorId: id.connectorId, tenant: id.tenant, group: id.group, cloudUrl: cloud.config.publicUrl, certificate: id.certificate, caCertificate: cloud.ca.certificatePem, pairedAt: new Date().toISOString() },
     id.privateKeyPem,
   );
-  const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger() });
+  const daemon = await ConnectorDaemon.start(cfg, { logger: silentLogger(), ...opts.daemon });
   await until(() => daemon.tunnel?.state.state === 'connected' && cloud.registry.get(id.connectorId) !== undefined, 10_000, 'connector connected');
   return { daemon, id, dir };
 }

@@ -23,14 +23,8 @@ import { CSRF_COOKIE, csrfProblem } from '../../src/health/auth.js';
 import { HealthServer } from '../../src/health/server.js';
 import { encodeFrame, jsonPayload } from '../../src/protocol/frame.js';
 import type { MuxStream } from '../../src/protocol/stream.js';
-import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
+import { connectAs, offsetClock, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, freePort, tempDir, until } from '../helpers/procs.js';
-
-/** A clock whose "now" can jump forward (timers stay real). */
-function offsetClock(): Clock & { advance(ms: number): void } {
-  let offset = 0;
-  return { ...systemClock, now: () => Date.now() + offset, advance: (ms) => (offset += ms) };
-}
 
 async function startCloud(opts: { perAddress: number; perTenant: number; clock?: Clock; certificateDays?: number }): Promise<CloudServer> {
   const dir = tempDir('uemlink-hostile-');
