@@ -102,7 +102,10 @@ describe('faults: processes and the tunnel (real processes under load)', functio
         await until(() => since(lab.cloud.proc.logs, k0).some((l) => l.message === 'connector disconnected'), 10_000, 'the cloud to notice');
         detectCloud = Date.now() - t0;
         const gone = since(lab.cloud.proc.logs, k0).find((l) => l.message === 'connector disconnected')!;
-        expect(`${String(gone.code)} ${String(gone.reason)}`).to.match(/4009|heartbeat/i);
+        // The cloud's heartbeat ends it, or, when the connector (whose heartbeat fired a moment
+        // earlier) is back first on a busy machine, its new session replaces the dead one (4001).
+        // Either way the dead session is gone within the bound below.
+        expect(`${String(gone.code)} ${String(gone.reason)}`).to.match(/4009|heartbeat|4001 a newer session/i);
         await lab.waitConnected();
       },
     });
