@@ -16,6 +16,9 @@ import { connectAs, offsetClock, pairInproc, startInprocCloud, startInprocConnec
 import { cli, connectorEntry, makeConnector, sleep, startCloud, until } from '../helpers/procs.js';
 import { startUpstream } from '../helpers/upstream.js';
 
+/** SHA-256 fingerprint of a PEM certificate, as the cloud stores it. */
+const fp = (pem: string): string => new X509Certificate(pem).fingerprint256;
+
 /** The target every in-process connector here serves: the test upstream, trusted by its CA. */
 const upstreamTarget = (up: { baseUrl: string; caPem: string }) => [{ id: 't', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }];
 
@@ -39,8 +42,8 @@ describe('certificate lifecycle', function () {
     const { daemon, dir } = await startInprocConnector(cloud, { id, targets: upstreamTarget(up), daemon: { clock } });
     const stateDir = join(dir, 'state');
     try {
-      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
-      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 20_000, 'the renewed certificate');
+      const oldFingerprint = fp(id.certificate);
+      await until(() => daemon.identity && fp(daemon.identity.certificate) !== oldFingerprint, 20_000, 'the renewed certificate');
       const renewed = new X509Certificate(daemon.identity!.certificate);
       expect(renewed.subject).to.contain(`CN=${id.connectorId}`);
       expect(Date.parse(renewed.validTo) - Date.now()).to.be.greaterThan(360 * 86_400_000);
@@ -67,7 +70,7 @@ describe('certificate lifecycle', function () {
       // A connector looping on renewals is refused: the last one was minutes ago.
       const again = await daemon.renewCertificate('test: again').then(() => undefined, (e: Error) => e);
       expect(again?.message).to.match(/renewed less than 10 minutes ago/);
-      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(fp(daemon.identity!.certificate));
     } finally {
       stop = true;
       await daemon.shutdown();
@@ -85,9 +88,9 @@ describe('certificate lifecycle', function () {
     const id = await pairInproc(cloud);
     const { daemon } = await startInprocConnector(cloud, { id, targets: upstreamTarget(up) });
     try {
-      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
-      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal the cloud asked for');
-      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
+      const oldFingerprint = fp(id.certificate);
+      await until(() => daemon.identity && fp(daemon.identity.certificate) !== oldFingerprint, 15_000, 'the renewal the cloud asked for');
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(fp(daemon.identity!.certificate));
     } finally {
       await daemon.shutdown();
       await cloud.shutdown();
@@ -111,14 +114,14 @@ describe('certificate lifecycle', function () {
       daemon: { logger: createLogger({ component: 'connector', stream: out, level: 'info' }), renewRetry: { baseMs: 200, capMs: 400 } },
     });
     try {
-      const oldFingerprint = new X509Certificate(id.certificate).fingerprint256;
+      const oldFingerprint = fp(id.certificate);
       const epoch = await until(() => cloud.registry.get(id.connectorId)?.epoch, 10_000, 'connected');
-      await until(() => daemon.identity && new X509Certificate(daemon.identity.certificate).fingerprint256 !== oldFingerprint, 15_000, 'the renewal, retried');
+      await until(() => daemon.identity && fp(daemon.identity.certificate) !== oldFingerprint, 15_000, 'the renewal, retried');
       expect(issue.callCount).to.equal(2);
       expect(logs).to.contain('certificate renewal failed; retrying').and.contain('the CA is unavailable');
       // Retried within the same session, not by reconnecting.
       expect(cloud.registry.get(id.connectorId)?.epoch).to.equal(epoch);
-      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(new X509Certificate(daemon.identity!.certificate).fingerprint256);
+      expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(fp(daemon.identity!.certificate));
       await sleep(1000); // no further renewals once one succeeded
       expect(issue.callCount).to.equal(2);
     } finally {
@@ -134,7 +137,6 @@ describe('certificate lifecycle', function () {
     const cloud = await startInprocCloud({ clock });
     try {
       const a = await pairInproc(cloud);
-      const fp = (pem: string): string => new X509Certificate(pem).fingerprint256;
       const renewOver = async (c: Connected): Promise<Record<string, unknown>> => {
         const answer = new Promise<Record<string, unknown>>((resolve) => c.session.on('control', (m: Record<string, unknown>) => m.type?.toString().startsWith('cert.renew') && resolve(m)));
         c.session.sendControl({ type: 'cert.renew', csr: createCsr(generateRsaKeyPair(2048).privateKeyPem, { CN: 'x' }) });
