@@ -298,11 +298,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     const consumed = s.deliveredBytes - s.readableLength - s.accountedBytes;
     if (consumed <= 0) return;
     s.accountedBytes += consumed;
-    const inc = s.recvWindow.consumed(consumed);
+    // Once the peer ended (or the stream is gone) it sends nothing more: no credit to return, and a
+    // window grown now would take session budget that retire() has already settled, for good.
     const remoteOpen = s.status.state === 'open' || s.status.state === 'half-closed-local';
-    if (inc > 0 && remoteOpen && this.streams.has(s.id)) {
-      this.enqueue({ kind: 'window', streamId: s.id, increment: inc });
-    }
+    if (!remoteOpen || !this.streams.has(s.id)) return;
+    const inc = s.recvWindow.consumed(consumed);
+    if (inc > 0) this.enqueue({ kind: 'window', streamId: s.id, increment: inc });
   }
 
   streamDestroyed(s: MuxStream, err: Error | null): void {

@@ -103,4 +103,33 @@ describe('receive window auto-tuning in a session', () => {
     p.cloud.close(1000, 'done');
     p.connector.close(1000, 'done');
   });
+
+  it('a reader that drains a finished stream fast takes no budget (it used to keep it for the life of the tunnel)', async () => {
+    // Review finding: credit returned after the peer's END still grew the window and reserved
+    // budget that retire() had already settled, so slow clients of finished responses (the cloud
+    // pausing on a client's backpressure) used up the budget and later bulk streams stopped growing.
+    const { sessionPair, waitFor } = await import('../helpers/sessions.js');
+    const p = sessionPair({ cloud: { initialWindow: 64 * KiB } });
+    const body = Buffer.alloc(64 * KiB, 7);
+    p.connector.on('stream', (st) => {
+      st.resume();
+      st.respond({ status: 200, headers: [] });
+      st.end(body);
+    });
+    const budget = (): number => (p.cloud as unknown as { grownBytes: number }).grownBytes;
+    for (let i = 0; i < 3; i++) {
+      const st = p.cloud.openStream({ method: 'GET', path: '/x', headers: [], target: 't' });
+      st.end();
+      await new Promise((r) => st.once('response', r));
+      await waitFor(() => p.cloud.activeStreams === 0, 2000, 'the whole body and END arrived, unread');
+      let n = 0;
+      st.on('data', (c: Buffer) => (n += c.length));
+      await new Promise((r) => st.once('end', r));
+      expect(n).to.equal(body.length);
+      expect(budget(), `budget held after stream ${i}`).to.equal(0);
+      expect(st.recvWindow.window, 'no growth for a finished stream').to.equal(64 * KiB);
+    }
+    p.cloud.close(1000, 'done');
+    p.connector.close(1000, 'done');
+  });
 });
