@@ -247,7 +247,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       version: versionOf(hello.software),
       hostname: hello.hostname,
       targets: hello.targets,
-      session: new MuxSession({ role: 'cloud', transport: t, local: o.limits, remote: hello.limits, heartbeatMs: o.heartbeatMs, clock: o.clock }),
+      session: new MuxSession({ role: 'cloud', transport: t, local: o.limits, remote: hello.limits, heartbeatMs: o.heartbeatMs, clock: o.clock, version: hello.protocol }),
       authenticatedWith: verified.fingerprint,
     };
     const welcome: Welcome = {

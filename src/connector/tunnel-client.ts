@@ -130,7 +130,15 @@ function handshake(t: WsTransport, o: TunnelClientOptions): Promise<Connected> {
               if (welcome.connectorId !== o.connectorId) throw new Error(`WELCOME for ${welcome.connectorId}, not for us`);
               settled = true;
               o.clock.clearTimeout(timer);
-              const session = new MuxSession({ role: 'connector', transport: t, local: o.limits, remote: cloud.limits, heartbeatMs: o.heartbeatMs, clock: o.clock });
+              const session = new MuxSession({
+                role: 'connector',
+                transport: t,
+                local: o.limits,
+                remote: cloud.limits,
+                heartbeatMs: o.heartbeatMs,
+                clock: o.clock,
+                version: negotiateVersion(cloud.protocol) ?? PROTOCOL_MIN, // as sent in our HELLO
+              });
               o.prepareSession?.(session);
               attachTransport(session, t);
               resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress });

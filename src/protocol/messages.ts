@@ -10,7 +10,7 @@ import { ABSOLUTE_MAX_FRAME, MAX_WINDOW } from './frame.js';
 
 /** The protocol versions this build speaks. A peer outside this range is refused with a reason. */
 export const PROTOCOL_MIN = 1;
-export const PROTOCOL_MAX = 1;
+export const PROTOCOL_MAX = 2;
 
 export const LimitsSchema = z.object({
   maxFrameSize: z.number().int().min(1024).max(ABSOLUTE_MAX_FRAME),

@@ -23,6 +23,7 @@ import {
 } from './codes.js';
 import {
   FRAME_HEADER_SIZE,
+  FrameFlag,
   FrameType,
   MAX_STREAM_ID,
   PING_PAYLOAD_SIZE,
@@ -80,6 +81,12 @@ export interface SessionOptions {
    * windows.
    */
   windowTuning?: { maxWindow: number; budget: number } | false;
+  /**
+   * The protocol version the handshake settled on (default 1). From 2, a stream's END rides as the
+   * END_STREAM flag on its last OPEN, RESPONSE or DATA frame when that frame is still unsent, and
+   * the flag is honoured on receipt; version 1 sends END frames only and ignores flags.
+   */
+  version?: number;
 }
 
 export interface SessionClose {
@@ -137,6 +144,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private outParts: Buffer[] = [];
   private outBytes = 0;
+  /** Counts flushed messages: a frame header queued in the current one can still be changed. */
+  private batchNo = 0;
+  /** The protocol version the handshake settled on. */
+  readonly version: number;
+  /** Version 2 or later: END_STREAM flags are sent and honoured. */
+  private readonly endFlag: boolean;
   private flushScheduled = false;
   private pumping = false;
 
@@ -163,6 +176,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.remote = opts.remote;
     this.clock = opts.clock ?? systemClock;
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
+    this.version = opts.version ?? 1;
+    this.endFlag = this.version >= 2;
     this.maxOutboundBacklog = opts.maxOutboundBacklog ?? Math.max(16 * 1024 * 1024, 4 * this.highWaterMark);
     const wt = opts.windowTuning ?? { maxWindow: 16 * 1024 * 1024, budget: 64 * 1024 * 1024 };
     this.tuning =
@@ -237,7 +252,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow, ...this.tuningFor() });
     this.streams.set(id, s);
     this.localOpen++;
-    this.enqueue({ kind: 'open', streamId: id, json });
+    this.enqueueStreamParts(s, encodeFrameParts({ kind: 'open', streamId: id, json }));
     return s;
   }
 
@@ -290,7 +305,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     const json = this.fitting(jsonPayload(head), 'response head');
     s.response = head;
-    this.enqueue({ kind: 'response', streamId: s.id, json });
+    this.enqueueStreamParts(s, encodeFrameParts({ kind: 'response', streamId: s.id, json }));
     if (end) s.end();
   }
 
@@ -497,6 +512,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private handleStreamFrame(f: StreamFrame): void {
     if (f.kind === 'open') {
       this.onOpen(f.streamId, f.json);
+      if (f.end === true && this.endFlag) this.endFromFlag(f.streamId);
       return;
     }
     const s = this.streams.get(f.streamId);
@@ -515,6 +531,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         s.status = step.status;
         s.response = head;
         s.emit('response', head);
+        if (f.end === true && this.endFlag) this.endFromFlag(f.streamId);
         return;
       }
       case 'data':
@@ -523,11 +540,10 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         s.deliveredBytes += f.data.length;
         s.push(f.data);
         this.readerConsumed(s);
+        if (f.end === true && this.endFlag) this.endFromFlag(f.streamId);
         return;
       case 'end':
-        s.status = step.status;
-        s.push(null);
-        this.maybeRetire(s);
+        this.onEnd(s, step.status);
         return;
       case 'reset':
         this.retire(s);
@@ -541,6 +557,25 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         }
         return;
     }
+  }
+
+  private onEnd(s: MuxStream, status: MuxStream['status']): void {
+    s.status = status;
+    s.push(null);
+    this.maybeRetire(s);
+  }
+
+  /**
+   * The END_STREAM flag of a frame just handled: an END right after it. Nothing to do if handling
+   * the frame refused, reset or closed the stream.
+   */
+  private endFromFlag(id: number): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    const step = onInbound(s.status, 'end');
+    // The frame carrying the flag passed the same checks, so this cannot fail short of a bug.
+    if (!step.ok) throw new ProtocolError(`stream ${id}: ${step.reason}`, step.fatal ? {} : { streamId: id });
+    this.onEnd(s, step.status);
   }
 
   private onOpen(id: number, json: Buffer): void {
@@ -639,14 +674,17 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       }
       s.sendWindow.spend(n);
       parts.unshift(encodeHeader(FrameType.DATA, s.id, n));
-      this.enqueueParts(parts);
+      this.enqueueStreamParts(s, parts);
       return s.pending.length > 0 ? s.sendWindow.size > 0 : s.pendingEnd !== undefined;
     }
     const end = s.pendingEnd;
     if (end) {
       s.pendingEnd = undefined;
       s.status = onOutbound(s.status, 'end');
-      this.enqueue({ kind: 'end', streamId: s.id });
+      // The stream's last frame is still in the unsent message: the END rides on it as a flag.
+      if (s.tail !== undefined && s.tailBatch === this.batchNo) s.tail[1]! |= FrameFlag.END_STREAM;
+      else this.enqueue({ kind: 'end', streamId: s.id });
+      s.tail = undefined;
       this.maybeRetire(s);
       done.push(end);
     }
@@ -655,6 +693,22 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private enqueue(f: Frame): void {
     this.enqueueParts(encodeFrameParts(f));
+  }
+
+  /**
+   * Queues an OPEN, RESPONSE or DATA frame ([header, ...payload]) of `s`. With END_STREAM flags in
+   * use, remembers its header while it sits in the unsent message, so an END that follows before
+   * the flush can be a flag on it instead of a frame of its own (see sendSome).
+   */
+  private enqueueStreamParts(s: MuxStream, parts: Buffer[]): void {
+    const batch = this.batchNo;
+    this.enqueueParts(parts);
+    if (!this.endFlag) return;
+    // A flush while queueing (a full message) may have sent the header already: then no flag.
+    if (this.batchNo === batch) {
+      s.tail = parts[0];
+      s.tailBatch = batch;
+    } else s.tail = undefined;
   }
 
   private enqueueParts(parts: Buffer[]): void {
@@ -681,6 +735,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this._bytesOut += total;
     this.outParts = [];
     this.outBytes = 0;
+    this.batchNo++;
     if (parts.length === 1) return this.transport.send(parts[0]!);
     const pooled = messagePool.assemble(parts, total);
     if (!pooled) return this.transport.send(Buffer.concat(parts, total));

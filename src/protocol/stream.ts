@@ -3,6 +3,11 @@
  * readable side the body the peer sends. All framing, flow control and state live in the session
  * (StreamHost); the stream only adapts Node's stream callbacks to it, so Node's own backpressure
  * (write() returning false, pipe pausing) becomes tunnel backpressure.
+ *
+ * Written chunks are not copied: a write's callback means "framed", and the bytes are read when the
+ * session's message is assembled later in the same event-loop turn. As with a PassThrough, a writer
+ * must not change a Buffer after writing it, even once the callback ran (every writer in uemlink
+ * hands over fresh buffers: undici's, the HTTP parser's).
  */
 import { Duplex } from 'node:stream';
 import { SendWindow, RecvWindow, type WindowTuning } from './flow.js';
@@ -40,6 +45,12 @@ export class MuxStream extends Duplex {
   /** @internal */ pendingEnd: ((err?: Error | null) => void) | undefined;
   /** @internal */ deliveredBytes = 0;
   /** @internal */ accountedBytes = 0;
+  /**
+   * @internal Header of this stream's last OPEN/RESPONSE/DATA frame while it may still be unsent
+   * (in message `tailBatch` of the session's outbox): where an END_STREAM flag can go.
+   */
+  tail: Buffer | undefined = undefined;
+  /** @internal */ tailBatch = -1;
 
   private readonly host: StreamHost;
 

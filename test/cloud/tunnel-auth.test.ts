@@ -7,7 +7,7 @@ import { sign as cryptoSign } from 'node:crypto';
 import WebSocket from 'ws';
 import { CloseCode } from '../../src/protocol/codes.js';
 import { decodeMessage, encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
-import { DEFAULT_LIMITS, authMessage } from '../../src/protocol/messages.js';
+import { DEFAULT_LIMITS, PROTOCOL_MAX, authMessage } from '../../src/protocol/messages.js';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { TunnelError } from '../../src/connector/tunnel-client.js';
 import { connectAs, pairInproc, startInprocCloud, type TestIdentity } from '../helpers/inproc.js';
@@ -112,9 +112,39 @@ describe('tunnel authentication', function () {
     p.send({ kind: 'hello', json: hello }, { kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature: sig }) });
     const g = await p.goaway();
     expect(g.code).to.equal('UNSUPPORTED_VERSION');
-    expect(g.message).to.contain('protocol 7').and.contain('1..1').and.contain('upgrade the cloud');
+    expect(g.message).to.contain('protocol 7').and.contain(`1..${PROTOCOL_MAX}`).and.contain('upgrade the cloud');
     await until(() => p.closed, 3000, 'close');
     expect(p.closed!.code).to.equal(CloseCode.UNSUPPORTED_VERSION);
+  });
+
+  it('speaks the version the connector chose: END frames to a protocol 1 connector, END_STREAM flags to a protocol 2 one', async () => {
+    const c = await connectAs(cloud, id);
+    expect(c.session.version).to.equal(2);
+    expect(cloud.registry.get(id.connectorId)!.session.version).to.equal(2);
+    c.session.close();
+    for (const version of [1, 2]) {
+      const p = await RawPeer.open(cloud);
+      const hello = helloFor(id, version);
+      const sig = cryptoSign('sha256', authMessage(await p.nonce(), hello), id.privateKeyPem).toString('base64url');
+      p.send({ kind: 'hello', json: hello }, { kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature: sig }) });
+      await until(() => p.frames.find((f) => f.kind === 'welcome'), 3000, 'WELCOME');
+      const live = cloud.registry.get(id.connectorId)!;
+      expect(live.session.version).to.equal(version);
+      const st = live.session.openStream({ method: 'GET', path: '/x', headers: [], target: 'uem' });
+      st.on('error', () => {});
+      st.end();
+      const open = (await until(() => p.frames.find((f) => f.kind === 'open'), 3000, 'OPEN')) as Extract<Frame, { kind: 'open' }>;
+      await new Promise((r) => setTimeout(r, 50));
+      if (version === 1) {
+        expect(open.end, 'no flag at version 1').to.equal(false);
+        expect(p.frames.some((f) => f.kind === 'end' && f.streamId === open.streamId)).to.equal(true);
+      } else {
+        expect(open.end, 'END_STREAM at version 2').to.equal(true);
+        expect(p.frames.some((f) => f.kind === 'end')).to.equal(false);
+      }
+      p.ws.close();
+      await until(() => p.closed, 3000, 'close');
+    }
   });
 
   it('closes a peer that sends stream frames before WELCOME', async () => {

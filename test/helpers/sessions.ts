@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, type Limits } from '../../src/protocol/messages.js';
+import { DEFAULT_LIMITS, PROTOCOL_MAX, type Limits } from '../../src/protocol/messages.js';
 import { MuxSession, attachTransport } from '../../src/protocol/session.js';
 import type { Clock } from '../../src/common/clock.js';
 import { decodeMessage, encodeFrame, type Frame } from '../../src/protocol/frame.js';
@@ -12,12 +12,12 @@ export interface Pair {
 }
 
 export function sessionPair(
-  opts: { cloud?: Partial<Limits>; connector?: Partial<Limits>; heartbeatMs?: number; clock?: Clock; highWaterMark?: number } = {},
+  opts: { cloud?: Partial<Limits>; connector?: Partial<Limits>; heartbeatMs?: number; clock?: Clock; highWaterMark?: number; version?: number } = {},
 ): Pair {
   const [cloudT, connectorT] = memoryPair();
   const cl: Limits = { ...DEFAULT_LIMITS, ...opts.cloud };
   const co: Limits = { ...DEFAULT_LIMITS, ...opts.connector };
-  const common = { heartbeatMs: opts.heartbeatMs ?? 0, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.highWaterMark ? { highWaterMark: opts.highWaterMark } : {}) };
+  const common = { heartbeatMs: opts.heartbeatMs ?? 0, version: opts.version ?? PROTOCOL_MAX, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.highWaterMark ? { highWaterMark: opts.highWaterMark } : {}) };
   const cloud = new MuxSession({ role: 'cloud', transport: cloudT, local: cl, remote: co, ...common });
   const connector = new MuxSession({ role: 'connector', transport: connectorT, local: co, remote: cl, ...common });
   attachTransport(cloud, cloudT);
@@ -50,10 +50,10 @@ export function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition
  * A session whose peer is the test itself: `send` injects raw frames, `frames` records what the
  * session sent, decoded.
  */
-export function rawPeer(role: 'cloud' | 'connector', limits: Partial<Limits> = {}, heartbeatMs = 0, remoteLimits: Partial<Limits> = {}) {
+export function rawPeer(role: 'cloud' | 'connector', limits: Partial<Limits> = {}, heartbeatMs = 0, remoteLimits: Partial<Limits> = {}, version = 1) {
   const [mine, theirs] = memoryPair();
   const local: Limits = { ...DEFAULT_LIMITS, ...limits };
-  const session = new MuxSession({ role, transport: mine, local, remote: { ...DEFAULT_LIMITS, ...remoteLimits }, heartbeatMs });
+  const session = new MuxSession({ role, transport: mine, local, remote: { ...DEFAULT_LIMITS, ...remoteLimits }, heartbeatMs, version });
   attachTransport(session, mine);
   const frames: Frame[] = [];
   let closedWith: { code: number; reason: string } | undefined;

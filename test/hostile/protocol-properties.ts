@@ -103,9 +103,13 @@ export interface Harness {
 
 export const validHead = (i = 0): RequestHead => ({ method: 'GET', path: `/p/${i}`, headers: [['accept', '*/*']], target: 't1' });
 
-export function makeHarness(role: 'cloud' | 'connector', local: Limits, opts: { ownStreams?: number; reader?: 'none' | 'flowing'; respond?: boolean } = {}): Harness {
+export function makeHarness(
+  role: 'cloud' | 'connector',
+  local: Limits,
+  opts: { ownStreams?: number; reader?: 'none' | 'flowing'; respond?: boolean; version?: number } = {},
+): Harness {
   const sink = new SinkTransport();
-  const session = new MuxSession({ role, transport: sink, local, remote: local, heartbeatMs: 0, maxOutboundBacklog: HARNESS_BACKLOG });
+  const session = new MuxSession({ role, transport: sink, local, remote: local, heartbeatMs: 0, maxOutboundBacklog: HARNESS_BACKLOG, version: opts.version ?? 1 });
   const h: Harness = { session, sink, local, ownIds: [], peerIds: [], nextPeerId: role === 'cloud' ? 2 : 1, accepted: [], maxIn: 0, baseOut: 0 };
   session.on('stream', (st) => {
     st.on('error', () => {});
@@ -233,20 +237,23 @@ const dataLen: fc.Arbitrary<DataLen> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ k: 'max' } as DataLen) },
 );
 
+/** END_STREAM on OPEN, RESPONSE and DATA (honoured at version 2, ignored at 1). */
+const endFlag = fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
+
 /** A hostile frame, before its stream id is resolved. */
 export type Act =
-  | { t: 'open'; id: IdSel; json: Buffer }
-  | { t: 'response'; id: IdSel; json: Buffer }
-  | { t: 'data'; id: IdSel; len: DataLen }
+  | { t: 'open'; id: IdSel; json: Buffer; end?: boolean }
+  | { t: 'response'; id: IdSel; json: Buffer; end?: boolean }
+  | { t: 'data'; id: IdSel; len: DataLen; end?: boolean }
   | { t: 'end'; id: IdSel }
   | { t: 'reset'; id: IdSel; code: number; msg: string }
   | { t: 'window'; id: IdSel; inc: number }
   | { t: 'conn'; f: Frame };
 
 const act: fc.Arbitrary<Act> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ id: idSel, json: fc.oneof({ weight: 3, arbitrary: goodHead }, { weight: 1, arbitrary: badHead }) }).map((r) => ({ t: 'open', ...r }) as Act) },
-  { weight: 2, arbitrary: fc.record({ id: idSel, json: fc.oneof({ weight: 3, arbitrary: goodResponse }, { weight: 1, arbitrary: badResponse }) }).map((r) => ({ t: 'response', ...r }) as Act) },
-  { weight: 4, arbitrary: fc.record({ id: idSel, len: dataLen }).map((r) => ({ t: 'data', ...r }) as Act) },
+  { weight: 3, arbitrary: fc.record({ id: idSel, json: fc.oneof({ weight: 3, arbitrary: goodHead }, { weight: 1, arbitrary: badHead }), end: endFlag }).map((r) => ({ t: 'open', ...r }) as Act) },
+  { weight: 2, arbitrary: fc.record({ id: idSel, json: fc.oneof({ weight: 3, arbitrary: goodResponse }, { weight: 1, arbitrary: badResponse }), end: endFlag }).map((r) => ({ t: 'response', ...r }) as Act) },
+  { weight: 4, arbitrary: fc.record({ id: idSel, len: dataLen, end: endFlag }).map((r) => ({ t: 'data', ...r }) as Act) },
   { weight: 2, arbitrary: idSel.map((id) => ({ t: 'end', id }) as Act) },
   { weight: 1, arbitrary: fc.record({ id: idSel, code: fc.nat(12), msg: fc.string({ maxLength: 20 }) }).map((r) => ({ t: 'reset', ...r }) as Act) },
   {
@@ -313,14 +320,14 @@ function toFrame(h: Harness, a: Act): Frame {
         h.peerIds.push(id);
         h.nextPeerId = id + 2;
       }
-      return { kind: 'open', streamId: id, json: a.json };
+      return { kind: 'open', streamId: id, json: a.json, end: a.end === true };
     }
     case 'response':
-      return { kind: 'response', streamId: resolveId(h, a.id, false), json: a.json };
+      return { kind: 'response', streamId: resolveId(h, a.id, false), json: a.json, end: a.end === true };
     case 'data': {
       const w = h.local.initialWindow;
       const n = a.len.k === 'n' ? a.len.n : a.len.k === 'window' ? w : a.len.k === 'windowPlus' ? w + 1 : h.local.maxFrameSize;
-      return { kind: 'data', streamId: resolveId(h, a.id, false), data: ZERO.subarray(0, Math.min(n, h.local.maxFrameSize)) };
+      return { kind: 'data', streamId: resolveId(h, a.id, false), data: ZERO.subarray(0, Math.min(n, h.local.maxFrameSize)), end: a.end === true };
     }
     case 'end':
       return { kind: 'end', streamId: resolveId(h, a.id, false) };
@@ -416,8 +423,9 @@ const sessionHostile = fc.property(
   fc.constantFrom('none', 'flowing') as fc.Arbitrary<'none' | 'flowing'>,
   fc.boolean(),
   fc.array(msgArb, { minLength: 1, maxLength: 12 }),
-  (role, limits, own, reader, respond, msgs) => {
-    const h = makeHarness(role, limits, { ownStreams: Math.min(own, limits.maxConcurrentStreams), reader, respond });
+  fc.constantFrom(1, 2),
+  (role, limits, own, reader, respond, msgs, version) => {
+    const h = makeHarness(role, limits, { ownStreams: Math.min(own, limits.maxConcurrentStreams), reader, respond, version });
     for (const m of msgs) {
       if (h.session.state === 'closed') break;
       feed(h, encodeMsg(h, m));
@@ -518,23 +526,27 @@ const windows = fc.property(
   },
 );
 
-/** 6. RESPONSE, DATA, END, RESET in any order on one stream: never a crash, never a stuck stream. */
+/**
+ * 6. RESPONSE, DATA, END, RESET in any order on one stream (with END_STREAM flags on RESPONSE and
+ * DATA, honoured at version 2): never a crash, never a stuck stream.
+ */
 const ordering = fc.property(
   fc.constantFrom('cloud', 'connector') as fc.Arbitrary<'cloud' | 'connector'>,
-  fc.array(fc.constantFrom('response', 'data', 'data0', 'end', 'reset', 'window'), { minLength: 1, maxLength: 8 }),
+  fc.array(fc.constantFrom('response', 'response-end', 'data', 'data-end', 'data0', 'end', 'reset', 'window'), { minLength: 1, maxLength: 8 }),
   fc.boolean(),
-  (role, order, respond) => {
-    const h = makeHarness(role, { maxFrameSize: 4096, maxConcurrentStreams: 4, initialWindow: 8192 }, { ownStreams: 1, reader: 'flowing', respond });
+  fc.constantFrom(1, 2),
+  (role, order, respond, version) => {
+    const h = makeHarness(role, { maxFrameSize: 4096, maxConcurrentStreams: 4, initialWindow: 8192 }, { ownStreams: 1, reader: 'flowing', respond, version });
     if (role === 'connector') feed(h, encodeMsg(h, { acts: [{ t: 'open', id: { k: 'next' }, json: jsonPayload(validHead()) }], flips: [], raw: undefined }));
     const id = role === 'cloud' ? h.ownIds[0]! : h.peerIds[0]!;
     let fatal = false;
     for (const k of order) {
       if (h.session.state === 'closed') break;
       const f: Frame =
-        k === 'response'
-          ? { kind: 'response', streamId: id, json: jsonPayload({ status: 200, headers: [] }) }
-          : k === 'data'
-            ? { kind: 'data', streamId: id, data: Buffer.from('x') }
+        k === 'response' || k === 'response-end'
+          ? { kind: 'response', streamId: id, json: jsonPayload({ status: 200, headers: [] }), end: k === 'response-end' }
+          : k === 'data' || k === 'data-end'
+            ? { kind: 'data', streamId: id, data: Buffer.from('x'), end: k === 'data-end' }
             : k === 'data0'
               ? { kind: 'data', streamId: id, data: Buffer.alloc(0) }
               : k === 'end'
@@ -544,7 +556,7 @@ const ordering = fc.property(
                   : { kind: 'window', streamId: id, increment: 1 };
       // Only a RESPONSE sent to the responder of a live stream is a connection-level error.
       const live = internals(h.session).streams.has(id);
-      if (k === 'response' && role === 'connector' && live) fatal = true;
+      if ((k === 'response' || k === 'response-end') && role === 'connector' && live) fatal = true;
       feed(h, encodeFrame(f));
       if (fatal) break;
     }

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { ProtocolError, StreamError } from '../../src/protocol/codes.js';
 import {
   FRAME_HEADER_SIZE,
+  FrameFlag,
   FrameType,
   decodeMessage,
   encodeFrame,
@@ -23,9 +24,9 @@ export const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   json.map((j) => ({ kind: 'control', json: j }) as Frame),
   fc.uint8Array({ minLength: 8, maxLength: 8 }).map((d) => ({ kind: 'ping', data: Buffer.from(d) }) as Frame),
   fc.uint8Array({ minLength: 8, maxLength: 8 }).map((d) => ({ kind: 'pong', data: Buffer.from(d) }) as Frame),
-  fc.record({ streamId, json }).map((r) => ({ kind: 'open', ...r }) as Frame),
-  fc.record({ streamId, json }).map((r) => ({ kind: 'response', ...r }) as Frame),
-  fc.record({ streamId, data: bytes() }).map((r) => ({ kind: 'data', ...r }) as Frame),
+  fc.record({ streamId, json, end: fc.boolean() }).map((r) => ({ kind: 'open', ...r }) as Frame),
+  fc.record({ streamId, json, end: fc.boolean() }).map((r) => ({ kind: 'response', ...r }) as Frame),
+  fc.record({ streamId, data: bytes(), end: fc.boolean() }).map((r) => ({ kind: 'data', ...r }) as Frame),
   streamId.map((id) => ({ kind: 'end', streamId: id }) as Frame),
   fc
     .record({ streamId, code: fc.integer({ min: 0, max: 0xffffffff }), message: fc.string({ maxLength: 100 }) })
@@ -99,6 +100,23 @@ describe('frames', () => {
     expect(() => decodeMessage(p, MAX)).to.throw(ProtocolError, /ping\/pong payload of 7/);
     const e = Buffer.concat([encodeHeader(FrameType.END, 1, 1), Buffer.alloc(1)]);
     expect(() => decodeMessage(e, MAX)).to.throw(ProtocolError, /END frame/);
+  });
+
+  it('END_STREAM is bit 0x01 of the flags byte on OPEN, RESPONSE and DATA; other bits and other frames carry none', () => {
+    const data = encodeFrame({ kind: 'data', streamId: 5, data: Buffer.from('x'), end: true });
+    expect(data[1]).to.equal(FrameFlag.END_STREAM);
+    expect(encodeFrame({ kind: 'open', streamId: 5, json: Buffer.from('{}') })[1]).to.equal(0);
+    const flagged = (type: number, flags: number, payload: Buffer): Buffer => {
+      const h = encodeHeader(type, 5, payload.length, flags);
+      return Buffer.concat([h, payload]);
+    };
+    const [d] = decodeMessage(flagged(FrameType.DATA, 0xfe, Buffer.from('x')), MAX);
+    expect(d).to.include({ kind: 'data', end: false });
+    const [r] = decodeMessage(flagged(FrameType.RESPONSE, 0xff, Buffer.from('{}')), MAX);
+    expect(r).to.include({ kind: 'response', end: true });
+    // Flags on frames that do not define them are still ignored, as in version 1.
+    expect(decodeMessage(flagged(FrameType.END, 0xff, Buffer.alloc(0)), MAX)).to.deep.equal([{ kind: 'end', streamId: 5 }]);
+    expect(decodeMessage(flagged(FrameType.WINDOW, 0x01, Buffer.from([0, 0, 1, 0])), MAX)).to.deep.equal([{ kind: 'window', streamId: 5, increment: 256 }]);
   });
 
   it('an empty message is a protocol error', () => {

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import sinon from 'sinon';
 import { CloseCode, StreamError, StreamResetError } from '../../src/protocol/codes.js';
-import { encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
+import { decodeMessage, encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
 import type { RequestHead } from '../../src/protocol/messages.js';
 import { messagePool, type MuxSession, type SessionClose } from '../../src/protocol/session.js';
 import type { MuxStream } from '../../src/protocol/stream.js';
@@ -343,6 +343,105 @@ describe('session', () => {
         }),
         { numRuns: 300 },
       );
+    });
+  });
+
+  describe('END_STREAM flag (protocol version 2)', () => {
+    /** Records every frame both sessions send, as "kind" or "kind+END". */
+    function frameLog(p: ReturnType<typeof sessionPair>): string[] {
+      const log: string[] = [];
+      for (const t of [p.cloudT, p.connectorT]) {
+        const send = t.send.bind(t);
+        t.send = (m, sent) => {
+          for (const f of decodeMessage(m, 1 << 24)) log.push('end' in f && f.end ? `${f.kind}+END` : f.kind);
+          send(m, sent);
+        };
+      }
+      return log;
+    }
+    const small = Buffer.from('{"ok":true}');
+    function smallServer(s: MuxSession, bodiless = false): void {
+      s.on('stream', (st) => {
+        st.resume();
+        st.on('end', () => {
+          if (bodiless) st.respond({ status: 204, headers: [] }, { end: true });
+          else {
+            st.respond({ status: 200, headers: [] });
+            st.end(small);
+          }
+        });
+      });
+    }
+    async function smallGet(p: ReturnType<typeof sessionPair>): Promise<{ status: number; body: Buffer }> {
+      const st = p.cloud.openStream({ ...head(), method: 'GET' });
+      st.end();
+      const r = await responseOf(st);
+      await waitFor(() => p.cloud.activeStreams === 0 && p.connector.activeStreams === 0, 2000, 'streams retired');
+      return r;
+    }
+
+    it('a small exchange takes OPEN+END, RESPONSE, DATA+END at version 2, and five frames at version 1', async () => {
+      for (const [version, expected] of [
+        [2, ['open+END', 'response', 'data+END']],
+        [1, ['open', 'end', 'response', 'data', 'end']],
+      ] as const) {
+        const p = sessionPair({ version });
+        const log = frameLog(p);
+        smallServer(p.connector);
+        const r = await smallGet(p);
+        expect(r.status).to.equal(200);
+        expect(r.body.equals(small)).to.equal(true);
+        expect(log, `version ${version}`).to.deep.equal(expected);
+      }
+    });
+
+    it('a response without a body is one RESPONSE frame carrying END_STREAM', async () => {
+      const p = sessionPair({ version: 2 });
+      const log = frameLog(p);
+      smallServer(p.connector, true);
+      const r = await smallGet(p);
+      expect(r.status).to.equal(204);
+      expect(r.body.length).to.equal(0);
+      expect(log).to.deep.equal(['open+END', 'response+END']);
+    });
+
+    it('END rides only on a frame still unsent: after the message left, it is a frame of its own', async () => {
+      const p = sessionPair({ version: 2 });
+      const log = frameLog(p);
+      const got = new Promise<MuxStream>((r) => p.connector.once('stream', r));
+      const st = p.cloud.openStream(head());
+      st.write('part one');
+      const peerSide = await got; // the OPEN and the DATA have been delivered, so sent
+      const body = collect(peerSide);
+      st.end();
+      expect((await body).toString()).to.equal('part one');
+      expect(log).to.deep.equal(['open', 'data', 'end']);
+    });
+
+    it('a version 1 session ignores END_STREAM, which version 1 reserves', async () => {
+      const peer = rawPeer('connector');
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()), end: true }, { kind: 'data', streamId: 1, data: Buffer.from('body'), end: true });
+      const st = await got;
+      const body = collect(st);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(st.readableEnded).to.equal(false);
+      peer.send({ kind: 'end', streamId: 1 });
+      expect((await body).toString()).to.equal('body');
+    });
+
+    it('at version 2 the flag ends the stream: DATA after it resets the stream, the tunnel stays up', async () => {
+      const peer = rawPeer('connector', {}, 0, {}, 2);
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()), end: true });
+      const st = await got;
+      st.on('data', () => {});
+      await new Promise((r) => st.once('end', r));
+      st.respond({ status: 200, headers: [] });
+      const err = new Promise<StreamResetError>((r) => st.once('error', r));
+      peer.send({ kind: 'data', streamId: 1, data: Buffer.from('late') });
+      expect((await err).message).to.match(/DATA after END/);
+      expect(peer.session.state).to.equal('open');
     });
   });
 
