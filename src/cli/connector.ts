@@ -143,7 +143,7 @@ function formatStatus(s: ConnectorStatus): string {
   const t = s.tunnel;
   lines.push(`connector  ${s.paired ? `${s.connectorId} (tenant ${s.tenant}, group ${s.group})` : 'not paired'}  version ${s.version}`);
   lines.push(`ready      ${s.ready ? 'yes' : `no — ${s.notReadyReason}`}`);
-  lines.push(`tunnel     ${t.state}${t.since ? ` since ${t.since}` : ''}${t.rttMs !== null ? `, rtt ${t.rttMs} ms` : ''}, ${t.reconnects} reconnects`);
+  lines.push(`tunnel     ${t.state}${t.since ? ` since ${t.since}` : ''}${t.rttMs !== null ? `, rtt ${t.rttMs} ms` : ''}${t.protocol !== null ? `, protocol ${t.protocol}` : ''}, ${t.reconnects} reconnects`);
   if (t.lastError) lines.push(`last error ${t.lastError.code}: ${t.lastError.message} (${t.lastError.at})`);
   for (const x of s.targets) {
     const cert = x.tls ? `, certificate until ${x.tls.notAfter.slice(0, 10)}${x.tls.expiringSoon ? ' (EXPIRES SOON)' : ''}` : '';

@@ -44,7 +44,7 @@ export interface ConnectorView {
   revoked: boolean;
   revokedAt: string | null;
   certificate: { notAfter: string; fingerprint256: string };
-  session: null | { epoch: number; remoteAddress: string; rttMs: number | null; activeStreams: number; draining: boolean };
+  session: null | { epoch: number; remoteAddress: string; rttMs: number | null; protocol: number; activeStreams: number; draining: boolean };
 }
 
 export function connectorView(rec: ConnectorRecord, deps: Pick<AdminApiDeps, 'registry' | 'book'>): ConnectorView {
@@ -69,6 +69,7 @@ export function connectorView(rec: ConnectorRecord, deps: Pick<AdminApiDeps, 're
           epoch: live.epoch,
           remoteAddress: live.remoteAddress,
           rttMs: live.session.rttMs ?? null,
+          protocol: live.session.version,
           activeStreams: live.session.activeStreams,
           draining: !live.session.acceptsStreams,
         }

@@ -64,6 +64,8 @@ export interface ConnectorStatus {
     state: TunnelStateName;
     since: string | null;
     rttMs: number | null;
+    /** Tunnel protocol version of the live session (docs/protocol.md §11); null when not connected. */
+    protocol: number | null;
     reconnects: number;
     activeStreams: number;
     retryAt: string | null;
@@ -91,7 +93,7 @@ function lastError(e: LastError | undefined): ConnectorStatus['tunnel']['lastErr
 }
 
 export function tunnelStatus(paired: boolean, sup: Supervisor | undefined): ConnectorStatus['tunnel'] {
-  if (!paired || !sup) return { state: 'unpaired', since: null, rttMs: null, reconnects: 0, activeStreams: 0, retryAt: null, lastError: lastError(sup?.lastError) };
+  if (!paired || !sup) return { state: 'unpaired', since: null, rttMs: null, protocol: null, reconnects: 0, activeStreams: 0, retryAt: null, lastError: lastError(sup?.lastError) };
   const s = sup.state;
   const state: TunnelStateName =
     s.state === 'connected' ? 'connected' : s.state === 'connecting' ? 'connecting' : s.state === 'refused' ? 'refused' : s.state === 'stopped' ? 'stopped' : 'disconnected';
@@ -99,6 +101,7 @@ export function tunnelStatus(paired: boolean, sup: Supervisor | undefined): Conn
     state,
     since: iso(s.since),
     rttMs: sup.session?.rttMs ?? null,
+    protocol: sup.session?.version ?? null,
     reconnects: sup.reconnects,
     activeStreams: sup.session?.activeStreams ?? 0,
     retryAt: s.state === 'disconnected' ? iso(s.retryAt) : null,

@@ -121,6 +121,8 @@ describe('tunnel authentication', function () {
     const c = await connectAs(cloud, id);
     expect(c.session.version).to.equal(2);
     expect(cloud.registry.get(id.connectorId)!.session.version).to.equal(2);
+    const view = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/connectors/${id.connectorId}`, { headers: { authorization: `Bearer ${cloud.config.adminToken}` } });
+    expect(((await view.json()) as { session: { protocol: number } }).session.protocol, 'the admin API shows it').to.equal(2);
     c.session.close();
     for (const version of [1, 2]) {
       const p = await RawPeer.open(cloud);

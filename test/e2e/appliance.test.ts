@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createTestPki } from '../../src/common/pki.js';
+import { PROTOCOL_MAX } from '../../src/protocol/messages.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import { createNetns, netnsAvailable, type Netns } from '../helpers/netns.js';
 import { startMitmProxy } from '../helpers/mitm-proxy.js';
@@ -121,6 +122,7 @@ describe('e2e: the connector as an appliance', function () {
       expect(s).to.include({ connectorId: id, tenant: 'acme', paired: true, ready: true });
       expect(s.tunnel.state).to.equal('connected');
       expect(s.tunnel.rttMs).to.be.a('number');
+      expect(s.tunnel.protocol, 'the tunnel protocol in use').to.equal(PROTOCOL_MAX);
       const t = s.targets[0];
       expect(t).to.include({ id: 'ws1', reachable: true, lastStatus: 200 });
       expect(t.latencyMs).to.be.a('number');
@@ -146,7 +148,7 @@ describe('e2e: the connector as an appliance', function () {
 
       const st = await cli(['connector', 'status', '--config', c.configFile]);
       expect(st.code, st.stderr).to.equal(0);
-      expect(st.stdout).to.contain(id).and.contain('ready      yes').and.contain('tunnel     connected').and.contain('ws1');
+      expect(st.stdout).to.contain(id).and.contain('ready      yes').and.contain('tunnel     connected').and.contain(`protocol ${PROTOCOL_MAX}`).and.contain('ws1');
       const js = await cli(['connector', 'status', '--config', c.configFile, '--json']);
       expect(JSON.parse(js.stdout).connectorId).to.equal(id);
 
