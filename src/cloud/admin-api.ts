@@ -126,8 +126,10 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   r.get('/api/v1/connectors/:id', admin, async (req, res) => {
-    const rec = (await deps.store.read()).connectors[req.params.id as string];
-    if (!rec) throw new ApiError(404, 'unknown_connector', `no connector with id "${req.params.id}"`);
+    const id = req.params.id as string;
+    // Checked as an id first: the store's map is an object, and "constructor" is no connector.
+    const rec = CONNECTOR_ID_RE.test(id) ? (await deps.store.read()).connectors[id] : undefined;
+    if (!rec) throw new ApiError(404, 'unknown_connector', `no connector with id "${id.slice(0, 64)}"`);
     res.json(connectorView(rec, deps));
   });
 

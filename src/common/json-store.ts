@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { formatPath } from './config.js';
 import { UemlinkError } from './errors.js';
 import { ensurePrivateDir, writePrivateFile } from './fs-secure.js';
-import { JsonText, draftOf, freezeDeep, frozenCopy, isMap, isObject } from './large-map.js';
+import { JsonText, draftOf, isMap, isObject, isStored, storeRecord } from './large-map.js';
 
 export interface StoreOptions<T> {
   file: string;
@@ -129,8 +129,10 @@ export class JsonStore<T> {
     if (this.loaded && (this.writing || performance.now() - this.checkedAt < RECHECK_MS)) return this.db.data;
     this.checking ??= (async () => {
       try {
+        // Counted before the stat: a commit of ours after it makes what the stat saw stale.
+        const commits = this.commits;
         const s = await this.fileStamp();
-        if (!this.loaded || s !== this.stamp) await this.reload(s);
+        if (!this.loaded || s !== this.stamp) await this.reload(s, commits);
         this.checkedAt = performance.now();
       } finally {
         this.checking = undefined;
@@ -172,19 +174,29 @@ export class JsonStore<T> {
       // one coarse timestamp tick of ours, the second reusing our freed inode at the same size,
       // could look like ours; writers of this file are this process and the CLI's single writes.
       const stamp = await this.fileStamp();
-      if (!this.loaded || stamp !== this.stamp) await this.reload(stamp);
+      if (!this.loaded || stamp !== this.stamp) await this.reload(stamp, this.commits);
       // Work on a copy: if fn throws halfway, the in-memory document stays as on disk.
       const base = this.db.data;
-      const { draft, done } = this.draft(base);
-      const result = fn(draft);
+      const { draft, done, abandon } = this.draft(base);
+      let result: R;
+      try {
+        result = fn(draft);
+        // What an async change did after its first await would reach memory and never the file.
+        if (isObject(result) && typeof result.then === 'function') throw new Error(`internal: an update of ${this.opts.what} must be synchronous`);
+      } catch (e) {
+        abandon();
+        throw e;
+      }
       const changed = done(result);
-      this.validate(draft, changed);
-      this.db.data = draft;
+      // Validated, and made exactly what a load of the file will give (defaults in, unknown members
+      // out), detached from the change's objects and frozen before anyone can read it: a reader
+      // during the write sees the stored records, not objects a caller may still change.
+      const next = this.checked(draft, changed);
+      this.db.data = next;
       this.commits++;
       this.writing = true;
       try {
         await this.db.write();
-        this.freezeLarge(draft, changed);
         this.stamp = await this.fileStamp();
       } catch (e) {
         this.db.data = base; // the file was left as it was (writePrivateFile), and so is memory
@@ -202,8 +214,8 @@ export class JsonStore<T> {
    * A copy of the document for one change. `done` puts plain maps back in place of the drafts and
    * says, per large map, which records may have changed (all of them if the change replaced the map).
    */
-  private draft(base: T): { draft: T; done: (result: unknown) => Changed } {
-    if (this.largeMaps.length === 0) return { draft: structuredClone(base), done: () => new Map() };
+  private draft(base: T): { draft: T; done: (result: unknown) => Changed; abandon: () => void } {
+    if (this.largeMaps.length === 0) return { draft: structuredClone(base), done: () => new Map(), abandon: () => {} };
     const draft: Record<string, unknown> = {};
     const maps: [string, ReturnType<typeof draftOf>][] = [];
     for (const [k, v] of Object.entries(base as object)) {
@@ -215,6 +227,10 @@ export class JsonStore<T> {
     }
     return {
       draft: draft as T,
+      // The change failed: its drafts die with it (one it kept would go on taking writes, lost).
+      abandon: () => {
+        for (const [, d] of maps) d.revoke();
+      },
       done: (result) => {
         const changed: Changed = new Map();
         for (const [k, d] of maps) {
@@ -236,8 +252,13 @@ export class JsonStore<T> {
     return changed.get(k) ?? Object.keys(map);
   }
 
-  /** Refuses to write an invalid document: the small part whole, in large maps the changed records. */
-  private validate(draft: T, changed: Changed): void {
+  /**
+   * The document to store for a change, or an error naming the first invalid path: the small part
+   * as the schema parses it, and in large maps each changed record as its schema parses it, frozen
+   * (the schema's output shares no object with the change's). Records the store froze are valid
+   * and unchanged and are kept as they are.
+   */
+  private checked(draft: T, changed: Changed): T {
     const fail = (path: PropertyKey[], message: string): never => {
       throw new Error(`internal: refusing to write invalid ${this.opts.what}: ${formatPath(path)}: ${message}`);
     };
@@ -245,44 +266,39 @@ export class JsonStore<T> {
     for (const [k] of this.largeMaps) if (isMap(small[k])) small[k] = {};
     const checked = this.opts.schema.safeParse(small);
     if (!checked.success) fail(checked.error.issues[0]!.path, checked.error.issues[0]!.message);
+    const out = { ...(checked.data as object) } as Record<string, unknown>;
     for (const [k, schema] of this.largeMaps) {
       const map = (draft as Record<string, unknown>)[k];
       if (!isMap(map)) continue;
+      out[k] = map;
       for (const id of JsonStore.changedKeys(map, k, changed)) {
         if (!Object.hasOwn(map, id)) continue; // deleted
+        // A JSON.parse of the file would make it an own key; the schema's record() drops it.
+        if (id === '__proto__') fail([k, id], 'reserved key');
         const rec = map[id];
-        if (isObject(rec) && Object.isFrozen(rec)) continue; // a stored record, unchanged
+        if (isStored(rec)) continue;
         const r = schema.safeParse(rec);
         if (!r.success) fail([k, id, ...r.error.issues[0]!.path], r.error.issues[0]!.message);
+        map[id] = storeRecord(r.data);
       }
     }
+    return out as T;
   }
 
-  /**
-   * Freezes the records of large maps. After a change (`changed` given), a changed record is first
-   * copied: the change may have put in objects that others still hold (a live session's target
-   * list, say), and those must not be frozen under them.
-   */
-  private freezeLarge(doc: T, changed?: Changed): void {
+  /** Freezes the records of large maps of a loaded document (they come from the schema's parse). */
+  private freezeLarge(doc: T): void {
     for (const [k] of this.largeMaps) {
       const map = (doc as Record<string, unknown>)[k];
       if (!isMap(map)) continue;
-      if (!changed) {
-        for (const id of Object.keys(map)) freezeDeep(map[id]);
-        continue;
-      }
-      for (const id of JsonStore.changedKeys(map, k, changed)) {
-        const rec = map[id];
-        if (isObject(rec) && !Object.isFrozen(rec)) map[id] = frozenCopy(rec);
-      }
+      for (const id of Object.keys(map)) storeRecord(map[id]);
     }
   }
 
-  private async reload(stampNow: string | undefined): Promise<void> {
-    const commits = this.commits;
+  /** @param commits this process's commit count when `stampNow` was taken */
+  private async reload(stampNow: string | undefined, commits: number): Promise<void> {
     // A missing file means "empty" (lowdb would keep its old data).
     const data = stampNow === undefined ? null : await this.adapter.read();
-    // This process committed a document while the file was being read: that one is newer.
+    // This process committed a document since the stamp was taken: that one is newer.
     if (commits !== this.commits) return;
     this.db.data = data ?? this.opts.empty();
     this.freezeLarge(this.db.data);

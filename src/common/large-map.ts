@@ -6,17 +6,40 @@
  *
  * - `draftOf` gives update() a copy of a map whose records are deep-copied the first time the change
  *   reads them; records it never reads stay the stored objects.
- * - Stored records are deep-frozen (`freezeDeep`): what is frozen is known valid and unchanged, so
- *   update() validates only unfrozen records, and `JsonText` reuses their serialized text. Freezing
- *   also turns an accidental in-place change of stored state (which would never reach the file) into
- *   an error at the line that does it.
+ * - Stored records are deep-frozen by the store (`storeRecord`), which remembers what
+ *   it froze (`isStored`): such a record is known valid and unchanged, so update() validates only
+ *   the others, and `JsonText` reuses its serialized text. Only what the store froze counts: an
+ *   object a change froze itself (Object.freeze is shallow) is validated and copied like any other.
+ *   Freezing also turns an accidental in-place change of stored state (which would never reach the
+ *   file) into an error at the line that does it.
  */
+
+/**
+ * Records the store deep-froze (`storeRecord`): validated, unchanged. Only records are marked, not
+ * what is inside them (a WeakSet entry per object cost ~2.5 µs per record, more than the freeze).
+ */
+const stored = new WeakSet<object>();
+
+/** Whether `v` is a record the store froze; see the module comment. */
+export function isStored(v: unknown): v is object {
+  return isObject(v) && stored.has(v);
+}
 
 /** Freezes a JSON value and everything in it; returns it. */
 export function freezeDeep<T>(v: T): T {
   if (!isObject(v) || Object.isFrozen(v)) return v;
   Object.freeze(v);
   for (const k of Object.keys(v)) freezeDeep((v as Record<string, unknown>)[k]);
+  return v;
+}
+
+/**
+ * Freezes a record and marks it stored. `v` must be the store's own: a fresh parse (of the file,
+ * or the schema's output for a change), which nobody else holds and which contains nothing frozen.
+ */
+export function storeRecord<T>(v: T): T {
+  freezeDeep(v);
+  if (isObject(v)) stored.add(v);
   return v;
 }
 
@@ -28,23 +51,13 @@ export function freezeDeep<T>(v: T): T {
  */
 export function copyJson<T>(v: T): T {
   if (!isObject(v)) return v;
-  if (Array.isArray(v)) return v.map(copyJson) as T;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) setOwn(out, k, copyJson(v[k]));
-  return out as T;
+  return (Array.isArray(v) ? v.map(copyJson) : copyOwn(v, copyJson)) as T;
 }
 
-/**
- * An immutable copy of a JSON value in one pass: frozen parts (stored, known unchanged) are shared,
- * everything else is copied and frozen. What a change put into a record may still be held by others
- * (a live session's target list), so it is copied rather than frozen in place.
- */
-export function frozenCopy<T>(v: T): T {
-  if (!isObject(v) || Object.isFrozen(v)) return v;
-  if (Array.isArray(v)) return Object.freeze(v.map(frozenCopy)) as T;
+function copyOwn(v: Record<string, unknown>, each: (x: unknown) => unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) setOwn(out, k, frozenCopy(v[k]));
-  return Object.freeze(out) as T;
+  for (const k of Object.keys(v)) setOwn(out, k, each(v[k]));
+  return out;
 }
 
 /** `o[k] = value`, except that a "__proto__" key (JSON.parse makes it an own property) stays one. */
@@ -73,6 +86,8 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
   // into `copy`, which by then is the stored map.
   const { proxy: draft, revoke } = Proxy.revocable(copy, {
     get(t, k, r) {
+      // Only records: `map["constructor"]` is no record (and must not hand out Object to change).
+      if (typeof k === 'string' && !Object.hasOwn(t, k)) return undefined;
       ensureOwn(k);
       return Reflect.get(t, k, r) as unknown;
     },
@@ -84,7 +99,11 @@ export function draftOf<V>(base: Record<string, V>): { draft: Record<string, V>;
       return Reflect.defineProperty(t, k, d);
     },
     set(t, k, v, r) {
-      if (typeof k === 'string') own.add(k);
+      if (typeof k !== 'string') return Reflect.set(t, k, v, r);
+      own.add(k);
+      // `map["__proto__"] = rec` would set the map's prototype (the inherited setter); make it a
+      // record like any other (which update() then refuses to store, see json-store.ts).
+      if (k === '__proto__') return Reflect.defineProperty(t, k, { value: v, writable: true, enumerable: true, configurable: true });
       return Reflect.set(t, k, v, r);
     },
     deleteProperty(t, k) {
@@ -139,9 +158,9 @@ export class JsonText {
     out.push(first ? EMPTY : CLOSE);
   }
 
-  /** `    "key": value` of one record, from the cache when the record is frozen and was seen before. */
+  /** `    "key": value` of one record, from the cache when the record is stored and was seen before. */
   private entry(key: string, v: unknown): Buffer | undefined {
-    const cacheable = isObject(v) && Object.isFrozen(v);
+    const cacheable = isStored(v);
     if (cacheable) {
       const hit = this.entries.get(v);
       if (hit?.key === key) return hit.bytes;
@@ -168,7 +187,7 @@ export class JsonText {
     const work: Array<[string, object]> = [];
     for (const [k, m] of Object.entries(doc)) {
       if (!this.largeMaps.has(k) || !isMap(m)) continue;
-      for (const [key, v] of Object.entries(m)) if (isObject(v) && Object.isFrozen(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
+      for (const [key, v] of Object.entries(m)) if (isObject(v) && isStored(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
     }
     let timer: NodeJS.Immediate | undefined;
     let delay: NodeJS.Timeout | undefined;

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +78,53 @@ describe('json store', function () {
     await s.update((d) => void (d.counter = 1));
     expect(await runWorker([file, 'inc', '1'])).to.equal(0);
     expect((await s.read()).counter).to.equal(2);
+  });
+
+  it('a reload whose look at the file predates an update of ours never installs the older file over it', async () => {
+    // Review finding: read() counted this process's commits only after its stat() returned. A stat
+    // answered late (taken before another process's write, delivered after our update committed
+    // while that update's write was still in flight) made read() load the older file over our
+    // committed document, and the next update wrote from it: our change was lost. The timing is
+    // forced here by delaying one stat() and our update's rename.
+    const real = { stat: fsp.stat, rename: fsp.rename };
+    let delayNextStat = 0;
+    let slowRename = 0;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    (fsp as { stat: unknown }).stat = async (...a: Parameters<typeof fsp.stat>) => {
+      const d = delayNextStat;
+      delayNextStat = 0;
+      const r = await real.stat(...a);
+      if (d) await sleep(d);
+      return r;
+    };
+    (fsp as { rename: unknown }).rename = async (...a: Parameters<typeof fsp.rename>) => {
+      if (slowRename) await sleep(slowRename);
+      return real.rename(...a);
+    };
+    syncBuiltinESMExports();
+    try {
+      const file = join(tempDir(), 'doc.json');
+      const cloud = open(file);
+      const cli = open(file); // stands in for another process
+      await cloud.update((d) => void (d.counter = 1));
+      await cloud.read();
+      await sleep(150); // past the cloud's recheck interval
+      await cli.update((d) => void d.items.push('cli-1'));
+      delayNextStat = 80; // the cloud's next look sees cli-1's file, and answers late
+      const look = cloud.read();
+      await cli.update((d) => void d.items.push('cli-2'));
+      slowRename = 150;
+      await cloud.update((d) => void (d.counter = 2));
+      slowRename = 0;
+      await look;
+      expect((await cloud.read()).counter, 'memory after the late look').to.equal(2);
+      await cloud.update((d) => void d.items.push('cloud'));
+      const disk = JSON.parse(readFileSync(file, 'utf8')) as Doc;
+      expect(disk).to.deep.equal({ version: 1, counter: 2, items: ['cli-1', 'cli-2', 'cloud'] });
+    } finally {
+      Object.assign(fsp, real);
+      syncBuiltinESMExports();
+    }
   });
 
   it('kill -9 in the middle of writes never leaves a torn or invalid file', async () => {

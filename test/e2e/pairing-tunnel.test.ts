@@ -223,6 +223,12 @@ describe('e2e: pairing and the tunnel (real processes)', function () {
     const unknown = await cloud.api('DELETE', '/api/v1/connectors/cn_00000000000000000000');
     expect(unknown.status).to.equal(404);
     expect(unknown.body.error).to.equal('unknown_connector');
+    // Not an id: no record, whatever the store's map inherits ("constructor" used to answer 200).
+    for (const path of ['/api/v1/connectors/constructor', '/api/v1/connectors/__proto__', '/api/v1/connectors/cn_00000000000000000000']) {
+      const r = await cloud.api('GET', path);
+      expect(r.status, path).to.equal(404);
+      expect(r.body.error, path).to.equal('unknown_connector');
+    }
   });
 
   it('never writes a secret to the logs of either side', () => {
