@@ -10,6 +10,7 @@ import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
 import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, pairsFromRaw } from '../common/http-policy.js';
 import type { Logger } from '../common/log.js';
+import { redactString } from '../common/redact.js';
 import { StreamError } from '../protocol/codes.js';
 import type { HeaderList } from '../protocol/messages.js';
 import type { MuxStream } from '../protocol/stream.js';
@@ -37,7 +38,8 @@ export interface RelayDeps {
 /** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
 function respondError(s: MuxStream, status: number, code: string, message: string): void {
   if (s.destroyed || s.response) return;
-  const body = Buffer.from(JSON.stringify({ error: code, message }));
+  // Goes to the cloud and its client: a UEM credential in an upstream error must not ride along.
+  const body = Buffer.from(JSON.stringify({ error: code, message: redactString(message) }));
   s.respond({
     status,
     headers: [
@@ -224,6 +226,11 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       },
       error() {
         done = true;
+        // The client went away (the cloud reset the stream): the exchange was aborted on purpose.
+        if (cancel.aborted) {
+          finish(499, 'cancelled');
+          return;
+        }
         // The UEM reset or stalled mid-body: the cloud must see an abort, never a complete answer.
         s.reset(StreamError.INTERNAL_ERROR, 'the UEM ended the response early');
         finish(status, 'upstream_reset');

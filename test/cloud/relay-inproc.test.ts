@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { createTestPki } from '../../src/common/pki.js';
 import { messagePool } from '../../src/protocol/session.js';
-import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
+import { StreamError } from '../../src/protocol/codes.js';
+import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { sleep, until } from '../helpers/procs.js';
 import { collect } from '../helpers/sessions.js';
 import { answerWithDigest, startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -204,6 +205,99 @@ describe('relay (in-process cloud and connector)', function () {
       expect(err, 'reading the body must fail').to.be.instanceOf(Error);
     } finally {
       await cut.close();
+    }
+  });
+
+  it('a RESET that arrives with the response head gives the client 502 at once, not after the idle timer; relay.fetch too, leaving no listener', async () => {
+    // Review finding: RESPONSE and RESET handled in one pass (one tunnel message, or two in one
+    // socket read) failed the stream before the HTTP relay listened to it: the client waited for
+    // the idle timer (the relay timeout) and then saw a reset with no answer at all; relay.fetch
+    // threw a TypeError and left its abort listener on the caller's signal.
+    const own = await startInprocCloud({ relayTimeoutMs: 3000 });
+    const id = await pairInproc(own);
+    const c = await connectAs(own, id); // serves target t1
+    try {
+      c.session.on('stream', (st) => {
+        st.on('error', () => {});
+        st.resume();
+        st.respond({ status: 200, headers: [['content-length', '100000']] });
+        st.write(Buffer.from('partial'));
+        st.reset(StreamError.INTERNAL_ERROR, 'the UEM ended the response early'); // same message
+      });
+      await until(() => own.registry.get(id.connectorId) !== undefined, 3000, 'connected');
+      const t0 = Date.now();
+      const res = await fetch(`http://127.0.0.1:${own.port}/api/v1/relay/acme/t1/x`, { headers: { authorization: `Bearer ${own.config.adminToken}` } });
+      expect(res.status).to.equal(502);
+      expect(await res.json()).to.include({ error: 'connector_error' });
+      expect(Date.now() - t0, 'answered without waiting for the 3 s idle timer').to.be.below(2000);
+      const ac = new AbortController();
+      const r = await own.relay.fetch('acme', 't1', '/f', { signal: ac.signal });
+      expect(r.status).to.equal(502);
+      expect(getEventListeners(ac.signal, 'abort')).to.have.length(0);
+    } finally {
+      c.session.close();
+      await own.shutdown();
+    }
+  });
+
+  it('a client that leaves mid-body is audited as 499 cancelled, not as the UEM resetting', async () => {
+    const big = await startUpstream({
+      handler: async (_req, res) => {
+        res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) });
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        for (let i = 0; i < 1024 && !res.destroyed; i++) if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      },
+    });
+    try {
+      const { daemon } = await startInprocConnector(cloud, { targets: [{ id: 'big', baseUrl: big.baseUrl, auth: { type: 'none' }, tls: { ca: big.caPem } }] });
+      stops.push(() => daemon.shutdown());
+      const ac = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/relay/acme/big/file`, { headers: { authorization: `Bearer ${cloud.config.adminToken}` }, signal: ac.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      ac.abort();
+      const line = await until(
+        () => {
+          try {
+            return readFileSync(daemon.config.audit.file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.target === 'big');
+          } catch {
+            return undefined;
+          }
+        },
+        5000,
+        'the audit line',
+      );
+      expect(line).to.include({ status: 499, error: 'cancelled' });
+      await until(() => big.seen[0]?.aborted === true, 5000, 'the UEM saw its answer aborted');
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('an OAuth2 token endpoint that quotes the client secret in its refusal: the secret reaches neither the client nor the status', async () => {
+    const SECRET = 'Sup3r-Secret-Client-Value-42';
+    const idp = await startUpstream({
+      handler: async (req, res) => {
+        let body = '';
+        for await (const c of req) body += String(c);
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'invalid_client', error_description: `client_secret '${new URLSearchParams(body).get('client_secret')}' is not valid` }));
+      },
+    });
+    try {
+      const { daemon } = await startInprocConnector(cloud, {
+        // (The UEM itself is never reached: the token is refused first.)
+        targets: [{ id: 'oauthx', baseUrl: idp.baseUrl, auth: { type: 'oauth2', tokenUrl: `${idp.baseUrl}/oauth/token`, clientId: 'c1', clientSecret: SECRET }, tls: { ca: idp.caPem } }],
+      });
+      stops.push(() => daemon.shutdown());
+      const r = await cloud.relay.fetch('acme', 'oauthx', '/devices');
+      expect(r.status).to.equal(502);
+      const text = await r.text();
+      expect(text).to.contain('upstream_auth').and.contain('invalid_client').and.contain('[REDACTED]');
+      expect(text).to.not.contain(SECRET);
+      expect(JSON.stringify(daemon.target('oauthx')!.stats.lastError)).to.not.contain(SECRET);
+    } finally {
+      await idp.close();
     }
   });
 

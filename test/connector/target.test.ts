@@ -183,6 +183,53 @@ describe('Target.send (HTTP client to the UEM)', () => {
     }
   });
 
+  it('exchange(): resuming one body from inside another\'s data callback is safe (undici\'s parser is shared)', async () => {
+    // Review finding: resume() went to undici at once, and undici asserts that no other
+    // connection is mid-parse; a tunnel stream's 'drain' can fire inside another exchange's onData
+    // (the session frames other streams synchronously). A failed with an AssertionError and B
+    // stayed paused for good.
+    const t = targetFor(port);
+    try {
+      const [a, b] = await Promise.all([t.exchange(req({ path: '/big' })), t.exchange(req({ path: '/big' }))]);
+      const got = { a: 0, b: 0 };
+      const ended: Record<string, string> = {};
+      let bPaused = false;
+      b.pipe({
+        data: (c) => {
+          got.b += c.length;
+          if (got.b > 512 * 1024 && !bPaused) {
+            bPaused = true;
+            return false;
+          }
+          return true;
+        },
+        end: () => (ended.b = 'end'),
+        error: (e) => (ended.b = `error ${e.message}`),
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(bPaused, 'B paused by its sink').to.equal(true);
+      let resumedInside = false;
+      a.pipe({
+        data: (c) => {
+          got.a += c.length;
+          if (got.a > 1024 * 1024 && !resumedInside) {
+            resumedInside = true;
+            b.resume();
+          }
+          return true;
+        },
+        end: () => (ended.a = 'end'),
+        error: (e) => (ended.a = `error ${e.message}`),
+      });
+      for (let i = 0; i < 150 && !(ended.a && ended.b); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(resumedInside).to.equal(true);
+      expect(ended).to.deep.equal({ a: 'end', b: 'end' });
+      expect(got).to.deep.equal({ a: 4 * 1024 * 1024, b: 4 * 1024 * 1024 });
+    } finally {
+      t.close();
+    }
+  });
+
   it('cancel before the answer gives cancelled (499); no answer in time gives upstream_timeout (504)', async () => {
     const t = targetFor(port);
     try {

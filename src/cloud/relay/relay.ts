@@ -132,6 +132,10 @@ export class Relay {
       stream.on('error', () => {});
       try {
         const head = await this.exchange(stream, r, Math.max(1, deadline - this.o.clock.now()));
+        // RESPONSE and a RESET handled in one pass (one tunnel message, or two in one socket read):
+        // the stream failed before our caller could listen to it, and would wait for its idle
+        // timer. Answer as for a reset before the head; nothing has been sent to the client yet.
+        if (stream.errored) throw stream.errored;
         return { head, body: stream, connectorId: live.connectorId };
       } catch (e) {
         if (e instanceof RelayError) throw e;

@@ -40,6 +40,7 @@ export class Exchange {
   private abortReason: Error | undefined;
   private resumeUndici: (() => void) | undefined;
   private paused = false;
+  private resumeQueued = false;
   private sink: BodySink | undefined;
   private early: Buffer[] = [];
   private earlyBytes = 0;
@@ -129,11 +130,21 @@ export class Exchange {
     else this.paused = true;
   }
 
-  /** Continues a body paused because the sink said so. */
+  /**
+   * Continues a body paused because the sink said so. Deferred to a microtask: undici's HTTP/1
+   * parser state is shared by all connections and its resume asserts that no other connection is
+   * mid-parse, yet a sink's 'drain' can fire inside another exchange's onData (the session frames
+   * other streams' data synchronously). By the microtask that parse is over.
+   */
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.resumeUndici?.();
+    if (!this.paused || this.resumeQueued) return;
+    this.resumeQueued = true;
+    queueMicrotask(() => {
+      this.resumeQueued = false;
+      if (!this.paused || this.state === 'done') return;
+      this.paused = false;
+      this.resumeUndici?.();
+    });
   }
 
   /** Ends the exchange now (the caller went away): undici drops the connection's request. */

@@ -16,7 +16,7 @@ import { type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { certInfo, type CertInfo } from '../../common/pki.js';
-import { secrets } from '../../common/redact.js';
+import { redactString, secrets } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
 import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
 import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
@@ -294,7 +294,7 @@ export class Target {
       return res;
     } catch (e) {
       const err = e instanceof UpstreamError ? e : new UpstreamError('upstream_unreachable', 502, (e as Error).message);
-      if (err.code !== 'cancelled') this.stats.lastError = { code: err.code, message: err.message, at: new Date(this.clock.now()).toISOString() };
+      if (err.code !== 'cancelled') this.stats.lastError = { code: err.code, message: redactString(err.message), at: new Date(this.clock.now()).toISOString() };
       throw err;
     } finally {
       this.stats.inFlight--;
