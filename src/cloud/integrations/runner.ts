@@ -4,6 +4,7 @@
  * and Resume, and a clean stop that aborts a running sync. Jobs of one integration run one at a
  * time; integrations never wait for each other.
  */
+import { setMaxListeners } from 'node:events';
 import type { Clock, TimerHandle } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import type { UemAdapter } from '../../uem/adapter.js';
@@ -46,7 +47,12 @@ export class IntegrationRunner {
   constructor(
     readonly id: string,
     private readonly d: RunnerDeps,
-  ) {}
+  ) {
+    // One signal is shared by every call of a sync: each call in flight (the adapters run several
+    // at once) holds up to two abort listeners until it ends. Past 10, Node warned of a leak that is
+    // not one; a real leak (listeners left by finished calls) still shows past this bound.
+    setMaxListeners(64, this.ac.signal);
+  }
 
   /** Starts the schedule; the first runs come within `firstWithinMs` (jittered). */
   start(rec: IntegrationRecord, firstWithinMs = 30_000): void {
