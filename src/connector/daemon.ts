@@ -54,8 +54,9 @@ export interface DaemonOptions {
   /** The logger's ring of recent warnings and errors (status page). */
   recent?: RecentProblems;
   /**
-   * Retries of a renewal the cloud asked for and that failed (a rotated CA must not wait for the
-   * next reconnect, which may be weeks away): exponential from baseMs to capMs, jittered.
+   * Retries of a renewal that failed, asked for by the cloud or our own (a rotated CA or an
+   * expiring certificate must not wait for the next reconnect, which may be weeks away):
+   * exponential from baseMs to capMs, jittered, while the session lasts.
    * Default 1 min to 30 min; tests shorten it.
    */
   renewRetry?: { baseMs: number; capMs: number };
@@ -258,11 +259,13 @@ export class ConnectorDaemon {
   }
 
   /**
-   * A renewal the cloud asked for (its CA was rotated, or its renewal window is wider than ours).
-   * The cloud asks once per session, so a failure (the cloud's disk full, a renewal minutes ago)
-   * is retried here, with backoff, for as long as that session lasts; a new session is asked again.
+   * A renewal over `session`: one the cloud asked for (its CA was rotated, or its renewal window is
+   * wider than ours), or our own when the certificate nears its end. A failure (the cloud's disk
+   * full, a renewal minutes ago) is retried here, with backoff, for as long as that session lasts:
+   * the cloud asks only once per session, and our own check runs only at each connection and every
+   * 12 hours. A new session starts over.
    */
-  private async renewAsked(session: MuxSession, reason: string): Promise<void> {
+  private async renewOver(session: MuxSession, reason: string): Promise<void> {
     if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
     this.renewRetry = undefined;
     try {
@@ -276,7 +279,7 @@ export class ConnectorDaemon {
       this.o.logger.warn('certificate renewal failed; retrying', { err, retryInMs: delay });
       const timer = this.clock.setTimeout(() => {
         this.renewRetry = undefined;
-        if (!this.stopping && session.state === 'open') void this.renewAsked(session, reason);
+        if (!this.stopping && session.state === 'open') void this.renewOver(session, reason);
       }, delay);
       this.renewRetry = { timer, session };
     }
@@ -299,8 +302,10 @@ export class ConnectorDaemon {
 
   private maybeRenew(): void {
     const left = this.certificateDaysLeft();
-    if (left !== undefined && left < this.config.certificateRenewDays) {
-      void this.renewCertificate(`the certificate expires in ${Math.floor(left)} days`).catch((err: unknown) => this.o.logger.warn('certificate renewal failed; retrying later', { err }));
+    const session = this.supervisor?.session;
+    // Not connected: the next connection looks again.
+    if (left !== undefined && left < this.config.certificateRenewDays && session?.state === 'open') {
+      void this.renewOver(session, `the certificate expires in ${Math.floor(left)} days`);
     }
   }
 
@@ -358,7 +363,7 @@ export class ConnectorDaemon {
       } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
         await managed.sync(msg.ids as string[]);
       } else if (msg.type === 'cert.renew-requested') {
-        await this.renewAsked(session, typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud');
+        await this.renewOver(session, typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud');
       } else if (msg.type === 'cert.renewed' && typeof msg.certificate === 'string' && typeof msg.caCertificate === 'string') {
         this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
       } else if (msg.type === 'cert.renew-failed') {

@@ -211,7 +211,7 @@ describe('faults: the connector state file (under load)', function () {
         await lab.conn.proc.wait();
         await lab.conn.start();
         await lab.waitConnected();
-        const failed = await lab.conn.proc.waitLog((l) => l.message === 'certificate renewal failed; retrying later', 20_000, 'the failed renewal');
+        const failed = await lab.conn.proc.waitLog((l) => l.message === 'certificate renewal failed; retrying', 20_000, 'the failed renewal');
         expect(JSON.stringify(failed), JSON.stringify(failed)).to.contain('STATE_WRITE_FAILED').and.contain('disk full').and.contain('previous version was kept');
         expect(readFileSync(stateFile()), 'state.json unchanged').to.deep.equal(before);
         expect(keys(), 'key files unchanged').to.deep.equal(keysBefore);
