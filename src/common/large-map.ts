@@ -187,7 +187,7 @@ export class JsonText {
     const work: Array<[string, object]> = [];
     for (const [k, m] of Object.entries(doc)) {
       if (!this.largeMaps.has(k) || !isMap(m)) continue;
-      for (const [key, v] of Object.entries(m)) if (isObject(v) && isStored(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
+      for (const [key, v] of Object.entries(m)) if (isStored(v) && this.entries.get(v)?.key !== key) work.push([key, v]);
     }
     let timer: NodeJS.Immediate | undefined;
     let delay: NodeJS.Timeout | undefined;

@@ -4,7 +4,6 @@
  */
 import { Agent, request as httpsRequest } from 'node:https';
 import { systemClock, type Clock } from '../../common/clock.js';
-import { redactString } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
 import { describeTlsFailure, isTlsError, tlsOptionsFor, type TrustConfig } from './trust.js';
 
@@ -243,8 +242,9 @@ export class OAuthClient {
             const status = res.statusCode ?? 0;
             if (status >= 400) {
               const code = typeof json?.error === 'string' ? json.error : undefined;
-              // The endpoint's own words may quote what it was sent (the client secret): scrubbed.
-              const desc = typeof json?.error_description === 'string' ? `: ${redactString(json.error_description.slice(0, 200))}` : '';
+              // (It may quote what it was sent, the client secret: every outlet of this message
+              // redacts it — logs, status, diagnose, and the relay's error answers.)
+              const desc = typeof json?.error_description === 'string' ? `: ${json.error_description.slice(0, 200)}` : '';
               const hint = code === 'invalid_client' ? ' (client id or secret is wrong)' : code === 'invalid_scope' ? ' (check scope)' : '';
               reject(new OAuthError('rejected', `token endpoint ${u.host} refused the client credentials with HTTP ${status}${code ? ` ${code}` : ''}${hint}${desc}`, code));
               return;
