@@ -6,6 +6,8 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { getEventListeners, once } from 'node:events';
+import { get as httpsGet, type Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudServer } from '../../src/cloud/server.js';
@@ -13,7 +15,7 @@ import { createTestPki } from '../../src/common/pki.js';
 import { messagePool } from '../../src/protocol/session.js';
 import { StreamError } from '../../src/protocol/codes.js';
 import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
-import { sleep, until } from '../helpers/procs.js';
+import { ADMIN_TOKEN, sleep, until } from '../helpers/procs.js';
 import { collect } from '../helpers/sessions.js';
 import { answerWithDigest, startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -89,6 +91,31 @@ describe('relay (in-process cloud and connector)', function () {
       const up = await tlsCloud.relay.fetch('acme', 'bulk', '/upload', { method: 'POST', body: data });
       expect(await up.json()).to.deep.equal({ n: size, sha: createHash('sha256').update(data).digest('hex') });
       expect(messagePool.assembled).to.be.greaterThan(assembledBefore); // this transfer used the pool
+
+      // The same download through the HTTPS relay API: it leaves the cloud in writes of about a
+      // tunnel message each. The TLS socket's own 16 KiB mark made it one write (one TLS write and
+      // system call) per DATA frame, ~1,500 here.
+      const server = (tlsCloud as unknown as { server: Server }).server;
+      let writes = 0;
+      const countWrites = (sock: TLSSocket): void => {
+        const w = sock as unknown as { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+        const [one, many] = [w._write, w._writev];
+        w._write = (...a) => (writes++, one.apply(sock, a));
+        w._writev = (...a) => (writes++, many.apply(sock, a));
+      };
+      server.on('secureConnection', countWrites);
+      const viaApi = await new Promise<Buffer>((resolve, reject) => {
+        const req = httpsGet(`${tlsCloud.config.publicUrl}/api/v1/relay/acme/bulk/download`, { ca: pki.caCertPem, headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, agent: false }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+      });
+      server.off('secureConnection', countWrites);
+      expect(viaApi.equals(data)).to.equal(true);
+      expect(writes, 'writes to the client socket').to.be.within(1, size / (128 * 1024));
     } finally {
       await conn?.daemon.shutdown();
       await tlsCloud.shutdown();

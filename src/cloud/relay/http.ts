@@ -8,6 +8,7 @@ import { Cancel } from '../../common/cancel.js';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
+import { BATCH_BYTES } from '../../protocol/session.js';
 import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
 import { ApiError } from '../http-errors.js';
@@ -165,7 +166,10 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
         res.cork();
         process.nextTick(uncork);
       }
-      if (!res.write(chunk)) r.body.pause();
+      // Pause only once a tunnel message's worth is waiting, not at the socket's own mark: over
+      // TLS that mark is Node's 16 KiB default (https.Server does not pass `highWaterMark` on
+      // to its TLSSocket), which left a download in one TLS write per DATA frame.
+      if (!res.write(chunk) && res.writableLength >= BATCH_BYTES) r.body.pause();
     });
     res.on('drain', () => r.body.resume());
     r.body.once('end', () => {
