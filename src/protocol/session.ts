@@ -144,6 +144,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private outParts: Buffer[] = [];
   private outBytes = 0;
+  /** The header of the last frame in the unsent message (see extendLastData). */
+  private lastHeader: Buffer | undefined = undefined;
   /** Counts flushed messages: a frame header queued in the current one can still be changed. */
   private batchNo = 0;
   /** The protocol version the handshake settled on. */
@@ -673,8 +675,10 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         }
       }
       s.sendWindow.spend(n);
-      parts.unshift(encodeHeader(FrameType.DATA, s.id, n));
-      this.enqueueStreamParts(s, parts);
+      if (!this.extendLastData(s, parts, n, maxFrame)) {
+        parts.unshift(encodeHeader(FrameType.DATA, s.id, n));
+        this.enqueueStreamParts(s, parts);
+      }
       return s.pending.length > 0 ? s.sendWindow.size > 0 : s.pendingEnd !== undefined;
     }
     const end = s.pendingEnd;
@@ -682,7 +686,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       s.pendingEnd = undefined;
       s.status = onOutbound(s.status, 'end');
       // The stream's last frame is still in the unsent message: the END rides on it as a flag.
-      if (s.tail !== undefined && s.tailBatch === this.batchNo) s.tail[1]! |= FrameFlag.END_STREAM;
+      if (this.endFlag && s.tail !== undefined && s.tailBatch === this.batchNo) s.tail[1]! |= FrameFlag.END_STREAM;
       else this.enqueue({ kind: 'end', streamId: s.id });
       s.tail = undefined;
       this.maybeRetire(s);
@@ -696,19 +700,36 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   }
 
   /**
-   * Queues an OPEN, RESPONSE or DATA frame ([header, ...payload]) of `s`. With END_STREAM flags in
-   * use, remembers its header while it sits in the unsent message, so an END that follows before
-   * the flush can be a flag on it instead of a frame of its own (see sendSome).
+   * Queues an OPEN, RESPONSE or DATA frame ([header, ...payload]) of `s`, and remembers its header
+   * while it sits in the unsent message: an END that follows before the flush can be a flag on it
+   * (with END_STREAM flags in use, see sendSome), and more data can join it (extendLastData).
    */
   private enqueueStreamParts(s: MuxStream, parts: Buffer[]): void {
     const batch = this.batchNo;
     this.enqueueParts(parts);
-    if (!this.endFlag) return;
     // A flush while queueing (a full message) may have sent the header already: then no flag.
     if (this.batchNo === batch) {
       s.tail = parts[0];
       s.tailBatch = batch;
     } else s.tail = undefined;
+  }
+
+  /**
+   * Appends `n` bytes of `s`'s data to its DATA frame at the end of the unsent message, when there
+   * is one and the sum fits the peer's frame size and the message: the header's length grows, no
+   * new frame. Chunks arrive as the UEM's TLS records (16 KiB) and were each a frame of their own;
+   * the peer then handled (pushed, wrote to its client) every one. Returns whether it appended.
+   */
+  private extendLastData(s: MuxStream, payload: Buffer[], n: number, maxFrame: number): boolean {
+    const h = s.tail;
+    if (h === undefined || h !== this.lastHeader || s.tailBatch !== this.batchNo || h[0] !== FrameType.DATA) return false;
+    const length = h.readUInt32BE(6) + n;
+    if (length > maxFrame || this.outBytes + n > BATCH_BYTES || this._state === 'closed') return false;
+    h.writeUInt32BE(length, 6);
+    for (const p of payload) this.outParts.push(p);
+    this.outBytes += n;
+    if (this.outBytes >= BATCH_BYTES) this.flush();
+    return true;
   }
 
   private enqueueParts(parts: Buffer[]): void {
@@ -718,6 +739,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (this.outBytes > 0 && this.outBytes + size > BATCH_BYTES) this.flush();
     for (const p of parts) this.outParts.push(p);
     this.outBytes += size;
+    this.lastHeader = parts[0];
     if (this.outBytes >= BATCH_BYTES) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -735,6 +757,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this._bytesOut += total;
     this.outParts = [];
     this.outBytes = 0;
+    this.lastHeader = undefined;
     this.batchNo++;
     if (parts.length === 1) return this.transport.send(parts[0]!);
     const pooled = messagePool.assemble(parts, total);

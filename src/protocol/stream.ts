@@ -47,7 +47,8 @@ export class MuxStream extends Duplex {
   /** @internal */ accountedBytes = 0;
   /**
    * @internal Header of this stream's last OPEN/RESPONSE/DATA frame while it may still be unsent
-   * (in message `tailBatch` of the session's outbox): where an END_STREAM flag can go.
+   * (in message `tailBatch` of the session's outbox): where an END_STREAM flag can go, and what
+   * more DATA can extend.
    */
   tail: Buffer | undefined = undefined;
   /** @internal */ tailBatch = -1;

@@ -346,18 +346,28 @@ describe('session', () => {
     });
   });
 
+  /** Every frame both sessions of `p` send from now on, decoded, in order (a live array). */
+  function recordFrames(p: ReturnType<typeof sessionPair>): Frame[] {
+    const frames: Frame[] = [];
+    for (const t of [p.cloudT, p.connectorT]) {
+      const send = t.send.bind(t);
+      t.send = (m, sent) => {
+        frames.push(...decodeMessage(m, 1 << 24));
+        send(m, sent);
+      };
+    }
+    return frames;
+  }
+
   describe('END_STREAM flag (protocol version 2)', () => {
-    /** Records every frame both sessions send, as "kind" or "kind+END". */
-    function frameLog(p: ReturnType<typeof sessionPair>): string[] {
-      const log: string[] = [];
-      for (const t of [p.cloudT, p.connectorT]) {
-        const send = t.send.bind(t);
-        t.send = (m, sent) => {
-          for (const f of decodeMessage(m, 1 << 24)) log.push('end' in f && f.end ? `${f.kind}+END` : f.kind);
-          send(m, sent);
-        };
-      }
-      return log;
+    /** Records every frame both sessions send, as "kind" or "kind+END" (read it after the fact). */
+    function frameLog(p: ReturnType<typeof sessionPair>): { readonly kinds: string[] } {
+      const frames = recordFrames(p);
+      return {
+        get kinds() {
+          return frames.map((f) => ('end' in f && f.end ? `${f.kind}+END` : f.kind));
+        },
+      };
     }
     const small = Buffer.from('{"ok":true}');
     function smallServer(s: MuxSession, bodiless = false): void {
@@ -391,7 +401,7 @@ describe('session', () => {
         const r = await smallGet(p);
         expect(r.status).to.equal(200);
         expect(r.body.equals(small)).to.equal(true);
-        expect(log, `version ${version}`).to.deep.equal(expected);
+        expect(log.kinds, `version ${version}`).to.deep.equal(expected);
       }
     });
 
@@ -402,7 +412,7 @@ describe('session', () => {
       const r = await smallGet(p);
       expect(r.status).to.equal(204);
       expect(r.body.length).to.equal(0);
-      expect(log).to.deep.equal(['open+END', 'response+END']);
+      expect(log.kinds).to.deep.equal(['open+END', 'response+END']);
     });
 
     it('END rides only on a frame still unsent: after the message left, it is a frame of its own', async () => {
@@ -415,7 +425,7 @@ describe('session', () => {
       const body = collect(peerSide);
       st.end();
       expect((await body).toString()).to.equal('part one');
-      expect(log).to.deep.equal(['open', 'data', 'end']);
+      expect(log.kinds).to.deep.equal(['open', 'data', 'end']);
     });
 
     it('a version 1 session ignores END_STREAM, which version 1 reserves', async () => {
@@ -442,6 +452,59 @@ describe('session', () => {
       peer.send({ kind: 'data', streamId: 1, data: Buffer.from('late') });
       expect((await err).message).to.match(/DATA after END/);
       expect(peer.session.state).to.equal('open');
+    });
+  });
+
+  describe('DATA joined in the unsent message', () => {
+    const KiB = 1024;
+    /** `n` chunks of 16 KiB, each byte telling its chunk and offset apart. */
+    const chunks = (n: number, seed = 0): Buffer[] =>
+      Array.from({ length: n }, (_, c) => {
+        const b = Buffer.alloc(16 * KiB);
+        for (let i = 0; i < b.length; i++) b[i] = (i * 7 + c * 13 + seed) & 0xff;
+        return b;
+      });
+    const dataOf = (frames: Frame[], id: number): number[] => frames.flatMap((f) => (f.kind === 'data' && f.streamId === id ? [f.data.length] : []));
+
+    it('writes made before the flush leave as DATA frames of up to the peer\'s frame size, at either version', async () => {
+      for (const version of [1, 2]) {
+        const p = sessionPair({ version, connector: { maxFrameSize: 64 * KiB } });
+        const frames = recordFrames(p);
+        const got = new Promise<MuxStream>((r) => p.connector.once('stream', r));
+        const st = p.cloud.openStream(head());
+        const sent = chunks(10);
+        for (const c of sent) st.write(c); // one tick: as undici hands over a read's TLS records
+        st.end();
+        const body = await collect(await got);
+        expect(body.equals(Buffer.concat(sent)), `version ${version}: body intact`).to.equal(true);
+        expect(dataOf(frames, st.id), `version ${version}`).to.deep.equal([64 * KiB, 64 * KiB, 32 * KiB]);
+      }
+    });
+
+    it('a frame is never joined across streams, nor after its message left', async () => {
+      const p = sessionPair({ connector: { maxFrameSize: 64 * KiB } });
+      const frames = recordFrames(p);
+      const bodies = new Map<string, Promise<Buffer>>();
+      p.connector.on('stream', (st: MuxStream) => bodies.set(st.request.path, collect(st)));
+      const a = p.cloud.openStream(head('/a'));
+      const b = p.cloud.openStream(head('/b'));
+      const [ca, cb] = [chunks(4, 1), chunks(4, 2)];
+      for (let i = 0; i < 4; i++) {
+        a.write(ca[i]);
+        b.write(cb[i]);
+      }
+      await new Promise((r) => setImmediate(r)); // the message leaves
+      const late = chunks(1, 3)[0]!;
+      a.write(late);
+      a.end();
+      b.end();
+      await waitFor(() => bodies.size === 2, 2000, 'both streams');
+      expect((await bodies.get('/a'))!.equals(Buffer.concat([...ca, late]))).to.equal(true);
+      expect((await bodies.get('/b'))!.equals(Buffer.concat(cb))).to.equal(true);
+      // Interleaved writes stay one frame each (the frame in front is the other stream's); the
+      // late write is a frame of its own.
+      expect(dataOf(frames, a.id)).to.deep.equal([16 * KiB, 16 * KiB, 16 * KiB, 16 * KiB, 16 * KiB]);
+      expect(dataOf(frames, b.id)).to.deep.equal([16 * KiB, 16 * KiB, 16 * KiB, 16 * KiB]);
     });
   });
 
