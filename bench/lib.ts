@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createTestPki } from '../src/common/pki.js';
 import { ADMIN_TOKEN, Proc, freePort, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../test/helpers/procs.js';
 
 export const MiB = 1024 * 1024;
@@ -403,8 +404,10 @@ export async function startSshTunnel(backendPort: number): Promise<SshTunnel> {
 export interface Uemlink {
   cloud: Cloud;
   conn: Connector;
-  /** http://cloud/api/v1/relay/bench/b */
+  /** http(s)://cloud/api/v1/relay/bench/b */
   relayBase: string;
+  /** The CA that signed the cloud's certificate (with `tls`), for curl. */
+  cloudCaFile?: string;
   authHeader: string;
   stop(graceful?: boolean): Promise<void>;
 }
@@ -419,24 +422,45 @@ export async function startUemlink(
     target?: Record<string, unknown>;
     /** Extra node flags for both processes, e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
     nodeFlags?: string[];
+    /**
+     * The cloud serves HTTPS (a generated certificate), so the relay API is https:// and the
+     * tunnel wss://, as in production; without it both are plain on loopback.
+     */
+    tls?: boolean;
   } = {},
 ): Promise<Uemlink> {
   // Proc's `wrap` prefixes the command; a shell re-execs node with the flags (same pid), since
   // --cpu-prof is not allowed in NODE_OPTIONS.
   const wrap = o.nodeFlags?.length ? ['sh', '-c', `exec "$0" ${o.nodeFlags.map((f) => `'${f}'`).join(' ')} "$@"`] : undefined;
+  const cloudDir = tempDir('uemlink-bench-cloud-');
+  const cloudPki = o.tls ? createTestPki(['localhost', '127.0.0.1']) : undefined;
+  if (cloudPki) {
+    writeFileSync(join(cloudDir, 'tls.crt'), cloudPki.certPem);
+    writeFileSync(join(cloudDir, 'tls.key'), cloudPki.keyPem, { mode: 0o600 });
+    writeFileSync(join(cloudDir, 'ca.pem'), cloudPki.caCertPem);
+  }
   const cloud = await startCloud({
-    extra: { logLevel: 'warn', relay: { timeoutSeconds: 120, maxRequestBytes: 4096 * MiB }, ...o.cloudExtra },
+    dir: cloudDir,
+    extra: {
+      logLevel: 'warn',
+      relay: { timeoutSeconds: 120, maxRequestBytes: 4096 * MiB },
+      ...(cloudPki ? { tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } : {}),
+      ...o.cloudExtra,
+    },
+    ...(cloudPki ? { scheme: 'https' as const, ca: cloudPki.caCertPem } : {}),
     ...(o.env ? { env: o.env } : {}),
     ...(wrap ? { wrap } : {}),
   });
   const dir = tempDir('uemlink-bench-conn-');
   writeFileSync(join(dir, 'ca.pem'), backend.caPem);
+  if (cloudPki) writeFileSync(join(dir, 'cloud-ca.pem'), cloudPki.caCertPem);
   const conn = await makeConnector({
     dir,
     config: {
       logLevel: 'warn',
       health: { checkIntervalSeconds: 0 },
       targets: [{ id: 'b', baseUrl: backend.baseUrl, auth: { type: 'none' }, tls: { caFile: 'ca.pem' }, timeoutMs: 120_000, ...o.target }],
+      ...(cloudPki ? { cloud: { caFile: 'cloud-ca.pem' } } : {}),
       ...o.connectorExtra,
     },
     ...(o.env ? { env: o.env } : {}),
@@ -454,6 +478,7 @@ export async function startUemlink(
     cloud,
     conn,
     relayBase: `${cloud.url}/api/v1/relay/bench/b`,
+    ...(cloudPki ? { cloudCaFile: join(cloudDir, 'ca.pem') } : {}),
     authHeader: `Bearer ${ADMIN_TOKEN}`,
     async stop(graceful = false) {
       stopping.value = true;

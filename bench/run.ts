@@ -3,9 +3,13 @@
  * loopback (issue 6).
  *
  *   direct   client -> backend (HTTPS)
- *   uemlink  client -> cloud relay API (plain HTTP listener on loopback) -> tunnel (ws://) ->
- *            connector -> backend (HTTPS)
+ *   uemlink  client -> cloud relay API (HTTPS) -> tunnel (wss://) -> connector -> backend (HTTPS),
+ *            as deployed: both legs that would cross a network are encrypted, as ssh -R's is
  *   ssh -R   client -> sshd's forwarded port -> ssh -> backend (HTTPS end to end through the tunnel)
+ *
+ * --plain runs uemlink's cloud without TLS (relay API http://, tunnel ws://), as behind a
+ * TLS-terminating load balancer whose CPU is then not counted; its figures are not comparable to
+ * ssh -R's, whose channel is always encrypted, and it writes no chart.
  *
  * The backend is bench/backend.ts, a minimal Node HTTPS server in its own process. Workloads: a
  * ~200-byte JSON GET with wrk at 1, 16 and 64 connections (req/s, p50, p99), a download and an upload
@@ -15,7 +19,7 @@
  * recorded. Prints tables, ratios and the issue's targets; writes bench/results/latest.json and
  * docs/bench.svg.
  *
- *   npm run bench [-- --rounds 2 --duration 5 --size 256 --trust caFile|env --wait-quiet 600 --retries 2 --no-svg]
+ *   npm run bench [-- --rounds 2 --duration 5 --size 256 --trust caFile|env --plain --wait-quiet 600 --retries 2 --no-svg]
  *
  * A run during which processes outside this benchmark used CPU (a shared machine) is repeated up to
  * --retries times; --wait-quiet S first waits up to S seconds for the machine to be quiet.
@@ -84,6 +88,8 @@ const SIZE = Math.max(1, argNum('--size', 256));
  * target) or "env" (NODE_EXTRA_CA_CERTS, no per-target CA: isolates the cost of the per-target CA).
  */
 const TRUST = argValue('--trust') === 'env' ? 'env' : 'caFile';
+/** The cloud without TLS (see the header): not the documented configuration. */
+const PLAIN = argFlag('--plain');
 /** A run during which other processes took CPU is measured again, up to this many times. */
 const RETRIES = Math.max(0, argNum('--retries', 2));
 
@@ -118,9 +124,14 @@ interface RunRecord {
 function endpoints(backend: Backend, uem: Uemlink, ssh: SshTunnel): Record<Way, Endpoint> {
   return {
     direct: { base: backend.baseUrl, headers: {}, curl: ['--cacert', backend.caFile] },
-    uemlink: { base: uem.relayBase, headers: { authorization: uem.authHeader }, curl: ['-H', `authorization: ${uem.authHeader}`] },
+    uemlink: relayEndpoint(uem),
     ssh: { base: `https://127.0.0.1:${ssh.port}`, headers: {}, curl: ['--cacert', backend.caFile] },
   };
+}
+
+function relayEndpoint(uem: Uemlink): Endpoint {
+  const auth = { authorization: uem.authHeader };
+  return { base: uem.relayBase, headers: auth, curl: ['-H', `authorization: ${uem.authHeader}`, ...(uem.cloudCaFile ? ['--cacert', uem.cloudCaFile] : [])] };
 }
 
 async function download(e: Endpoint, mib: number): Promise<Transfer> {
@@ -351,9 +362,9 @@ function writeChart(s: Record<WorkloadId, Record<Way, Cell>>, meta: ReturnType<t
   const k = (v: number): string => (v >= 10_000 ? `${(v / 1000).toFixed(1)}k` : v >= 1000 ? `${(v / 1000).toFixed(2)}k` : `${Math.round(v)}`);
   const ms = (v: number): string => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
   const svg = barChartSvg({
-    title: 'uemlink vs direct vs ssh -R (loopback)',
+    title: 'uemlink vs direct vs ssh -R (loopback, all encrypted)',
     legend,
-    footer: `${date} · ${meta.cpus} cores (${meta.cpuModel}) · node ${meta.node} · mean of ${ROUNDS} rounds, ${DURATION} s wrk runs · backend: minimal Node HTTPS server · npm run bench`,
+    footer: `${date} · ${meta.cpus} cores (${meta.cpuModel}) · node ${meta.node} · mean of ${ROUNDS} rounds, ${DURATION} s wrk runs · uemlink over TLS (relay API and tunnel) · backend: minimal Node HTTPS server · npm run bench`,
     panels: [
       {
         title: 'Small JSON GET: requests/s',
@@ -403,14 +414,17 @@ async function versions(): Promise<Record<string, string>> {
 async function bench(): Promise<void> {
   const t0 = Date.now();
   const tmp = tempDir('uemlink-bench-run-');
-  log(`uemlink bench: ${ROUNDS} rounds, ${DURATION} s per wrk run, ${SIZE} MiB transfers; connector trusts the backend CA via ${TRUST === 'env' ? 'NODE_EXTRA_CA_CERTS' : 'tls.caFile'}`);
+  log(
+    `uemlink bench: ${ROUNDS} rounds, ${DURATION} s per wrk run, ${SIZE} MiB transfers; connector trusts the backend CA via ${TRUST === 'env' ? 'NODE_EXTRA_CA_CERTS' : 'tls.caFile'}; ` +
+      (PLAIN ? 'cloud WITHOUT TLS (--plain: not comparable to ssh -R)' : 'cloud over TLS (relay API https://, tunnel wss://)'),
+  );
   const waitS = argNum('--wait-quiet', 0);
   if (waitS > 0 && !(await waitQuiet(waitS))) log(`the machine did not get quiet within ${waitS} s; measuring anyway`);
   const la = loadAverage();
   log(`load average ${la.join(' ')}${la[0]! > 1 ? ' — the machine is busy: figures will be noisy (run on a quiet machine)' : ''}`);
   const machineLoad = new MachineLoad();
   const backend = await startBackend();
-  const uem = await startUemlink(backend, trustOptions(backend));
+  const uem = await startUemlink(backend, { ...trustOptions(backend), tls: !PLAIN });
   const ssh = await startSshTunnel(backend.port);
   const ep = endpoints(backend, uem, ssh);
   const file = uploadFile(tmp, SIZE);
@@ -494,7 +508,9 @@ async function bench(): Promise<void> {
       setup: {
         backend: 'bench/backend.ts: minimal Node HTTPS server (own process), ~200-byte JSON, 1 MiB-chunk download, upload sink',
         direct: 'client -> backend over HTTPS',
-        uemlink: "client -> cloud relay (plain HTTP listener on loopback) -> ws:// tunnel -> connector -> backend over HTTPS (keep-alive pool)",
+        uemlink: PLAIN
+          ? 'client -> cloud relay API over plain HTTP (--plain) -> ws:// tunnel -> connector -> backend over HTTPS (keep-alive pool)'
+          : 'client -> cloud relay API over HTTPS -> wss:// tunnel -> connector -> backend over HTTPS (keep-alive pool)',
         ssh: 'client -> sshd forwarded port -> ssh -R -> backend; HTTPS end to end through the SSH tunnel (OpenSSH defaults)',
         client: 'wrk (Debian) for GETs: 1 thread at 1 connection, 2 threads otherwise; curl for transfers',
         rounds: ROUNDS,
@@ -510,11 +526,11 @@ async function bench(): Promise<void> {
       runs,
       elapsedS: round((Date.now() - t0) / 1000, 1),
     };
-    const name = TRUST === 'env' ? 'latest-trust-env.json' : 'latest.json';
+    const name = `latest${TRUST === 'env' ? '-trust-env' : ''}${PLAIN ? '-plain' : ''}.json`;
     writeFileSync(join(RESULTS, name), `${JSON.stringify(json, null, 2)}\n`);
     log(`\nwrote ${join(RESULTS, name)}`);
     // The chart shows the documented configuration only.
-    if (!argFlag('--no-svg') && TRUST === 'caFile') log(`wrote ${writeChart(s, meta, date.slice(0, 10))}`);
+    if (!argFlag('--no-svg') && TRUST === 'caFile' && !PLAIN) log(`wrote ${writeChart(s, meta, date.slice(0, 10))}`);
     log(`elapsed ${json.elapsedS} s`);
   } finally {
     await ssh.stop();
@@ -534,13 +550,14 @@ async function profile(): Promise<void> {
   const backend = await startBackend();
   const uem = await startUemlink(backend, {
     ...trustOptions(backend),
+    tls: !PLAIN,
     nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
     cloudExtra: { drainTimeoutSeconds: 2 },
     connectorExtra: { drainTimeoutSeconds: 2 },
   });
   const cloudPid = uem.cloud.proc.pid;
   const connPid = uem.conn.proc.pid;
-  const e: Endpoint = { base: uem.relayBase, headers: { authorization: uem.authHeader }, curl: ['-H', `authorization: ${uem.authHeader}`] };
+  const e = relayEndpoint(uem);
   const file = uploadFile(tmp, SIZE);
   const us = (): number => Number(process.hrtime.bigint() / 1000n);
   const windows: Record<string, { fromUs: number; toUs: number; note: string }> = {};
