@@ -705,12 +705,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
    * (with END_STREAM flags in use, see sendSome), and more data can join it (extendLastData).
    */
   private enqueueStreamParts(s: MuxStream, parts: Buffer[]): void {
-    const batch = this.batchNo;
     this.enqueueParts(parts);
-    // A flush while queueing (a full message) may have sent the header already: then no flag.
-    if (this.batchNo === batch) {
+    // A full message may have been flushed before the frame (it then opens the next message) or
+    // with it (then it is sent, and nothing can change it any more).
+    if (this.lastHeader === parts[0]) {
       s.tail = parts[0];
-      s.tailBatch = batch;
+      s.tailBatch = this.batchNo;
     } else s.tail = undefined;
   }
 

@@ -481,6 +481,28 @@ describe('session', () => {
       }
     });
 
+    it('a message that fills up starts the next with a frame that later writes still join', async () => {
+      for (const version of [1, 2]) {
+        const p = sessionPair({ version, connector: { maxFrameSize: 64 * KiB, initialWindow: 4 * 1024 * KiB } });
+        const perMessage: number[][] = [];
+        const send = p.cloudT.send.bind(p.cloudT);
+        p.cloudT.send = (m, sent) => {
+          perMessage.push(decodeMessage(m, 1 << 24).flatMap((f) => (f.kind === 'data' ? [f.data.length / KiB] : [])));
+          send(m, sent);
+        };
+        const got = new Promise<MuxStream>((r) => p.connector.once('stream', r));
+        const st = p.cloud.openStream(head());
+        const sent = chunks(64); // 1 MiB in one tick: four full messages and a bit
+        for (const c of sent) st.write(c);
+        st.end();
+        expect((await collect(await got)).equals(Buffer.concat(sent)), `version ${version}: body intact`).to.equal(true);
+        // A 256 KiB message holds three 64 KiB frames (with headers) and 48 KiB more; the chunk
+        // that does not fit opens the next message, and the chunks after it join its frame.
+        const full = [64, 64, 64, 48];
+        expect(perMessage.filter((m) => m.length > 0), `version ${version}`).to.deep.equal([full, full, full, full, [64]]);
+      }
+    });
+
     it('a frame is never joined across streams, nor after its message left', async () => {
       const p = sessionPair({ connector: { maxFrameSize: 64 * KiB } });
       const frames = recordFrames(p);
