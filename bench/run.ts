@@ -508,6 +508,7 @@ async function bench(): Promise<void> {
       setup: {
         backend: 'bench/backend.ts: minimal Node HTTPS server (own process), ~200-byte JSON, 1 MiB-chunk download, upload sink',
         direct: 'client -> backend over HTTPS',
+        cloudTls: !PLAIN,
         uemlink: PLAIN
           ? 'client -> cloud relay API over plain HTTP (--plain) -> ws:// tunnel -> connector -> backend over HTTPS (keep-alive pool)'
           : 'client -> cloud relay API over HTTPS -> wss:// tunnel -> connector -> backend over HTTPS (keep-alive pool)',
