@@ -17,24 +17,27 @@
  *
  *   npm run bench:scale [-- --parts streams,idle,storm] [--streams 1,10,100,500,1000] [--hold-ms 1000]
  *        [--duration 10] [--connectors 100,1000,5000,10000] [--idle-seconds 30] [--workers 2]
- *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--wait-quiet SECONDS]
+ *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec]] [--wait-quiet SECONDS]
+ *   --tls: the idle and storm parts with the cloud over TLS (wss:// tunnel), as deployed; the
+ *   certificate's key RSA-2048 (default) or ECDSA P-256.
  *
  * Everything is bounded: each wait has a time limit, and all processes are stopped at the end.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCloudStore } from '../src/cloud/state.js';
-import { createCsr, generateRsaKeyPair } from '../src/common/pki.js';
+import { createCsr, createTestPki, generateRsaKeyPair } from '../src/common/pki.js';
 import { VERSION } from '../src/common/version.js';
 import { tunnelUrl } from '../src/connector/pair.js';
-import { startCloud, type Cloud } from '../test/helpers/procs.js';
+import { startCloud, tempDir, type Cloud } from '../test/helpers/procs.js';
 import {
   cloudNodeOptions,
   MachineLoad,
   RESULTS,
   ROOT,
   ProcSampler,
+  argFlag,
   argList,
   argNum,
   argValue,
@@ -62,6 +65,39 @@ function cloudEnv(): { env?: Record<string, string> } {
 import type { Msg, SeedRecord, SimIdentity, SimStats } from './sim-worker.js';
 
 const PARTS = (argValue('--parts') ?? 'streams,idle,storm').split(',').map((s) => s.trim());
+/**
+ * --tls: the cloud serves HTTPS with a generated certificate and the simulated connectors dial
+ * wss:// trusting its CA, as deployed (a TLS handshake per connection on top of the tunnel's).
+ */
+const TLS = argFlag('--tls');
+/**
+ * --tls-key rsa|ec: the cloud certificate's key, RSA-2048 (default) or ECDSA P-256. A full TLS
+ * handshake costs the server one signature with it, far cheaper with ECDSA; in a 10,000-connector
+ * storm the cloud's CPU came out the same with either (docs/performance.md).
+ */
+const TLS_KEY = argValue('--tls-key') === 'ec' ? 'ec' : 'rsa';
+
+/** The cloud for the idle and storm parts, over TLS with --tls; `ca` is what clients trust. */
+async function scaleCloud(): Promise<{ cloud: Cloud; ca?: string }> {
+  if (!TLS) return { cloud: await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } }) };
+  const dir = tempDir('uemlink-scale-cloud-');
+  let ca: string;
+  if (TLS_KEY === 'rsa') {
+    const pki = createTestPki(['127.0.0.1', 'localhost']);
+    writeFileSync(join(dir, 'tls.crt'), pki.certPem);
+    writeFileSync(join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
+    ca = pki.caCertPem;
+  } else {
+    // node-forge signs RSA only: a self-signed P-256 certificate from openssl, trusted as is.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+    chmodSync(join(dir, 'tls.key'), 0o600);
+    ca = readFileSync(join(dir, 'tls.crt'), 'utf8');
+  }
+  log(`cloud over TLS: ${TLS_KEY === 'rsa' ? 'RSA-2048' : 'ECDSA P-256'} certificate, tunnel wss://`);
+  const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { logLevel: 'warn', tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } });
+  return { cloud, ca };
+}
 const TENANT = 'bench';
 const HEARTBEAT_MS = 15_000;
 
@@ -180,8 +216,8 @@ class SimPool {
     });
   }
 
-  init(url: string, keys: string[], maxDialing: number): void {
-    for (const w of this.workers) w.send({ type: 'init', url, keys, heartbeatMs: HEARTBEAT_MS, maxDialing } satisfies Msg);
+  init(url: string, keys: string[], maxDialing: number, ca?: string): void {
+    for (const w of this.workers) w.send({ type: 'init', url, keys, heartbeatMs: HEARTBEAT_MS, maxDialing, ...(ca ? { ca } : {}) } satisfies Msg);
   }
 
   add(ids: SimIdentity[]): void {
@@ -295,12 +331,8 @@ async function pairViaApi(cloud: Cloud, keys: Keys, n: number): Promise<{ ids: S
     const tok = await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: TENANT });
     if (tok.status !== 201) throw new Error(`token: HTTP ${tok.status} ${JSON.stringify(tok.body)}`);
     const key = i % keys.csrs.length;
-    const res = await fetch(`${cloud.url}/api/v1/pair`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token: tok.body.token, csr: keys.csrs[key], hostname: `sim-api-${i}`, version: VERSION }),
-    });
-    const body = (await res.json()) as { connectorId?: string };
+    const res = await cloud.api('POST', '/api/v1/pair', { token: tok.body.token, csr: keys.csrs[key], hostname: `sim-api-${i}`, version: VERSION });
+    const body = res.body as { connectorId?: string };
     if (res.status !== 201 || !body.connectorId) throw new Error(`pair: HTTP ${res.status} ${JSON.stringify(body)}`);
     ms.push(performance.now() - t0);
     ids.push({ id: body.connectorId, key });
@@ -335,7 +367,7 @@ async function idle(): Promise<unknown> {
   const apiFirst = Math.min(50, max);
   const apiLater = Math.min(20, Math.max(0, max - apiFirst));
   log(`\n== (b) idle connectors on one cloud: steps ${steps.join(', ')}; ${nWorkers} simulator workers; ${idleS} s idle window per step`);
-  const cloud = await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } });
+  const { cloud, ca } = await scaleCloud();
   const pool = new SimPool(nWorkers);
   const out: Record<string, unknown> = {};
   try {
@@ -366,7 +398,7 @@ async function idle(): Promise<unknown> {
     await sleep(5000);
     const baseIdle = b0.stop();
     log(`cloud baseline with ${ids.length} identities in the store and no tunnels: RSS ${base.rss.toFixed(1)} MiB, CPU ${round((baseIdle.cloud!.cpuS / 5) * 100, 2)}% idle`);
-    pool.init(tunnelUrl(cloud.url), keys.pems, 64);
+    pool.init(tunnelUrl(cloud.url), keys.pems, 64, ca);
     await sleep(500);
     const rows: Array<Record<string, number | boolean>> = [];
     let prev = 0;
@@ -457,13 +489,13 @@ async function storm(): Promise<unknown> {
   const nWorkers = Math.min(4, Math.max(1, argNum('--workers', 2)));
   const downS = argNum('--storm-down', 0);
   log(`\n== (c) reconnect storm: ${n} connected, kill -9 the cloud, restart it ${downS > 0 ? `after ${downS} s` : 'at once'}`);
-  const cloud = await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } });
+  const { cloud, ca } = await scaleCloud();
   const pool = new SimPool(nWorkers);
   try {
     const keys = makeKeys(4);
     const seeded = await seed(cloud, pool, keys, n);
     await cloud.api('GET', `/api/v1/connectors/${seeded.ids[0]!.id}`);
-    pool.init(tunnelUrl(cloud.url), keys.pems, 64);
+    pool.init(tunnelUrl(cloud.url), keys.pems, 64, ca);
     pool.add(seeded.ids);
     const first = await waitFor(pool, (s) => s.connected >= n, 300_000, `connecting ${n}`);
     log(`${n} connected in ${(first.ms / 1000).toFixed(1)} s (paced, 64 dials in flight per worker); settling`);

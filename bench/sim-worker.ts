@@ -40,7 +40,7 @@ export interface SeedRecord {
 }
 
 export type Msg =
-  | { type: 'init'; url: string; keys: string[]; heartbeatMs: number; maxDialing: number }
+  | { type: 'init'; url: string; keys: string[]; heartbeatMs: number; maxDialing: number; ca?: string }
   | { type: 'add'; ids: SimIdentity[] }
   | { type: 'issue'; reqId: number; dataDir: string; csrs: string[]; count: number; tenant: string }
   | { type: 'mark' }
@@ -105,6 +105,7 @@ function pump(): void {
           heartbeatMs: c.heartbeatMs,
           handshakeTimeoutMs: 10_000,
           clock: systemClock,
+          ...(c.ca ? { ca: [c.ca] } : {}),
         }),
     });
     const sim: Sim = { id: ident.id, sup, everConnected: false, connected: false, backAt: undefined, attempts: 0 };
