@@ -4,7 +4,7 @@
  * the uemlink pair (cloud + connector as real processes), and small formatting helpers.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -401,6 +401,27 @@ export async function startSshTunnel(backendPort: number): Promise<SshTunnel> {
   };
 }
 
+/**
+ * Writes a certificate for 127.0.0.1/localhost and its key (0600) as `tls.crt`/`tls.key` in a
+ * cloud's directory (its config says `tls: { certFile: 'tls.crt', keyFile: 'tls.key' }`) and
+ * returns the PEM clients must trust. `rsa`: RSA-2048 issued by a generated CA; `ec`: a
+ * self-signed ECDSA P-256 certificate from openssl (node-forge signs RSA only).
+ */
+export function writeCloudTls(dir: string, key: 'rsa' | 'ec' = 'rsa'): string {
+  const crt = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  if (key === 'ec') {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', crt], { stdio: 'ignore' });
+    chmodSync(keyFile, 0o600);
+    return readFileSync(crt, 'utf8');
+  }
+  const pki = createTestPki(['localhost', '127.0.0.1']);
+  writeFileSync(crt, pki.certPem);
+  writeFileSync(keyFile, pki.keyPem, { mode: 0o600 });
+  return pki.caCertPem;
+}
+
 export interface Uemlink {
   cloud: Cloud;
   conn: Connector;
@@ -433,34 +454,30 @@ export async function startUemlink(
   // --cpu-prof is not allowed in NODE_OPTIONS.
   const wrap = o.nodeFlags?.length ? ['sh', '-c', `exec "$0" ${o.nodeFlags.map((f) => `'${f}'`).join(' ')} "$@"`] : undefined;
   const cloudDir = tempDir('uemlink-bench-cloud-');
-  const cloudPki = o.tls ? createTestPki(['localhost', '127.0.0.1']) : undefined;
-  if (cloudPki) {
-    writeFileSync(join(cloudDir, 'tls.crt'), cloudPki.certPem);
-    writeFileSync(join(cloudDir, 'tls.key'), cloudPki.keyPem, { mode: 0o600 });
-    writeFileSync(join(cloudDir, 'ca.pem'), cloudPki.caCertPem);
-  }
+  const cloudCa = o.tls ? writeCloudTls(cloudDir) : undefined;
+  if (cloudCa) writeFileSync(join(cloudDir, 'ca.pem'), cloudCa);
   const cloud = await startCloud({
     dir: cloudDir,
     extra: {
       logLevel: 'warn',
       relay: { timeoutSeconds: 120, maxRequestBytes: 4096 * MiB },
-      ...(cloudPki ? { tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } : {}),
+      ...(cloudCa ? { tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } : {}),
       ...o.cloudExtra,
     },
-    ...(cloudPki ? { scheme: 'https' as const, ca: cloudPki.caCertPem } : {}),
+    ...(cloudCa ? { scheme: 'https' as const, ca: cloudCa } : {}),
     ...(o.env ? { env: o.env } : {}),
     ...(wrap ? { wrap } : {}),
   });
   const dir = tempDir('uemlink-bench-conn-');
   writeFileSync(join(dir, 'ca.pem'), backend.caPem);
-  if (cloudPki) writeFileSync(join(dir, 'cloud-ca.pem'), cloudPki.caCertPem);
+  if (cloudCa) writeFileSync(join(dir, 'cloud-ca.pem'), cloudCa);
   const conn = await makeConnector({
     dir,
     config: {
       logLevel: 'warn',
       health: { checkIntervalSeconds: 0 },
       targets: [{ id: 'b', baseUrl: backend.baseUrl, auth: { type: 'none' }, tls: { caFile: 'ca.pem' }, timeoutMs: 120_000, ...o.target }],
-      ...(cloudPki ? { cloud: { caFile: 'cloud-ca.pem' } } : {}),
+      ...(cloudCa ? { cloud: { caFile: 'cloud-ca.pem' } } : {}),
       ...o.connectorExtra,
     },
     ...(o.env ? { env: o.env } : {}),
@@ -478,7 +495,7 @@ export async function startUemlink(
     cloud,
     conn,
     relayBase: `${cloud.url}/api/v1/relay/bench/b`,
-    ...(cloudPki ? { cloudCaFile: join(cloudDir, 'ca.pem') } : {}),
+    ...(cloudCa ? { cloudCaFile: join(cloudDir, 'ca.pem') } : {}),
     authHeader: `Bearer ${ADMIN_TOKEN}`,
     async stop(graceful = false) {
       stopping.value = true;

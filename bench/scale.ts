@@ -23,11 +23,11 @@
  *
  * Everything is bounded: each wait has a time limit, and all processes are stopped at the end.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCloudStore } from '../src/cloud/state.js';
-import { createCsr, createTestPki, generateRsaKeyPair } from '../src/common/pki.js';
+import { createCsr, generateRsaKeyPair } from '../src/common/pki.js';
 import { VERSION } from '../src/common/version.js';
 import { tunnelUrl } from '../src/connector/pair.js';
 import { startCloud, tempDir, type Cloud } from '../test/helpers/procs.js';
@@ -55,6 +55,7 @@ import {
   startUemlink,
   table,
   waitQuiet,
+  writeCloudTls,
 } from './lib.js';
 
 /** The cloud as its systemd unit runs it (see cloudNodeOptions). */
@@ -81,19 +82,7 @@ const TLS_KEY = argValue('--tls-key') === 'ec' ? 'ec' : 'rsa';
 async function scaleCloud(): Promise<{ cloud: Cloud; ca?: string }> {
   if (!TLS) return { cloud: await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } }) };
   const dir = tempDir('uemlink-scale-cloud-');
-  let ca: string;
-  if (TLS_KEY === 'rsa') {
-    const pki = createTestPki(['127.0.0.1', 'localhost']);
-    writeFileSync(join(dir, 'tls.crt'), pki.certPem);
-    writeFileSync(join(dir, 'tls.key'), pki.keyPem, { mode: 0o600 });
-    ca = pki.caCertPem;
-  } else {
-    // node-forge signs RSA only: a self-signed P-256 certificate from openssl, trusted as is.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
-    chmodSync(join(dir, 'tls.key'), 0o600);
-    ca = readFileSync(join(dir, 'tls.crt'), 'utf8');
-  }
+  const ca = writeCloudTls(dir, TLS_KEY);
   log(`cloud over TLS: ${TLS_KEY === 'rsa' ? 'RSA-2048' : 'ECDSA P-256'} certificate, tunnel wss://`);
   const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { logLevel: 'warn', tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } });
   return { cloud, ca };

@@ -722,7 +722,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
    */
   private extendLastData(s: MuxStream, payload: Buffer[], n: number, maxFrame: number): boolean {
     const h = s.tail;
-    if (h === undefined || h !== this.lastHeader || s.tailBatch !== this.batchNo || h[0] !== FrameType.DATA) return false;
+    // The last frame of the unsent message (flush forgets it), and this stream's DATA.
+    if (h === undefined || h !== this.lastHeader || h[0] !== FrameType.DATA) return false;
     const length = h.readUInt32BE(6) + n;
     if (length > maxFrame || this.outBytes + n > BATCH_BYTES || this._state === 'closed') return false;
     h.writeUInt32BE(length, 6);

@@ -4,11 +4,12 @@
  * compressed or tiny, and permessage-deflate costs CPU and memory per connection).
  */
 import type { Agent } from 'node:http';
-import { checkServerIdentity, createSecureContext, rootCertificates, type PeerCertificate, type SecureContext } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { UemlinkError } from '../common/errors.js';
+import { trustContext } from '../common/tls-trust.js';
 import type { Transport } from '../protocol/session.js';
 
 export interface TransportHandlers {
@@ -149,26 +150,6 @@ function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
 
-
-const trustContexts = new Map<string, SecureContext>();
-
-/**
- * The TLS context trusting the system CAs plus `ca` (Node replaces the system ones when `ca` is
- * set, so they are added back). Built once per set: building one parses the ~140 system roots,
- * milliseconds of CPU that every redial paid, and that a simulator of thousands of connectors paid
- * thousands of times in a reconnect storm. A process sees one or two sets; the oldest beyond 8
- * is forgotten.
- */
-export function trustContext(ca: readonly string[]): SecureContext {
-  const key = ca.join('\n');
-  let ctx = trustContexts.get(key);
-  if (!ctx) {
-    ctx = createSecureContext({ ca: [...rootCertificates, ...ca] });
-    trustContexts.set(key, ctx);
-    if (trustContexts.size > 8) trustContexts.delete(trustContexts.keys().next().value!);
-  }
-  return ctx;
-}
 /** Opens a WebSocket; resolves once it is open, rejects with a DialError that says why not. */
 export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTransport> {
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { createTestPki } from '../../src/common/pki.js';
-import { trustContext } from '../../src/transport/ws.js';
+import { trustContext } from '../../src/common/tls-trust.js';
 
 describe('tunnel TLS trust (trustContext)', function () {
   this.timeout(20_000);

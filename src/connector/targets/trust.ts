@@ -5,9 +5,10 @@
  */
 import { X509Certificate, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, createSecureContext, rootCertificates, type PeerCertificate, type SecureContext } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type SecureContext } from 'node:tls';
 import forge from 'node-forge';
 import { certInfo, type CertInfo } from '../../common/pki.js';
+import { withSystemRoots } from '../../common/tls-trust.js';
 
 export class TrustError extends Error {}
 
@@ -103,7 +104,7 @@ export function tlsOptionsFor(t: TrustConfig, host: string): {
   };
   if (t.caPems.length > 0) {
     let ctx = contexts.get(t);
-    if (!ctx) contexts.set(t, (ctx = createSecureContext({ ca: [...rootCertificates, ...t.caPems] })));
+    if (!ctx) contexts.set(t, (ctx = withSystemRoots(t.caPems)));
     o.secureContext = ctx;
   }
   if (!isIP(name)) o.servername = name;

@@ -1,0 +1,29 @@
+/**
+ * TLS trust for "the system CAs plus these": Node replaces the system roots when `ca` is set, so
+ * they are added back, and the result is a SecureContext (building one parses the ~140 system
+ * roots: milliseconds of CPU, not to be paid per connection).
+ */
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+
+/** A new context trusting the system CAs and `ca` (cache it: see trustContext). */
+export function withSystemRoots(ca: readonly string[]): SecureContext {
+  return createSecureContext({ ca: [...rootCertificates, ...ca] });
+}
+
+const byPems = new Map<string, SecureContext>();
+
+/**
+ * withSystemRoots, built once per set of CAs whatever array holds them: the tunnel passes a fresh
+ * array on every redial, and a simulator of thousands of connectors redialled thousands of times
+ * in a reconnect storm. A process sees one or two sets; the oldest beyond 8 is forgotten.
+ */
+export function trustContext(ca: readonly string[]): SecureContext {
+  const key = ca.join('\n');
+  let ctx = byPems.get(key);
+  if (!ctx) {
+    ctx = withSystemRoots(ca);
+    byPems.set(key, ctx);
+    if (byPems.size > 8) byPems.delete(byPems.keys().next().value!);
+  }
+  return ctx;
+}
