@@ -17,6 +17,7 @@ import { VERSION } from '../src/common/version.js';
 import { Backoff } from '../src/connector/backoff.js';
 import { Supervisor } from '../src/connector/supervisor.js';
 import { connectTunnel } from '../src/connector/tunnel-client.js';
+import { tlsSessionCache } from '../src/transport/ws.js';
 import { DEFAULT_LIMITS } from '../src/protocol/messages.js';
 
 export interface SimIdentity {
@@ -89,6 +90,8 @@ function pump(): void {
   while (dialing < c.maxDialing && queue.length > 0) {
     const ident = queue.shift()!;
     dialing++;
+    // Each simulated connector resumes its own TLS sessions, as a real one does.
+    const tlsSessions = tlsSessionCache();
     const sup = new Supervisor({
       clock: systemClock,
       logger,
@@ -106,6 +109,7 @@ function pump(): void {
           handshakeTimeoutMs: 10_000,
           clock: systemClock,
           ...(c.ca ? { ca: [c.ca] } : {}),
+          tlsSessions,
         }),
     });
     const sim: Sim = { id: ident.id, sup, everConnected: false, connected: false, backAt: undefined, attempts: 0 };

@@ -4,7 +4,7 @@
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import helmet from 'helmet';
@@ -21,6 +21,7 @@ import { RelayClient } from './relay/client.js';
 import { isRelayUrl, relayHttp } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
+import { TicketKeys } from './tls-tickets.js';
 import { tenantApi } from './tenant-api.js';
 import { InventoryDb } from './inventory/db.js';
 import { integrationsApi } from './integrations/api.js';
@@ -58,6 +59,7 @@ export class CloudServer {
     private readonly book: PresenceBook,
     private readonly server: Server,
     private readonly logger: Logger,
+    private readonly tickets: TicketKeys | undefined,
   ) {}
 
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
@@ -166,9 +168,15 @@ export class CloudServer {
     // per 128 MiB instead of ~640; docs/performance.md). The cost: a client that reads slowly holds up
     // to 240 KiB more of its response here; the stream's window still bounds the rest.
     const highWaterMark = BATCH_BYTES;
+    // Session tickets let reconnecting connectors resume TLS (tls-tickets.ts).
+    const tickets = config.tls ? await TicketKeys.load(config.dataDir, clock, logger) : undefined;
     const server = config.tls
-      ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key, highWaterMark }, listener)
+      ? createHttpsServer(
+          { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds },
+          listener,
+        )
       : createHttpServer({ highWaterMark }, listener);
+    if (tickets) tickets.rotate((key) => (server as HttpsServer).setTicketKeys(key));
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];
@@ -189,7 +197,7 @@ export class CloudServer {
         resolve();
       });
     });
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets);
     await integrations.start();
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
@@ -207,6 +215,7 @@ export class CloudServer {
     this.logger.info('draining', { connectors: this.registry.size, timeoutMs: this.config.drainTimeoutMs });
     this.server.close();
     this.server.closeIdleConnections();
+    this.tickets?.stop();
     await this.integrations.stop();
     await this.tunnels.drain(this.config.drainTimeoutMs);
     await this.book.stop();

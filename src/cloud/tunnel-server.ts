@@ -277,6 +277,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       remote: t.remoteAddress,
       version: hello.software,
       epoch: live.epoch,
+      ...(t.tls ? { tlsResumed: t.tls.resumed } : {}),
     });
     live.session.on('control', (msg) => this.onControl(live, msg));
     this.maybeRequestRenewal(live, verified.cert);

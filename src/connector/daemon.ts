@@ -11,6 +11,7 @@ import { ensurePrivateDir } from '../common/fs-secure.js';
 import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
+import { tlsSessionCache } from '../transport/ws.js';
 import { createAuditLog, type AuditLog } from './audit.js';
 import { Backoff } from './backoff.js';
 import type { ConnectorConfig } from './config.js';
@@ -214,12 +215,14 @@ export class ConnectorDaemon {
       onChange: () => this.supervisor?.session?.sendControl({ type: 'targets', targets: this.targetIds() }),
     });
     await this.managed.load();
+    // One per tunnel: a redial resumes the last TLS session (see tlsSessionCache).
+    const tlsSessions = tlsSessionCache();
     const sup = new Supervisor({
       clock: this.clock,
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
       // Options are rebuilt per dial: targets (and, after a renewal, the key) may have changed.
-      connect: async () => connectTunnel({ ...(await this.tunnelOptions(this._identity ?? identity)), prepareSession: (s) => this.listen(s) }),
+      connect: async () => connectTunnel({ ...(await this.tunnelOptions(this._identity ?? identity)), tlsSessions, prepareSession: (s) => this.listen(s) }),
     });
     let first = true;
     sup.on('session', () => {

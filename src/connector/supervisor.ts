@@ -129,7 +129,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       everConnected = true;
       backoff.connected();
       const since = clock.now();
-      logger.info('tunnel connected', { connectorId: c.welcome.connectorId, epoch: c.welcome.epoch, remote: c.remoteAddress });
+      logger.info('tunnel connected', {
+        connectorId: c.welcome.connectorId,
+        epoch: c.welcome.epoch,
+        remote: c.remoteAddress,
+        ...(c.tls ? { tls: c.tls.protocol, tlsResumed: c.tls.resumed } : {}),
+      });
       this.set({ state: 'connected', since, sessionId: c.welcome.sessionId, epoch: c.welcome.epoch, remoteAddress: c.remoteAddress });
       this.emit('session', c.session, c);
       const info = await new Promise<SessionClose>((resolve) => c.session.once('close', resolve));

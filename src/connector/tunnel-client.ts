@@ -25,7 +25,7 @@ import {
   type Welcome,
 } from '../protocol/messages.js';
 import { MuxSession, attachTransport, closeReason, maxMessageSize } from '../protocol/session.js';
-import { DialError, dialWebSocket, type WsTransport } from '../transport/ws.js';
+import { DialError, dialWebSocket, type TlsInfo, type TlsSessionCache, type WsTransport } from '../transport/ws.js';
 
 export class TunnelError extends UemlinkError {
   readonly retryAfterMs: number | undefined;
@@ -50,6 +50,8 @@ export interface TunnelClientOptions {
   agent?: Agent;
   /** The proxy in use (no credentials), for messages. */
   proxy?: string;
+  /** The supervisor's TLS sessions, resumed on redial (not for probes: they check the full chain). */
+  tlsSessions?: TlsSessionCache;
   /** A diagnostic probe: authenticate, get WELCOME, and close without replacing the live session. */
   probe?: boolean;
   /**
@@ -66,6 +68,7 @@ export interface Connected {
   welcome: Welcome;
   cloud: CloudHello;
   remoteAddress: string;
+  tls: TlsInfo | undefined;
 }
 
 export async function connectTunnel(o: TunnelClientOptions): Promise<Connected> {
@@ -78,6 +81,7 @@ export async function connectTunnel(o: TunnelClientOptions): Promise<Connected> 
       ...(o.ca ? { ca: o.ca } : {}),
       ...(o.agent ? { agent: o.agent } : {}),
       ...(o.proxy ? { proxy: o.proxy } : {}),
+      ...(o.tlsSessions ? { tlsSessions: o.tlsSessions } : {}),
     });
   } catch (e) {
     if (e instanceof DialError) {
@@ -141,7 +145,7 @@ function handshake(t: WsTransport, o: TunnelClientOptions): Promise<Connected> {
               });
               o.prepareSession?.(session);
               attachTransport(session, t);
-              resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress });
+              resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress, tls: t.tls });
               return;
             } else {
               throw new Error(`unexpected ${f.kind.toUpperCase()} frame during the handshake`);

@@ -4,7 +4,8 @@
  * compressed or tiny, and permessage-deflate costs CPU and memory per connection).
  */
 import type { Agent } from 'node:http';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { isIP } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -28,9 +29,13 @@ export class WsTransport implements Transport {
   private earlyClose: [number, string] | undefined;
   /** Address of the peer as the socket saw it. */
   readonly remoteAddress: string;
+  /** The TLS under the WebSocket (wss://), for logs and diagnostics. */
+  readonly tls: TlsInfo | undefined;
 
   constructor(private readonly ws: WebSocket, remoteAddress = '') {
     this.remoteAddress = remoteAddress;
+    const sock = (ws as unknown as { _socket?: Partial<TLSSocket> })._socket;
+    this.tls = typeof sock?.isSessionReused === 'function' && sock.encrypted ? { protocol: sock.getProtocol?.() ?? 'unknown', resumed: sock.isSessionReused() } : undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {
         this.close(4010, 'text messages are not part of the protocol');
@@ -97,6 +102,51 @@ export class WsTransport implements Transport {
   }
 }
 
+export interface TlsInfo {
+  /** 'TLSv1.3', 'TLSv1.2' */
+  protocol: string;
+  /** The session was resumed from a ticket (no certificate exchanged), see TlsSessionCache. */
+  resumed: boolean;
+}
+
+/**
+ * The TLS session of one tunnel client, so that a redial resumes it (a TLS 1.3 ticket) instead of
+ * making a full handshake: the cloud skips its certificate signature (RSA: ~10 % of its CPU in a
+ * reconnect storm of 10,000, docs/performance.md) and the connector the certificate chain check. A
+ * resumed session was authenticated by the full handshake that made it, against the same trust (a
+ * cache belongs to one tunnel client, whose trust does not change), for the same host and port.
+ *
+ * Not Node's https.Agent, which keeps sessions too but forgets one on every failed connection: the
+ * refused dials while a cloud restarts would leave nothing to resume once it is back. Here only a
+ * TLS handshake that fails forgets it. Not used through a proxy: the proxy's agent makes the TLS
+ * connection there.
+ */
+export class TlsSessionCache {
+  private last: { endpoint: string; session: Buffer } | undefined;
+
+  /** ws's `createConnection`: tls.connect as ws calls it, offering the last session. */
+  readonly connect = (options: ConnectionOptions & { path?: string }): TLSSocket => {
+    const servername = options.servername ?? (options.host && !isIP(options.host) ? options.host : '');
+    const endpoint = `${options.host ?? ''}:${options.port ?? ''}:${servername}`;
+    const session = this.last?.endpoint === endpoint ? this.last.session : undefined;
+    const socket = tlsConnect({ ...options, path: undefined, servername, ...(session ? { session } : {}) } as ConnectionOptions);
+    socket.on('session', (s: Buffer) => (this.last = { endpoint, session: s }));
+    let tcp = false;
+    let secure = false;
+    socket.once('connect', () => (tcp = true));
+    socket.once('secureConnect', () => (secure = true));
+    socket.once('close', (hadError: boolean) => {
+      // A handshake that failed may have failed over the session offered: do not offer it again.
+      if (hadError && tcp && !secure && this.last?.session === session) this.last = undefined;
+    });
+    return socket;
+  };
+}
+
+export function tlsSessionCache(): TlsSessionCache {
+  return new TlsSessionCache();
+}
+
 export interface DialOptions {
   /** Extra trusted CA certificates (PEM) on top of the system ones, e.g. a re-signing proxy's. */
   ca?: string[];
@@ -104,6 +154,8 @@ export interface DialOptions {
   /** The proxy the agent goes through (no credentials), named in errors. */
   proxy?: string;
   headers?: Record<string, string>;
+  /** Resume TLS sessions across dials (wss:// without a proxy). */
+  tlsSessions?: TlsSessionCache;
   handshakeTimeoutMs: number;
   maxPayload: number;
 }
@@ -168,6 +220,9 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
       const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
       // (ws's typings describe a different callback; the option is handed to tls.connect as is.)
       (wsOpts as Record<string, unknown>).checkServerIdentity = (_h: string, cert: PeerCertificate) => checkServerIdentity(host, cert);
+    } else if (opts.tlsSessions && new URL(url).protocol === 'wss:') {
+      // (typed for net's createConnection; ws hands it the TLS options for a wss:// URL)
+      (wsOpts as Record<string, unknown>).createConnection = opts.tlsSessions.connect;
     }
     if (opts.ca && opts.ca.length > 0) (wsOpts as Record<string, unknown>).secureContext = trustContext(opts.ca);
     let settled = false;
