@@ -17,7 +17,7 @@
  *
  *   npm run bench:scale [-- --parts streams,idle,storm] [--streams 1,10,100,500,1000] [--hold-ms 1000]
  *        [--duration 10] [--connectors 100,1000,5000,10000] [--idle-seconds 30] [--workers 2]
- *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec]] [--wait-quiet SECONDS]
+ *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec] [--no-resume]] [--max-pending N] [--wait-quiet SECONDS]
  *   --tls: the idle and storm parts with the cloud over TLS (wss:// tunnel), as deployed; the
  *   certificate's key RSA-2048 (default) or ECDSA P-256.
  *
@@ -77,14 +77,22 @@ const TLS = argFlag('--tls');
  * storm the cloud's CPU came out the same with either (docs/performance.md).
  */
 const TLS_KEY = argValue('--tls-key') === 'ec' ? 'ec' : 'rsa';
+/**
+ * --no-resume: the simulated connectors make a full TLS handshake on every dial, as before TLS
+ * session resumption (they resume by default, as the connector does).
+ */
+const NO_RESUME = argFlag('--no-resume');
+/** --max-pending N: the cloud's maxPendingHandshakes (storm control; default the cloud's, 512). */
+const MAX_PENDING = argValue('--max-pending') ? argNum('--max-pending', 512) : undefined;
 
 /** The cloud for the idle and storm parts, over TLS with --tls; `ca` is what clients trust. */
 async function scaleCloud(): Promise<{ cloud: Cloud; ca?: string }> {
-  if (!TLS) return { cloud: await startCloud({ ...cloudEnv(), extra: { logLevel: 'warn' } }) };
+  const extra = { logLevel: 'warn', ...(MAX_PENDING ? { maxPendingHandshakes: MAX_PENDING } : {}) };
+  if (!TLS) return { cloud: await startCloud({ ...cloudEnv(), extra }) };
   const dir = tempDir('uemlink-scale-cloud-');
   const ca = writeCloudTls(dir, TLS_KEY);
-  log(`cloud over TLS: ${TLS_KEY === 'rsa' ? 'RSA-2048' : 'ECDSA P-256'} certificate, tunnel wss://`);
-  const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { logLevel: 'warn', tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } });
+  log(`cloud over TLS: ${TLS_KEY === 'rsa' ? 'RSA-2048' : 'ECDSA P-256'} certificate, tunnel wss://, TLS session resumption ${NO_RESUME ? 'off (--no-resume)' : 'on'}`);
+  const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { ...extra, tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } });
   return { cloud, ca };
 }
 const TENANT = 'bench';
@@ -206,7 +214,7 @@ class SimPool {
   }
 
   init(url: string, keys: string[], maxDialing: number, ca?: string): void {
-    for (const w of this.workers) w.send({ type: 'init', url, keys, heartbeatMs: HEARTBEAT_MS, maxDialing, ...(ca ? { ca } : {}) } satisfies Msg);
+    for (const w of this.workers) w.send({ type: 'init', url, keys, heartbeatMs: HEARTBEAT_MS, maxDialing, ...(ca ? { ca } : {}), ...(NO_RESUME ? { noResume: true } : {}) } satisfies Msg);
   }
 
   add(ids: SimIdentity[]): void {
@@ -234,7 +242,7 @@ class SimPool {
 
   async stats(withTimes = false): Promise<SimStats> {
     const all = await Promise.all(this.workers.map((w) => this.ask(w, { type: 'stats', reqId: this.next++, withTimes }).then((a) => a.stats as SimStats)));
-    const s: SimStats = { total: 0, connected: 0, dialing: 0, queued: 0, refused: 0, errors: {}, back: 0 };
+    const s: SimStats = { total: 0, connected: 0, dialing: 0, queued: 0, refused: 0, errors: {}, back: 0, resumed: 0 };
     if (withTimes) {
       s.times = [];
       s.attempts = [];
@@ -246,6 +254,7 @@ class SimPool {
       s.queued += x.queued;
       s.refused += x.refused;
       s.back += x.back;
+      s.resumed += x.resumed;
       for (const [k, v] of Object.entries(x.errors)) s.errors[k] = (s.errors[k] ?? 0) + v;
       if (withTimes) {
         s.times!.push(...(x.times ?? []));
@@ -518,6 +527,7 @@ async function storm(): Promise<unknown> {
       allBackAfterKillS: round((tAll - tKill) / 1000, 2),
       allBackAfterListenS: round((tAll - tListen) / 1000, 2),
       back: st.back,
+      tlsResumed: st.resumed,
       timedOut: w.timedOut,
       reconnectMs: { min: times[0], p50: percentile(times, 50), p90: percentile(times, 90), p99: percentile(times, 99), max: times[times.length - 1] },
       dialFailuresByCode: st.errors,
@@ -535,6 +545,7 @@ async function storm(): Promise<unknown> {
     log(
       `cloud back up ${res.cloudRestartS} s after the kill; all ${n} reconnected ${res.allBackAfterKillS} s after the kill (${res.allBackAfterListenS} s after it listened)${w.timedOut ? ' — TIMED OUT' : ''}`,
     );
+    if (TLS) log(`${st.resumed} of ${st.back} resumed their TLS session`);
     log(`reconnect times from the kill: p50 ${res.reconnectMs.p50} ms, p90 ${res.reconnectMs.p90} ms, p99 ${res.reconnectMs.p99} ms, max ${res.reconnectMs.max} ms`);
     log(`cloud CPU during the storm: ${res.cloudCpuS} s, peak ${res.cloudPeakCpuPct}% (250 ms samples), mean ${res.cloudMeanCpuPct}%; RSS ${res.cloudRssBeforeMiB} MiB before, ${res.cloudRssPeakMiB} MiB peak after restart`);
     log(`dial failures by code: ${JSON.stringify(res.dialFailuresByCode)}; dial attempts per connector (index = attempts): ${JSON.stringify(res.attemptsPerConnector)}`);

@@ -41,7 +41,7 @@ export interface SeedRecord {
 }
 
 export type Msg =
-  | { type: 'init'; url: string; keys: string[]; heartbeatMs: number; maxDialing: number; ca?: string }
+  | { type: 'init'; url: string; keys: string[]; heartbeatMs: number; maxDialing: number; ca?: string; noResume?: boolean }
   | { type: 'add'; ids: SimIdentity[] }
   | { type: 'issue'; reqId: number; dataDir: string; csrs: string[]; count: number; tenant: string }
   | { type: 'mark' }
@@ -59,6 +59,8 @@ export interface SimStats {
   errors: Record<string, number>;
   /** Connectors back since the mark, and when (epoch ms) each one's first session after it began. */
   back: number;
+  /** Of those, how many resumed their TLS session on the way back. */
+  resumed: number;
   times?: number[];
   /** Dial attempts per connector since the mark (index = attempts, value = connectors). */
   attempts?: number[];
@@ -71,6 +73,8 @@ interface Sim {
   connected: boolean;
   backAt: number | undefined;
   attempts: number;
+  /** Whether its first session after the mark resumed TLS (undefined: not back yet). */
+  resumedBack: boolean | undefined;
 }
 
 let cfg: Extract<Msg, { type: 'init' }> | undefined;
@@ -90,8 +94,8 @@ function pump(): void {
   while (dialing < c.maxDialing && queue.length > 0) {
     const ident = queue.shift()!;
     dialing++;
-    // Each simulated connector resumes its own TLS sessions, as a real one does.
-    const tlsSessions = tlsSessionCache();
+    // Each simulated connector resumes its own TLS sessions, as a real one does (unless --no-resume).
+    const tlsSessions = c.noResume ? undefined : tlsSessionCache();
     const sup = new Supervisor({
       clock: systemClock,
       logger,
@@ -109,10 +113,13 @@ function pump(): void {
           handshakeTimeoutMs: 10_000,
           clock: systemClock,
           ...(c.ca ? { ca: [c.ca] } : {}),
-          tlsSessions,
+          ...(tlsSessions ? { tlsSessions } : {}),
         }),
     });
-    const sim: Sim = { id: ident.id, sup, everConnected: false, connected: false, backAt: undefined, attempts: 0 };
+    const sim: Sim = { id: ident.id, sup, everConnected: false, connected: false, backAt: undefined, attempts: 0, resumedBack: undefined };
+    sup.on('session', (_s, c) => {
+      if (markAt > 0 && sim.resumedBack === undefined) sim.resumedBack = c.tls?.resumed ?? false;
+    });
     sup.on('state', (s) => {
       if (s.state === 'connecting') sim.attempts++;
       else if (s.state === 'connected') {
@@ -148,6 +155,7 @@ function stats(withTimes: boolean): SimStats {
     refused: 0,
     errors,
     back: 0,
+    resumed: 0,
   };
   const times: number[] = [];
   const attempts: number[] = [];
@@ -156,6 +164,7 @@ function stats(withTimes: boolean): SimStats {
     if (s.sup.state.state === 'refused') out.refused++;
     if (s.backAt !== undefined) {
       out.back++;
+      if (s.resumedBack === true) out.resumed++;
       if (withTimes) times.push(s.backAt);
     }
     if (withTimes) attempts[s.attempts] = (attempts[s.attempts] ?? 0) + 1;
@@ -216,6 +225,7 @@ process.on('message', (raw) => {
       for (const s of sims) {
         s.backAt = undefined;
         s.attempts = 0;
+        s.resumedBack = undefined;
       }
       break;
     case 'stats':
