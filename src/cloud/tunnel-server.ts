@@ -32,6 +32,7 @@ import { createTunnelServer, type WsTransport } from '../transport/ws.js';
 import type { CertFacts, ConnectorCA } from './ca.js';
 import type { PresenceBook } from './presence-book.js';
 import type { LiveSession, SessionRegistry } from './registry.js';
+import { RetrySchedule } from './retry-schedule.js';
 import type { CloudStore } from './state.js';
 
 export interface TunnelServerOptions {
@@ -85,10 +86,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private pending = 0;
   private draining = false;
   private readonly certCache = new Map<string, KnownCertificate>();
+  private readonly retries: RetrySchedule;
 
   constructor(private readonly o: TunnelServerOptions) {
     super();
     this.wss = createTunnelServer(maxMessageSize(o.limits));
+    // Optimistic floor: a handshake takes well under a second when the cloud keeps up.
+    this.retries = new RetrySchedule({ minDelayS: 1, maxDelayS: 900, minPerS: Math.max(50, Math.ceil(o.maxPendingHandshakes / 2)) });
   }
 
   get pendingHandshakes(): number {
@@ -99,9 +103,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (this.draining) return rejectUpgrade(socket, 503, 'draining', 'this relay is shutting down; try again shortly', 1 + Math.floor(Math.random() * 4));
     if (this.pending >= this.o.maxPendingHandshakes) {
-      // Spread the retries of a storm over a window rather than bouncing everyone back at once.
-      const after = 2 + Math.floor(Math.random() * 20);
-      this.o.logger.debug('tunnel handshake refused: overloaded', { pending: this.pending });
+      // An appointment: back when the cloud should have room (retry-schedule.ts).
+      const after = this.retries.refused(this.o.clock.now(), this.pending);
+      this.o.logger.debug('tunnel handshake refused: overloaded', { pending: this.pending, retryAfterS: after });
       return rejectUpgrade(socket, 503, 'overloaded', 'too many connectors are connecting at once; back off and retry', after);
     }
     this.pending++;
@@ -117,6 +121,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       await this.handshake(t);
     } finally {
       this.pending--;
+      this.retries.completed(this.o.clock.now());
     }
   }
 

@@ -7,7 +7,10 @@
  *   thus costs connectors at most ~4 s more, instead of up to a minute, while a long outage still
  *   backs off to the cap. Jitter still spreads a reconnect storm.
  * - The cloud can ask for more (storm control, GOAWAY retryAfterMs, HTTP Retry-After); its wish is a
- *   floor, with jitter added on top so a storm does not come back in lockstep.
+ *   floor, with up to a second (or half the wish, if shorter) of jitter on top: the cloud's storm
+ *   control already spreads connectors over whole seconds, at the rate it can take them back
+ *   (cloud/retry-schedule.ts), and the jitter spreads each second's share over that second. (It
+ *   was up to half the wish: a connector told 30 s came back within 30–45 s, past its appointment.)
  */
 export interface BackoffOptions {
   baseMs: number;
@@ -49,7 +52,7 @@ export class Backoff {
     this.attempt++;
     const ceiling = Math.min(exp, outage);
     const jittered = this.random() * ceiling;
-    if (floorMs > 0) return Math.min(floorMs + this.random() * Math.min(floorMs, this.o.capMs) * 0.5, 3_600_000);
+    if (floorMs > 0) return Math.min(floorMs + this.random() * Math.min(floorMs * 0.5, 1000), 3_600_000);
     return Math.round(jittered);
   }
 }

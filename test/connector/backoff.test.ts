@@ -57,15 +57,18 @@ describe('backoff', () => {
     expect(b.attempts).to.equal(0);
   });
 
-  it('honours the cloud\'s retry-after as a floor, with jitter above it', () => {
+  it('honours the cloud\'s retry-after as a floor, with at most a second (or half of it) of jitter above it', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 600_000 }), fc.double({ min: 0, max: 1, noNaN: true }), (floor, r) => {
         const b = new Backoff({ ...opts, random: () => r });
         const d = b.next(0, floor);
         expect(d).to.be.at.least(floor);
-        expect(d).to.be.at.most(floor * 1.5 + 1);
+        expect(d).to.be.at.most(floor + Math.min(1000, floor * 0.5) + 1);
       }),
     );
+    // An appointment 30 s out is kept within its second, not stretched to 45 s.
+    const late = new Backoff({ ...opts, random: () => 0.999 });
+    expect(late.next(0, 30_000)).to.be.below(31_000);
   });
 
   it('spreads a storm: many connectors failing at once do not retry in lockstep', () => {
