@@ -24,6 +24,7 @@ import { CloseCode, ProtocolError, StreamError } from '../../src/protocol/codes.
 import {
   ABSOLUTE_MAX_FRAME,
   FRAME_HEADER_SIZE,
+  FrameFlag,
   FrameType,
   MAX_STREAM_ID,
   MAX_WINDOW,
@@ -385,7 +386,8 @@ const decoderRandom = fc.property(
     for (const f of frames) {
       const enc = encodeFrame(f);
       const orig = Buffer.from(msg.subarray(off, off + enc.length));
-      orig[1] = 0; // flags are ignored on receipt
+      // Reserved flag bits are ignored on receipt; END_STREAM is kept on the frames that carry it.
+      orig[1] = f.kind === 'open' || f.kind === 'response' || f.kind === 'data' ? orig[1]! & FrameFlag.END_STREAM : 0;
       if (f.kind !== 'reset') check(enc.equals(orig), `frame ${f.kind} re-encodes to the bytes it came from`);
       off += FRAME_HEADER_SIZE + msg.readUInt32BE(off + 6);
     }
