@@ -149,6 +149,7 @@ async function streams(): Promise<unknown> {
         cloudKiBPerStream: round(((f.cloud!.rssPeakMiB - base.cloud) * 1024) / n, 1),
         connectorKiBPerStream: round(((f.connector!.rssPeakMiB - base.connector) * 1024) / n, 1),
         cloudCpuS: f.cloud!.cpuS,
+      simulatorCpuS: f.sims!.cpuS,
         connectorCpuS: f.connector!.cpuS,
         cpuMsPerRequest: round(((f.cloud!.cpuS + f.connector!.cpuS) * 1000) / Math.max(1, w.requests), 3),
         foreignCpuS: load.foreignCpuS,
@@ -509,7 +510,8 @@ async function storm(): Promise<unknown> {
     await cloud.restart();
     const tListen = Date.now();
     const pid = cloud.proc.pid;
-    const sampler = new ProcSampler([{ name: 'cloud', pids: () => [pid] }], 50);
+    // The simulated connectors share the machine: their CPU says whether they or the cloud set the pace.
+    const sampler = new ProcSampler([{ name: 'cloud', pids: () => [pid] }, { name: 'sims', pids: () => pool.workers.map((w) => w.pid!) }], 50);
     const ml = new MachineLoad();
     const w = await waitFor(pool, (s) => s.back >= n, 180_000, 'reconnecting');
     const f = sampler.stop();
@@ -533,6 +535,7 @@ async function storm(): Promise<unknown> {
       dialFailuresByCode: st.errors,
       attemptsPerConnector: st.attempts,
       cloudCpuS: f.cloud!.cpuS,
+      simulatorCpuS: f.sims!.cpuS,
       cloudPeakCpuPct: round(Math.max(0, ...series.map((x) => x.pct)), 0),
       cloudMeanCpuPct: round(mean(series.map((x) => x.pct)), 0),
       cloudRssBeforeMiB: round(rssBefore, 1),
@@ -548,6 +551,7 @@ async function storm(): Promise<unknown> {
     if (TLS) log(`${st.resumed} of ${st.back} resumed their TLS session`);
     log(`reconnect times from the kill: p50 ${res.reconnectMs.p50} ms, p90 ${res.reconnectMs.p90} ms, p99 ${res.reconnectMs.p99} ms, max ${res.reconnectMs.max} ms`);
     log(`cloud CPU during the storm: ${res.cloudCpuS} s, peak ${res.cloudPeakCpuPct}% (250 ms samples), mean ${res.cloudMeanCpuPct}%; RSS ${res.cloudRssBeforeMiB} MiB before, ${res.cloudRssPeakMiB} MiB peak after restart`);
+    log(`the ${pool.workers.length} simulator processes used ${res.simulatorCpuS} s of CPU meanwhile (${round((100 * res.simulatorCpuS) / Math.max(0.001, w.ms / 1000), 0)}% of a core; they share the machine with the cloud)`);
     log(`dial failures by code: ${JSON.stringify(res.dialFailuresByCode)}; dial attempts per connector (index = attempts): ${JSON.stringify(res.attemptsPerConnector)}`);
     log(`histogram of reconnect times (${bucket / 1000} s buckets, from the kill):`);
     const peak = Math.max(1, ...hist.map((h) => h.count));

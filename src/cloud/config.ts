@@ -51,7 +51,9 @@ export const CloudConfigSchema = z.strictObject({
     })
     .prefault({}),
   /** Handshakes in progress beyond which new tunnels are told to come back later (storm control). */
-  maxPendingHandshakes: z.number().int().min(1).max(100_000).default(512),
+  // A refused upgrade has already cost a TLS handshake: refuse only what would not finish in time
+  // (docs/runbook.md, sizing; 512 refused ~10,000 upgrades in a 10,000-connector storm).
+  maxPendingHandshakes: z.number().int().min(1).max(100_000).default(4096),
 });
 export type CloudConfigFile = z.infer<typeof CloudConfigSchema>;
 
