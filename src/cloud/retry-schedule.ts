@@ -15,7 +15,8 @@
  * machine). Not the best such second: completions come in bursts (a 10,000-connector storm on the
  * 2-core VM went 656, 198, 207 … 11, 12, 507 a second around a mean of ~260), and appointments at
  * the bursts' rate brought connectors back 2.5 times too fast, 1,300 of them refused 3 to 6 times,
- * each refusal a TLS handshake for nothing. Never below `minPerS` either: the first seconds after a restart are slow (a cold JIT, the state
+ * each refusal a TLS handshake for nothing. Until 3 such seconds are measured, never below
+ * `minPerS` either: the first seconds after a restart are slow (a cold JIT, the state
  * loading), and appointments made from them would hold connectors back long after the cloud got
  * up to speed. Erring high costs a connector that comes back too early a second refusal, with a
  * better appointment; erring low leaves the cloud idle while connectors wait.
@@ -25,7 +26,7 @@ export interface RetryScheduleOptions {
   minDelayS: number;
   /** The latest; past it, appointments are overbooked at this delay. */
   maxDelayS: number;
-  /** Handshakes per second assumed at least (see above). */
+  /** Handshakes per second assumed at least until 3 saturated seconds are measured (see above). */
   minPerS: number;
   /** Seconds of history the rate is taken from. */
   windowS?: number;
@@ -59,7 +60,9 @@ export class RetrySchedule {
       sum += this.done.get(i) ?? 0;
       n++;
     }
-    return Math.max(1, this.o.minPerS, n > 0 ? Math.floor(sum / n) : 0);
+    // From 3 measured seconds on, the measure stands, also below the floor (a slow machine).
+    const mean = n > 0 ? Math.floor(sum / n) : 0;
+    return Math.max(1, n >= 3 ? mean : Math.max(this.o.minPerS, mean));
   }
 
   /**

@@ -169,14 +169,13 @@ export class CloudServer {
     // to 240 KiB more of its response here; the stream's window still bounds the rest.
     const highWaterMark = BATCH_BYTES;
     // Session tickets let reconnecting connectors resume TLS (tls-tickets.ts).
-    const tickets = config.tls ? await TicketKeys.load(config.dataDir, clock, logger) : undefined;
+    const tickets = config.tls ? await TicketKeys.load(config.dataDir, config.tls.cert, clock, logger) : undefined;
     const server = config.tls
       ? createHttpsServer(
           { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds },
           listener,
         )
       : createHttpServer({ highWaterMark }, listener);
-    if (tickets) tickets.rotate((key) => (server as HttpsServer).setTicketKeys(key));
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];
@@ -197,6 +196,7 @@ export class CloudServer {
         resolve();
       });
     });
+    tickets?.rotate((key) => (server as HttpsServer).setTicketKeys(key));
     self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets);
     await integrations.start();
     const addr = server.address() as AddressInfo;

@@ -9,10 +9,11 @@
  * ticket lifetime TLS 1.3 allows): a ticket sealed with an older key is refused and its connector
  * makes one full handshake, nothing else. Whoever steals the key can impersonate the cloud to a
  * connector that presents a ticket sealed with it, as with the TLS private key beside it, so it is
- * kept like one; TLS 1.3 resumption still runs an (EC)DHE exchange (psk_dhe_ke), so the key does
- * not decrypt recorded traffic.
+ * kept like one, and it is replaced with the certificate: a new certificate (after a compromise, or
+ * an expiry) ends every session made under the old one. TLS 1.3 resumption still runs an (EC)DHE
+ * exchange (psk_dhe_ke), so the key does not decrypt recorded traffic.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../common/clock.js';
@@ -27,7 +28,11 @@ const CHECK_EVERY_MS = 3_600_000;
 interface Stored {
   key: Buffer;
   createdAtMs: number;
+  /** SHA-256 of the certificate the key's tickets were made under. */
+  cert: string;
 }
+
+const certId = (pem: string): string => createHash('sha256').update(pem).digest('hex');
 
 /** The stored key, or why there is none to use (missing, unreadable, torn: all mean "make one"). */
 async function readStored(file: string): Promise<Stored | string> {
@@ -38,10 +43,10 @@ async function readStored(file: string): Promise<Stored | string> {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
   }
   try {
-    const j = JSON.parse(text) as { key?: unknown; createdAt?: unknown };
+    const j = JSON.parse(text) as { key?: unknown; createdAt?: unknown; cert?: unknown };
     const key = typeof j.key === 'string' ? Buffer.from(j.key, 'base64') : undefined;
     const createdAtMs = typeof j.createdAt === 'string' ? Date.parse(j.createdAt) : NaN;
-    if (key?.length === KEY_BYTES && Number.isFinite(createdAtMs)) return { key, createdAtMs };
+    if (key?.length === KEY_BYTES && Number.isFinite(createdAtMs)) return { key, createdAtMs, cert: typeof j.cert === 'string' ? j.cert : '' };
   } catch {
     /* fall through */
   }
@@ -54,22 +59,33 @@ export class TicketKeys {
   private constructor(
     private readonly file: string,
     private current: Stored,
+    private readonly cert: string,
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
 
   /**
-   * The key in dataDir, or a new one when there is none, it cannot be read, or it is due. Losing it
-   * costs one full handshake per connector, so a bad file is replaced, not a reason to stop.
+   * The key in dataDir for the certificate `certPem`, or a new one when there is none, it cannot
+   * be read, it is due, or it was made under another certificate. Losing it costs one full
+   * handshake per connector, so neither a bad file nor a failed write is a reason to stop: the key
+   * then lives in memory until the next start or rotation.
    */
-  static async load(dataDir: string, clock: Clock, logger: Logger): Promise<TicketKeys> {
+  static async load(dataDir: string, certPem: string, clock: Clock, logger: Logger): Promise<TicketKeys> {
     const file = join(dataDir, TICKET_KEY_FILE);
+    const cert = certId(certPem);
     const s = await readStored(file);
-    const t = new TicketKeys(file, typeof s === 'string' ? { key: Buffer.alloc(0), createdAtMs: 0 } : s, clock, logger);
+    const t = new TicketKeys(file, typeof s === 'string' ? { key: Buffer.alloc(0), createdAtMs: 0, cert } : s, cert, clock, logger);
     if (typeof s === 'string') {
       if (s !== 'missing') logger.warn('replacing the TLS session ticket key', { file, reason: s });
+    } else if (s.cert !== cert) {
+      logger.info('replacing the TLS session ticket key', { file, reason: 'the TLS certificate changed' });
+    } else if (!t.due()) return t;
+    try {
       await t.replace();
-    } else if (t.due()) await t.replace();
+    } catch (err) {
+      t.current = { key: randomBytes(KEY_BYTES), createdAtMs: clock.now(), cert };
+      logger.warn('cannot store the TLS session ticket key; tickets will not outlive this process', { err });
+    }
     return t;
   }
 
@@ -88,8 +104,9 @@ export class TicketKeys {
   }
 
   private async replace(): Promise<void> {
-    const next: Stored = { key: randomBytes(KEY_BYTES), createdAtMs: this.clock.now() };
-    await writePrivateFile(this.file, `${JSON.stringify({ createdAt: new Date(next.createdAtMs).toISOString(), key: next.key.toString('base64') })}\n`, 'TLS session ticket key');
+    const next: Stored = { key: randomBytes(KEY_BYTES), createdAtMs: this.clock.now(), cert: this.cert };
+    const text = JSON.stringify({ createdAt: new Date(next.createdAtMs).toISOString(), cert: next.cert, key: next.key.toString('base64') });
+    await writePrivateFile(this.file, `${text}\n`, 'TLS session ticket key');
     this.current = next;
   }
 

@@ -112,36 +112,40 @@ export interface TlsInfo {
 /**
  * The TLS session of one tunnel client, so that a redial resumes it (a TLS 1.3 ticket) instead of
  * making a full handshake: the cloud skips its certificate signature (RSA: ~10 % of its CPU in a
- * reconnect storm of 10,000, docs/performance.md) and the connector the certificate chain check. A
- * resumed session was authenticated by the full handshake that made it, against the same trust (a
- * cache belongs to one tunnel client, whose trust does not change), for the same host and port.
+ * reconnect storm of 10,000, docs/performance.md) and the connector the certificate chain check.
+ * Node does not check a resumed session's certificate again, so a session is offered only to the
+ * host and port that issued it and under the same trust (the same SecureContext: trustContext gives
+ * one per set of extra CAs, so a changed cloud.caFile means a full handshake).
  *
  * Not Node's https.Agent, which keeps sessions too but forgets one on every failed connection: the
- * refused dials while a cloud restarts would leave nothing to resume once it is back. Here only a
- * TLS handshake that fails forgets it. Not used through a proxy: the proxy's agent makes the TLS
- * connection there.
+ * refused dials and resets while a cloud restarts would leave nothing to resume once it is back.
+ * Here only a handshake that fails for a TLS reason (an alert, a certificate it refuses) forgets
+ * it. Not used through a proxy: the proxy's agent makes the TLS connection there.
  */
 export class TlsSessionCache {
-  private last: { endpoint: string; session: Buffer } | undefined;
+  private last: { endpoint: string; trust: unknown; session: Buffer } | undefined;
 
   /** ws's `createConnection`: tls.connect as ws calls it, offering the last session. */
   readonly connect = (options: ConnectionOptions & { path?: string }): TLSSocket => {
     const servername = options.servername ?? (options.host && !isIP(options.host) ? options.host : '');
-    const endpoint = `${options.host ?? ''}:${options.port ?? ''}:${servername}`;
-    const session = this.last?.endpoint === endpoint ? this.last.session : undefined;
+    const endpoint = JSON.stringify([options.host ?? '', options.port ?? '', servername]);
+    const trust = options.secureContext;
+    const last = this.last;
+    const session = last && last.endpoint === endpoint && last.trust === trust ? last.session : undefined;
     const socket = tlsConnect({ ...options, path: undefined, servername, ...(session ? { session } : {}) } as ConnectionOptions);
-    socket.on('session', (s: Buffer) => (this.last = { endpoint, session: s }));
-    let tcp = false;
-    let secure = false;
-    socket.once('connect', () => (tcp = true));
-    socket.once('secureConnect', () => (secure = true));
-    socket.once('close', (hadError: boolean) => {
-      // A handshake that failed may have failed over the session offered: do not offer it again.
-      if (hadError && tcp && !secure && this.last?.session === session) this.last = undefined;
+    socket.on('session', (s: Buffer) => (this.last = { endpoint, trust, session: s }));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      // A handshake refused over TLS may have been refused over the session offered: do not offer
+      // it again. Network errors (the cloud restarting, a balancer without backends) say nothing
+      // about it.
+      if (session && this.last?.session === session && !NETWORK_ERRORS.has(err.code ?? '')) this.last = undefined;
     });
     return socket;
   };
 }
+
+/** Errors of the connection, not of TLS ("socket disconnected before secure TLS connection" is ECONNRESET). */
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
 
 export function tlsSessionCache(): TlsSessionCache {
   return new TlsSessionCache();

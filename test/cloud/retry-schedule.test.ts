@@ -46,6 +46,13 @@ describe('cloud: retry appointments for refused tunnel upgrades (RetrySchedule)'
     for (let i = 0; i < 500; i++) r.completed(T0 + 2000 + i);
     // The mean of the saturated seconds (40, 700, 500), not the best one: completions come in bursts.
     expect(r.rate(T0 + 3000)).to.equal(413);
+    // A slow machine: once 3 seconds are measured, their mean stands, below the floor too.
+    const slow = new RetrySchedule({ minDelayS: 1, maxDelayS: 900, minPerS: 200 });
+    for (let sec = 0; sec < 3; sec++) {
+      slow.refused(T0 + sec * 1000, 10);
+      for (let i = 0; i < 50 + 10 * sec; i++) slow.completed(T0 + sec * 1000 + i);
+      expect(slow.rate(T0 + (sec + 1) * 1000), `after ${sec + 1} s`).to.equal(sec < 2 ? 200 : 60);
+    }
     // Ten seconds on, those seconds are out of the window: back to the floor.
     r.completed(T0 + 13_500);
     expect(r.rate(T0 + 13_500)).to.equal(200);

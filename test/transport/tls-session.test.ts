@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createTestPki } from '../../src/common/pki.js';
 import { createTunnelServer, dialWebSocket, tlsSessionCache, type TlsInfo } from '../../src/transport/ws.js';
 
@@ -41,9 +41,9 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   };
   after(() => servers.forEach((s) => s.listening && s.close()));
 
-  async function dial(port: number, cache: ReturnType<typeof tlsSessionCache>): Promise<TlsInfo | string> {
+  async function dial(port: number, cache: ReturnType<typeof tlsSessionCache>, ca = [pki.caCertPem]): Promise<TlsInfo | string> {
     try {
-      const t = await dialWebSocket(`wss://127.0.0.1:${port}/t`, { ca: [pki.caCertPem], tlsSessions: cache, handshakeTimeoutMs: 5000, maxPayload: 1 << 20 });
+      const t = await dialWebSocket(`wss://127.0.0.1:${port}/t`, { ca, tlsSessions: cache, handshakeTimeoutMs: 5000, maxPayload: 1 << 20 });
       await new Promise<void>((r) => t.setHandlers({ message() {}, drain() {}, close: () => r() }));
       return t.tls!;
     } catch (e) {
@@ -61,6 +61,30 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
     const again = await endpoint(pki, a.port);
     expect(await dial(again.port, cache)).to.deep.equal({ protocol: 'TLSv1.3', resumed: true });
     expect(again.sawResumed).to.deep.equal([true]);
+  });
+
+  it('keeps the session through connections reset before the TLS handshake (a restarting cloud, a balancer without backends)', async () => {
+    const cache = tlsSessionCache();
+    const a = await endpoint();
+    expect(await dial(a.port, cache)).to.include({ resumed: false });
+    await close(a.server);
+    const resetter = createNetServer((sock) => sock.resetAndDestroy());
+    resetter.listen(a.port, '127.0.0.1');
+    await once(resetter, 'listening');
+    for (let i = 0; i < 2; i++) expect(await dial(a.port, cache)).to.match(/ECONNRESET|reset|closed/i);
+    resetter.close();
+    await once(resetter, 'close');
+    const back = await endpoint(pki, a.port);
+    expect(await dial(back.port, cache)).to.include({ resumed: true });
+  });
+
+  it('offers the session only under the same trust: other extra CAs mean a full handshake', async () => {
+    const cache = tlsSessionCache();
+    const a = await endpoint();
+    expect(await dial(a.port, cache)).to.include({ resumed: false });
+    expect(await dial(a.port, cache)).to.include({ resumed: true });
+    // cloud.caFile now also names another CA: the certificate is checked again.
+    expect(await dial(a.port, cache, [pki.caCertPem, stranger.caCertPem])).to.include({ resumed: false });
   });
 
   it('forgets the session when a TLS handshake fails, and offers it to no other endpoint', async () => {
