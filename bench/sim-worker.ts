@@ -17,7 +17,7 @@ import { VERSION } from '../src/common/version.js';
 import { Backoff } from '../src/connector/backoff.js';
 import { Supervisor } from '../src/connector/supervisor.js';
 import { connectTunnel } from '../src/connector/tunnel-client.js';
-import { tlsSessionCache } from '../src/transport/ws.js';
+import { TlsSessionCache } from '../src/transport/ws.js';
 import { DEFAULT_LIMITS } from '../src/protocol/messages.js';
 
 export interface SimIdentity {
@@ -95,7 +95,7 @@ function pump(): void {
     const ident = queue.shift()!;
     dialing++;
     // Each simulated connector resumes its own TLS sessions, as a real one does (unless --no-resume).
-    const tlsSessions = c.noResume ? undefined : tlsSessionCache();
+    const tlsSessions = c.noResume ? undefined : new TlsSessionCache();
     const sup = new Supervisor({
       clock: systemClock,
       logger,

@@ -91,7 +91,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   constructor(private readonly o: TunnelServerOptions) {
     super();
     this.wss = createTunnelServer(maxMessageSize(o.limits));
-    // Floor: about what 2 cores do over TLS; faster machines measure their own rate within a second.
+    // Floor until 3 saturated seconds are measured: about what 2 cores do over TLS.
     this.retries = new RetrySchedule({ minDelayS: 1, maxDelayS: 900, minPerS: 200 });
   }
 

@@ -11,7 +11,7 @@ import { ensurePrivateDir } from '../common/fs-secure.js';
 import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
-import { tlsSessionCache } from '../transport/ws.js';
+import { TlsSessionCache } from '../transport/ws.js';
 import { createAuditLog, type AuditLog } from './audit.js';
 import { Backoff } from './backoff.js';
 import type { ConnectorConfig } from './config.js';
@@ -215,8 +215,8 @@ export class ConnectorDaemon {
       onChange: () => this.supervisor?.session?.sendControl({ type: 'targets', targets: this.targetIds() }),
     });
     await this.managed.load();
-    // One per tunnel: a redial resumes the last TLS session (see tlsSessionCache).
-    const tlsSessions = tlsSessionCache();
+    // One per tunnel: a redial resumes the last TLS session (see TlsSessionCache).
+    const tlsSessions = new TlsSessionCache();
     const sup = new Supervisor({
       clock: this.clock,
       logger,

@@ -147,10 +147,6 @@ export class TlsSessionCache {
 /** Errors of the connection, not of TLS ("socket disconnected before secure TLS connection" is ECONNRESET). */
 const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
 
-export function tlsSessionCache(): TlsSessionCache {
-  return new TlsSessionCache();
-}
-
 export interface DialOptions {
   /** Extra trusted CA certificates (PEM) on top of the system ones, e.g. a re-signing proxy's. */
   ca?: string[];

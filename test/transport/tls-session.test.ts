@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createTestPki } from '../../src/common/pki.js';
-import { createTunnelServer, dialWebSocket, tlsSessionCache, type TlsInfo } from '../../src/transport/ws.js';
+import { createTunnelServer, dialWebSocket, TlsSessionCache, type TlsInfo } from '../../src/transport/ws.js';
 
 describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   this.timeout(30_000);
@@ -41,7 +41,7 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   };
   after(() => servers.forEach((s) => s.listening && s.close()));
 
-  async function dial(port: number, cache: ReturnType<typeof tlsSessionCache>, ca = [pki.caCertPem]): Promise<TlsInfo | string> {
+  async function dial(port: number, cache: TlsSessionCache, ca = [pki.caCertPem]): Promise<TlsInfo | string> {
     try {
       const t = await dialWebSocket(`wss://127.0.0.1:${port}/t`, { ca, tlsSessions: cache, handshakeTimeoutMs: 5000, maxPayload: 1 << 20 });
       await new Promise<void>((r) => t.setHandlers({ message() {}, drain() {}, close: () => r() }));
@@ -52,7 +52,7 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   }
 
   it('resumes on redial, also after refused dials while the server was away', async () => {
-    const cache = tlsSessionCache();
+    const cache = new TlsSessionCache();
     const a = await endpoint();
     expect(await dial(a.port, cache)).to.deep.equal({ protocol: 'TLSv1.3', resumed: false });
     expect(await dial(a.port, cache)).to.deep.equal({ protocol: 'TLSv1.3', resumed: true });
@@ -64,7 +64,7 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   });
 
   it('keeps the session through connections reset before the TLS handshake (a restarting cloud, a balancer without backends)', async () => {
-    const cache = tlsSessionCache();
+    const cache = new TlsSessionCache();
     const a = await endpoint();
     expect(await dial(a.port, cache)).to.include({ resumed: false });
     await close(a.server);
@@ -79,7 +79,7 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   });
 
   it('offers the session only under the same trust: other extra CAs mean a full handshake', async () => {
-    const cache = tlsSessionCache();
+    const cache = new TlsSessionCache();
     const a = await endpoint();
     expect(await dial(a.port, cache)).to.include({ resumed: false });
     expect(await dial(a.port, cache)).to.include({ resumed: true });
@@ -88,7 +88,7 @@ describe('tunnel TLS session resumption (TlsSessionCache)', function () {
   });
 
   it('forgets the session when a TLS handshake fails, and offers it to no other endpoint', async () => {
-    const cache = tlsSessionCache();
+    const cache = new TlsSessionCache();
     const a = await endpoint();
     expect(await dial(a.port, cache)).to.include({ resumed: false });
     // Another endpoint (same ticket key, so it could resume): the session is not offered there.
