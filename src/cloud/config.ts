@@ -12,13 +12,27 @@ const httpUrl = z.string().refine((s) => {
   }
 }, 'must be an http(s) URL without credentials, query or fragment, e.g. "https://relay.example.com"');
 
+/**
+ * TLS handshakes in progress at once (handshake-gate.ts): enough for ~3,400 a second through 300 ms
+ * of round trip, and at most ~0.5 s (resumed) to ~1 s (full, RSA-2048) of ClientHellos in one turn
+ * of the event loop on the 2-core VM.
+ */
+export const DEFAULT_MAX_TLS_HANDSHAKES = 1024;
+
 export const CloudConfigSchema = z.strictObject({
   listen: hostPort,
   publicUrl: httpUrl,
   dataDir: z.string().min(1),
   adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
   adminTokenFile: z.string().min(1).optional(),
-  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      /** TLS handshakes in progress at once; more connections wait their turn (handshake-gate.ts). */
+      maxConcurrentHandshakes: z.number().int().min(1).max(100_000).default(DEFAULT_MAX_TLS_HANDSHAKES),
+    })
+    .optional(),
   logLevel: logLevel.optional(),
   tunnel: tunnelTuning,
   drainTimeoutSeconds: z.number().min(0).max(3600).default(30),
@@ -63,7 +77,7 @@ export interface CloudConfig {
   publicUrl: string;
   dataDir: string;
   adminToken: string;
-  tls?: { cert: string; key: string; certFile: string };
+  tls?: { cert: string; key: string; certFile: string; maxConcurrentHandshakes?: number };
   logLevel?: string;
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
@@ -106,6 +120,7 @@ export function loadCloudConfig(file: string): CloudConfig {
       certFile,
       cert: readFileForKey(file, 'tls.certFile', certFile),
       key: readSecretFile(file, 'tls.keyFile', c.tls.keyFile),
+      maxConcurrentHandshakes: c.tls.maxConcurrentHandshakes,
     };
   }
   return out;

@@ -14,13 +14,14 @@ import { VERSION } from '../common/version.js';
 import { adminApi, notFound } from './admin-api.js';
 import { ConnectorCA } from './ca.js';
 import { consoleRouter } from './console/router.js';
-import type { CloudConfig } from './config.js';
+import { DEFAULT_MAX_TLS_HANDSHAKES, type CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
 import { ManagedTargetsService } from './managed-targets.js';
 import { RelayClient } from './relay/client.js';
 import { isRelayUrl, relayHttp } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
+import { gateTlsHandshakes } from './handshake-gate.js';
 import { TicketKeys } from './tls-tickets.js';
 import { tenantApi } from './tenant-api.js';
 import { InventoryDb } from './inventory/db.js';
@@ -172,10 +173,25 @@ export class CloudServer {
     const tickets = config.tls ? await TicketKeys.load(config.dataDir, config.tls.cert, clock, logger) : undefined;
     const server = config.tls
       ? createHttpsServer(
-          { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds },
+          // pauseOnConnect: a connection waiting at the handshake gate must not be read yet.
+          { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds, pauseOnConnect: true },
           listener,
         )
       : createHttpServer({ highWaterMark }, listener);
+    if (config.tls) {
+      // A connector gives up its handshake after 10 s (its default): one that waited 8 s for its turn
+      // would likely not finish, and the work would be lost. 256 and 2048 handshakes at once did worse
+      // than 1024 in 10,000-connector storms (docs/performance.md).
+      gateTlsHandshakes(server as HttpsServer, {
+        maxInProgress: config.tls.maxConcurrentHandshakes ?? DEFAULT_MAX_TLS_HANDSHAKES,
+        maxWaitMs: 8000,
+        slotMs: 2000,
+        maxQueued: 65_536,
+        clock,
+        report: (dropped, s) =>
+          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress }),
+      });
+    }
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];

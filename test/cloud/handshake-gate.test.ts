@@ -1,0 +1,218 @@
+/**
+ * The TLS handshake gate: at most N handshakes in progress, the rest wait unread in arrival order,
+ * a connection that waited too long is closed, and a slot is freed by a secure handshake, a closed
+ * socket or its time limit. Unit tests drive the accounting with a fake clock; the rest use a real
+ * HTTPS server, real TLS clients and raw TCP sockets on loopback.
+ */
+import { expect } from 'chai';
+import { EventEmitter, once } from 'node:events';
+import { createServer, type Server } from 'node:https';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { request } from 'node:https';
+import sinon from 'sinon';
+import { systemClock, type Clock } from '../../src/common/clock.js';
+import { createTestPki } from '../../src/common/pki.js';
+import { gateTlsHandshakes, HandshakeGate, type GatedConnection } from '../../src/cloud/handshake-gate.js';
+
+class FakeConn extends EventEmitter implements GatedConnection {
+  destroyed = false;
+  constructor(readonly name: string) {
+    super();
+  }
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+describe('TLS handshake gate (accounting)', () => {
+  let clock: sinon.SinonFakeTimers;
+  let c: Clock;
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({ now: Date.parse('2026-11-24T00:00:00Z') });
+    c = systemClock;
+  });
+  afterEach(() => clock.restore());
+
+  function gate(max = 2, extra: Partial<ConstructorParameters<typeof HandshakeGate>[0]> = {}) {
+    const started: string[] = [];
+    const g = new HandshakeGate<FakeConn>({ maxInProgress: max, maxWaitMs: 5000, slotMs: 2000, maxQueued: 3, clock: c, ...extra }, (x) => started.push(x.name));
+    return { g, started };
+  }
+
+  it('starts up to maxInProgress at once and the rest in arrival order as slots free up', () => {
+    const { g, started } = gate(2);
+    const cs = ['a', 'b', 'c', 'd'].map((n) => new FakeConn(n));
+    cs.forEach((x) => g.arrived(x));
+    expect(started).to.deep.equal(['a', 'b']);
+    expect(g.stats).to.include({ inProgress: 2, queued: 2 });
+    g.done(cs[1]!); // b secure
+    expect(started).to.deep.equal(['a', 'b', 'c']);
+    g.done(cs[1]!); // twice: no second slot freed
+    expect(started).to.deep.equal(['a', 'b', 'c']);
+    cs[0]!.emit('close'); // a failed
+    expect(started).to.deep.equal(['a', 'b', 'c', 'd']);
+    expect(g.stats).to.deep.equal({ inProgress: 2, queued: 0, dropped: 0, expired: 0 });
+  });
+
+  it('a newcomer does not overtake connections already waiting', () => {
+    const { g, started } = gate(1);
+    const [a, b, x] = ['a', 'b', 'x'].map((n) => new FakeConn(n));
+    g.arrived(a!);
+    g.arrived(b!);
+    g.done(a!);
+    g.arrived(x!);
+    expect(started).to.deep.equal(['a', 'b']);
+    expect(g.stats.queued).to.equal(1);
+  });
+
+  it('closes a connection that waited longer than maxWaitMs instead of starting it', () => {
+    const { g, started } = gate(1, { slotMs: 60_000 });
+    const [a, b, d] = ['a', 'b', 'd'].map((n) => new FakeConn(n));
+    g.arrived(a!);
+    g.arrived(b!);
+    clock.tick(4000);
+    g.arrived(d!);
+    clock.tick(1001); // b has waited 5.001 s, d 1.001 s
+    g.done(a!);
+    expect(b!.destroyed).to.equal(true);
+    expect(d!.destroyed).to.equal(false);
+    expect(started).to.deep.equal(['a', 'd']);
+    expect(g.stats).to.include({ dropped: 1, inProgress: 1, queued: 0 });
+  });
+
+  it('closes arrivals beyond maxQueued at once', () => {
+    const { g } = gate(1);
+    const cs = ['a', 'b', 'c', 'd', 'e'].map((n) => new FakeConn(n));
+    cs.forEach((x) => g.arrived(x));
+    expect(cs.map((x) => x.destroyed)).to.deep.equal([false, false, false, false, true]);
+    expect(g.stats).to.include({ queued: 3, dropped: 1 });
+  });
+
+  it('a handshake that holds its slot past slotMs frees it (a client that sends nothing cannot hold the gate)', () => {
+    const { g, started } = gate(1);
+    const [silent, next] = ['silent', 'next'].map((n) => new FakeConn(n));
+    g.arrived(silent!);
+    g.arrived(next!);
+    clock.tick(1999);
+    expect(started).to.deep.equal(['silent']);
+    clock.tick(1);
+    expect(started).to.deep.equal(['silent', 'next']);
+    expect(silent!.destroyed).to.equal(false); // its handshake goes on, outside the count
+    expect(g.stats).to.include({ expired: 1, inProgress: 1 });
+    silent!.emit('close'); // its later end does not free a slot it no longer holds
+    expect(g.stats.inProgress).to.equal(1);
+  });
+
+  it('reports drops at most once per reportMs, with the count since the last report', () => {
+    const reports: number[] = [];
+    const { g } = gate(1, { maxQueued: 0, slotMs: 1e9, reportMs: 5000, report: (n) => reports.push(n) });
+    g.arrived(new FakeConn('a'));
+    for (let i = 0; i < 7; i++) g.arrived(new FakeConn(`x${i}`));
+    expect(reports).to.deep.equal([]);
+    clock.tick(5000);
+    expect(reports).to.deep.equal([7]);
+    g.arrived(new FakeConn('y'));
+    clock.tick(5000);
+    expect(reports).to.deep.equal([7, 1]);
+    clock.tick(60_000);
+    expect(reports).to.deep.equal([7, 1]);
+  });
+
+  it('keeps arrival order through many waiting connections (the queue compacts)', () => {
+    const { g, started } = gate(1, { maxQueued: 100_000, slotMs: 1e9, maxWaitMs: 1e9 });
+    const cs = Array.from({ length: 10_001 }, (_, i) => new FakeConn(String(i)));
+    cs.forEach((x) => g.arrived(x));
+    for (let i = 0; i < 10_000; i++) g.done(cs[i]!);
+    expect(started.length).to.equal(10_001);
+    expect(started.every((n, i) => n === String(i))).to.equal(true);
+    expect(g.stats).to.include({ queued: 0, inProgress: 1 });
+  });
+});
+
+describe('TLS handshake gate on a real HTTPS server', function () {
+  this.timeout(20_000);
+  const pki = createTestPki(['127.0.0.1']);
+  let server: Server;
+  let port: number;
+  let g: HandshakeGate<Socket>;
+  const raws: Socket[] = [];
+
+  async function start(o: { max: number; maxWaitMs?: number; slotMs?: number }): Promise<void> {
+    server = createServer({ key: pki.keyPem, cert: pki.certPem, pauseOnConnect: true }, (_req, res) => res.end('hello'));
+    g = gateTlsHandshakes(server, { maxInProgress: o.max, maxWaitMs: o.maxWaitMs ?? 5000, slotMs: o.slotMs ?? 2000, maxQueued: 100, clock: systemClock });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  }
+  afterEach(async () => {
+    raws.splice(0).forEach((s) => s.destroy());
+    server.closeAllConnections();
+    server.close();
+    await once(server, 'close');
+  });
+
+  /** A TCP connection that never starts TLS: it holds a slot until slotMs. */
+  async function silent(): Promise<Socket> {
+    const s = netConnect(port, '127.0.0.1');
+    raws.push(s);
+    s.on('error', () => {});
+    await once(s, 'connect');
+    return s;
+  }
+
+  function get(): Promise<{ body: string; ms: number } | { error: string; ms: number }> {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', ca: pki.caCertPem, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ body, ms: Date.now() - t0 }));
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message, ms: Date.now() - t0 }));
+      req.end();
+    });
+  }
+
+  it('serves TLS through the gate: a waiting connection is not read early, so its ClientHello reaches the TLS layer whole', async () => {
+    await start({ max: 1, slotMs: 600 });
+    await silent(); // holds the only slot for 600 ms
+    const r = await get();
+    expect(r).to.have.property('body', 'hello');
+    expect(r.ms).to.be.within(400, 3000); // it waited for the slot, then its handshake worked
+    expect(g.stats.expired).to.equal(1);
+  });
+
+  it('a secure handshake frees its slot at once (the next waits for no timer)', async () => {
+    await start({ max: 1, slotMs: 60_000 });
+    const rs = await Promise.all([get(), get(), get()]);
+    expect(rs.map((r) => ('body' in r ? r.body : r.error))).to.deep.equal(['hello', 'hello', 'hello']);
+    expect(g.stats).to.include({ expired: 0, dropped: 0 });
+  });
+
+  it('a socket that closes before TLS frees its slot', async () => {
+    await start({ max: 1, slotMs: 60_000 });
+    const s = await silent();
+    const pending = get();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(g.stats).to.include({ inProgress: 1, queued: 1 });
+    s.destroy();
+    const r = await pending;
+    expect(r).to.have.property('body', 'hello');
+  });
+
+  it('closes a connection that waited longer than maxWaitMs: the client sees a reset before TLS, not a hang', async () => {
+    await start({ max: 1, maxWaitMs: 300, slotMs: 800 });
+    await silent();
+    const r = await get();
+    expect(r).to.have.property('error').that.matches(/ECONNRESET|socket hang up/);
+    expect(r.ms).to.be.below(3000);
+    expect(g.stats.dropped).to.equal(1);
+  });
+
+  it('refuses to gate a server that reads connections on accept', () => {
+    const s = createServer({ key: pki.keyPem, cert: pki.certPem });
+    expect(() => gateTlsHandshakes(s, { maxInProgress: 1, maxWaitMs: 1, slotMs: 1, maxQueued: 1, clock: systemClock })).to.throw(/pauseOnConnect/);
+  });
+});
