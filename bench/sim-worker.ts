@@ -9,7 +9,7 @@
  *
  * Messages (IPC): init, add, issue, mark, stats, stop; see Msg.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { ConnectorCA } from '../src/cloud/ca.js';
 import { systemClock } from '../src/common/clock.js';
 import { silentLogger } from '../src/common/log.js';
@@ -78,6 +78,8 @@ interface Sim {
 }
 
 let cfg: Extract<Msg, { type: 'init' }> | undefined;
+/** The keys parsed once, as the connector does per tunnel (not per dial). */
+let keys: KeyObject[] = [];
 const sims: Sim[] = [];
 const queue: SimIdentity[] = [];
 let dialing = 0;
@@ -104,7 +106,7 @@ function pump(): void {
         connectTunnel({
           url: c.url,
           connectorId: ident.id,
-          privateKeyPem: c.keys[ident.key]!,
+          privateKey: keys[ident.key]!,
           hostname: `sim-${ident.id.slice(3, 11)}`,
           software: `uemlink-connector-sim/${VERSION}`,
           targets: [],
@@ -207,6 +209,7 @@ process.on('message', (raw) => {
   switch (m.type) {
     case 'init':
       cfg = m;
+      keys = m.keys.map((k) => createPrivateKey(k));
       send({ type: 'ready' });
       break;
     case 'add':

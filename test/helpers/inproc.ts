@@ -2,6 +2,7 @@
  * A cloud relay started in this process (real HTTP server, real WebSocket, real state files), for
  * tests that need to reach inside: tampering with handshakes, clocks, registries.
  */
+import { createPrivateKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -71,7 +72,7 @@ export function tunnelOptions(cloud: CloudServer, id: TestIdentity, extra: Parti
   return {
     url: `ws://127.0.0.1:${cloud.port}/api/v1/tunnel`,
     connectorId: id.connectorId,
-    privateKeyPem: id.privateKeyPem,
+    privateKey: createPrivateKey(id.privateKeyPem),
     hostname: hostname(),
     software: 'uemlink-connector/test',
     targets: ['t1'],
