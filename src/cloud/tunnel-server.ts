@@ -117,15 +117,19 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.o.logger.warn('tunnel upgrade failed', { err });
       return;
     }
+    let established = false;
     try {
-      await this.handshake(t);
+      established = await this.handshake(t);
     } finally {
       this.pending--;
-      this.retries.completed(this.o.clock.now());
+      // Only tunnels count towards the rate appointments are made at: refusals and junk end fast,
+      // and would call connectors back sooner than the cloud can take them.
+      if (established) this.retries.completed(this.o.clock.now());
     }
   }
 
-  private handshake(t: WsTransport): Promise<void> {
+  /** Resolves true once the tunnel is established, false when it was refused or dropped. */
+  private handshake(t: WsTransport): Promise<boolean> {
     const o = this.o;
     const nonce = randomBytes(32);
     const hello: CloudHello = {
@@ -137,15 +141,15 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     };
     t.send(encodeFrame({ kind: 'hello', json: jsonPayload(hello) }));
 
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       let helloBytes: Buffer | undefined;
       let authBytes: Buffer | undefined;
       let done = false;
-      const finish = (): void => {
+      const finish = (established: boolean): void => {
         if (done) return;
         done = true;
         o.clock.clearTimeout(timer);
-        resolve();
+        resolve(established);
       };
       const refuse = (r: Refusal): void => {
         const g: Record<string, unknown> = { code: r.code, message: r.message, lastStreamId: 0 };
@@ -153,7 +157,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
         t.close(GoAwayCodes[r.code].close, closeReason(r.message));
         o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
-        finish();
+        finish(false);
       };
       const timer = o.clock.setTimeout(
         () => refuse(new Refusal('HANDSHAKE_TIMEOUT', `no HELLO and AUTH within ${o.handshakeTimeoutMs} ms`)),
@@ -174,13 +178,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
           if (helloBytes && authBytes) {
             o.clock.clearTimeout(timer);
             this.authenticate(t, nonce, helloBytes, authBytes).then(
-              () => finish(),
+              () => finish(true),
               (e: unknown) => refuse(e instanceof Refusal ? e : new Refusal('PROTOCOL_ERROR', (e as Error).message)),
             );
           }
         },
         drain: () => {},
-        close: () => finish(),
+        close: () => finish(false),
       });
     });
   }

@@ -12,6 +12,7 @@ import type { CloudServer } from '../../src/cloud/server.js';
 import { TunnelError } from '../../src/connector/tunnel-client.js';
 import { connectAs, pairInproc, startInprocCloud, type TestIdentity } from '../helpers/inproc.js';
 import { until } from '../helpers/procs.js';
+import { systemClock } from '../../src/common/clock.js';
 
 /** A hand-driven WebSocket peer that plays the connector. */
 class RawPeer {
@@ -201,6 +202,42 @@ describe('tunnel authentication', function () {
       expect(err!.retryable).to.equal(true);
       // The first appointment: one second on (one handshake in progress, well within a second's share).
       expect(err!.retryAfterMs).to.equal(1000);
+      hog.ws.close();
+    } finally {
+      await small.shutdown();
+    }
+  });
+
+  it('storm control: appointments follow the rate of established tunnels; refused and abandoned handshakes do not count', async () => {
+    // The cloud's idea of the time is moved by hand, second by second; its timers stay real.
+    const base = Date.now() - (Date.now() % 1000) + 100;
+    let now = base;
+    const small = await startInprocCloud({ maxPendingHandshakes: 1, clock: { ...systemClock, now: () => now } });
+    const overloaded = async (): Promise<number | undefined> => {
+      const e = await connectAs(small, id).then(
+        () => undefined,
+        (x: unknown) => x as TunnelError,
+      );
+      expect(e?.code).to.equal('TUNNEL_OVERLOADED');
+      return e!.retryAfterMs;
+    };
+    try {
+      // 3 saturated seconds, each with 3 handshakes that the cloud admitted and refused (an identity it
+      // does not know) and one left by its peer, and no tunnel.
+      for (let s = 0; s < 3; s++) {
+        now = base + s * 1000;
+        for (let j = 0; j < 3; j++) await expectRefused(connectAs(small, id), 'TUNNEL_AUTH_FAILED', /unknown connector/);
+        const hog = await RawPeer.open(small);
+        await hog.nonce();
+        await overloaded(); // marks the second saturated
+        hog.ws.close();
+        await until(() => small.tunnels.pendingHandshakes === 0 || undefined, 3000, 'the hog to leave');
+      }
+      now = base + 3000;
+      const hog = await RawPeer.open(small);
+      await hog.nonce();
+      // No tunnel was established: a rate of 1 a second (were the 9 refusals counted, both would get 1 s).
+      expect([await overloaded(), await overloaded()]).to.deep.equal([1000, 2000]);
       hog.ws.close();
     } finally {
       await small.shutdown();
