@@ -14,7 +14,7 @@
  * exchange (psk_dhe_ke), so the key does not decrypt recorded traffic.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import { writePrivateFile } from '../common/fs-secure.js';
@@ -38,6 +38,9 @@ const certId = (pem: string): string => createHash('sha256').update(pem).digest(
 async function readStored(file: string): Promise<Stored | string> {
   let text: string;
   try {
+    // A key others could read (restored from a backup without its mode, say) may be known to them,
+    // and its holder can resume sessions as the cloud: replaced, not just re-protected.
+    if (((await stat(file)).mode & 0o077) !== 0) return 'readable by group or others';
     text = await readFile(file, 'utf8');
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;

@@ -3,7 +3,7 @@
  * replaced when due (7 days) at start or while running, and a bad file replaced rather than fatal.
  */
 import { expect } from 'chai';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../src/common/clock.js';
 import { silentLogger } from '../../src/common/log.js';
@@ -86,6 +86,18 @@ describe('cloud: TLS session ticket key', () => {
     expect((await TicketKeys.load(dir, `${CERT}renewed`, clock, logger)).key.equals(b.key)).to.equal(true);
   });
 
+
+  it('is replaced when group or others could read it (it may be known to them), and the new one is 0600', async () => {
+    const dir = tempDir();
+    const clock = new HandClock();
+    const file = join(dir, TICKET_KEY_FILE);
+    const a = await TicketKeys.load(dir, CERT, clock, logger);
+    chmodSync(file, 0o640);
+    const b = await TicketKeys.load(dir, CERT, clock, logger);
+    expect(b.key.equals(a.key)).to.equal(false);
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+    expect((await TicketKeys.load(dir, CERT, clock, logger)).key.equals(b.key)).to.equal(true);
+  });
   it('a key that cannot be stored is kept in memory: the cloud still starts', async () => {
     const file = join(tempDir(), 'not-a-dir');
     writeFileSync(file, 'x');
