@@ -17,7 +17,7 @@
  *
  *   npm run bench:scale [-- --parts streams,idle,storm] [--streams 1,10,100,500,1000] [--hold-ms 1000]
  *        [--duration 10] [--connectors 100,1000,5000,10000] [--idle-seconds 30] [--workers 2]
- *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec] [--no-resume]] [--max-pending N] [--wait-quiet SECONDS]
+ *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec] [--no-resume] [--max-tls-handshakes N]] [--max-pending N] [--wait-quiet SECONDS]
  *   --tls: the idle and storm parts with the cloud over TLS (wss:// tunnel), as deployed; the
  *   certificate's key RSA-2048 (default) or ECDSA P-256.
  *
@@ -82,8 +82,10 @@ const TLS_KEY = argValue('--tls-key') === 'ec' ? 'ec' : 'rsa';
  * session resumption (they resume by default, as the connector does).
  */
 const NO_RESUME = argFlag('--no-resume');
-/** --max-pending N: the cloud's maxPendingHandshakes (storm control; default the cloud's, 512). */
-const MAX_PENDING = argValue('--max-pending') ? argNum('--max-pending', 512) : undefined;
+/** --max-pending N: the cloud's maxPendingHandshakes (storm control after TLS; default the cloud's). */
+const MAX_PENDING = argValue('--max-pending') ? argNum('--max-pending', 4096) : undefined;
+/** --max-tls-handshakes N: the cloud's tls.maxConcurrentHandshakes (the gate before TLS; default the cloud's). */
+const MAX_TLS = argValue('--max-tls-handshakes') ? argNum('--max-tls-handshakes', 1024) : undefined;
 
 /** The cloud for the idle and storm parts, over TLS with --tls; `ca` is what clients trust. */
 async function scaleCloud(): Promise<{ cloud: Cloud; ca?: string }> {
@@ -92,7 +94,7 @@ async function scaleCloud(): Promise<{ cloud: Cloud; ca?: string }> {
   const dir = tempDir('uemlink-scale-cloud-');
   const ca = writeCloudTls(dir, TLS_KEY);
   log(`cloud over TLS: ${TLS_KEY === 'rsa' ? 'RSA-2048' : 'ECDSA P-256'} certificate, tunnel wss://, TLS session resumption ${NO_RESUME ? 'off (--no-resume)' : 'on'}`);
-  const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { ...extra, tls: { certFile: 'tls.crt', keyFile: 'tls.key' } } });
+  const cloud = await startCloud({ ...cloudEnv(), dir, scheme: 'https', ca, extra: { ...extra, tls: { certFile: 'tls.crt', keyFile: 'tls.key', ...(MAX_TLS ? { maxConcurrentHandshakes: MAX_TLS } : {}) } } });
   return { cloud, ca };
 }
 const TENANT = 'bench';
@@ -521,6 +523,13 @@ async function storm(): Promise<unknown> {
     const times = (st.times ?? []).map((x) => x - tKill).sort((a, b) => a - b);
     const tAll = tKill + (times[times.length - 1] ?? w.ms);
     const series = sampler.cpuSeries.get('cloud') ?? [];
+    const simSeries = sampler.cpuSeries.get('sims') ?? [];
+    // Per second (4 samples of ~250 ms) from the restart: which side set the pace (the cloud, or the simulators it shares the cores with).
+    const perSecond = (xs: Array<{ pct: number }>): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < xs.length; i += 4) out.push(round(mean(xs.slice(i, i + 4).map((x) => x.pct)), 0));
+      return out;
+    };
     const bucket = times.length && times[times.length - 1]! > 60_000 ? 5000 : 1000;
     const hist = histogram(times, bucket);
     const res = {
@@ -543,6 +552,7 @@ async function storm(): Promise<unknown> {
       histogramBucketS: bucket / 1000,
       histogram: hist,
       cpuSeries: series.map((x) => round(x.pct, 0)),
+      cpuPerSecond: { cloud: perSecond(series), simulators: perSecond(simSeries) },
       machine: load,
     };
     log(
@@ -552,6 +562,8 @@ async function storm(): Promise<unknown> {
     log(`reconnect times from the kill: p50 ${res.reconnectMs.p50} ms, p90 ${res.reconnectMs.p90} ms, p99 ${res.reconnectMs.p99} ms, max ${res.reconnectMs.max} ms`);
     log(`cloud CPU during the storm: ${res.cloudCpuS} s, peak ${res.cloudPeakCpuPct}% (250 ms samples), mean ${res.cloudMeanCpuPct}%; RSS ${res.cloudRssBeforeMiB} MiB before, ${res.cloudRssPeakMiB} MiB peak after restart`);
     log(`the ${pool.workers.length} simulator processes used ${res.simulatorCpuS} s of CPU meanwhile (${round((100 * res.simulatorCpuS) / Math.max(0.001, w.ms / 1000), 0)}% of a core; they share the machine with the cloud)`);
+    log(`CPU per second from the restart, % of a core: cloud ${res.cpuPerSecond.cloud.join(' ')}`);
+    log(`                                        simulators ${res.cpuPerSecond.simulators.join(' ')}`);
     log(`dial failures by code: ${JSON.stringify(res.dialFailuresByCode)}; dial attempts per connector (index = attempts): ${JSON.stringify(res.attemptsPerConnector)}`);
     log(`histogram of reconnect times (${bucket / 1000} s buckets, from the kill):`);
     const peak = Math.max(1, ...hist.map((h) => h.count));
