@@ -68,6 +68,7 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   private expired = 0;
   private reported = 0;
   private reportTimer: TimerHandle | undefined;
+  private closed = false;
 
   constructor(
     private readonly o: HandshakeGateOptions,
@@ -80,9 +81,21 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
 
   /** A connection was accepted (and is not being read). */
   arrived(conn: C): void {
+    if (this.closed) return conn.destroy();
     if (this.inProgress < this.o.maxInProgress && this.head === this.queue.length) return this.admit(conn);
     if (this.queue.length - this.head >= this.o.maxQueued) return this.drop(conn);
     this.queue.push({ conn, since: this.o.clock.now() });
+  }
+
+  /**
+   * The listener is closing: waiting connections are closed (a paused socket would otherwise keep
+   * the server open until its client gave up), and later arrivals too.
+   */
+  close(): void {
+    this.closed = true;
+    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.conn.destroy();
+    this.queue = [];
+    this.head = 0;
   }
 
   /** The connection's handshake is over (secure or failed); frees its slot if it still holds one. */
@@ -119,11 +132,12 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
       this.reported = this.dropped;
       this.o.report!(n, this.stats);
     }, this.o.reportMs ?? 5000);
+    (this.reportTimer as { unref?: () => void }).unref?.();
   }
 
   private pump(): void {
     const now = this.o.clock.now();
-    while (this.inProgress < this.o.maxInProgress && this.head < this.queue.length) {
+    while (!this.closed && this.inProgress < this.o.maxInProgress && this.head < this.queue.length) {
       const w = this.queue[this.head]!;
       this.queue[this.head++] = undefined;
       if (now - w.since > this.o.maxWaitMs) this.drop(w.conn);

@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import helmet from 'helmet';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -21,7 +21,7 @@ import { RelayClient } from './relay/client.js';
 import { isRelayUrl, relayHttp } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
-import { gateTlsHandshakes } from './handshake-gate.js';
+import { gateTlsHandshakes, type HandshakeGate } from './handshake-gate.js';
 import { TicketKeys } from './tls-tickets.js';
 import { tenantApi } from './tenant-api.js';
 import { InventoryDb } from './inventory/db.js';
@@ -61,6 +61,7 @@ export class CloudServer {
     private readonly server: Server,
     private readonly logger: Logger,
     private readonly tickets: TicketKeys | undefined,
+    private readonly gate: HandshakeGate<Socket> | undefined,
   ) {}
 
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
@@ -178,11 +179,12 @@ export class CloudServer {
           listener,
         )
       : createHttpServer({ highWaterMark }, listener);
+    let gate: HandshakeGate<Socket> | undefined;
     if (config.tls) {
       // A connector gives up its handshake after 10 s (its default): one that waited 8 s for its turn
       // would likely not finish, and the work would be lost. 256 and 2048 handshakes at once did worse
       // than 1024 in 10,000-connector storms (docs/performance.md).
-      gateTlsHandshakes(server as HttpsServer, {
+      gate = gateTlsHandshakes(server as HttpsServer, {
         maxInProgress: config.tls.maxConcurrentHandshakes ?? DEFAULT_MAX_TLS_HANDSHAKES,
         maxWaitMs: 8000,
         slotMs: 2000,
@@ -213,7 +215,7 @@ export class CloudServer {
       });
     });
     tickets?.rotate((key) => (server as HttpsServer).setTicketKeys(key));
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate);
     await integrations.start();
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
@@ -230,6 +232,7 @@ export class CloudServer {
     this.draining = true;
     this.logger.info('draining', { connectors: this.registry.size, timeoutMs: this.config.drainTimeoutMs });
     this.server.close();
+    this.gate?.close();
     this.server.closeIdleConnections();
     this.tickets?.stop();
     await this.integrations.stop();

@@ -13,6 +13,7 @@ import sinon from 'sinon';
 import { systemClock, type Clock } from '../../src/common/clock.js';
 import { createTestPki } from '../../src/common/pki.js';
 import { gateTlsHandshakes, HandshakeGate, type GatedConnection } from '../../src/cloud/handshake-gate.js';
+import { startInprocCloud } from '../helpers/inproc.js';
 
 class FakeConn extends EventEmitter implements GatedConnection {
   destroyed = false;
@@ -119,6 +120,21 @@ describe('TLS handshake gate (accounting)', () => {
     expect(reports).to.deep.equal([7, 1]);
   });
 
+  it('close() closes the waiting connections and every later arrival; the ones in progress go on', () => {
+    const { g, started } = gate(1);
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => new FakeConn(n));
+    g.arrived(a!);
+    g.arrived(b!);
+    g.close();
+    expect(b!.destroyed).to.equal(true);
+    expect(a!.destroyed).to.equal(false);
+    g.arrived(c!);
+    expect(c!.destroyed).to.equal(true);
+    g.done(a!);
+    expect(started).to.deep.equal(['a']);
+    expect(g.stats).to.include({ inProgress: 0, queued: 0 });
+  });
+
   it('keeps arrival order through many waiting connections (the queue compacts)', () => {
     const { g, started } = gate(1, { maxQueued: 100_000, slotMs: 1e9, maxWaitMs: 1e9 });
     const cs = Array.from({ length: 10_001 }, (_, i) => new FakeConn(String(i)));
@@ -214,5 +230,30 @@ describe('TLS handshake gate on a real HTTPS server', function () {
   it('refuses to gate a server that reads connections on accept', () => {
     const s = createServer({ key: pki.keyPem, cert: pki.certPem });
     expect(() => gateTlsHandshakes(s, { maxInProgress: 1, maxWaitMs: 1, slotMs: 1, maxQueued: 1, clock: systemClock })).to.throw(/pauseOnConnect/);
+  });
+});
+
+describe('TLS handshake gate in the cloud', function () {
+  this.timeout(20_000);
+
+  it('the cloud gates its TLS listener, and a shutdown closes the connections still waiting at once', async () => {
+    const pki = createTestPki(['127.0.0.1']);
+    const cloud = await startInprocCloud({ tls: { cert: pki.certPem, key: pki.keyPem, maxConcurrentHandshakes: 1 } });
+    const open = async (): Promise<{ s: Socket; closed: Promise<number> }> => {
+      const s = netConnect(cloud.port, '127.0.0.1');
+      s.on('error', () => {});
+      const closed = once(s, 'close').then(() => Date.now());
+      await once(s, 'connect');
+      return { s, closed };
+    };
+    const holder = await open(); // holds the only slot (sends nothing, for up to 2 s)
+    const waiting = await open();
+    const late = await open();
+    const t0 = Date.now();
+    await cloud.shutdown();
+    // The waiting ones were closed by the shutdown, not by the 8 s wait limit.
+    expect((await waiting.closed) - t0).to.be.below(1500);
+    expect((await late.closed) - t0).to.be.below(1500);
+    holder.s.destroy();
   });
 });
