@@ -114,7 +114,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       t = await this.wss.accept(req, socket, head);
     } catch (err) {
       this.pending--;
-      this.o.logger.warn('tunnel upgrade failed', { err });
+      this.o.logger.warn('tunnel upgrade failed', { err, remote: req.socket.remoteAddress });
       return;
     }
     let established = false;

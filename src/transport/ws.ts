@@ -306,8 +306,16 @@ export function createTunnelServer(maxPayload: number): {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload, clientTracking: false });
   return {
     accept(req, socket, head) {
-      return new Promise((resolve) => {
-        wss.handleUpgrade(req, socket, head, (ws) => resolve(new WsTransport(ws, req.socket.remoteAddress ?? '')));
+      return new Promise((resolve, reject) => {
+        // ws answers a malformed upgrade (no Sec-WebSocket-Key, a wrong version, not a GET) with
+        // 400/405 and destroys the socket without calling back: without this, the caller would wait
+        // for ever (and storm control would count the upgrade as in progress for good).
+        const refused = (): void => reject(new Error('the WebSocket upgrade was malformed, or the client left before it completed'));
+        socket.once('close', refused);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('close', refused);
+          resolve(new WsTransport(ws, req.socket.remoteAddress ?? ''));
+        });
       });
     },
     close() {

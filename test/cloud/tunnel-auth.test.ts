@@ -4,6 +4,8 @@
  */
 import { expect } from 'chai';
 import { sign as cryptoSign } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import WebSocket from 'ws';
 import { CloseCode } from '../../src/protocol/codes.js';
 import { decodeMessage, encodeFrame, jsonPayload, type Frame } from '../../src/protocol/frame.js';
@@ -203,6 +205,28 @@ describe('tunnel authentication', function () {
       // The first appointment: one second on (one handshake in progress, well within a second's share).
       expect(err!.retryAfterMs).to.equal(1000);
       hog.ws.close();
+    } finally {
+      await small.shutdown();
+    }
+  });
+
+  it('storm control: malformed upgrades (400 from the WebSocket layer) do not stay counted as handshakes in progress', async () => {
+    const small = await startInprocCloud({ maxPendingHandshakes: 2 });
+    try {
+      const statuses: string[] = [];
+      for (const headers of ['Upgrade: websocket\r\nConnection: Upgrade\r\n', 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n', 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n']) {
+        const s = netConnect(small.port, '127.0.0.1');
+        s.on('error', () => {});
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.write(`GET /api/v1/tunnel HTTP/1.1\r\nHost: x\r\n${headers}\r\n`);
+        await once(s, 'close');
+        statuses.push(got.split('\r\n')[0]!);
+      }
+      expect(statuses).to.deep.equal(['HTTP/1.1 400 Bad Request', 'HTTP/1.1 400 Bad Request', 'HTTP/1.1 400 Bad Request']);
+      await until(() => small.tunnels.pendingHandshakes === 0 || undefined, 3000, 'no handshake in progress');
+      // Two slots were free all along: a real connector gets through (it is unknown here: AUTH_FAILED, not OVERLOADED).
+      await expectRefused(connectAs(small, id), 'TUNNEL_AUTH_FAILED', /unknown connector/);
     } finally {
       await small.shutdown();
     }
