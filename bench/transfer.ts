@@ -1,18 +1,21 @@
 /**
  * Bulk transfer through the relay with memory figures: a download and an upload of --size MiB
- * (default 1024) from an HTTPS backend through cloud -> tunnel -> connector, while sampling the RSS
- * of the cloud and connector processes. Prints a table; the target is RSS growth < 64 MiB each.
+ * (default 1024) from the benchmark's HTTPS backend through cloud -> tunnel -> connector, while
+ * sampling the RSS of the cloud and connector processes. Prints a table; the target is RSS growth
+ * < 64 MiB each.
  *
- *   npm run bench:transfer [-- --size 1024]
+ * The cloud serves HTTPS and the tunnel is wss://, as deployed (and as `npm run bench` measures);
+ * `--plain` runs the cloud without TLS, as behind a TLS-terminating balancer.
+ *
+ *   npm run bench:transfer [-- --size 1024] [--plain]
  */
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeConnector, startCloud, tempDir, until, type Cloud } from '../test/helpers/procs.js';
-import { startUpstream } from '../test/helpers/upstream.js';
+import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { startBackend, startUemlink } from './lib.js';
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(process.argv[process.argv.indexOf('--size') + 1] || 1024) || 1024;
+const PLAIN = process.argv.includes('--plain');
 
 function rssMiB(pid: number): number {
   try {
@@ -42,49 +45,27 @@ class RssSampler {
 async function main(): Promise<void> {
   const total = sizeMiB * MiB;
   const chunk = Buffer.alloc(MiB, 0x5a);
-  const up = await startUpstream({
-    handler: async (req, res) => {
-      if (req.method === 'GET') {
-        res.writeHead(200, { 'content-length': String(total), 'content-type': 'application/octet-stream' });
-        for (let sent = 0; sent < total; sent += MiB) {
-          if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-        }
-        res.end();
-        return;
-      }
-      let n = 0;
-      for await (const c of req) n += (c as Buffer).length;
-      res.end(JSON.stringify({ received: n }));
-    },
-  });
-  const cloud: Cloud = await startCloud({ extra: { logLevel: 'warn', relay: { timeoutSeconds: 120, maxRequestBytes: 4 * 1024 * MiB } } });
-  const dir = tempDir('uemlink-bench-');
-  writeFileSync(join(dir, 'ca.pem'), up.caPem);
-  const conn = await makeConnector({ dir, config: { logLevel: 'warn', targets: [{ id: 'bulk', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { caFile: 'ca.pem' }, timeoutMs: 120_000 }] } });
-  const token = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'bench' })).body.token as string;
-  const paired = await conn.pair(token);
-  if (paired.code !== 0) throw new Error(paired.stderr);
-  await conn.start();
-  await until(async () => (await cloud.api('GET', '/api/v1/connectors')).body.connectors.some((c: { connected: boolean }) => c.connected), 15_000, 'connector');
-  const url = `${cloud.url}/api/v1/relay/bench/bulk/blob`;
-  const auth = { authorization: `Bearer ${(await import('../test/helpers/procs.js')).ADMIN_TOKEN}` };
-  // Warm up (TLS session, pools) so the baseline is a steady state.
-  await (await fetch(url, { method: 'POST', headers: auth, body: 'warm' })).text();
+  const backend = await startBackend();
+  const u = await startUemlink(backend, { tls: !PLAIN });
+  // The client trusts the cloud's generated CA (fetch's own dispatcher would not).
+  const dispatcher = new Agent(u.cloudCaFile ? { connect: { ca: readFileSync(u.cloudCaFile, 'utf8') } } : {});
+  const auth = { authorization: u.authHeader };
+  // Warm up (TLS sessions, pools, the JIT) so the baseline is a steady state.
+  for (const p of ['/download?mib=64', '/upload']) {
+    const r = await undiciFetch(`${u.relayBase}${p}`, { dispatcher, headers: auth, ...(p === '/upload' ? { method: 'POST', body: Buffer.alloc(64 * MiB) } : {}) });
+    await r.arrayBuffer();
+  }
   await new Promise((r) => setTimeout(r, 500));
 
   const rows: string[] = [];
   for (const dir_ of ['download', 'upload'] as const) {
-    const cs = new RssSampler(cloud.proc.pid);
-    const ks = new RssSampler(conn.proc.pid);
+    const cs = new RssSampler(u.cloud.proc.pid);
+    const ks = new RssSampler(u.conn.proc.pid);
     const t0 = process.hrtime.bigint();
     let bytes = 0;
     if (dir_ === 'download') {
-      const res = await fetch(url, { headers: auth });
-      const h = createHash('md5');
-      for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-        bytes += c.length;
-        h.update(c);
-      }
+      const res = await undiciFetch(`${u.relayBase}/download?mib=${sizeMiB}`, { dispatcher, headers: auth });
+      for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) bytes += c.length;
     } else {
       let sent = 0;
       const body = new ReadableStream<Uint8Array>({
@@ -94,7 +75,7 @@ async function main(): Promise<void> {
           ctl.enqueue(chunk);
         },
       });
-      const res = await fetch(url, { method: 'POST', headers: { ...auth, 'content-length': String(total) }, body, duplex: 'half' } as RequestInit);
+      const res = await undiciFetch(`${u.relayBase}/upload`, { dispatcher, method: 'POST', headers: { ...auth, 'content-length': String(total) }, body, duplex: 'half' });
       bytes = ((await res.json()) as { received: number }).received;
     }
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -107,12 +88,14 @@ async function main(): Promise<void> {
         `   connector RSS ${k.base.toFixed(0)}→${k.peak.toFixed(0)} MiB (+${k.growth.toFixed(1)})`,
     );
   }
-  process.stdout.write(`\nrelay bulk transfer (HTTPS backend in the bench process; cloud and connector are separate processes on loopback)\n`);
+  process.stdout.write(
+    `\nrelay bulk transfer (bench/backend.ts over HTTPS; cloud and connector are separate processes on loopback; ${PLAIN ? 'the cloud WITHOUT TLS (--plain)' : 'relay API https://, tunnel wss://'})\n`,
+  );
   for (const r of rows) process.stdout.write(`${r}\n`);
   process.stdout.write('target: RSS growth < 64 MiB per process\n');
-  await conn.proc.stop();
-  await cloud.proc.stop();
-  await up.close();
+  await dispatcher.close();
+  await u.stop();
+  await backend.stop();
 }
 
 main().then(
