@@ -43,7 +43,7 @@ export class RetrySchedule {
     this.windowS = o.windowS ?? 10;
   }
 
-  /** A handshake that was admitted has ended in a tunnel (refusals and drops are not counted: they end fast). */
+  /** A handshake that was admitted has finished (welcomed, refused inside the tunnel, or dropped). */
   completed(now: number): void {
     const s = Math.floor(now / 1000);
     this.done.set(s, (this.done.get(s) ?? 0) + 1);

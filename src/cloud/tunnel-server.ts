@@ -117,19 +117,17 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.o.logger.warn('tunnel upgrade failed', { err, remote: req.socket.remoteAddress });
       return;
     }
-    let established = false;
     try {
-      established = await this.handshake(t);
+      await this.handshake(t);
     } finally {
       this.pending--;
-      // Only tunnels count towards the rate appointments are made at: refusals and junk end fast,
-      // and would call connectors back sooner than the cloud can take them.
-      if (established) this.retries.completed(this.o.clock.now());
+      // Every ending frees a place, refusals too: counting only established tunnels let a storm of
+      // connectors the cloud refuses (revoked, unknown) drive the rate to 1/s and appointments to 900 s.
+      this.retries.completed(this.o.clock.now());
     }
   }
 
-  /** Resolves true once the tunnel is established, false when it was refused or dropped. */
-  private handshake(t: WsTransport): Promise<boolean> {
+  private handshake(t: WsTransport): Promise<void> {
     const o = this.o;
     const nonce = randomBytes(32);
     const hello: CloudHello = {
@@ -141,15 +139,15 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     };
     t.send(encodeFrame({ kind: 'hello', json: jsonPayload(hello) }));
 
-    return new Promise<boolean>((resolve) => {
+    return new Promise<void>((resolve) => {
       let helloBytes: Buffer | undefined;
       let authBytes: Buffer | undefined;
       let done = false;
-      const finish = (established: boolean): void => {
+      const finish = (): void => {
         if (done) return;
         done = true;
         o.clock.clearTimeout(timer);
-        resolve(established);
+        resolve();
       };
       const refuse = (r: Refusal): void => {
         const g: Record<string, unknown> = { code: r.code, message: r.message, lastStreamId: 0 };
@@ -157,7 +155,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
         t.close(GoAwayCodes[r.code].close, closeReason(r.message));
         o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
-        finish(false);
+        finish();
       };
       const timer = o.clock.setTimeout(
         () => refuse(new Refusal('HANDSHAKE_TIMEOUT', `no HELLO and AUTH within ${o.handshakeTimeoutMs} ms`)),
@@ -178,13 +176,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
           if (helloBytes && authBytes) {
             o.clock.clearTimeout(timer);
             this.authenticate(t, nonce, helloBytes, authBytes).then(
-              () => finish(true),
+              () => finish(),
               (e: unknown) => refuse(e instanceof Refusal ? e : new Refusal('PROTOCOL_ERROR', (e as Error).message)),
             );
           }
         },
         drain: () => {},
-        close: () => finish(false),
+        close: () => finish(),
       });
     });
   }
