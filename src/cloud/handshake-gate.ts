@@ -11,9 +11,11 @@
  * handshakes the cloud starts finish, and a connection that cannot be served in time costs an
  * accept and a close instead of a TLS handshake.
  *
- * A handshake holds its slot until it is secure, its socket closes, or `slotMs` passes (then the
- * slot is freed and the handshake goes on outside the count): clients that open connections and send
- * nothing cannot hold the gate shut for longer than that.
+ * A handshake holds its slot until it is secure, its socket closes, or `slotMs` passes. Then a
+ * connection that has sent nothing is closed, and one whose handshake is under way goes on outside
+ * the count (so after an event-loop turn longer than `slotMs` the limit is briefly exceeded). A
+ * connection that waits is closed once a slot frees after it has waited `maxWaitMs`: at most
+ * `maxWaitMs` + `slotMs`.
  *
  * The gate sits in front of the whole listener, so in a storm relay API clients queue with the
  * connectors: what they wait for is the CPU the storm is using anyway.
@@ -43,10 +45,14 @@ export interface HandshakeGateStats {
   dropped: number;
   /** Slots freed by `slotMs` rather than by the handshake ending. */
   expired: number;
+  /** Connections closed because they sent nothing during their slot's `slotMs`. */
+  silent: number;
 }
 
 /** What the gate needs of a connection: start its handshake, close it, hear that it closed. */
 export interface GatedConnection {
+  /** Bytes the connection has received; a slot's time runs out on one with none is closed. */
+  readonly bytesRead: number;
   destroy(): void;
   once(event: 'close', fn: () => void): unknown;
   off(event: 'close', fn: () => void): unknown;
@@ -66,6 +72,7 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   private head = 0;
   private dropped = 0;
   private expired = 0;
+  private silent = 0;
   private reported = 0;
   private reportTimer: TimerHandle | undefined;
   private closed = false;
@@ -76,7 +83,7 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   ) {}
 
   get stats(): HandshakeGateStats {
-    return { inProgress: this.inProgress, queued: this.queue.length - this.head, dropped: this.dropped, expired: this.expired };
+    return { inProgress: this.inProgress, queued: this.queue.length - this.head, dropped: this.dropped, expired: this.expired, silent: this.silent };
   }
 
   /** A connection was accepted (and is not being read). */
@@ -118,7 +125,18 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
     const onDone = (): void => release(false);
     this.slots.set(conn, onDone);
     conn.once('close', onDone);
-    timer = this.o.clock.setTimeout(() => release(true), this.o.slotMs);
+    timer = this.o.clock.setTimeout(() => {
+      // A client's ClientHello follows its connect at once (and waited in the kernel while the
+      // connection queued): one that sent nothing in all that time is closed, so that empty
+      // connections cannot keep the slots busy. A slow handshake under way keeps going, uncounted.
+      const silent = conn.bytesRead === 0;
+      release(true);
+      if (silent) {
+        this.silent++;
+        conn.destroy();
+      }
+    }, this.o.slotMs);
+    (timer as { unref?: () => void }).unref?.();
     this.start(conn);
   }
 

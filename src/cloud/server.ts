@@ -175,7 +175,9 @@ export class CloudServer {
     const server = config.tls
       ? createHttpsServer(
           // pauseOnConnect: a connection waiting at the handshake gate must not be read yet.
-          { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds, pauseOnConnect: true },
+          // handshakeTimeout: 10 s, what a connector waits (Node's default is 120 s), so a client
+          // that dribbles a ClientHello does not keep its socket for two minutes.
+          { cert: config.tls.cert, key: config.tls.key, highWaterMark, ticketKeys: tickets!.key, sessionTimeout: TicketKeys.lifetimeSeconds, pauseOnConnect: true, handshakeTimeout: 10_000 },
           listener,
         )
       : createHttpServer({ highWaterMark }, listener);
@@ -191,7 +193,7 @@ export class CloudServer {
         maxQueued: 65_536,
         clock,
         report: (dropped, s) =>
-          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress }),
+          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress, silentClosed: s.silent, slotsExpired: s.expired }),
       });
     }
     server.keepAliveTimeout = 65_000;

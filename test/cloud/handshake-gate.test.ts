@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { EventEmitter, once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
-import { request } from 'node:https';
+import { Agent as HttpsAgent, request } from 'node:https';
 import sinon from 'sinon';
 import { systemClock, type Clock } from '../../src/common/clock.js';
 import { createTestPki } from '../../src/common/pki.js';
@@ -17,6 +17,8 @@ import { startInprocCloud } from '../helpers/inproc.js';
 
 class FakeConn extends EventEmitter implements GatedConnection {
   destroyed = false;
+  /** A ClientHello's worth unless the test makes it silent. */
+  bytesRead = 517;
   constructor(readonly name: string) {
     super();
   }
@@ -53,7 +55,7 @@ describe('TLS handshake gate (accounting)', () => {
     expect(started).to.deep.equal(['a', 'b', 'c']);
     cs[0]!.emit('close'); // a failed
     expect(started).to.deep.equal(['a', 'b', 'c', 'd']);
-    expect(g.stats).to.deep.equal({ inProgress: 2, queued: 0, dropped: 0, expired: 0 });
+    expect(g.stats).to.deep.equal({ inProgress: 2, queued: 0, dropped: 0, expired: 0, silent: 0 });
   });
 
   it('a newcomer does not overtake connections already waiting', () => {
@@ -90,19 +92,32 @@ describe('TLS handshake gate (accounting)', () => {
     expect(g.stats).to.include({ queued: 3, dropped: 1 });
   });
 
-  it('a handshake that holds its slot past slotMs frees it (a client that sends nothing cannot hold the gate)', () => {
+  it('a slow handshake that holds its slot past slotMs frees it and goes on outside the count', () => {
     const { g, started } = gate(1);
-    const [silent, next] = ['silent', 'next'].map((n) => new FakeConn(n));
-    g.arrived(silent!);
+    const [slow, next] = ['slow', 'next'].map((n) => new FakeConn(n));
+    g.arrived(slow!);
     g.arrived(next!);
     clock.tick(1999);
-    expect(started).to.deep.equal(['silent']);
+    expect(started).to.deep.equal(['slow']);
     clock.tick(1);
-    expect(started).to.deep.equal(['silent', 'next']);
-    expect(silent!.destroyed).to.equal(false); // its handshake goes on, outside the count
-    expect(g.stats).to.include({ expired: 1, inProgress: 1 });
-    silent!.emit('close'); // its later end does not free a slot it no longer holds
+    expect(started).to.deep.equal(['slow', 'next']);
+    expect(slow!.destroyed).to.equal(false);
+    expect(g.stats).to.include({ expired: 1, silent: 0, inProgress: 1 });
+    slow!.emit('close'); // its later end does not free a slot it no longer holds
     expect(g.stats.inProgress).to.equal(1);
+  });
+
+  it('a connection that sent nothing by the end of its slot is closed (empty connections cannot keep the slots busy)', () => {
+    const { g, started } = gate(1);
+    const [silent, next] = ['silent', 'next'].map((n) => new FakeConn(n));
+    silent!.bytesRead = 0;
+    g.arrived(silent!);
+    g.arrived(next!);
+    clock.tick(2000);
+    expect(silent!.destroyed).to.equal(true);
+    expect(next!.destroyed).to.equal(false);
+    expect(started).to.deep.equal(['silent', 'next']);
+    expect(g.stats).to.include({ expired: 1, silent: 1, inProgress: 1 });
   });
 
   it('reports drops at most once per reportMs, with the count since the last report', () => {
@@ -177,10 +192,10 @@ describe('TLS handshake gate on a real HTTPS server', function () {
     return s;
   }
 
-  function get(): Promise<{ body: string; ms: number } | { error: string; ms: number }> {
+  function get(agent: HttpsAgent | false = false): Promise<{ body: string; ms: number } | { error: string; ms: number }> {
     const t0 = Date.now();
     return new Promise((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', ca: pki.caCertPem, agent: false }, (res) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', ca: pki.caCertPem, agent }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
@@ -197,14 +212,23 @@ describe('TLS handshake gate on a real HTTPS server', function () {
     const r = await get();
     expect(r).to.have.property('body', 'hello');
     expect(r.ms).to.be.within(400, 3000); // it waited for the slot, then its handshake worked
-    expect(g.stats.expired).to.equal(1);
+    expect(g.stats).to.include({ expired: 1, silent: 1 }); // the silent holder was closed
   });
 
-  it('a secure handshake frees its slot at once (the next waits for no timer)', async () => {
+  it('a secure handshake frees its slot at once, while its connection stays open (the next waits for no timer)', async () => {
     await start({ max: 1, slotMs: 60_000 });
-    const rs = await Promise.all([get(), get(), get()]);
-    expect(rs.map((r) => ('body' in r ? r.body : r.error))).to.deep.equal(['hello', 'hello', 'hello']);
-    expect(g.stats).to.include({ expired: 0, dropped: 0 });
+    const keepAlive = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: pki.caCertPem });
+    try {
+      const first = await get(keepAlive);
+      expect(first).to.have.property('body', 'hello');
+      expect(await new Promise<number>((r) => server.getConnections((_e, n) => r(n)))).to.equal(1); // still open
+      expect(g.stats).to.include({ inProgress: 0, expired: 0 });
+      const rs = await Promise.all([get(), get()]);
+      expect(rs.map((r) => ('body' in r ? r.body : r.error))).to.deep.equal(['hello', 'hello']);
+      expect(g.stats).to.include({ expired: 0, dropped: 0 });
+    } finally {
+      keepAlive.destroy();
+    }
   });
 
   it('a socket that closes before TLS frees its slot', async () => {
