@@ -39,10 +39,7 @@ export class TunnelError extends UemlinkError {
 export interface TunnelClientOptions {
   url: string;
   connectorId: string;
-  /**
-   * The connector's key, parsed once: signing with the PEM itself re-parsed it on every dial
-   * (~0.9 ms of the ~1.2 ms a signature took, OpenSSL 3).
-   */
+  /** The connector's key as a KeyObject (see privateKeyOf in daemon.ts: signing with a PEM parses it). */
   privateKey: KeyObject;
   hostname: string;
   software: string;
