@@ -40,7 +40,7 @@ async function readStored(file: string): Promise<Stored | string> {
   try {
     // A key others could read (restored from a backup without its mode, say) may be known to them,
     // and its holder can resume sessions as the cloud: replaced, not just re-protected.
-    if (((await stat(file)).mode & 0o077) !== 0) return 'readable by group or others';
+    if (((await stat(file)).mode & 0o044) !== 0) return 'readable by group or others';
     text = await readFile(file, 'utf8');
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
