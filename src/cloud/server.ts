@@ -193,7 +193,7 @@ export class CloudServer {
         maxQueued: 65_536,
         clock,
         report: (dropped, s) =>
-          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress, silentClosed: s.silent, slotsExpired: s.expired }),
+          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress, slotsExpired: s.expired }),
       });
     }
     server.keepAliveTimeout = 65_000;
