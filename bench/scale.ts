@@ -18,7 +18,7 @@
  *   npm run bench:scale [-- --parts streams,idle,storm] [--streams 1,10,100,500,1000] [--hold-ms 1000]
  *        [--duration 10] [--connectors 100,1000,5000,10000] [--idle-seconds 30] [--workers 2]
  *        [--storm 2000] [--storm-down 0] [--trust caFile|env] [--tls [--tls-key rsa|ec] [--no-resume] [--max-tls-handshakes N]] [--max-pending N] [--wait-quiet SECONDS]
- *   --tls: the idle and storm parts with the cloud over TLS (wss:// tunnel), as deployed; the
+ *   --tls: every part with the cloud over TLS (relay API https://, wss:// tunnel), as deployed; the
  *   certificate's key RSA-2048 (default) or ECDSA P-256.
  *
  * Everything is bounded: each wait has a time limit, and all processes are stopped at the end.
@@ -116,9 +116,10 @@ async function streams(): Promise<unknown> {
   const dur = argNum('--duration', 10);
   const jitter = Math.round(hold / 5);
   const trustEnv = argValue('--trust') === 'env';
-  log(`\n== (a) concurrent streams on one tunnel: ${steps.join(', ')} in-flight requests held ${hold}±${jitter} ms by the backend, ${dur} s each (ideal = in-flight x ${dur} s / hold; the first round trip of each connection is ramp-up)`);
+  log(`\n== (a) concurrent streams on one tunnel${TLS ? ' (cloud over TLS: relay API https://, tunnel wss://)' : ' (cloud without TLS; --tls for https:// and wss://)'}: ${steps.join(', ')} in-flight requests held ${hold}±${jitter} ms by the backend, ${dur} s each (ideal = in-flight x ${dur} s / hold; the first round trip of each connection is ramp-up)`);
   const backend = await startBackend();
   const uem = await startUemlink(backend, {
+    tls: TLS,
     target: { maxConcurrent: 1024, ...(trustEnv ? { tls: {} } : {}) },
     ...(trustEnv ? { env: { NODE_EXTRA_CA_CERTS: backend.caFile } } : {}),
   });
@@ -151,7 +152,6 @@ async function streams(): Promise<unknown> {
         cloudKiBPerStream: round(((f.cloud!.rssPeakMiB - base.cloud) * 1024) / n, 1),
         connectorKiBPerStream: round(((f.connector!.rssPeakMiB - base.connector) * 1024) / n, 1),
         cloudCpuS: f.cloud!.cpuS,
-      simulatorCpuS: f.sims!.cpuS,
         connectorCpuS: f.connector!.cpuS,
         cpuMsPerRequest: round(((f.cloud!.cpuS + f.connector!.cpuS) * 1000) / Math.max(1, w.requests), 3),
         foreignCpuS: load.foreignCpuS,
@@ -174,7 +174,7 @@ async function streams(): Promise<unknown> {
       rows.map((r) => [r.inFlight!, r.rps!, r.idealRps!, r.efficiency!, r.p50Ms!, r.p99Ms!, r.errors!, r.cloudKiBPerStream!, r.connectorKiBPerStream!, r.cpuMsPerRequest!]),
     ),
   );
-  return { holdMs: hold, jitterMs: jitter, durationS: dur, connectorTrust: trustEnv ? 'NODE_EXTRA_CA_CERTS' : 'tls.caFile', steps: rows };
+  return { holdMs: hold, jitterMs: jitter, durationS: dur, cloudTls: TLS, connectorTrust: trustEnv ? 'NODE_EXTRA_CA_CERTS' : 'tls.caFile', steps: rows };
 }
 
 // ---------------------------------------------------------------- simulator pool
