@@ -11,36 +11,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { startBackend, startUemlink } from './lib.js';
+import { ProcSampler, startBackend, startUemlink } from './lib.js';
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(process.argv[process.argv.indexOf('--size') + 1] || 1024) || 1024;
 const PLAIN = process.argv.includes('--plain');
-
-function rssMiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-class RssSampler {
-  peak = 0;
-  readonly base: number;
-  private t: NodeJS.Timeout;
-  constructor(private readonly pid: number) {
-    this.base = rssMiB(pid);
-    this.peak = this.base;
-    this.t = setInterval(() => (this.peak = Math.max(this.peak, rssMiB(pid))), 50);
-  }
-  stop(): { base: number; peak: number; growth: number } {
-    clearInterval(this.t);
-    this.peak = Math.max(this.peak, rssMiB(this.pid));
-    return { base: this.base, peak: this.peak, growth: this.peak - this.base };
-  }
-}
 
 async function main(): Promise<void> {
   const total = sizeMiB * MiB;
@@ -59,8 +34,13 @@ async function main(): Promise<void> {
 
   const rows: string[] = [];
   for (const dir_ of ['download', 'upload'] as const) {
-    const cs = new RssSampler(u.cloud.proc.pid);
-    const ks = new RssSampler(u.conn.proc.pid);
+    const sampler = new ProcSampler(
+      [
+        { name: 'cloud', pids: () => [u.cloud.proc.pid] },
+        { name: 'connector', pids: () => [u.conn.proc.pid] },
+      ],
+      50,
+    );
     const t0 = process.hrtime.bigint();
     let bytes = 0;
     if (dir_ === 'download') {
@@ -79,13 +59,14 @@ async function main(): Promise<void> {
       bytes = ((await res.json()) as { received: number }).received;
     }
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const c = cs.stop();
-    const k = ks.stop();
+    const f = sampler.stop();
+    const c = f.cloud!;
+    const k = f.connector!;
     if (bytes !== total) throw new Error(`${dir_}: moved ${bytes} of ${total} bytes`);
     rows.push(
       `${dir_.padEnd(9)} ${String(sizeMiB).padStart(6)} MiB ${secs.toFixed(2).padStart(7)} s ${(sizeMiB / secs).toFixed(1).padStart(8)} MiB/s` +
-        `   cloud RSS ${c.base.toFixed(0)}→${c.peak.toFixed(0)} MiB (+${c.growth.toFixed(1)})` +
-        `   connector RSS ${k.base.toFixed(0)}→${k.peak.toFixed(0)} MiB (+${k.growth.toFixed(1)})`,
+        `   cloud RSS ${c.rssBaseMiB.toFixed(0)}→${c.rssPeakMiB.toFixed(0)} MiB (+${c.rssGrowthMiB.toFixed(1)}), ${c.cpuS} CPU s` +
+        `   connector RSS ${k.rssBaseMiB.toFixed(0)}→${k.rssPeakMiB.toFixed(0)} MiB (+${k.rssGrowthMiB.toFixed(1)}), ${k.cpuS} CPU s`,
     );
   }
   process.stdout.write(
