@@ -193,7 +193,15 @@ export class CloudServer {
         maxQueued: 65_536,
         clock,
         report: (dropped, s) =>
-          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, or more clients than the cloud can take)', { dropped, queued: s.queued, inProgress: s.inProgress, slotsExpired: s.expired }),
+          logger.warn('connections closed unserved at the TLS handshake gate (a reconnect storm, a flood, or more clients than the cloud can take)', {
+            dropped,
+            queued: s.queued,
+            inProgress: s.inProgress,
+            slotsExpired: s.expired,
+            sources: s.sources,
+            // The source with the most waiting: one address far above the rest is a flood.
+            ...(s.busiest ? { busiestSource: s.busiest.source, busiestQueued: s.busiest.queued } : {}),
+          }),
       });
     }
     server.keepAliveTimeout = 65_000;

@@ -12,12 +12,15 @@ import { Agent as HttpsAgent, request } from 'node:https';
 import sinon from 'sinon';
 import { systemClock, type Clock } from '../../src/common/clock.js';
 import { createTestPki } from '../../src/common/pki.js';
-import { gateTlsHandshakes, HandshakeGate, type GatedConnection } from '../../src/cloud/handshake-gate.js';
+import { gateTlsHandshakes, HandshakeGate, sourceOf, type GatedConnection } from '../../src/cloud/handshake-gate.js';
 import { startInprocCloud } from '../helpers/inproc.js';
 
 class FakeConn extends EventEmitter implements GatedConnection {
   destroyed = false;
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    readonly remoteAddress?: string,
+  ) {
     super();
   }
   destroy(): void {
@@ -53,7 +56,7 @@ describe('TLS handshake gate (accounting)', () => {
     expect(started).to.deep.equal(['a', 'b', 'c']);
     cs[0]!.emit('close'); // a failed
     expect(started).to.deep.equal(['a', 'b', 'c', 'd']);
-    expect(g.stats).to.deep.equal({ inProgress: 2, queued: 0, dropped: 0, expired: 0 });
+    expect(g.stats).to.deep.equal({ inProgress: 2, queued: 0, sources: 0, dropped: 0, expired: 0 });
   });
 
   it('a newcomer does not overtake connections already waiting', () => {
@@ -134,6 +137,64 @@ describe('TLS handshake gate (accounting)', () => {
     g.done(a!);
     expect(started).to.deep.equal(['a']);
     expect(g.stats).to.include({ inProgress: 0, queued: 0 });
+  });
+
+  it('serves waiting sources in turn: a source with many waiting delays another by one of its own at a time', () => {
+    const { g, started } = gate(1, { maxQueued: 100, slotMs: 1e9 });
+    const flood = Array.from({ length: 6 }, (_, i) => new FakeConn(`f${i}`, '203.0.113.9'));
+    flood.forEach((x) => g.arrived(x)); // f0 starts, f1..f5 wait
+    const [l1, l2, m1] = [new FakeConn('l1', '198.51.100.1'), new FakeConn('l2', '198.51.100.1'), new FakeConn('m1', '::ffff:192.0.2.7')];
+    g.arrived(l1);
+    g.arrived(m1);
+    g.arrived(l2);
+    expect(g.stats).to.include({ queued: 8, sources: 3 });
+    expect(g.stats.busiest).to.deep.equal({ source: '203.0.113.9', queued: 5 });
+    const conns = [...flood, l1, l2, m1];
+    for (let i = 0; i < 8; i++) g.done(conns.find((x) => x.name === started[started.length - 1])!);
+    // In arrival order this would be f1..f5 and only then l1, m1, l2.
+    expect(started).to.deep.equal(['f0', 'f1', 'l1', 'm1', 'f2', 'l2', 'f3', 'f4', 'f5']);
+    expect(g.stats).to.include({ queued: 0, sources: 0 });
+  });
+
+  it('a full queue makes room by closing the busiest source\'s oldest, not the newcomer from a quiet source', () => {
+    const { g, started } = gate(1, { maxQueued: 3, slotMs: 1e9 });
+    const f = Array.from({ length: 4 }, (_, i) => new FakeConn(`f${i}`, '2001:db8:1:2:aaaa::1'));
+    f.forEach((x) => g.arrived(x)); // f0 starts, f1..f3 fill the queue
+    const l = new FakeConn('l', '192.0.2.50');
+    g.arrived(l);
+    expect(f[1]!.destroyed).to.equal(true); // the busiest source's oldest
+    expect(l.destroyed).to.equal(false);
+    // Another address in the same /64 is the same source; it is the busiest, so the newcomer goes.
+    const f4 = new FakeConn('f4', '2001:db8:1:2:bbbb::2');
+    g.arrived(f4);
+    expect(f4.destroyed).to.equal(true);
+    // A second quiet source gets in: the busiest (2 waiting) is still 2 longer than it.
+    const m = new FakeConn('m', '192.0.2.51');
+    g.arrived(m);
+    expect(f[2]!.destroyed).to.equal(true);
+    expect(g.stats).to.include({ queued: 3, dropped: 3, sources: 3 });
+    // Now the busiest has 1 waiting, as many as a newcomer's source would: the newcomer goes.
+    const m2 = new FakeConn('m2', '192.0.2.51');
+    g.arrived(m2);
+    expect(m2.destroyed).to.equal(true);
+    g.done(f[0]!);
+    g.done(f[3]!);
+    g.done(l);
+    expect(started).to.deep.equal(['f0', 'f3', 'l', 'm']);
+  });
+
+  it('sourceOf: IPv4 as is (also IPv4-mapped), IPv6 by its /64', () => {
+    expect(sourceOf('192.0.2.1')).to.equal('192.0.2.1');
+    expect(sourceOf('::ffff:192.0.2.1')).to.equal('192.0.2.1');
+    expect(sourceOf('::FFFF:192.0.2.1')).to.equal('192.0.2.1');
+    expect(sourceOf('2001:db8:0:1:2:3:4:5')).to.equal('2001:db8:0:1::/64');
+    expect(sourceOf('2001:0DB8:0000:0001::9')).to.equal('2001:db8:0:1::/64');
+    expect(sourceOf('2001:db8::1')).to.equal('2001:db8:0:0::/64');
+    expect(sourceOf('::1')).to.equal('0:0:0:0::/64');
+    expect(sourceOf('fe80::1%eth0')).to.equal('fe80:0:0:0::/64');
+    expect(sourceOf('64:ff9b::192.0.2.33')).to.equal('64:ff9b:0:0::/64');
+    expect(sourceOf('2001:db8:0:1:2:3:4:5:6')).to.equal('2001:db8:0:1:2:3:4:5:6'); // not an address: itself
+    expect(sourceOf(undefined)).to.equal('');
   });
 
   it('keeps arrival order through many waiting connections (the queue compacts)', () => {
@@ -235,6 +296,27 @@ describe('TLS handshake gate on a real HTTPS server', function () {
     expect(r).to.have.property('error').that.matches(/ECONNRESET|socket hang up/);
     expect(r.ms).to.be.below(3000);
     expect(g.stats.dropped).to.equal(1);
+  });
+
+  it('a flood of silent connections from one address does not starve a client from another', async () => {
+    // 2 slots, each held 1 s by a connection that sends nothing. In arrival order the client below
+    // would wait behind 6 silent ones: 3 s, past its 2.5 s wait limit, and be closed unserved.
+    await start({ max: 2, slotMs: 1000, maxWaitMs: 2500 });
+    const flood: Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = netConnect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+      raws.push(s);
+      s.on('error', () => {});
+      await once(s, 'connect');
+      flood.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(g.stats).to.include({ inProgress: 2, queued: 6, sources: 1 });
+    expect(g.stats.busiest).to.deep.equal({ source: '127.0.0.2', queued: 6 });
+    const r = await get(); // from 127.0.0.1
+    expect(r).to.have.property('body', 'hello');
+    expect(r.ms).to.be.within(700, 2400); // its turn came when the first slots expired
+    expect(g.stats.dropped).to.equal(0);
   });
 
   it('refuses to gate a server that reads connections on accept', () => {
