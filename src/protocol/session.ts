@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
+import { ChurnMap } from '../common/churn-map.js';
 import {
   CloseCode,
   GoAwayCodes,
@@ -133,9 +134,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private readonly highWaterMark: number;
   private readonly maxOutboundBacklog: number;
 
-  private readonly streams = new Map<number, MuxStream>();
+  // ChurnMaps, keyed by id: a stream per request passes through each, and a plain Map (or a Set of
+  // streams) left every stream it ever held to the young-generation collector (churn-map.ts).
+  private readonly streams = new ChurnMap<number, MuxStream>();
   /** Streams with data (and credit) or an END waiting; iteration order is the round-robin order. */
-  private readonly ready = new Set<MuxStream>();
+  private readonly ready = new ChurnMap<number, MuxStream>();
   private nextLocalId: number;
   private lastLocalId = 0;
   private lastPeerId = 0;
@@ -283,7 +286,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     // An empty last chunk: the callback rides on the last one with bytes.
     if (chunks[last]!.length === 0) s.pending[s.pending.length - 1]!.cb = cb;
-    if (s.sendWindow.size > 0) this.ready.add(s);
+    if (s.sendWindow.size > 0) this.ready.set(s.id, s);
     this.pump();
   }
 
@@ -297,7 +300,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       return;
     }
     s.pendingEnd = cb;
-    this.ready.add(s);
+    this.ready.set(s.id, s);
     this.pump();
   }
 
@@ -554,7 +557,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       case 'window':
         s.sendWindow.grant(f.increment, f.streamId);
         if (s.pending.length > 0 || s.pendingEnd) {
-          this.ready.add(s);
+          this.ready.set(s.id, s);
           this.pump();
         }
         return;
@@ -640,9 +643,9 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     try {
       const maxFrame = this.remote.maxFrameSize;
       while (this.ready.size > 0 && this.transport.bufferedAmount + this.outBytes < this.highWaterMark) {
-        const s = this.ready.values().next().value as MuxStream;
-        this.ready.delete(s);
-        if (this.sendSome(s, maxFrame, done)) this.ready.add(s); // re-added at the end: round robin
+        const s = this.ready.first()!;
+        this.ready.delete(s.id);
+        if (this.sendSome(s, maxFrame, done)) this.ready.set(s.id, s); // re-added at the end: round robin
       }
     } finally {
       this.pumping = false;
@@ -785,7 +788,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private retire(s: MuxStream): void {
     if (!this.streams.delete(s.id)) return;
     this.grownBytes -= s.recvWindow.grown;
-    this.ready.delete(s);
+    this.ready.delete(s.id);
     if (s.role === 'initiator') this.localOpen--;
     else this.peerOpen--;
     // Only a stream retired with writes still queued needs the error (built lazily: retiring is the
