@@ -22,16 +22,16 @@
  * A handshake holds its slot until it is secure, its socket closes, or `slotMs` passes; then it goes
  * on outside the count (so after an event-loop turn longer than `slotMs` the limit is briefly
  * exceeded), and clients that open connections and send nothing hold a slot `slotMs` each. A
- * connection that waits is closed once its turn comes after it has waited `maxWaitMs`: at most
- * `maxWaitMs` + `slotMs`.
+ * connection that has waited `maxWaitMs` is closed when its turn comes or by a sweep once a
+ * second, whichever is first: it waits at most about `maxWaitMs` + 1 s.
  *
  * The gate sits in front of the whole listener, so in a storm relay API clients queue with the
  * connectors: what they wait for is the CPU the storm is using anyway.
  */
-import { isIPv4 } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Clock, TimerHandle } from '../common/clock.js';
+import { FairQueue, sourceOf } from './fair-queue.js';
 
 export interface HandshakeGateOptions {
   maxInProgress: number;
@@ -64,82 +64,11 @@ export interface HandshakeGateStats {
 export interface GatedConnection {
   /** The peer's address; connections without one share a source. */
   readonly remoteAddress?: string | undefined;
+  /** Closed already (by this process). */
+  readonly destroyed?: boolean;
   destroy(): void;
   once(event: 'close', fn: () => void): unknown;
   off(event: 'close', fn: () => void): unknown;
-}
-
-/**
- * The source a connection is counted under: an IPv4 address (also when written as IPv4-mapped
- * IPv6), or the /64 of an IPv6 address.
- */
-export function sourceOf(address: string | undefined): string {
-  if (!address) return '';
-  if (isIPv4(address)) return address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
-  const zone = address.indexOf('%');
-  const groups = expandIPv6(zone < 0 ? address : address.slice(0, zone));
-  return groups ? `${groups.slice(0, 4).join(':')}::/64` : address;
-}
-
-/** The eight 16-bit groups of an IPv6 address, without leading zeros; undefined if it is not one. */
-function expandIPv6(a: string): string[] | undefined {
-  const halves = a.toLowerCase().split('::');
-  if (halves.length > 2) return undefined;
-  const part = (h: string | undefined): string[] => (h ? h.split(':') : []);
-  const head = part(halves[0]);
-  const tail = part(halves[1]);
-  // An embedded IPv4 tail (::1.2.3.4) is two groups.
-  const last = tail.length ? tail : head;
-  if (last.length && isIPv4(last[last.length - 1]!)) {
-    const [b0, b1, b2, b3] = last.pop()!.split('.').map(Number) as [number, number, number, number];
-    last.push(((b0 << 8) | b1).toString(16), ((b2 << 8) | b3).toString(16));
-  }
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return undefined;
-  return groups.map((g) => parseInt(g, 16).toString(16));
-}
-
-/**
- * A FIFO as an array with a moving head: shift() on 10,000 waiting sockets would be O(n) each. The
- * array is compacted when the consumed part is both large and most of it.
- */
-class Fifo<T> {
-  private items: Array<T | undefined> = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(x: T): void {
-    this.items.push(x);
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): T | undefined {
-    if (this.head === this.items.length) return undefined;
-    const x = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return x;
-  }
-
-  *[Symbol.iterator](): IterableIterator<T> {
-    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
-  }
 }
 
 interface Waiting<C> {
@@ -147,25 +76,15 @@ interface Waiting<C> {
   since: number;
 }
 
-/** One source's waiting connections. */
-interface Source<C> {
-  key: string;
-  waiting: Fifo<Waiting<C>>;
-}
+/** How often waiting connections past `maxWaitMs` are looked for (besides when their turn comes). */
+const SWEEP_MS = 1000;
 
 /** The accounting, without Node's TLS server: `start` begins a handshake, `done(conn)` ends one. */
 export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   private inProgress = 0;
-  private queued = 0;
   private readonly slots = new Map<C, () => void>();
-  /** Sources with connections waiting, and the order they are served in (each at most once). */
-  private readonly sources = new Map<string, Source<C>>();
-  private readonly turns = new Fifo<Source<C>>();
-  /**
-   * The source with the most waiting as far as pushes tell: a source only grows by arriving, so the
-   * one that last outgrew it is it, or was until it was served (then it is merely a busy one).
-   */
-  private busiest: Source<C> | undefined;
+  private readonly waiting = new FairQueue<Waiting<C>>();
+  private sweepTimer: TimerHandle | undefined;
   private dropped = 0;
   private expired = 0;
   private reported = 0;
@@ -178,12 +97,12 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   ) {}
 
   get stats(): HandshakeGateStats {
-    const b = this.liveBusiest();
+    const b = this.waiting.busiest();
     return {
       inProgress: this.inProgress,
-      queued: this.queued,
-      sources: this.sources.size,
-      ...(b ? { busiest: { source: b.key, queued: b.waiting.length } } : {}),
+      queued: this.waiting.size,
+      sources: this.waiting.keys,
+      ...(b ? { busiest: { source: b.key, queued: b.count } } : {}),
       dropped: this.dropped,
       expired: this.expired,
     };
@@ -192,34 +111,18 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
   /** A connection was accepted (and is not being read). */
   arrived(conn: C): void {
     if (this.closed) return conn.destroy();
-    if (this.inProgress < this.o.maxInProgress && this.queued === 0) return this.admit(conn);
+    if (this.inProgress < this.o.maxInProgress && this.waiting.size === 0) return this.admit(conn);
     const key = sourceOf(conn.remoteAddress);
-    let src = this.sources.get(key);
-    if (this.queued >= this.o.maxQueued) {
-      // Longest queue drop: the busiest source (as far as we know) gives up its oldest, which would
-      // time out first, unless taking the newcomer would leave the newcomer's source no shorter
-      // than it; then the newcomer goes. (So a source emptied here never happens: the busiest
-      // keeps at least one.)
-      const b = this.liveBusiest();
-      if (!b || b.waiting.length <= (src?.waiting.length ?? 0) + 1) return this.drop(conn);
-      this.drop(b.waiting.shift()!.conn);
-      this.queued--;
+    if (this.waiting.size >= this.o.maxQueued) {
+      // Longest queue drop: the busiest source gives up its oldest, which would time out first,
+      // unless taking the newcomer would leave the newcomer's source no shorter than it; then the
+      // newcomer goes.
+      const b = this.waiting.busiest();
+      if (!b || b.count <= this.waiting.lengthOf(key) + 1) return this.drop(conn);
+      this.drop(this.waiting.shiftBusiest()!.conn);
     }
-    if (!src) {
-      src = { key, waiting: new Fifo() };
-      this.sources.set(key, src);
-      this.turns.push(src);
-    }
-    src.waiting.push({ conn, since: this.o.clock.now() });
-    this.queued++;
-    const b = this.liveBusiest();
-    if (!b || src.waiting.length > b.waiting.length) this.busiest = src;
-  }
-
-  /** The busiest source, unless it has since been served empty. */
-  private liveBusiest(): Source<C> | undefined {
-    const b = this.busiest;
-    return b && this.sources.get(b.key) === b ? b : undefined;
+    this.waiting.push(key, { conn, since: this.o.clock.now() });
+    this.scheduleSweep();
   }
 
   /**
@@ -228,11 +131,9 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
    */
   close(): void {
     this.closed = true;
-    for (const s of this.sources.values()) for (const w of s.waiting) w.conn.destroy();
-    this.sources.clear();
-    while (this.turns.shift());
-    this.queued = 0;
-    this.busiest = undefined;
+    for (const w of this.waiting.clear()) w.conn.destroy();
+    this.o.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
   }
 
   /** The connection's handshake is over (secure or failed); frees its slot if it still holds one. */
@@ -276,18 +177,35 @@ export class HandshakeGate<C extends GatedConnection = GatedConnection> {
     (this.reportTimer as { unref?: () => void }).unref?.();
   }
 
+  private isStale(w: Waiting<C>, now: number): boolean {
+    return now - w.since > this.o.maxWaitMs;
+  }
+
   /** Fills free slots, one waiting connection per source in turn. */
   private pump(): void {
     const now = this.o.clock.now();
-    while (!this.closed && this.inProgress < this.o.maxInProgress && this.queued > 0) {
-      const src = this.turns.shift()!;
-      const w = src.waiting.shift()!;
-      this.queued--;
-      if (src.waiting.length > 0) this.turns.push(src);
-      else this.sources.delete(src.key);
-      if (now - w.since > this.o.maxWaitMs) this.drop(w.conn);
+    while (!this.closed && this.inProgress < this.o.maxInProgress && this.waiting.size > 0) {
+      const w = this.waiting.shift()!;
+      // Destroyed while it waited (its 'close' has been and gone: a slot would wait for slotMs).
+      if (w.conn.destroyed) continue;
+      if (this.isStale(w, now)) this.drop(w.conn);
       else this.admit(w.conn);
     }
+  }
+
+  /**
+   * While connections wait, those past `maxWaitMs` are closed every SWEEP_MS, whichever source they
+   * belong to: with sources served in turn, a source's own turn can come later than that.
+   */
+  private scheduleSweep(): void {
+    if (this.sweepTimer !== undefined || this.closed) return;
+    this.sweepTimer = this.o.clock.setTimeout(() => {
+      this.sweepTimer = undefined;
+      const now = this.o.clock.now();
+      for (const w of this.waiting.pruneFronts((x) => this.isStale(x, now))) this.drop(w.conn);
+      if (this.waiting.size > 0) this.scheduleSweep();
+    }, SWEEP_MS);
+    (this.sweepTimer as { unref?: () => void }).unref?.();
   }
 }
 
