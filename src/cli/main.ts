@@ -1,15 +1,13 @@
 #!/usr/bin/env node
 /** The `uemlink` command: composition only; each sub-command lives in its own module. */
+import './v8-flags.js'; // first: V8 settings before anything else is evaluated
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.js';
-import { tuneV8 } from '../common/v8-tuning.js';
 import { cloudCommands } from './cloud.js';
 import { EXIT } from './common.js';
 import { connectorCommands } from './connector.js';
 import { simulateUemCommand } from '../uem/simulator/cli.js';
 import { demoCommand } from './demo.js';
-
-tuneV8();
 
 const program = new Command('uemlink')
   .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')

@@ -5,9 +5,11 @@
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const tuning = fileURLToPath(new URL('../../src/common/v8-tuning.js', import.meta.url));
+const cliMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Bytes the old generation grew while 2,000 objects were made at a site V8 had reason to tenure. */
 function oldGrowth(tune: boolean): number {
@@ -29,7 +31,10 @@ function oldGrowth(tune: boolean): number {
     growth.sort((a, b) => a - b);
     console.log(growth[3]); // the median: a collection during one of the 7 would skew it
   `;
-  return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim());
+  // A young generation at its full size from the start: V8 only makes pretenuring decisions in
+  // collections of a full-size young generation, which otherwise depends on how it has grown.
+  const young = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
+  return Number(execFileSync(process.execPath, [...young, '--input-type=module', '-e', script], { encoding: 'utf8' }).trim());
 }
 
 describe('V8 tuning of the daemons', function () {
@@ -38,5 +43,12 @@ describe('V8 tuning of the daemons', function () {
   it('without it V8 pretenures a site whose objects survive; with it, new objects start young', () => {
     expect(oldGrowth(false), 'objects allocated straight into the old generation without tuneV8').to.be.above(100_000);
     expect(oldGrowth(true)).to.equal(0);
+  });
+
+  it('the uemlink command applies it before any other module is evaluated (its first import)', () => {
+    const firstImport = /^import\s+(?:[^'"]*from\s+)?['"]([^'"]+)['"]/m.exec(readFileSync(cliMain, 'utf8'));
+    expect(firstImport?.[1]).to.equal('./v8-flags.js');
+    const flags = readFileSync(cliMain.replace(/main\.js$/, 'v8-flags.js'), 'utf8');
+    expect(flags).to.match(/tuneV8\(\)/);
   });
 });
