@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
-import { ChurnMap } from '../common/churn-map.js';
+import { IdMap } from '../common/id-map.js';
 import {
   CloseCode,
   GoAwayCodes,
@@ -40,6 +40,7 @@ import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js'
 import { MuxStream, type StreamHost } from './stream.js';
 import type { WindowTuning } from './flow.js';
 import { MessagePool } from './message-pool.js';
+import { ReadyQueue } from './ready-queue.js';
 
 /** What a session needs from the thing that carries its messages. */
 export interface Transport {
@@ -134,11 +135,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private readonly highWaterMark: number;
   private readonly maxOutboundBacklog: number;
 
-  // ChurnMaps, keyed by id: a stream per request passes through each, and a plain Map (or a Set of
-  // streams) left every stream it ever held to the young-generation collector (churn-map.ts).
-  private readonly streams = new ChurnMap<number, MuxStream>();
-  /** Streams with data (and credit) or an END waiting; iteration order is the round-robin order. */
-  private readonly ready = new ChurnMap<number, MuxStream>();
+  // Not a Map: a stream per request passes through it, and a Map's abandoned tables left every
+  // stream it ever held to the young-generation collector (id-map.ts).
+  private readonly streams = new IdMap<MuxStream>();
+  /** Streams with data (and credit) or an END waiting, in round-robin order (ready-queue.ts). */
+  private readonly ready = new ReadyQueue<MuxStream>();
   private nextLocalId: number;
   private lastLocalId = 0;
   private lastPeerId = 0;
@@ -286,7 +287,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     // An empty last chunk: the callback rides on the last one with bytes.
     if (chunks[last]!.length === 0) s.pending[s.pending.length - 1]!.cb = cb;
-    if (s.sendWindow.size > 0) this.ready.set(s.id, s);
+    if (s.sendWindow.size > 0) this.ready.add(s);
     this.pump();
   }
 
@@ -300,7 +301,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       return;
     }
     s.pendingEnd = cb;
-    this.ready.set(s.id, s);
+    this.ready.add(s);
     this.pump();
   }
 
@@ -557,7 +558,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       case 'window':
         s.sendWindow.grant(f.increment, f.streamId);
         if (s.pending.length > 0 || s.pendingEnd) {
-          this.ready.set(s.id, s);
+          this.ready.add(s);
           this.pump();
         }
         return;
@@ -643,9 +644,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     try {
       const maxFrame = this.remote.maxFrameSize;
       while (this.ready.size > 0 && this.transport.bufferedAmount + this.outBytes < this.highWaterMark) {
-        const s = this.ready.first()!;
-        this.ready.delete(s.id);
-        if (this.sendSome(s, maxFrame, done)) this.ready.set(s.id, s); // re-added at the end: round robin
+        const s = this.ready.shift()!;
+        if (this.sendSome(s, maxFrame, done)) this.ready.add(s); // re-added at the end: round robin
       }
     } finally {
       this.pumping = false;
@@ -788,7 +788,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private retire(s: MuxStream): void {
     if (!this.streams.delete(s.id)) return;
     this.grownBytes -= s.recvWindow.grown;
-    this.ready.delete(s.id);
+    this.ready.delete(s);
     if (s.role === 'initiator') this.localOpen--;
     else this.peerOpen--;
     // Only a stream retired with writes still queued needs the error (built lazily: retiring is the

@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import { SendWindow, RecvWindow, type WindowTuning } from './flow.js';
 import type { RequestHead, ResponseHead } from './messages.js';
 import { initialStatus, type Role, type StreamStatus } from './stream-state.js';
+import type { ReadyLinks } from './ready-queue.js';
 
 export interface StreamHost {
   /** Queues body chunks; `cb` runs once all of them are framed (or with the error that stops them). */
@@ -30,7 +31,7 @@ export interface PendingWrite {
   cb: (err?: Error | null) => void;
 }
 
-export class MuxStream extends Duplex {
+export class MuxStream extends Duplex implements ReadyLinks<MuxStream> {
   readonly id: number;
   /** The request head: given by the initiator, received by the responder. */
   readonly request: RequestHead;
@@ -52,6 +53,9 @@ export class MuxStream extends Duplex {
    */
   tail: Buffer | undefined = undefined;
   /** @internal */ tailBatch = -1;
+  /** @internal The session's ready queue (ready-queue.ts). */ readyPrev: MuxStream | null = null;
+  /** @internal */ readyNext: MuxStream | null = null;
+  /** @internal */ readyQueued = false;
 
   private readonly host: StreamHost;
 
