@@ -78,6 +78,8 @@ export class IdMap<V> {
   }
 
   private find(id: number): number {
+    // 0 marks an empty slot: it (or anything else that cannot be stored) must never match one.
+    if (!(id >= 1 && id <= 0x7fffffff) || id !== Math.floor(id)) return -1;
     const mask = this.keys.length - 1;
     for (let i = this.home(id); ; i = (i + 1) & mask) {
       const k = this.keys[i];

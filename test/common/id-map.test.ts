@@ -46,6 +46,18 @@ describe('IdMap', () => {
     expect(ids.size).to.equal(1);
   });
 
+  it('finds nothing under an id it could not hold (0 marks its empty slots), and deleting one changes nothing', () => {
+    const ids = new IdMap<string>();
+    for (let id = 1; id <= 5; id++) ids.set(id, `v${id}`);
+    for (const bad of [0, -1, 2.5, 0x80000000, Number.NaN]) {
+      expect(ids.has(bad), String(bad)).to.equal(false);
+      expect(ids.get(bad), String(bad)).to.equal(undefined);
+      expect(ids.delete(bad), String(bad)).to.equal(false);
+    }
+    expect(ids.size).to.equal(5);
+    expect([...ids.values()].sort()).to.deep.equal(['v1', 'v2', 'v3', 'v4', 'v5']);
+  });
+
   it('values deleted from an old-generation map are not promoted by young-generation collections (a plain Map\'s are)', () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
