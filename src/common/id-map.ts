@@ -78,13 +78,13 @@ export class IdMap<V> {
   }
 
   private find(id: number): number {
-    // 0 marks an empty slot: it (or anything else that cannot be stored) must never match one.
-    if (!(id >= 1 && id <= 0x7fffffff) || id !== Math.floor(id)) return -1;
     const mask = this.keys.length - 1;
     for (let i = this.home(id); ; i = (i + 1) & mask) {
       const k = this.keys[i];
-      if (k === id) return i;
+      // The empty test first: an id of 0 must not match an empty slot. Any other id that set()
+      // refuses equals no stored key, so its probe ends at an empty slot too.
       if (k === EMPTY) return -1;
+      if (k === id) return i;
     }
   }
 
