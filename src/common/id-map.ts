@@ -5,7 +5,7 @@
  *
  * Why not a Map: a session's stream table takes one stream per relayed request, and its size swings
  * between 0 and the concurrency with every burst. V8 rebuilds a Map's hash table when deletions
- * use up its entries and shrinks it (a runtime call and a new table) whenever it falls under a
+ * use up its entries and shrinks it (a new table) whenever it falls under a
  * quarter full; each abandoned table still points at every value it held. A dead old-generation
  * table counts as a root for the young-generation collector until the next full collection, so every
  * request that had been in the map at a rebuild was promoted: ~4 KiB per request on the cloud,

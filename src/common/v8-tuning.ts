@@ -13,7 +13,8 @@ import { setFlagsFromString } from 'node:v8';
  * object counts as a root for young-generation collections until the next full one, so the young
  * objects it pointed to (the stream, the HTTP request and response, their closures) were promoted
  * with it, ~4 KiB per request, and scavenges cost ~20 µs per request instead of ~3.5. It happened
- * to the cloud in ~1 run in 5 once the session's stream tables no longer did it (id-map.ts, ready-queue.ts); with
+ * to the cloud in ~1 run in 5 once the session's stream tables no longer did it (then ChurnMaps,
+ * now id-map.ts and ready-queue.ts); with
  * pretenuring off, in none of 22 (docs/performance.md). What pretenuring saves, copying objects
  * that really are long-lived out of the young generation, is small for these daemons: their
  * long-lived data is loaded once at start.

@@ -41,7 +41,7 @@ describe('ReadyQueue', () => {
         }
         expect(q.toArray()).to.deep.equal([...model.values()]);
         for (const it of items) {
-          expect(q.has(it)).to.equal(model.has(it.id));
+          expect(it.readyQueued).to.equal(model.has(it.id));
           // An item out of the queue keeps no link to one still in it (nor to anything else).
           if (!model.has(it.id)) expect([it.readyPrev, it.readyNext]).to.deep.equal([null, null]);
         }
