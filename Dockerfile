@@ -101,5 +101,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # SIGTERM drains (no new streams, in-flight requests finish), like the systemd unit's KillSignal=.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "/opt/uemlink/dist/src/cli/main.js"]
+# Node flags V8 reads only at start (src/common/v8-tuning.ts NODE_FLAGS; a test keeps them equal).
+ENTRYPOINT ["node", "--initial-old-space-size=128", "/opt/uemlink/dist/src/cli/main.js"]
 CMD ["connector", "run", "--config", "/etc/uemlink/connector.json"]

@@ -8,7 +8,7 @@ import { ConnectorCA } from '../cloud/ca.js';
 import { createPairingToken } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
-import { action, onTerminate } from './common.js';
+import { action, logMissingNodeFlags, onTerminate } from './common.js';
 
 function intOption(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -27,6 +27,7 @@ export function cloudCommands(program: Command): void {
       action(async (opts: { config: string }) => {
         const cfg = loadCloudConfig(opts.config);
         const logger = createLogger({ component: 'cloud', level: cfg.logLevel });
+        logMissingNodeFlags((m, meta) => logger.info(m, meta));
         const starting = CloudServer.start(cfg, { logger });
         onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m)); // see connector run
         await starting;

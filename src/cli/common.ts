@@ -1,6 +1,7 @@
 /** What every CLI command shares: error reporting, exit codes, signal handling. */
 import { UemlinkError, messageOf } from '../common/errors.js';
 import { redactString } from '../common/redact.js';
+import { missingNodeFlags } from '../common/v8-tuning.js';
 
 /** Exit codes (docs/runbook.md). 78 = EX_CONFIG: systemd units do not restart on it. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG: 78 } as const;
@@ -46,4 +47,15 @@ export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) =>
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+}
+
+/**
+ * A daemon started by plain `node main.js` (not bin/uemlink, the unit or the image) runs without the
+ * node flags V8 reads only at start (common/v8-tuning.ts): worth one line for whoever reads the log.
+ */
+export function logMissingNodeFlags(log: (msg: string, meta: Record<string, unknown>) => void): void {
+  const missing = missingNodeFlags();
+  if (missing.length > 0) {
+    log('node was started without the node flags uemlink runs with; transfers cost more CPU (docs/performance.md)', { missing: missing.join(' ') });
+  }
 }

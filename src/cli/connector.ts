@@ -13,7 +13,7 @@ import { systemFacts, type ConnectorStatus } from '../connector/status.js';
 import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
-import { action, onTerminate } from './common.js';
+import { action, logMissingNodeFlags, onTerminate } from './common.js';
 
 /** The pairing token: --token, --token-file, or UEMLINK_PAIRING_TOKEN (argv is visible to `ps`). */
 async function readToken(opts: { token?: string; tokenFile?: string }): Promise<string> {
@@ -64,6 +64,7 @@ export function connectorCommands(program: Command): void {
         const cfg = loadConnectorConfig(opts.config);
         const recent = new RecentProblems(50);
         const logger = createLogger({ component: 'connector', level: cfg.logLevel, recent, ...(cfg.logFile ? { file: { path: cfg.logFile } } : {}) });
+        logMissingNodeFlags((m, meta) => logger.info(m, meta));
         // Signals are handled from the first moment: the tunnel may be up before the local page is, and
         // a SIGTERM in that window must still drain rather than kill the process mid-stream.
         const starting = runConnector(cfg, logger, recent);

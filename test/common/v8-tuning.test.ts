@@ -2,14 +2,37 @@
  * tuneV8: with it, V8 no longer moves the objects of a place in the code that kept surviving
  * straight into the old generation (allocation-site pretenuring). Measured in a fresh Node process:
  * old-space growth while allocating objects whose allocation site V8 would otherwise have tenured.
+ *
+ * NODE_FLAGS: the floor under which V8 skips mark-compacts, measured the same way (a fresh process
+ * making old-generation garbage); every launcher passes them; a daemon started without says so.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS, missingNodeFlags } from '../../src/common/v8-tuning.js';
+import { startCloud, until } from '../helpers/procs.js';
 
 const tuning = fileURLToPath(new URL('../../src/common/v8-tuning.js', import.meta.url));
 const cliMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** Mark-compacts V8 ran while ~70 MiB of old-generation garbage was made (objects kept over a few scavenges, then dropped). */
+function markCompacts(flags: readonly string[]): number {
+  const script = `
+    let hold = [];
+    for (let r = 0; r < 40; r++) {
+      const batch = [];
+      for (let i = 0; i < 20000; i++) batch.push({ a: i, b: 'x' + i, c: [i] });
+      hold.push(batch);
+      if (hold.length > 3) hold.shift();
+      for (let j = 0; j < 200000; j++) ({ t: j }); // young garbage: the scavenges promote what is held
+    }
+  `;
+  const out = execFileSync(process.execPath, ['--trace-gc', ...flags, '-e', script], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes('Mark-Compact')).length;
+}
 
 /** Bytes the old generation grew while 2,000 objects were made at a site V8 had reason to tenure. */
 function oldGrowth(tune: boolean): number {
@@ -50,5 +73,37 @@ describe('V8 tuning of the daemons', function () {
     expect(firstImport?.[1]).to.equal('./v8-flags.js');
     const flags = readFileSync(cliMain.replace(/main\.js$/, 'v8-flags.js'), 'utf8');
     expect(flags).to.match(/tuneV8\(\)/);
+  });
+
+  it('NODE_FLAGS: V8 skips mark-compacts while the old generation stays under the floor (and runs them without)', () => {
+    expect(markCompacts([]), 'mark-compacts without the flags').to.be.at.least(1);
+    expect(markCompacts(NODE_FLAGS)).to.equal(0);
+  });
+
+  it('every launcher passes NODE_FLAGS before the program: the install wrapper, the image and npm run demo', () => {
+    const install = readFileSync(join(ROOT, 'scripts/install.sh'), 'utf8');
+    const wrapperLine = /printf 'exec %s (.*) %s "\$@"\\n'/.exec(install);
+    expect(wrapperLine?.[1], 'the exec line install.sh writes into bin/uemlink').to.equal(NODE_FLAGS.join(' '));
+    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+    expect(JSON.parse(entry![1]!)).to.deep.equal(['node', ...NODE_FLAGS, '/opt/uemlink/dist/src/cli/main.js']);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['demo']).to.equal(`node ${NODE_FLAGS.join(' ')} dist/src/cli/main.js demo`);
+    expect(missingNodeFlags(['--inspect'])).to.deep.equal([...NODE_FLAGS]);
+    expect(missingNodeFlags([...NODE_FLAGS, '--inspect'])).to.deep.equal([]);
+  });
+
+  it('a daemon started without NODE_FLAGS logs which it lacks; started with them (as the test helpers do), it does not', async () => {
+    const line = /without the node flags uemlink runs with/;
+    const withFlags = await startCloud();
+    // The same command with the flags dropped from node's command line, as a plain `node main.js` would.
+    const without = await startCloud({ wrap: ['sh', '-c', `n="$0"; shift ${NODE_FLAGS.length}; exec "$n" "$@"`] });
+    try {
+      await until(async () => without.proc.logs.some((l) => line.test(l.message)), 10_000, 'the missing-flags line');
+      const logged = without.proc.logs.find((l) => line.test(l.message)) as { missing?: string } | undefined;
+      expect(logged?.missing).to.equal(NODE_FLAGS.join(' '));
+      expect(withFlags.proc.logs.filter((l) => line.test(l.message))).to.deep.equal([]);
+    } finally {
+      await Promise.all([withFlags.proc.stop(), without.proc.stop()]);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requestJson } from '../../src/connector/http-json.js';
+import { NODE_FLAGS } from '../../src/common/v8-tuning.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -96,7 +97,8 @@ export class Proc {
   /** `wrap` prefixes the command, e.g. ['ip', 'netns', 'exec', NS] to run inside a namespace. */
   constructor(readonly args: string[], env: Record<string, string> = {}, wrap: string[] = []) {
     const [cmd, ...pre] = wrap.length > 0 ? wrap : [process.execPath];
-    const argv = wrap.length > 0 ? [...pre, process.execPath, CLI, ...args] : [CLI, ...args];
+    // The daemons as launched in production: with the node flags bin/uemlink and the image pass.
+    const argv = wrap.length > 0 ? [...pre, process.execPath, ...NODE_FLAGS, CLI, ...args] : [...NODE_FLAGS, CLI, ...args];
     this.child = spawn(cmd!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.child);
     let buf = '';

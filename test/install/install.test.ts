@@ -335,7 +335,8 @@ describe('install.sh and uninstall.sh into a temporary root (DESTDIR)', function
     const text = readFileSync(wrapper, 'utf8');
     expect(text.startsWith('#!/bin/sh\n')).to.equal(true);
     // It points at the final location (/opt/uemlink), not into DESTDIR.
-    const m = /^exec '(\/[^']+)' '\/opt\/uemlink\/lib\/uemlink\/dist\/src\/cli\/main\.js' "\$@"$/m.exec(text);
+    // With the node flags V8 reads only at start (src/common/v8-tuning.ts).
+    const m = /^exec '(\/[^']+)' --initial-old-space-size=128 '\/opt\/uemlink\/lib\/uemlink\/dist\/src\/cli\/main\.js' "\$@"$/m.exec(text);
     expect(m, text).to.not.equal(null);
     accessSync(m![1]!, fsc.X_OK);
     expect(text).to.not.include(destdir);
