@@ -11,14 +11,15 @@ import { setFlagsFromString } from 'node:v8';
  * (which the systemd units run), the container's ENTRYPOINT, `npm run demo`, and the test and
  * benchmark processes (test/helpers/procs.ts); tests check each against this list.
  *
- * `--initial-old-space-size=128`: V8 skips full collections (mark-compacts) while the old generation
- * and the external memory allocated since the last one stay under 128 MiB. A daemon's live heap is
- * ~24 MiB, so V8's own limit (about twice that) left ~24 MiB of room, and a transfer churns through
- * buffers outside the heap (TLS records, WebSocket messages) that count against it: the cloud or the
- * connector ran a mark-compact every ~25 MiB relayed in most runs (18-30 per 512 MiB), and those
- * runs cost ~20 % more relay CPU per GiB (docs/performance.md). With the floor: none in 9 of 9
- * runs, and the same peak RSS. It changes nothing for a heap already larger (a cloud with thousands
- * of connectors), and it does not stop the idle-time memory reducer.
+ * `--initial-old-space-size=128`: the floor of the old generation's limit, under which V8 skips
+ * full collections (mark-compacts). A daemon's live heap is ~24 MiB, and V8's own limit, about
+ * twice that, left ~24 MiB of room. During a transfer V8 started mark-compacts at "allocation
+ * limit" with the heap itself at half its limit and next to nothing promoted: what used the room
+ * were the buffers outside the heap that a transfer churns through (TLS records, WebSocket
+ * messages). The cloud or the connector ran one every ~25 MiB relayed in about half the runs
+ * (17-32 per 512 MiB), and those runs cost 6.2-7.2 s of relay CPU per GiB downloaded against
+ * 4.4-5.3 in the others (docs/performance.md). With the floor: none in 15 runs, the same peak RSS.
+ * A heap already larger than the floor (a cloud with thousands of connectors) is not affected.
  */
 export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 
