@@ -11,21 +11,28 @@ import { setFlagsFromString } from 'node:v8';
  * (which the systemd units run), the container's ENTRYPOINT, `npm run demo`, and the test and
  * benchmark processes (test/helpers/procs.ts); tests check each against this list.
  *
- * `--initial-old-space-size=128`: the floor of the old generation's limit, under which V8 skips
- * full collections (mark-compacts). A daemon's live heap is ~24 MiB, and V8's own limit, about
- * twice that, left ~24 MiB of room. During a transfer V8 started mark-compacts at "allocation
- * limit" with the heap itself at half its limit and next to nothing promoted: what used the room
- * were the buffers outside the heap that a transfer churns through (TLS records, WebSocket
- * messages). The cloud or the connector ran one every ~25 MiB relayed in about half the runs
- * (17-32 per 512 MiB), and those runs cost 6.2-7.2 s of relay CPU per GiB downloaded against
- * 4.4-5.3 in the others (docs/performance.md). With the floor: none in 15 runs, the same peak RSS.
- * A heap already larger than the floor (a cloud with thousands of connectors) is not affected.
+ * `--initial-old-space-size=128`: the floor of V8's old-generation limit (V8's own comment on it:
+ * "allow V8 to skip full GCs below that threshold"). A daemon's live heap is ~24 MiB, and V8's own
+ * limit, about twice that, left ~24 MiB of room. During a transfer V8 started mark-compacts at
+ * "allocation limit" with the heap itself at half its limit and next to nothing promoted, so, we
+ * infer, what used the room were the buffers outside the heap that a transfer churns through (TLS
+ * records, WebSocket messages). The cloud or the connector ran one every ~25 MiB relayed in about
+ * half the runs (17-32 per 512 MiB), and those runs cost 6.2-7.2 s of relay CPU per GiB downloaded
+ * against 4.4-5.3 in the others (docs/performance.md). With the floor: none in 15 runs, the same
+ * peak RSS. A heap larger than 128 MiB (a cloud with thousands of connectors) has a limit of V8's
+ * own above the floor; bench:scale re-run with the flag measured the same RSS per step.
  */
 export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 
-/** The NODE_FLAGS this process was started without (node's own command line, `process.execArgv`). */
+/**
+ * The NODE_FLAGS this process was started without (node's own command line, `process.execArgv`).
+ * A flag counts as given whatever its value and spelling (`--initial_old_space_size 256`): an admin
+ * who chose another value chose it.
+ */
 export function missingNodeFlags(execArgv: readonly string[] = process.execArgv): string[] {
-  return NODE_FLAGS.filter((f) => !execArgv.includes(f));
+  const name = (arg: string): string => arg.split('=')[0]!.replace(/_/g, '-');
+  const given = new Set(execArgv.map(name));
+  return NODE_FLAGS.filter((f) => !given.has(name(f)));
 }
 
 /**
