@@ -18,9 +18,10 @@ import { setFlagsFromString } from 'node:v8';
  * infer, what used the room were the buffers outside the heap that a transfer churns through (TLS
  * records, WebSocket messages). The cloud or the connector ran one every ~25 MiB relayed in about
  * half the runs (17-32 per 512 MiB), and those runs cost 6.2-7.2 s of relay CPU per GiB downloaded
- * against 4.4-5.3 in the others (docs/performance.md). With the floor: none in 15 runs, the same
- * peak RSS. A heap larger than 128 MiB (a cloud with thousands of connectors) has a limit of V8's
- * own above the floor; bench:scale re-run with the flag measured the same RSS per step.
+ * against 4.4-5.3 in the others (docs/performance.md). With the floor: none in 22 of 23 runs, a
+ * single one in the other, and the same peak RSS. A heap larger than 128 MiB (a cloud with
+ * thousands of connectors) has a limit of V8's own above the floor; bench:scale re-run with the
+ * flag measured the same RSS per step.
  */
 export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 
