@@ -29,6 +29,7 @@ import {
 } from 'node:fs';
 import { delimiter, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/common/v8-tuning.js';
 import { tempDir } from '../helpers/procs.js';
 
 /** The repository (this file runs from dist/test/install/). */
@@ -336,7 +337,8 @@ describe('install.sh and uninstall.sh into a temporary root (DESTDIR)', function
     expect(text.startsWith('#!/bin/sh\n')).to.equal(true);
     // It points at the final location (/opt/uemlink), not into DESTDIR.
     // With the node flags V8 reads only at start (src/common/v8-tuning.ts).
-    const m = /^exec '(\/[^']+)' --initial-old-space-size=128 '\/opt\/uemlink\/lib\/uemlink\/dist\/src\/cli\/main\.js' "\$@"$/m.exec(text);
+    const flags = NODE_FLAGS.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join(' ');
+    const m = new RegExp(`^exec '(/[^']+)' ${flags} '/opt/uemlink/lib/uemlink/dist/src/cli/main\\.js' "\\$@"$`, 'm').exec(text);
     expect(m, text).to.not.equal(null);
     accessSync(m![1]!, fsc.X_OK);
     expect(text).to.not.include(destdir);
