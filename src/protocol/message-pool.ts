@@ -10,6 +10,10 @@
  * A buffer comes back only when the transport says the message has left the process (written to
  * the socket, or the socket is gone); until then it is not touched. Transports that cannot say so
  * never give buffers back, and the pool just allocates.
+ *
+ * Each buffer keeps `headroom` bytes in front of the message, for the transport's own framing: a
+ * WebSocket frame header written there makes header and message one buffer, which the TLS layer
+ * encrypts in place instead of first joining the two into a fresh copy (session.ts, TRANSPORT_HEADROOM).
  */
 
 export class MessagePool {
@@ -26,6 +30,7 @@ export class MessagePool {
   constructor(
     readonly bufferBytes: number,
     private readonly maxFree: number,
+    readonly headroom = 0,
   ) {}
 
   get freeCount(): number {
@@ -43,23 +48,24 @@ export class MessagePool {
   }
 
   /**
-   * Concatenates `parts` (`total` bytes) into a pooled buffer. Returns the message (a view of
-   * `total` bytes) and the buffer to give back once it is sent, or undefined when this message is
-   * not worth pooling or too large.
+   * Concatenates `parts` (`total` bytes) into a pooled buffer, after its headroom. Returns the
+   * message (a view of `total` bytes, with `headroom` bytes of the same buffer in front of it) and
+   * the buffer to give back once it is sent, or undefined when this message is not worth pooling or
+   * too large.
    */
   assemble(parts: readonly Buffer[], total: number): { message: Buffer; backing: Buffer } | undefined {
     if (total < this.minBytes || total > this.bufferBytes) return undefined;
-    const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes);
-    let off = 0;
+    const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(this.headroom + this.bufferBytes);
+    let off = this.headroom;
     for (const p of parts) off += p.copy(backing, off);
     this.outstanding++;
     this.assembled++;
-    return { message: backing.subarray(0, total), backing };
+    return { message: backing.subarray(this.headroom, this.headroom + total), backing };
   }
 
   /** Gives a buffer from assemble() back. Call exactly once, after the message has left. */
   release(backing: Buffer): void {
     this.outstanding--;
-    if (backing.length === this.bufferBytes && this.free.length < this.maxFree) this.free.push(backing);
+    if (backing.length === this.headroom + this.bufferBytes && this.free.length < this.maxFree) this.free.push(backing);
   }
 }

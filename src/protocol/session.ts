@@ -47,9 +47,11 @@ export interface Transport {
   /**
    * Queues one binary message. `sent`, if given, is called once when the message has left the
    * process (written to the socket, or dropped with it): only then may its buffer be reused. A
-   * transport that cannot tell never calls it.
+   * transport that cannot tell never calls it. `headroom`, if given, is how many bytes right in
+   * front of `message` in its ArrayBuffer belong to the message too, spare: the transport may write
+   * its own framing there (at most TRANSPORT_HEADROOM bytes are offered).
    */
-  send(message: Buffer, sent?: () => void): void;
+  send(message: Buffer, sent?: () => void, headroom?: number): void;
   /** Bytes queued by send() and not yet written to the network. */
   readonly bufferedAmount: number;
   /** Closing handshake with a close code. */
@@ -113,11 +115,27 @@ export interface SessionEvents {
 
 const noop = (): void => {};
 
+/** Buffer.concat into a new buffer that keeps `headroom` spare bytes in front of the result. */
+function concatAfter(headroom: number, parts: readonly Buffer[], total: number): Buffer {
+  const buf = Buffer.allocUnsafe(headroom + total);
+  let off = headroom;
+  for (const p of parts) off += p.copy(buf, off);
+  return buf.subarray(headroom);
+}
+
 /** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
 export const BATCH_BYTES = 256 * 1024;
 
+/**
+ * Room left in front of every assembled message for the transport's framing: 14 bytes is the
+ * largest WebSocket frame header (2 + 8 length + 4 mask). With the header written there, header and
+ * message leave in one write; as two, Node's TLS layer would first copy both into a fresh buffer
+ * (docs/performance.md).
+ */
+export const TRANSPORT_HEADROOM = 14;
+
 /** Assembled messages of bulk transfers are built in recycled buffers (message-pool.ts). */
-export const messagePool = new MessagePool(BATCH_BYTES, 8);
+export const messagePool = new MessagePool(BATCH_BYTES, 8, TRANSPORT_HEADROOM);
 
 /** The largest WebSocket message a receiver with these limits must accept. */
 export function maxMessageSize(local: Limits): number {
@@ -765,14 +783,18 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.batchNo++;
     if (parts.length === 1) return this.transport.send(parts[0]!);
     const pooled = messagePool.assemble(parts, total);
-    if (!pooled) return this.transport.send(Buffer.concat(parts, total));
+    if (!pooled) return this.transport.send(concatAfter(TRANSPORT_HEADROOM, parts, total), undefined, TRANSPORT_HEADROOM);
     let given = false;
-    this.transport.send(pooled.message, () => {
-      // Once only: a buffer given back twice would be handed to two messages at once.
-      if (given) return;
-      given = true;
-      messagePool.release(pooled.backing);
-    });
+    this.transport.send(
+      pooled.message,
+      () => {
+        // Once only: a buffer given back twice would be handed to two messages at once.
+        if (given) return;
+        given = true;
+        messagePool.release(pooled.backing);
+      },
+      TRANSPORT_HEADROOM,
+    );
   }
 
   // ---- bookkeeping ------------------------------------------------------------------------------

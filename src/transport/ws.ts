@@ -12,11 +12,24 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { UemlinkError } from '../common/errors.js';
 import { trustContext } from '../common/tls-trust.js';
 import type { Transport } from '../protocol/session.js';
+import { wsHeaderLength, writeWsHeader } from './ws-frame.js';
 
 export interface TransportHandlers {
   message(data: Buffer): void;
   drain(): void;
   close(code: number, reason: string): void;
+}
+
+/**
+ * Who frames the messages WsTransport sends with headroom: this end itself, as a server (no mask)
+ * or as a client with all-zero masks; or ws (a client with random masks, which change the payload).
+ */
+export type WsFraming = 'server' | 'zero-mask' | 'ws';
+
+/** ws's private parts the direct write relies on; checked on every use, any surprise falls back to ws.send. */
+interface WsInternals {
+  _socket?: { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean };
+  _sender?: { _state?: unknown; _queue?: unknown[] };
 }
 
 /** A WebSocket seen through the session's eyes. Handlers can be swapped (handshake, then session). */
@@ -32,7 +45,14 @@ export class WsTransport implements Transport {
   /** The TLS under the WebSocket (wss://), for logs and diagnostics. */
   readonly tls: TlsInfo | undefined;
 
-  constructor(private readonly ws: WebSocket, remoteAddress = '') {
+  /** Messages written straight to the socket with their header in the headroom (for tests). */
+  directWrites = 0;
+
+  constructor(
+    private readonly ws: WebSocket,
+    remoteAddress = '',
+    private readonly framing: WsFraming = 'ws',
+  ) {
     this.remoteAddress = remoteAddress;
     const sock = (ws as unknown as { _socket?: Partial<TLSSocket> })._socket;
     this.tls = typeof sock?.isSessionReused === 'function' && sock.encrypted ? { protocol: sock.getProtocol?.() ?? 'unknown', resumed: sock.isSessionReused() } : undefined;
@@ -46,6 +66,7 @@ export class WsTransport implements Transport {
     });
     ws.on('close', (code: number, reason: Buffer) => {
       this.closed = true;
+      this.dropQueued();
       if (this.handlers) this.handlers.close(code, reason.toString('utf8'));
       else this.earlyClose = [code, reason.toString('utf8')];
     });
@@ -67,13 +88,78 @@ export class WsTransport implements Transport {
     return !this.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  send(message: Buffer, sent?: () => void): void {
+  send(message: Buffer, sent?: () => void, headroom = 0): void {
     if (this.ws.readyState !== WebSocket.OPEN) {
       sent?.(); // nothing holds it
       return;
     }
-    // ws calls back once the socket has taken the bytes (or failed): then the buffer is free.
-    this.ws.send(message, { binary: true }, sent ? (): void => (sent(), this.afterSend()) : this.afterSend);
+    // Called once the socket has taken the bytes (or failed): then the buffer is free.
+    const done = sent ? (): void => (sent(), this.afterSend()) : this.afterSend;
+    if (this.inFlight || this.queue.length > 0) {
+      // Behind a direct write: wait, so that messages keep their order (see writeDirect).
+      this.queue.push({ message, headroom, done });
+      this.queuedBytes += message.length;
+      return;
+    }
+    this.dispatch(message, headroom, done);
+  }
+
+  /** Messages waiting for the direct write in flight, in order. */
+  private queue: Array<{ message: Buffer; headroom: number; done: () => void }> = [];
+  private queuedBytes = 0;
+  /** A direct write has not called back yet. */
+  private inFlight = false;
+
+  private dispatch(message: Buffer, headroom: number, done: () => void): void {
+    if (headroom > 0 && this.writeDirect(message, headroom, done)) return;
+    this.ws.send(message, { binary: true }, done);
+  }
+
+  /**
+   * Writes the frame header into the headroom in front of `message` and header and message to the
+   * socket as one buffer. ws would write them as two, and Node's TLS layer joins the buffers of one
+   * write into a fresh copy before encrypting: a copy of every byte a transfer sends
+   * (docs/performance.md). For the same reason one direct write at a time: writes made while the
+   * socket is busy are buffered by the stream and leave together, joined again; the next message
+   * waits for this one's callback instead (the socket's own buffer in the kernel keeps the link
+   * busy meanwhile). Only while ws's sender has nothing queued (it queues only for compression,
+   * off here, and Blobs, never sent), so frames keep their order; otherwise, or if ws's internals
+   * are not what this expects, returns false and ws sends the message.
+   */
+  private writeDirect(message: Buffer, headroom: number, done: () => void): boolean {
+    if (this.framing === 'ws') return false;
+    const masked = this.framing === 'zero-mask';
+    const hl = wsHeaderLength(message.length, masked);
+    if (headroom < hl) return false;
+    const { _socket: socket, _sender: sender } = this.ws as unknown as WsInternals;
+    if (!socket || typeof socket.write !== 'function' || sender?._state !== 0 || !Array.isArray(sender._queue) || sender._queue.length > 0) return false;
+    const frame = Buffer.from(message.buffer, message.byteOffset - hl, hl + message.length);
+    writeWsHeader(frame, 0, message.length, masked);
+    this.directWrites++;
+    this.inFlight = true;
+    socket.write(frame, () => {
+      this.inFlight = false;
+      done();
+      this.dispatchQueued();
+    });
+    return true;
+  }
+
+  /** The connection is gone: the waiting messages are dropped and their buffers free. */
+  private dropQueued(): void {
+    const q = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const m of q) m.done();
+  }
+
+  private dispatchQueued(): void {
+    while (!this.inFlight && this.queue.length > 0) {
+      const m = this.queue.shift()!;
+      this.queuedBytes -= m.message.length;
+      if (this.ws.readyState === WebSocket.OPEN) this.dispatch(m.message, m.headroom, m.done);
+      else m.done(); // dropped with the connection: its buffer is free
+    }
   }
 
   private readonly afterSend = (): void => {
@@ -81,7 +167,7 @@ export class WsTransport implements Transport {
   };
 
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
+    return this.ws.bufferedAmount + this.queuedBytes;
   }
 
   close(code: number, reason: string): void {
@@ -230,7 +316,7 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
     ws.once('open', () => {
       settled = true;
       const sock = (ws as unknown as { _socket?: { remoteAddress?: string } })._socket;
-      resolve(new WsTransport(ws, sock?.remoteAddress ?? ''));
+      resolve(new WsTransport(ws, sock?.remoteAddress ?? '', wsOpts.generateMask === zeroMask ? 'zero-mask' : 'ws'));
     });
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       settled = true;
@@ -314,7 +400,7 @@ export function createTunnelServer(maxPayload: number): {
         socket.once('close', refused);
         wss.handleUpgrade(req, socket, head, (ws) => {
           socket.off('close', refused);
-          resolve(new WsTransport(ws, req.socket.remoteAddress ?? ''));
+          resolve(new WsTransport(ws, req.socket.remoteAddress ?? '', 'server'));
         });
       });
     },

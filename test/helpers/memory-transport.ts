@@ -27,8 +27,17 @@ export class MemoryTransport implements Transport {
   copyOnDeliver = false;
   private sentCallbacks = new Map<Buffer, () => void>();
 
-  send(message: Buffer, sent?: () => void): void {
+  /** Messages sent with headroom (whose spare bytes this transport scribbled over). */
+  headroomMessages = 0;
+
+  send(message: Buffer, sent?: () => void, headroom = 0): void {
     if (this.closed) return;
+    if (headroom > 0) {
+      // As WsTransport writes its frame header there: if those bytes belonged to anything else
+      // (another message, a payload still queued), the protocol tests would see it corrupted.
+      Buffer.from(message.buffer, message.byteOffset - headroom, headroom).fill(0xaa);
+      this.headroomMessages++;
+    }
     if (this.copyOnDeliver) {
       this.queue.push(message);
       if (sent) this.sentCallbacks.set(message, sent);

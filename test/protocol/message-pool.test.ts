@@ -38,3 +38,18 @@ describe('message pool', () => {
     expect(c.message.every((x) => x === 3)).to.equal(true);
   });
 });
+
+describe('message pool headroom', () => {
+  it('keeps `headroom` spare bytes of the same buffer in front of every message, and recycles such buffers', () => {
+    const pool = new MessagePool(64 * 1024, 1, 14);
+    const n = pool.minBytes + 3;
+    const a = pool.assemble(parts([n - 3, 3], 5), n)!;
+    expect(a.backing.length).to.equal(14 + 64 * 1024);
+    expect(a.message.buffer).to.equal(a.backing.buffer);
+    expect(a.message.byteOffset - a.backing.byteOffset).to.equal(14);
+    expect(a.message.equals(Buffer.concat(parts([n - 3, 3], 5)))).to.equal(true);
+    pool.release(a.backing);
+    expect(pool.freeCount).to.equal(1);
+    expect(pool.assemble(parts([n], 6), n)!.backing).to.equal(a.backing);
+  });
+});

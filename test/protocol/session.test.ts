@@ -145,6 +145,10 @@ describe('session', () => {
     // This transfer went through the pool, and its buffers came back to it.
     expect(messagePool.assembled).to.be.greaterThan(assembledBefore);
     expect(messagePool.freeCount).to.be.greaterThan(0);
+    // Both ways, the messages came with spare bytes in front, which the transports scribbled
+    // over (memory-transport.ts) without touching the bytes that arrived.
+    expect(p.cloudT.headroomMessages).to.be.greaterThan(10);
+    expect(p.connectorT.headroomMessages).to.be.greaterThan(10);
   });
 
   it('a slow reader receives every byte in order (credit is returned as it reads)', async () => {
