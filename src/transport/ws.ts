@@ -111,18 +111,25 @@ export class WsTransport implements Transport {
   private inFlight = false;
 
   private dispatch(message: Buffer, headroom: number, done: () => void): void {
-    if (headroom > 0 && this.writeDirect(message, headroom, done)) return;
-    this.ws.send(message, { binary: true }, done);
+    this.inFlight = true;
+    const written = (): void => {
+      this.inFlight = false;
+      done();
+      this.dispatchQueued();
+    };
+    if (headroom > 0 && this.writeDirect(message, headroom, written)) return;
+    // ws frames it: one at a time as well, so that a direct write never joins it in the socket's buffer.
+    this.ws.send(message, { binary: true }, written);
   }
 
   /**
    * Writes the frame header into the headroom in front of `message` and header and message to the
    * socket as one buffer. ws would write them as two, and Node's TLS layer joins the buffers of one
    * write into a fresh copy before encrypting: a copy of every byte a transfer sends
-   * (docs/performance.md). For the same reason one direct write at a time: writes made while the
-   * socket is busy are buffered by the stream and leave together, joined again; the next message
-   * waits for this one's callback instead (the socket's own buffer in the kernel keeps the link
-   * busy meanwhile). Only while ws's sender has nothing queued (it queues only for compression,
+   * (docs/performance.md). For the same reason one write at a time (dispatch): writes made while
+   * the socket is busy are buffered by the stream and leave together, joined again; the next
+   * message waits for this one's callback instead (the socket's own buffer in the kernel keeps the
+   * link busy meanwhile). Only while ws's sender has nothing queued (it queues only for compression,
    * off here, and Blobs, never sent), so frames keep their order; otherwise, or if ws's internals
    * are not what this expects, returns false and ws sends the message.
    */
@@ -136,13 +143,16 @@ export class WsTransport implements Transport {
     const frame = Buffer.from(message.buffer, message.byteOffset - hl, hl + message.length);
     writeWsHeader(frame, 0, message.length, masked);
     this.directWrites++;
-    this.inFlight = true;
-    socket.write(frame, () => {
-      this.inFlight = false;
-      done();
-      this.dispatchQueued();
-    });
+    socket.write(frame, () => done());
     return true;
+  }
+
+  /** Hands every waiting message to the socket now, without waiting for the write in flight. */
+  private writeQueuedNow(): void {
+    const q = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const m of q) this.dispatch(m.message, m.headroom, m.done);
   }
 
   /** The connection is gone: the waiting messages are dropped and their buffers free. */
@@ -172,6 +182,11 @@ export class WsTransport implements Transport {
 
   close(code: number, reason: string): void {
     if (this.ws.readyState === WebSocket.CLOSED || this.ws.readyState === WebSocket.CLOSING) return;
+    // ws writes the Close frame at once: what waits behind the write in flight (the session's last
+    // message, a GOAWAY saying why) goes to the socket first, in order, even if it leaves joined.
+    // (A close started by the peer, or by ws on a protocol error, drops it: RFC 6455 lets an
+    // endpoint stop sending once a Close is under way.)
+    this.writeQueuedNow();
     try {
       this.ws.close(code, reason);
     } catch {

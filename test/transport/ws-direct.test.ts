@@ -122,6 +122,22 @@ describe('tunnel messages framed in their headroom (WsTransport)', function () {
     ws.terminate();
   });
 
+  it('sends what waits behind the write in flight before the Close frame when this side closes', async () => {
+    const client = await dialWebSocket(`wss://127.0.0.1:${port}/t`, { ca: [pki.caCertPem], handshakeTimeoutMs: 5000, maxPayload: 1 << 20 });
+    const cloud = await accepted;
+    const msgs = [...Array.from({ length: 10 }, (_, k) => message(200 * 1024, k)), message(40, 99)];
+    const got = receive(cloud, msgs.length);
+    const closed = new Promise<number>((resolve) => client.setHandlers({ message() {}, drain() {}, close: (code) => resolve(code) }));
+    const sent = msgs.map(() => 0);
+    msgs.forEach((m, k) => client.send(m, () => sent[k]!++, TRANSPORT_HEADROOM));
+    expect(client.bufferedAmount).to.be.greaterThan(9 * 200 * 1024); // most of it waiting in the transport
+    client.close(1000, 'bye'); // as the session does after its last flush (a GOAWAY saying why)
+    const received = await got;
+    received.forEach((m, k) => expect(m.equals(msgs[k]!), `message ${k}`).to.equal(true));
+    expect(await closed).to.equal(1000);
+    expect(sent).to.deep.equal(sent.map(() => 1));
+  });
+
   it('gives back every waiting message once when the connection drops', async () => {
     const client = await dialWebSocket(`wss://127.0.0.1:${port}/t`, { ca: [pki.caCertPem], handshakeTimeoutMs: 5000, maxPayload: 1 << 20 });
     await accepted;
