@@ -89,7 +89,7 @@ export class WsTransport implements Transport {
     // Called once the socket has taken the bytes (or failed): then the buffer is free.
     const done = sent ? (): void => (sent(), this.afterSend()) : this.afterSend;
     if (this.inFlight || this.queue.length > 0) {
-      // Behind a direct write: wait, so that messages keep their order (see writeDirect).
+      // Behind the write in flight: wait, so that messages keep their order (see writeDirect).
       this.queue.push({ message, headroom, done });
       this.queuedBytes += message.length;
       return;
@@ -97,10 +97,10 @@ export class WsTransport implements Transport {
     this.dispatch(message, headroom, done);
   }
 
-  /** Messages waiting for the direct write in flight, in order. */
+  /** Messages waiting for the write in flight, in order. */
   private queue: Array<{ message: Buffer; headroom: number; done: () => void }> = [];
   private queuedBytes = 0;
-  /** A direct write has not called back yet. */
+  /** A write (direct or ws's) has not called back yet. */
   private inFlight = false;
 
   private dispatch(message: Buffer, headroom: number, done: () => void): void {
@@ -140,20 +140,22 @@ export class WsTransport implements Transport {
     return true;
   }
 
-  /** Hands every waiting message to the socket now, without waiting for the write in flight. */
-  private writeQueuedNow(): void {
+  /** Empties the queue, returning what waited. */
+  private takeQueued(): WsTransport['queue'] {
     const q = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    for (const m of q) this.dispatch(m.message, m.headroom, m.done);
+    return q;
+  }
+
+  /** Hands every waiting message to the socket now, without waiting for the write in flight. */
+  private writeQueuedNow(): void {
+    for (const m of this.takeQueued()) this.dispatch(m.message, m.headroom, m.done);
   }
 
   /** The connection is gone: the waiting messages are dropped and their buffers free. */
   private dropQueued(): void {
-    const q = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
-    for (const m of q) m.done();
+    for (const m of this.takeQueued()) m.done();
   }
 
   private dispatchQueued(): void {
