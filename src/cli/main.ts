@@ -1,5 +1,12 @@
-#!/usr/bin/env node
-/** The `uemlink` command: composition only; each sub-command lives in its own module. */
+#!/usr/bin/env -S node --initial-old-space-size=128
+/**
+ * The `uemlink` command: composition only; each sub-command lives in its own module.
+ *
+ * The first line carries NODE_FLAGS (common/v8-tuning.ts; a test keeps them equal) because this
+ * file is package.json's `bin`: `npx uemlink`, a global `npm install` and running this file
+ * directly start node through it, not through the launchers that pass the flags themselves.
+ * `env -S` splits the line into words (GNU coreutils 8.30+, BSD and macOS env).
+ */
 import './v8-flags.js'; // first: V8 settings before anything else is evaluated
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.js';

@@ -81,7 +81,7 @@ describe('V8 tuning of the daemons', function () {
     expect(markCompacts(NODE_FLAGS)).to.equal(0);
   });
 
-  it('every launcher passes NODE_FLAGS before the program: the install wrapper, the image and npm run demo', () => {
+  it('every launcher passes NODE_FLAGS before the program: the install wrapper, the image, npm run demo and the bin file\'s first line', () => {
     const install = readFileSync(join(ROOT, 'scripts/install.sh'), 'utf8');
     expect(/^node_flags='([^']*)'$/m.exec(install)?.[1], 'node_flags in install.sh (the wrapper and its smoke test)').to.equal(NODE_FLAGS.join(' '));
     expect(install).to.include(`printf 'exec %s %s %s "$@"\\n' "$(sh_quote "$node")" "$node_flags"`);
@@ -89,6 +89,10 @@ describe('V8 tuning of the daemons', function () {
     expect(JSON.parse(entry![1]!)).to.deep.equal(['node', ...NODE_FLAGS, '/opt/uemlink/dist/src/cli/main.js']);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts['demo']).to.equal(`node ${NODE_FLAGS.join(' ')} dist/src/cli/main.js demo`);
+    // npx, a global install and running the file itself: package.json's bin is started by its first line.
+    const pkgBin = (pkg as unknown as { bin: Record<string, string> }).bin['uemlink'];
+    expect(pkgBin).to.equal('dist/src/cli/main.js');
+    expect(readFileSync(join(ROOT, pkgBin!), 'utf8').split('\n')[0]).to.equal(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
     expect(missingNodeFlags(['--inspect'])).to.deep.equal([...NODE_FLAGS]);
     expect(missingNodeFlags([...NODE_FLAGS, '--inspect'])).to.deep.equal([]);
     // Another value or spelling of the same flag is the admin's choice, not a missing flag.
@@ -101,13 +105,18 @@ describe('V8 tuning of the daemons', function () {
     const withFlags = await startCloud();
     // The same command with the flags dropped from node's command line, as a plain `node main.js` would.
     const without = await startCloud({ wrap: ['sh', '-c', `n="$0"; shift ${NODE_FLAGS.length}; exec "$n" "$@"`] });
+    // main.js executed itself, as npx and a global install do: the kernel starts node by its first line.
+    const direct = await startCloud({ wrap: ['sh', '-c', `shift ${NODE_FLAGS.length}; exec "$@"`] });
     try {
       await until(async () => without.proc.logs.some((l) => line.test(l.message)), 10_000, 'the missing-flags line');
       const logged = without.proc.logs.find((l) => line.test(l.message)) as { missing?: string } | undefined;
       expect(logged?.missing).to.equal(NODE_FLAGS.join(' '));
       expect(withFlags.proc.logs.filter((l) => line.test(l.message))).to.deep.equal([]);
+      // Started after `without` logged its line, and each logs it before it listens (startCloud waits for that).
+      expect(direct.proc.logs.filter((l) => line.test(l.message))).to.deep.equal([]);
+      expect(readFileSync(`/proc/${direct.proc.pid}/cmdline`, 'utf8').split('\0')).to.include.members([...NODE_FLAGS, cliMain]);
     } finally {
-      await Promise.all([withFlags.proc.stop(), without.proc.stop()]);
+      await Promise.all([withFlags.proc.stop(), without.proc.stop(), direct.proc.stop()]);
     }
   });
 });
