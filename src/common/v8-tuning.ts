@@ -8,8 +8,9 @@ import { setFlagsFromString } from 'node:v8';
 
 /**
  * Node flags the launchers pass before the program's path: the wrapper scripts/install.sh writes
- * (which the systemd units run), the container's ENTRYPOINT, `npm run demo`, and the test and
- * benchmark processes (test/helpers/procs.ts); tests check each against this list.
+ * (which the systemd units run), the container's ENTRYPOINT, `npm run demo`, the first line of
+ * cli/main.ts (package.json's bin: npx, a global install), and the test and benchmark processes
+ * (test/helpers/procs.ts); tests check each against this list.
  *
  * `--initial-old-space-size=128`: the floor of V8's old-generation limit (V8's own comment on it:
  * "allow V8 to skip full GCs below that threshold"). A daemon's live heap is ~24 MiB, and V8's own
