@@ -40,6 +40,11 @@ export class WsTransport implements Transport {
 
   /** Messages written straight to the socket with their header in the headroom (for tests). */
   directWrites = 0;
+  /** Messages waiting for the write in flight, in order. */
+  private queue: Array<{ message: Buffer; headroom: number; done: () => void }> = [];
+  private queuedBytes = 0;
+  /** A write (direct or ws's) has not called back yet. */
+  private inFlight = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -96,12 +101,6 @@ export class WsTransport implements Transport {
     }
     this.dispatch(message, headroom, done);
   }
-
-  /** Messages waiting for the write in flight, in order. */
-  private queue: Array<{ message: Buffer; headroom: number; done: () => void }> = [];
-  private queuedBytes = 0;
-  /** A write (direct or ws's) has not called back yet. */
-  private inFlight = false;
 
   private dispatch(message: Buffer, headroom: number, done: () => void): void {
     this.inFlight = true;

@@ -13,6 +13,7 @@ import { createTestPki } from '../../src/common/pki.js';
 import { TRANSPORT_HEADROOM } from '../../src/protocol/session.js';
 import { createTunnelServer, dialWebSocket, WsTransport } from '../../src/transport/ws.js';
 import { wsHeaderLength, writeWsHeader } from '../../src/transport/ws-frame.js';
+import { until } from '../helpers/procs.js';
 
 // ws's own framing, the reference (exported by ws, not in its typings).
 const Sender = (wsModule as unknown as { Sender: unknown }).Sender as {
@@ -88,7 +89,7 @@ describe('tunnel messages framed in their headroom (WsTransport)', function () {
     const received = await got;
     expect(received.map((m) => m.length)).to.deep.equal(sizes);
     received.forEach((m, k) => expect(m.equals(msgs[k]!), `message ${k}`).to.equal(true));
-    await until(() => sentCalls.every((c) => c > 0));
+    await until(() => sentCalls.every((c) => c > 0), 5000, 'every sent callback');
     expect(from.bufferedAmount).to.equal(0);
     return { sentCalls, writevCalls };
   }
@@ -145,18 +146,10 @@ describe('tunnel messages framed in their headroom (WsTransport)', function () {
     for (let k = 0; k < sent.length; k++) client.send(message(200 * 1024, k), () => sent[k]!++, TRANSPORT_HEADROOM);
     expect(client.bufferedAmount).to.be.greaterThan(39 * 200 * 1024); // one in flight, the rest waiting
     client.terminate();
-    await until(() => sent.every((c) => c > 0));
+    await until(() => sent.every((c) => c > 0), 5000, 'every sent callback');
     expect(sent).to.deep.equal(sent.map(() => 1));
     expect(client.bufferedAmount).to.equal(0);
     client.send(message(10, 1), () => sent[0]!++, TRANSPORT_HEADROOM); // after close: dropped at once
     expect(sent[0]).to.equal(2);
   });
 });
-
-async function until(ok: () => boolean, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!ok()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
