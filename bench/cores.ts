@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     log(`bench:cores: GET at ${CONNECTIONS} connections over TLS, ${SECONDS} s per run, ${ROUNDS} rounds`);
     // ---- 1. each daemon alone on CPU 1
     const ceiling: Record<'cloud' | 'connector', Array<{ rps: number; us: number; busyPct: number }>> = { cloud: [], connector: [] };
-    rel(viaSsh, '0');
+    rel(viaSsh, '0'); // idle here, but kept off the measured daemon's core
     for (let r = 0; r < ROUNDS; r++) {
       for (const name of ['cloud', 'connector'] as const) {
         const alone = name === 'cloud' ? u.cloud.proc.pid : u.conn.proc.pid;
