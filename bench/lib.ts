@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestPki } from '../src/common/pki.js';
+import { NODE_FLAGS } from '../src/common/v8-tuning.js';
 import { ADMIN_TOKEN, Proc, freePort, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../test/helpers/procs.js';
 
 export const MiB = 1024 * 1024;
@@ -337,16 +338,7 @@ export interface Backend {
  * harness shares its event loop.
  */
 export async function startBackend(env: Record<string, string> = {}): Promise<Backend> {
-  const c = track(spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'backend.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }));
-  let buf = '';
-  const info = await new Promise<{ port: number; caPem: string }>((resolve, reject) => {
-    c.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const i = buf.indexOf('\n');
-      if (i >= 0) resolve(JSON.parse(buf.slice(0, i)) as { port: number; caPem: string });
-    });
-    c.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
-  });
+  const { c, info } = await spawnNode<{ port: number; caPem: string }>('backend', [join(ROOT, 'dist', 'bench', 'backend.js')], env);
   const caFile = join(tempDir('uemlink-bench-ca-'), 'ca.pem');
   writeFileSync(caFile, info.caPem);
   return {
@@ -359,6 +351,49 @@ export async function startBackend(env: Record<string, string> = {}): Promise<Ba
       const r = await run('curl', ['-sS', '--cacert', caFile, `https://127.0.0.1:${info.port}/stats`], 10_000);
       return JSON.parse(r.stdout) as { connections: number; requests: number };
     },
+    async stop() {
+      c.kill('SIGTERM');
+      await exited(c, 5000);
+    },
+  };
+}
+
+/** A Node program of the benchmark in its own process; resolves with the JSON line it prints once ready. */
+async function spawnNode<T>(what: string, args: string[], env: Record<string, string> = {}): Promise<{ c: ChildProcess; info: T }> {
+  const c = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }));
+  let buf = '';
+  const info = await new Promise<T>((resolve, reject) => {
+    c.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i >= 0) resolve(JSON.parse(buf.slice(0, i)) as T);
+    });
+    c.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+  return { c, info };
+}
+
+export interface NodeProxy {
+  pid: number;
+  baseUrl: string;
+  /** The CA clients must trust for its certificate. */
+  caFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The simplest Node HTTPS reverse proxy in front of `backend` (bench/node-proxy.ts), with the
+ * daemons' node flags: the floor for a relay written in Node.
+ */
+export async function startNodeProxy(backend: Backend): Promise<NodeProxy> {
+  const dir = tempDir('uemlink-bench-node-proxy-');
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, writeCloudTls(dir));
+  const { c, info } = await spawnNode<{ port: number }>('the node proxy', [...NODE_FLAGS, join(ROOT, 'dist', 'bench', 'node-proxy.js'), dir, backend.baseUrl, backend.caFile]);
+  return {
+    pid: c.pid!,
+    baseUrl: `https://127.0.0.1:${info.port}`,
+    caFile,
     async stop() {
       c.kill('SIGTERM');
       await exited(c, 5000);

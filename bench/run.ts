@@ -7,6 +7,11 @@
  *            as deployed: both legs that would cross a network are encrypted, as ssh -R's is
  *   ssh -R   client -> sshd's forwarded port -> ssh -> backend (HTTPS end to end through the tunnel)
  *
+ * --node-proxy adds a fourth way, the floor for any relay written in Node:
+ *   node proxy  client -> the simplest Node HTTPS reverse proxy (bench/node-proxy.ts, one process,
+ *            undici to the backend, no relay logic) -> backend (HTTPS)
+ * and the ratios uemlink/node proxy. The chart keeps the issue's three ways.
+ *
  * --plain runs uemlink's cloud without TLS (relay API http://, tunnel ws://), as behind a
  * TLS-terminating load balancer whose CPU is then not counted; its figures are not comparable to
  * ssh -R's, whose channel is always encrypted, and it writes no chart.
@@ -19,7 +24,7 @@
  * recorded. Prints tables, ratios and the issue's targets; writes bench/results/latest.json and
  * docs/bench.svg.
  *
- *   npm run bench [-- --rounds 2 --duration 5 --size 256 --trust caFile|env --plain --wait-quiet 600 --retries 2 --no-svg]
+ *   npm run bench [-- --rounds 2 --duration 5 --size 256 --trust caFile|env --plain --node-proxy --wait-quiet 600 --retries 2 --no-svg]
  *
  * A run during which processes outside this benchmark used CPU (a shared machine) is repeated up to
  * --retries times; --wait-quiet S first waits up to S seconds for the machine to be quiet.
@@ -50,21 +55,36 @@ import {
   runWrk,
   sleep,
   startBackend,
+  startNodeProxy,
   startSshTunnel,
   startUemlink,
   table,
   waitQuiet,
   type Backend,
+  type NodeProxy,
   type ProcFigures,
   type SshTunnel,
   type Uemlink,
   type WrkResult,
 } from './lib.js';
 
-type Way = 'direct' | 'uemlink' | 'ssh';
-const WAYS: Way[] = ['direct', 'uemlink', 'ssh'];
-const LABEL: Record<Way, string> = { direct: 'direct', uemlink: 'uemlink', ssh: 'ssh -R' };
-const COLOR: Record<Way, string> = { direct: '#9aa0a6', uemlink: '#1a73e8', ssh: '#e8710a' };
+/** The issue's three ways, always measured. */
+type BaseWay = 'direct' | 'uemlink' | 'ssh';
+type Way = BaseWay | 'node';
+/** Something for each of the three ways, and for the node proxy when it runs (--node-proxy). */
+type PerWay<T> = Record<BaseWay, T> & { node?: T };
+/** A fourth way: the simplest Node reverse proxy, the floor for a relay in Node (see the header). */
+const NODE_PROXY = argFlag('--node-proxy');
+const BASE_WAYS: BaseWay[] = ['direct', 'uemlink', 'ssh'];
+const WAYS: Way[] = NODE_PROXY ? [...BASE_WAYS, 'node'] : BASE_WAYS;
+const LABEL: Record<Way, string> = { direct: 'direct', uemlink: 'uemlink', ssh: 'ssh -R', node: 'node proxy' };
+const COLOR: Record<BaseWay, string> = { direct: '#9aa0a6', uemlink: '#1a73e8', ssh: '#e8710a' };
+
+function at<T>(m: PerWay<T>, way: Way): T {
+  const v = m[way];
+  if (v === undefined) throw new Error(`no ${LABEL[way]} in this run`);
+  return v;
+}
 
 type WorkloadId = 'get-c1' | 'get-c16' | 'get-c64' | 'download' | 'upload';
 interface Workload {
@@ -121,11 +141,12 @@ interface RunRecord {
   noisy?: boolean;
 }
 
-function endpoints(backend: Backend, uem: Uemlink, ssh: SshTunnel): Record<Way, Endpoint> {
+function endpoints(backend: Backend, uem: Uemlink, ssh: SshTunnel, node: NodeProxy | undefined): PerWay<Endpoint> {
   return {
     direct: { base: backend.baseUrl, headers: {}, curl: ['--cacert', backend.caFile] },
     uemlink: relayEndpoint(uem),
     ssh: { base: `https://127.0.0.1:${ssh.port}`, headers: {}, curl: ['--cacert', backend.caFile] },
+    ...(node ? { node: { base: node.baseUrl, headers: {}, curl: ['--cacert', node.caFile] } } : {}),
   };
 }
 
@@ -173,12 +194,13 @@ function trustOptions(backend: Backend): { env?: Record<string, string>; target?
   return TRUST === 'env' ? { env: { NODE_EXTRA_CA_CERTS: backend.caFile }, target: { tls: {} } } : {};
 }
 
-function watched(backend: Backend, uem: Uemlink, ssh: SshTunnel) {
+function watched(backend: Backend, uem: Uemlink, ssh: SshTunnel, node: NodeProxy | undefined) {
   return [
     { name: 'cloud', pids: () => [uem.cloud.proc.pid] },
     { name: 'connector', pids: () => [uem.conn.proc.pid] },
     { name: 'backend', pids: () => [backend.pid] },
     { name: 'ssh', pids: () => ssh.pids() },
+    ...(node ? [{ name: 'node', pids: () => [node.pid] }] : []),
   ];
 }
 
@@ -205,7 +227,7 @@ interface Cell {
   mibps?: number;
   perRound: number[];
   errors: number;
-  /** CPU seconds of the relaying processes (uemlink: cloud+connector; ssh: sshd+ssh) per run. */
+  /** CPU seconds of the relaying processes (uemlink: cloud+connector; ssh: sshd+ssh; node proxy: its process) per run. */
   relayCpuS: number;
   backendCpuS: number;
   /** Relay CPU per unit: ms per 1,000 requests, or s per GiB. */
@@ -222,15 +244,18 @@ interface Cell {
   connectorRssPeakMiB?: number;
 }
 
-function summarise(runs: RunRecord[]): Record<WorkloadId, Record<Way, Cell>> {
-  const out = {} as Record<WorkloadId, Record<Way, Cell>>;
+/** The process names (ProcSampler) whose CPU and system calls are each way's relay. */
+const RELAY_PROCS: Record<Way, string[]> = { direct: [], uemlink: ['cloud', 'connector'], ssh: ['ssh'], node: ['node'] };
+
+function summarise(runs: RunRecord[]): Record<WorkloadId, PerWay<Cell>> {
+  const out = {} as Record<WorkloadId, PerWay<Cell>>;
   for (const w of WORKLOADS) {
-    out[w.id] = {} as Record<Way, Cell>;
+    out[w.id] = {} as PerWay<Cell>;
     for (const way of WAYS) {
       const rs = runs.filter((r) => r.workload === w.id && r.way === way && !r.error);
-      const relay = (r: RunRecord): number => (way === 'uemlink' ? r.procs.cloud!.cpuS + r.procs.connector!.cpuS : way === 'ssh' ? r.procs.ssh!.cpuS : 0);
+      const relay = (r: RunRecord): number => RELAY_PROCS[way].reduce((a, p) => a + r.procs[p]!.cpuS, 0);
       const units = (r: RunRecord): number => (r.get ? r.get.requests / 1000 : r.transfer!.mib / 1024);
-      const relaySys = (r: RunRecord): number => (way === 'uemlink' ? r.procs.cloud!.syscalls + r.procs.connector!.syscalls : way === 'ssh' ? r.procs.ssh!.syscalls : 0);
+      const relaySys = (r: RunRecord): number => RELAY_PROCS[way].reduce((a, p) => a + r.procs[p]!.syscalls, 0);
       const perSys = (r: RunRecord): number => (r.get ? r.get.requests : r.transfer!.mib);
       const c: Cell = {
         n: rs.length,
@@ -271,12 +296,13 @@ function ratio(a: number | undefined, b: number | undefined): number {
   return a !== undefined && b !== undefined && b > 0 ? round(a / b, 2) : NaN;
 }
 
-function checks(s: Record<WorkloadId, Record<Way, Cell>>): { ratios: Record<string, Record<string, number>>; targets: TargetCheck[] } {
+function checks(s: Record<WorkloadId, PerWay<Cell>>): { ratios: Record<string, Record<string, number>>; targets: TargetCheck[] } {
   const ratios: Record<string, Record<string, number>> = {};
   for (const w of WORKLOADS) {
     const u = s[w.id].uemlink;
     const d = s[w.id].direct;
     const h = s[w.id].ssh;
+    const n = s[w.id].node;
     ratios[w.id] =
       w.kind === 'get'
         ? {
@@ -288,8 +314,14 @@ function checks(s: Record<WorkloadId, Record<Way, Cell>>): { ratios: Record<stri
             p99VsSsh: ratio(u.p99Ms, h.p99Ms),
             p50OverDirectMs: round((u.p50Ms ?? NaN) - (d.p50Ms ?? NaN), 3),
             relayCpuVsSsh: ratio(u.relayCpuPerUnit, h.relayCpuPerUnit),
+            ...(n ? { rpsVsNode: ratio(u.rps, n.rps), p99VsNode: ratio(u.p99Ms, n.p99Ms), relayCpuVsNode: ratio(u.relayCpuPerUnit, n.relayCpuPerUnit), nodeRpsVsSsh: ratio(n.rps, h.rps) } : {}),
           }
-        : { mibpsVsDirect: ratio(u.mibps, d.mibps), mibpsVsSsh: ratio(u.mibps, h.mibps), relayCpuVsSsh: ratio(u.relayCpuPerUnit, h.relayCpuPerUnit) };
+        : {
+            mibpsVsDirect: ratio(u.mibps, d.mibps),
+            mibpsVsSsh: ratio(u.mibps, h.mibps),
+            relayCpuVsSsh: ratio(u.relayCpuPerUnit, h.relayCpuPerUnit),
+            ...(n ? { mibpsVsNode: ratio(u.mibps, n.mibps), relayCpuVsNode: ratio(u.relayCpuPerUnit, n.relayCpuPerUnit), nodeMibpsVsSsh: ratio(n.mibps, h.mibps) } : {}),
+          };
   }
   const c64 = s['get-c64'];
   const growth = Math.max(
@@ -314,12 +346,12 @@ function checks(s: Record<WorkloadId, Record<Way, Cell>>): { ratios: Record<stri
   return { ratios, targets };
 }
 
-function printReport(s: Record<WorkloadId, Record<Way, Cell>>, ratios: Record<string, Record<string, number>>, targets: TargetCheck[]): void {
-  log(`\nSmall JSON GET (${DURATION} s per run, mean of ${ROUNDS} rounds; relay CPU = cloud+connector for uemlink, sshd+ssh for ssh -R)`);
+function printReport(s: Record<WorkloadId, PerWay<Cell>>, ratios: Record<string, Record<string, number>>, targets: TargetCheck[]): void {
+  log(`\nSmall JSON GET (${DURATION} s per run, mean of ${ROUNDS} rounds; relay CPU = cloud+connector for uemlink, sshd+ssh for ssh -R${NODE_PROXY ? ', its one process for the node proxy' : ''})`);
   const getRows: Array<Array<string | number>> = [];
   for (const w of WORKLOADS.filter((x) => x.kind === 'get')) {
     for (const way of WAYS) {
-      const c = s[w.id][way];
+      const c = at(s[w.id], way);
       getRows.push([`${w.connections} conn  ${LABEL[way]}`, c.rps ?? 'n/a', c.p50Ms ?? 'n/a', c.p99Ms ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, way === 'direct' ? '-' : c.relaySyscallsPerUnit, c.backendConnsPer1k, c.errors]);
     }
   }
@@ -329,7 +361,7 @@ function printReport(s: Record<WorkloadId, Record<Way, Cell>>, ratios: Record<st
   const tRows: Array<Array<string | number>> = [];
   for (const w of WORKLOADS.filter((x) => x.kind !== 'get')) {
     for (const way of WAYS) {
-      const c = s[w.id][way];
+      const c = at(s[w.id], way);
       tRows.push([`${w.id}  ${LABEL[way]}`, c.mibps ?? 'n/a', c.perRound.join(' / '), way === 'direct' ? '-' : c.relayCpuPerUnit, way === 'direct' ? '-' : c.relaySyscallsPerUnit, c.errors]);
     }
   }
@@ -347,17 +379,19 @@ function printReport(s: Record<WorkloadId, Record<Way, Cell>>, ratios: Record<st
   const rRows: Array<Array<string | number>> = [];
   for (const w of WORKLOADS) {
     const r = ratios[w.id]!;
-    if (w.kind === 'get') rRows.push([w.id, `${r.rpsVsDirect}x`, `${r.rpsVsSsh}x`, `${r.p50VsDirect}x / ${r.p50VsSsh}x`, `${r.p99VsDirect}x / ${r.p99VsSsh}x`, `+${r.p50OverDirectMs} ms`]);
-    else rRows.push([w.id, `${r.mibpsVsDirect}x`, `${r.mibpsVsSsh}x`, '', '', '']);
+    const vsNode = NODE_PROXY ? [`${r.rpsVsNode ?? r.mibpsVsNode}x (node/ssh ${r.nodeRpsVsSsh ?? r.nodeMibpsVsSsh}x)`] : [];
+    if (w.kind === 'get') rRows.push([w.id, `${r.rpsVsDirect}x`, `${r.rpsVsSsh}x`, ...vsNode, `${r.p50VsDirect}x / ${r.p50VsSsh}x`, `${r.p99VsDirect}x / ${r.p99VsSsh}x`, `+${r.p50OverDirectMs} ms`]);
+    else rRows.push([w.id, `${r.mibpsVsDirect}x`, `${r.mibpsVsSsh}x`, ...vsNode, '', '', '']);
   }
-  log(table(['workload', 'uemlink/direct (throughput)', 'uemlink/ssh (throughput)', 'p50 vs direct / ssh', 'p99 vs direct / ssh', 'p50 over direct'], rRows));
+  const nodeHead = NODE_PROXY ? ['uemlink/node proxy (throughput)'] : [];
+  log(table(['workload', 'uemlink/direct (throughput)', 'uemlink/ssh (throughput)', ...nodeHead, 'p50 vs direct / ssh', 'p99 vs direct / ssh', 'p50 over direct'], rRows));
 
   log('\nTargets (issue 6; goals, not assertions)');
   for (const t of targets) log(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.target}: ${t.measured}`);
 }
 
-function writeChart(s: Record<WorkloadId, Record<Way, Cell>>, meta: ReturnType<typeof machine>, date: string): string {
-  const legend = WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w] }));
+function writeChart(s: Record<WorkloadId, PerWay<Cell>>, meta: ReturnType<typeof machine>, date: string): string {
+  const legend = BASE_WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w] }));
   const gets: WorkloadId[] = ['get-c1', 'get-c16', 'get-c64'];
   const k = (v: number): string => (v >= 10_000 ? `${(v / 1000).toFixed(1)}k` : v >= 1000 ? `${(v / 1000).toFixed(2)}k` : `${Math.round(v)}`);
   const ms = (v: number): string => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
@@ -370,7 +404,7 @@ function writeChart(s: Record<WorkloadId, Record<Way, Cell>>, meta: ReturnType<t
         title: 'Small JSON GET: requests/s',
         subtitle: 'higher is better; by concurrent connections',
         groups: ['1 conn', '16 conn', '64 conn'],
-        series: WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: gets.map((g) => s[g][w].rps ?? NaN) })),
+        series: BASE_WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: gets.map((g) => s[g][w].rps ?? NaN) })),
         format: k,
         axisFormat: (v) => (v >= 1000 ? `${+(v / 1000).toFixed(1)}k` : String(v)),
         width: 380,
@@ -379,7 +413,7 @@ function writeChart(s: Record<WorkloadId, Record<Way, Cell>>, meta: ReturnType<t
         title: 'Small JSON GET: p99 latency (ms)',
         subtitle: 'lower is better',
         groups: ['1 conn', '16 conn', '64 conn'],
-        series: WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: gets.map((g) => s[g][w].p99Ms ?? NaN) })),
+        series: BASE_WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: gets.map((g) => s[g][w].p99Ms ?? NaN) })),
         format: ms,
         axisFormat: (v) => String(+v.toFixed(2)),
         width: 330,
@@ -388,7 +422,7 @@ function writeChart(s: Record<WorkloadId, Record<Way, Cell>>, meta: ReturnType<t
         title: `${SIZE} MiB transfer: MiB/s`,
         subtitle: 'higher is better',
         groups: ['download', 'upload'],
-        series: WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: [s.download[w].mibps ?? NaN, s.upload[w].mibps ?? NaN] })),
+        series: BASE_WAYS.map((w) => ({ name: LABEL[w], color: COLOR[w], values: [s.download[w].mibps ?? NaN, s.upload[w].mibps ?? NaN] })),
         format: (v) => v.toFixed(0),
         width: 260,
       },
@@ -426,12 +460,13 @@ async function bench(): Promise<void> {
   const backend = await startBackend();
   const uem = await startUemlink(backend, { ...trustOptions(backend), tls: !PLAIN });
   const ssh = await startSshTunnel(backend.port);
-  const ep = endpoints(backend, uem, ssh);
+  const node = NODE_PROXY ? await startNodeProxy(backend) : undefined;
+  const ep = endpoints(backend, uem, ssh, node);
   const file = uploadFile(tmp, SIZE);
   const warmDir = join(tmp, 'warm-up');
   mkdirSync(warmDir);
   const warmFile = uploadFile(warmDir, 64);
-  const w = watched(backend, uem, ssh);
+  const w = watched(backend, uem, ssh, node);
   try {
     // Warm-up: JIT, keep-alive pools, TLS sessions, the tunnel's windows. The GET runs at the
     // largest connection count measured, so that the connector's keep-alive pool to the backend
@@ -439,12 +474,12 @@ async function bench(): Promise<void> {
     // round 1 (49 TLS handshakes to the backend inside the 64-connection run) made round 1's p99
     // 2-3x the others'. The other ways open their connections afresh in every run anyway.
     for (const way of WAYS) {
-      await runWrk({ url: `${ep[way].base}/small`, connections: 64, durationS: 2, headers: ep[way].headers });
+      await runWrk({ url: `${at(ep, way).base}/small`, connections: 64, durationS: 2, headers: at(ep, way).headers });
       // Large enough for the JIT to settle on each transfer path (the first 128 MiB through a cold
       // relay runs ~30 % slower, and a download does not warm the upload path); the same for the
       // three ways.
-      for (let i = 0; i < 3; i++) await download(ep[way], 64);
-      for (let i = 0; i < 3; i++) await upload(ep[way], 64, warmFile, warmDir);
+      for (let i = 0; i < 3; i++) await download(at(ep, way), 64);
+      for (let i = 0; i < 3; i++) await upload(at(ep, way), 64, warmFile, warmDir);
     }
     await sleep(500);
     const idle = new ProcSampler(w);
@@ -466,7 +501,7 @@ async function bench(): Promise<void> {
             const ml = new MachineLoad();
             const t = performance.now();
             try {
-              const m = await measure(wl, ep[way], file, tmp);
+              const m = await measure(wl, at(ep, way), file, tmp);
               rec = { round: round_, workload: wl.id, way, ...m, procs: sampler.stop(), machine: ml.stop() };
             } catch (e) {
               rec = { round: round_, workload: wl.id, way, error: (e as Error).message, procs: sampler.stop(), machine: ml.stop() };
@@ -476,7 +511,7 @@ async function bench(): Promise<void> {
             // Another job took more than 10% of a core (and 0.3 CPU s) during the run: measure again.
             const noisy = rec.machine!.foreignCpuS > Math.max(0.3, ((performance.now() - t) / 1000) * 0.1);
             const note = noisy ? `   [other processes used ${rec.machine!.foreignCpuS} CPU s: noisy${attempt < RETRIES ? ', measuring again' : ''}]` : '';
-            log(`  round ${round_}  ${wl.id.padEnd(8)}  ${LABEL[way].padEnd(7)}  ${fmtRun(rec)}${note}`);
+            log(`  round ${round_}  ${wl.id.padEnd(8)}  ${LABEL[way].padEnd(NODE_PROXY ? 10 : 7)}  ${fmtRun(rec)}${note}`);
             if (!noisy || attempt >= RETRIES) {
               rec.noisy = noisy;
               break;
@@ -513,6 +548,7 @@ async function bench(): Promise<void> {
           ? 'client -> cloud relay API over plain HTTP (--plain) -> ws:// tunnel -> connector -> backend over HTTPS (keep-alive pool)'
           : 'client -> cloud relay API over HTTPS -> wss:// tunnel -> connector -> backend over HTTPS (keep-alive pool)',
         ssh: 'client -> sshd forwarded port -> ssh -R -> backend; HTTPS end to end through the SSH tunnel (OpenSSH defaults)',
+        ...(NODE_PROXY ? { node: 'client -> bench/node-proxy.ts over HTTPS (one Node process, undici stream() keep-alive pool, no relay logic) -> backend over HTTPS' } : {}),
         client: 'wrk (Debian) for GETs: 1 thread at 1 connection, 2 threads otherwise; curl for transfers',
         rounds: ROUNDS,
         wrkSeconds: DURATION,
@@ -527,13 +563,14 @@ async function bench(): Promise<void> {
       runs,
       elapsedS: round((Date.now() - t0) / 1000, 1),
     };
-    const name = `latest${TRUST === 'env' ? '-trust-env' : ''}${PLAIN ? '-plain' : ''}.json`;
+    const name = `latest${TRUST === 'env' ? '-trust-env' : ''}${PLAIN ? '-plain' : ''}${NODE_PROXY ? '-node-proxy' : ''}.json`;
     writeFileSync(join(RESULTS, name), `${JSON.stringify(json, null, 2)}\n`);
     log(`\nwrote ${join(RESULTS, name)}`);
     // The chart shows the documented configuration only.
     if (!argFlag('--no-svg') && TRUST === 'caFile' && !PLAIN) log(`wrote ${writeChart(s, meta, date.slice(0, 10))}`);
     log(`elapsed ${json.elapsedS} s`);
   } finally {
+    await node?.stop();
     await ssh.stop();
     await uem.stop();
     await backend.stop();
