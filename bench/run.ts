@@ -475,6 +475,11 @@ async function bench(): Promise<void> {
     // 2-3x the others'. The other ways open their connections afresh in every run anyway.
     for (const way of WAYS) {
       await runWrk({ url: `${at(ep, way).base}/small`, connections: 64, durationS: 2, headers: at(ep, way).headers });
+      // One connection takes other branches through the relay than 64 (a write per response rather
+      // than batches): after the 64-connection warm-up alone, uemlink's first 2 s at one connection
+      // ran at 0.54-0.78x the rate of the 2-s runs after it (6 tries), while the cloud and the
+      // connector optimized another 72-90 functions (--trace-opt); round 1 paid for it.
+      await runWrk({ url: `${at(ep, way).base}/small`, connections: 1, threads: 1, durationS: 3, headers: at(ep, way).headers });
       // Large enough for the JIT to settle on each transfer path (the first 128 MiB through a cold
       // relay runs ~30 % slower, and a download does not warm the upload path); the same for the
       // three ways.
