@@ -474,17 +474,26 @@ async function bench(): Promise<void> {
     // round 1 (49 TLS handshakes to the backend inside the 64-connection run) made round 1's p99
     // 2-3x the others'. The other ways open their connections afresh in every run anyway.
     for (const way of WAYS) {
-      await runWrk({ url: `${at(ep, way).base}/small`, connections: 64, durationS: 2, headers: at(ep, way).headers });
-      // One connection takes other branches through the relay than 64 (a write per response rather
-      // than batches): after the 64-connection warm-up alone, uemlink's first 2 s at one connection
-      // ran at 0.54-0.78x the rate of the 2-s runs after it (6 tries), while the cloud and the
-      // connector optimized another 72-90 functions (--trace-opt); round 1 paid for it.
-      await runWrk({ url: `${at(ep, way).base}/small`, connections: 1, threads: 1, durationS: 3, headers: at(ep, way).headers });
+      const e = at(ep, way);
+      const gets = async (): Promise<void> => {
+        await runWrk({ url: `${e.base}/small`, connections: 64, durationS: 2, headers: e.headers });
+        // One connection takes other branches through the relay than 64 (a write per response
+        // rather than batches): after the 64-connection warm-up alone, uemlink's first 2 s at one
+        // connection ran at 0.54-0.78x the rate of the 2-s runs after it (6 tries), while the
+        // cloud and the connector optimized another 72-90 functions (--trace-opt).
+        await runWrk({ url: `${e.base}/small`, connections: 1, threads: 1, durationS: 3, headers: e.headers });
+      };
+      await gets();
       // Large enough for the JIT to settle on each transfer path (the first 128 MiB through a cold
       // relay runs ~30 % slower, and a download does not warm the upload path); the same for the
       // three ways.
-      for (let i = 0; i < 3; i++) await download(at(ep, way), 64);
-      for (let i = 0; i < 3; i++) await upload(at(ep, way), 64, warmFile, warmDir);
+      for (let i = 0; i < 3; i++) await download(e, 64);
+      for (let i = 0; i < 3; i++) await upload(e, 64, warmFile, warmDir);
+      // GETs once more: the first transfers deoptimize 35-37 functions of the GET path in each
+      // daemon ("wrong map" in the relay handlers, the head parser, undici's writeH1: --trace-deopt),
+      // which V8 then re-optimizes at the rate of whatever runs next; at one connection that took
+      // seconds, and round 1's first run paid for it. Later switches deoptimized none.
+      await gets();
     }
     await sleep(500);
     const idle = new ProcSampler(w);
