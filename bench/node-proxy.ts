@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { tuneV8 } from '../src/common/v8-tuning.js';
 
 tuneV8();
@@ -44,7 +44,7 @@ const server = createServer({ cert: readFileSync(join(dir, 'tls.crt')), key: rea
   const len = req.headers['content-length'];
   const hasBody = len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
   pool
-    .stream({ path: req.url ?? '/', method: (req.method ?? 'GET') as 'GET', headers: forwardable(req.headers), body: hasBody ? req : null }, ({ statusCode, headers }) => {
+    .stream({ path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: forwardable(req.headers), body: hasBody ? req : null }, ({ statusCode, headers }) => {
       res.writeHead(statusCode, forwardable(headers));
       return res;
     })

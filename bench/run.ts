@@ -10,7 +10,8 @@
  * --node-proxy adds a fourth way, the floor for any relay written in Node:
  *   node proxy  client -> the simplest Node HTTPS reverse proxy (bench/node-proxy.ts, one process,
  *            undici to the backend, no relay logic) -> backend (HTTPS)
- * and the ratios uemlink/node proxy. The chart keeps the issue's three ways.
+ * and the ratios uemlink/node proxy. The chart keeps the issue's three ways. The node proxy serves
+ * HTTPS even with --plain: it is the floor for the documented configuration.
  *
  * --plain runs uemlink's cloud without TLS (relay API http://, tunnel ws://), as behind a
  * TLS-terminating load balancer whose CPU is then not counted; its figures are not comparable to
