@@ -61,17 +61,29 @@ export interface AuditLog {
   close(): Promise<void>;
 }
 
-/** Query values may carry secrets (tokens, keys): keep the parameter names only. */
+/** What a query parameter's name looks like; anything else in a name's place may be a value. */
+const QUERY_NAME = /^[\w.\-[\]]{1,40}$/;
+
+/**
+ * Query values may carry secrets (tokens, keys): keep the parameter names only. A bare item
+ * (`?<token>`) is a value as often as a flag, and a "name" may be a token too: only items written
+ * `name=value` with a name that looks like one keep it. The whole path, query included, is then
+ * scrubbed of registered secrets and secret patterns.
+ */
 export function auditPath(path: string): string {
   const q = path.indexOf('?');
   if (q < 0) return redactedPath(path);
-  const names = path
+  const items = path
     .slice(q + 1)
     .split('&')
     .filter(Boolean)
-    .map((kv) => kv.split('=')[0])
-    .map((k) => `${k}=…`);
-  return `${redactedPath(path.slice(0, q))}?${names.join('&')}`;
+    .map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq < 0) return '…';
+      const name = kv.slice(0, eq);
+      return `${QUERY_NAME.test(name) ? name : '…'}=…`;
+    });
+  return redactedPath(`${path.slice(0, q)}?${items.join('&')}`);
 }
 
 /**

@@ -51,8 +51,24 @@ function respondError(s: MuxStream, status: number, code: string, message: strin
   s.end(body);
 }
 
-/** Collects a small body whole (so it can be replayed); a larger one streams on, prefix first. */
-function collectIfSmall(stream: Readable, limit: number): Promise<Buffer | Readable> {
+/**
+ * Stops feeding the request body to the exchange and throws the rest away. Once an answer is sent
+ * the body may still be arriving: a UEM may answer (a 413, say) without reading it, and undici then
+ * drops its copy of the body. Unread, the stream would return no window credit: the cloud's upload
+ * would stall and the stream never end.
+ */
+function discardBody(s: MuxStream): void {
+  if (s.readableEnded) return;
+  s.unpipe();
+  s.resume();
+}
+
+/**
+ * Collects a small body whole (so it can be replayed); a larger one streams on, prefix first.
+ * Rejects when `cancel` fires first: a reset stream's pipe just stops, and nothing else would end
+ * the wait.
+ */
+function collectIfSmall(stream: Readable, limit: number, cancel: Cancel): Promise<Buffer | Readable> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
@@ -77,14 +93,17 @@ function collectIfSmall(stream: Readable, limit: number): Promise<Buffer | Reada
       cleanup();
       reject(e);
     };
+    const onCancel = (): void => onError(new UpstreamError('cancelled', 499, 'the request was cancelled while its body arrived'));
     const cleanup = (): void => {
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('error', onError);
+      cancel.removeEventListener('abort', onCancel);
     };
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('error', onError);
+    cancel.addEventListener('abort', onCancel);
   });
 }
 
@@ -171,7 +190,19 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       );
       body = counted;
       if (target.credentials.kind === 'oauth2' && (len === undefined || Number(len) <= REPLAY_BUFFER_LIMIT)) {
-        body = await collectIfSmall(counted, REPLAY_BUFFER_LIMIT);
+        try {
+          body = await collectIfSmall(counted, REPLAY_BUFFER_LIMIT, cancel);
+        } catch (e) {
+          done = true;
+          if (!cancel.aborted) throw e;
+          finish(499, 'cancelled');
+          return;
+        }
+      }
+      // Collected bodies go to undici as a Buffer, whose own length it sends: a cloud that ended
+      // the body short (or long) of its Content-Length must not make it look whole to the UEM.
+      if (Buffer.isBuffer(body) && len !== undefined && body.length !== Number(len)) {
+        return refuse(400, 'bad_header', `the request body has ${body.length} bytes but its Content-Length says ${len}`);
       }
     }
 
@@ -187,7 +218,7 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
         return;
       }
       deps.logger.warn('upstream request failed', { target: target.id, code: err.code, reason: err.message });
-      s.resume();
+      discardBody(s);
       respondError(s, err.status, err.code, err.message);
       finish(err.status, err.code);
       return;
@@ -208,6 +239,7 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       done = true;
       const message = `the UEM's response headers do not fit through the tunnel (${(e as Error).message})`;
       deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
+      discardBody(s);
       respondError(s, 502, 'upstream_headers_too_large', message);
       finish(502, 'upstream_headers_too_large');
       return;
@@ -222,6 +254,7 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
       end() {
         done = true; // the exchange is over: the stream closing now must not abort anything
         s.end();
+        discardBody(s);
         finish(status);
       },
       error() {

@@ -88,4 +88,17 @@ describe('connector audit log', () => {
     expect(ids[ids.length - 1]).to.equal(99);
     for (let i = 1; i < ids.length; i++) expect(ids[i]).to.equal(ids[i - 1]! + 1);
   });
+
+  it('keeps only what looks like a parameter name from a query: bare items and token-like names go, registered secrets are scrubbed', () => {
+    try {
+      secrets.add('S3cr3t-UEM-password');
+      expect(auditPath('/api/x?S3cr3t-UEM-password')).to.equal('/api/x?…');
+      expect(auditPath('/api/x?S3cr3t-UEM-password=1&page=2')).to.equal(`/api/x?${REDACTED}=…&page=…`);
+      expect(auditPath('/api/x?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl')).to.equal('/api/x?…');
+      expect(auditPath('/api/x?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl=1')).to.equal('/api/x?…=…');
+      expect(auditPath('/api/x?a%20b=1&search[name]=x&&flag')).to.equal('/api/x?…=…&search[name]=…&…');
+    } finally {
+      secrets.clear();
+    }
+  });
 });
