@@ -42,6 +42,21 @@ export interface CloudServerOptions {
   clock?: Clock;
 }
 
+/**
+ * The answer to a request Node's parser refused (it never reaches a handler): the status Node's own
+ * default would give, with the JSON error body every other answer has.
+ */
+export function clientErrorAnswer(code: string | undefined): string {
+  const [status, reason, error, message] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', "the request's headers are larger than this server accepts"]
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify({ error, message });
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 export class CloudServer {
   private draining = false;
 
@@ -213,9 +228,9 @@ export class CloudServer {
       }
       void tunnels.handleUpgrade(req, socket, head);
     });
-    server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return void socket.destroy();
+      socket.end(clientErrorAnswer(err.code));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

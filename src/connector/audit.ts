@@ -67,8 +67,8 @@ const QUERY_NAME = /^[\w.\-[\]]{1,40}$/;
 /**
  * Query values may carry secrets (tokens, keys): keep the parameter names only. A bare item
  * (`?<token>`) is a value as often as a flag, and a "name" may be a token too: only items written
- * `name=value` with a name that looks like one keep it. The whole path, query included, is then
- * scrubbed of registered secrets and secret patterns.
+ * `name=value` with a name that looks like one keep it. The path and each name kept are scrubbed
+ * of registered secrets and secret patterns.
  */
 export function auditPath(path: string): string {
   const q = path.indexOf('?');
@@ -81,9 +81,9 @@ export function auditPath(path: string): string {
       const eq = kv.indexOf('=');
       if (eq < 0) return '…';
       const name = kv.slice(0, eq);
-      return `${QUERY_NAME.test(name) ? name : '…'}=…`;
+      return `${QUERY_NAME.test(name) ? redactedPath(name) : '…'}=…`;
     });
-  return redactedPath(`${path.slice(0, q)}?${items.join('&')}`);
+  return `${redactedPath(path.slice(0, q))}?${items.join('&')}`;
 }
 
 /**

@@ -211,6 +211,8 @@ export function parseRequestHead(bytes: Buffer, streamId: number): RequestHead {
 export function parseResponseHead(bytes: Buffer, streamId: number): ResponseHead {
   const o = parseObject(bytes, streamId);
   const { status } = o;
-  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599) throw headError(streamId, 'invalid status');
+  // A final answer: informational (1xx) heads are not relayed (undici handles or refuses them), and a
+  // 1xx here would be written to the client as if final, or make a fetch Response throw.
+  if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) throw headError(streamId, 'invalid status');
   return { status: status as number, headers: headerList(o.headers, streamId) };
 }

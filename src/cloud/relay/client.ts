@@ -11,7 +11,8 @@ import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
 import { RelayError, type Relay } from './relay.js';
 
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+/** Statuses a fetch Response must have no body for (the tunnel carries no 1xx heads). */
+const NULL_BODY_STATUS = new Set([204, 205, 304]);
 
 function errorResponse(status: number, code: string, message: string): Response {
   return new Response(JSON.stringify({ error: code, message }), { status, headers: { 'content-type': 'application/json', 'x-uemlink-error': code } });
@@ -20,7 +21,9 @@ function errorResponse(status: number, code: string, message: string): Response 
 function toReadable(body: unknown): { stream: Readable | null; length?: number } {
   if (body === undefined || body === null) return { stream: null };
   if (typeof body === 'string' || body instanceof Uint8Array) {
-    const b = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    // Copied, as fetch does: the caller may reuse its bytes once the call returns, and the tunnel
+    // frames a written chunk later, by reference (src/protocol/stream.ts).
+    const b = Buffer.from(body);
     return { stream: Readable.from([b]), length: b.length };
   }
   if (body instanceof URLSearchParams) return toReadable(body.toString());

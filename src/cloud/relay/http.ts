@@ -3,6 +3,8 @@
  * parsed here (not Express's decoded path), so what is checked is exactly what is forwarded.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Cancel } from '../../common/cancel.js';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, pairsFromRaw } from '../../common/http-policy.js';
@@ -59,10 +61,35 @@ export function isRelayUrl(url: string): boolean {
   return url.startsWith(PREFIX) || url === PREFIX.slice(0, -1) || url.startsWith(`${PREFIX.slice(0, -1)}?`);
 }
 
+/**
+ * Ends a response that failed mid-body so that the client cannot take it for a complete one. Over
+ * plain TCP the connection is reset: a clean close would end an HTTP/1.0 (close-delimited) body as
+ * if whole. Over TLS, destroying sends no close_notify, which TLS clients report as truncation.
+ */
+function abortResponse(res: ServerResponse): void {
+  const sock = res.socket;
+  if (sock instanceof Socket && !(sock instanceof TLSSocket) && !sock.destroyed) {
+    try {
+      sock.resetAndDestroy();
+      return;
+    } catch {
+      // not a TCP handle (a test's pipe, say): destroy as below
+    }
+  }
+  res.destroy();
+}
+
+/** The body length a response head promises, when the client will frame the body by it. */
+function promisedLength(method: string, status: number, headers: readonly (readonly [string, string])[]): number | undefined {
+  if (method === 'HEAD' || status === 204 || status === 304 || status < 200) return undefined;
+  for (const [n, v] of headers) if (n === 'content-length') return /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+  return undefined;
+}
+
 /** A JSON error without Express (the relay bypasses it, see relayHttp). */
 function sendError(res: ServerResponse, err: ApiError): void {
   if (res.headersSent) {
-    res.destroy();
+    abortResponse(res);
     return;
   }
   const body = JSON.stringify({ error: err.code, message: err.message });
@@ -88,6 +115,13 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cancel = new Cancel();
+    // The client went away before the answer was complete: cancel, which resets the stream and
+    // makes the connector abort its call to the UEM. Watched from the start: the client may leave
+    // while its credential is checked, and the request must then go no further.
+    res.on('close', () => {
+      if (!res.writableFinished) cancel.abort();
+    });
     if (deps.draining()) throw new ApiError(503, 'draining', 'this relay is shutting down; retry', { 'Retry-After': '1' });
     const parsed = parseRelayUrl(req.url ?? '');
     if (!parsed) throw new ApiError(400, 'bad_path', 'use /api/v1/relay/{tenant}/{target}/{path}');
@@ -100,27 +134,25 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));
     if (!headers.ok) throw new ApiError(400, 'bad_header', headers.reason);
     const te = req.headers['transfer-encoding'];
-    if (te !== undefined && te.split(',').pop()!.trim().toLowerCase() !== 'chunked') {
-      // RFC 9112 6.3: a request whose final transfer coding is not chunked cannot be framed.
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
       res.setHeader('connection', 'close');
-      throw new ApiError(400, 'bad_header', 'Transfer-Encoding must end with "chunked"');
+      // RFC 9112 6.3: a request whose final transfer coding is not chunked cannot be framed.
+      if (te.split(',').pop()!.trim().toLowerCase() !== 'chunked') throw new ApiError(400, 'bad_header', 'Transfer-Encoding must end with "chunked"');
+      // RFC 9112 6.1: Node undoes only the chunking; the UEM would get the still-coded bytes as the
+      // body, with nothing saying so (Transfer-Encoding is hop-by-hop and not forwarded).
+      throw new ApiError(501, 'unsupported_transfer_coding', `Transfer-Encoding "${te.slice(0, 64)}" is not supported: only "chunked"`);
     }
     const len = req.headers['content-length'];
     const hasBody = len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
     if (len !== undefined && Number(len) > deps.maxRequestBytes) {
       throw new ApiError(413, 'too_large', `the request body is larger than the relay's limit of ${deps.maxRequestBytes} bytes`);
     }
+    if (cancel.aborted) return; // the client left while we checked: nobody to relay for
     const body = hasBody ? new ByteLimit(deps.maxRequestBytes) : null;
     if (body) {
       req.pipe(body);
       req.on('error', (e) => body.destroy(e));
     }
-    const cancel = new Cancel();
-    // The client went away before the answer was complete: cancel, which resets the stream and
-    // makes the connector abort its call to the UEM.
-    res.on('close', () => {
-      if (!res.writableFinished) cancel.abort();
-    });
     let r: RelayResponse;
     try {
       r = await deps.relay.request({
@@ -141,14 +173,35 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       throw e;
     }
     const out: string[] = [];
-    for (const [n, v] of forwardableResponseHeaders(r.head.headers)) out.push(n, v);
+    const forwarded = forwardableResponseHeaders(r.head.headers);
+    for (const [n, v] of forwarded) out.push(n, v);
     out.push('x-uemlink-connector', r.connectorId);
-    res.writeHead(r.head.status, out);
+    try {
+      res.writeHead(r.head.status, out);
+    } catch (e) {
+      // A header Node will not write (a control character in a value: only a faulty connector
+      // sends one, undici refuses them from the UEM). The stream must not be left open.
+      r.body.reset(StreamError.PROTOCOL_ERROR, 'response head refused');
+      throw new ApiError(502, 'upstream_protocol', `the connector's response head cannot be sent on: ${(e as Error).message}`);
+    }
+    // The client frames the body by the Content-Length it was given, and Node does not check what
+    // is written against it: a connector that sent more would have the excess read as the next
+    // response on the connection, one that sent less would have the next response read as the
+    // rest of this body. Either is a broken stream: reset it and abort the response.
+    let left = promisedLength(req.method ?? 'GET', r.head.status, forwarded);
+    let failed = false;
+    const broken = (): void => {
+      if (failed) return;
+      failed = true;
+      clearTimeout(idle);
+      r.body.reset(StreamError.PROTOCOL_ERROR, 'the body does not match its Content-Length');
+      abortResponse(res);
+    };
     // An idle body (the UEM or the tunnel stalled) must not hold the client for ever.
     const idle = setTimeout(onIdle, deps.idleTimeoutMs);
     function onIdle(): void {
       r.body.reset(StreamError.TIMEOUT, 'no data');
-      res.destroy();
+      abortResponse(res);
     }
     cancel.addEventListener('abort', () => r.body.destroy());
     // Not pipeline() (it allocates an AbortController per call) and not pipe(): chunks that arrive
@@ -160,6 +213,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       res.uncork();
     };
     r.body.on('data', (chunk: Buffer) => {
+      if (left !== undefined && (left -= chunk.length) < 0) return broken();
       idle.refresh(); // re-arms the same timer: cheaper than a new one per chunk
       if (!corked) {
         corked = true;
@@ -173,14 +227,15 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     });
     res.on('drain', () => r.body.resume());
     r.body.once('end', () => {
+      if (left !== undefined && left > 0) return broken();
       clearTimeout(idle);
       res.end();
     });
     r.body.once('error', () => {
       clearTimeout(idle);
-      // A stream reset mid-body destroys the response: the client sees an abort, never a
+      // A stream reset mid-body aborts the response: the client sees an abort, never a
       // truncated body that looks complete.
-      res.destroy();
+      abortResponse(res);
     });
     res.once('close', () => clearTimeout(idle));
   }
