@@ -563,8 +563,10 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         s.status = step.status;
         s.deliveredBytes += f.data.length;
         s.push(f.data);
-        this.readerConsumed(s);
+        // The END this frame carries is applied before the credit step: a reader that took the
+        // bytes inside push() must not earn credit (or window growth) for a stream the peer ended.
         if (f.end === true && this.endFlag) this.endFromFlag(f.streamId);
+        this.readerConsumed(s);
         return;
       case 'end':
         this.onEnd(s, step.status);

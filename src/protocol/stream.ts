@@ -133,6 +133,15 @@ export class MuxStream extends Duplex implements ReadyLinks<MuxStream> {
     return chunk;
   }
 
+  /**
+   * Refused: credit is what left the buffer in bytes (`deliveredBytes - readableLength`), and with
+   * an encoding set `readableLength` counts characters, which would return more credit than was
+   * read, past the window. Decode after reading (TextDecoder, stream/consumers' text()).
+   */
+  override setEncoding(_encoding: BufferEncoding): this {
+    throw Object.assign(new TypeError('a tunnel stream carries bytes: decode after reading, setEncoding() would break its flow control'), { code: 'ERR_UEMLINK_STREAM_ENCODING' });
+  }
+
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.host.streamDestroyed(this, err);
     cb(err);

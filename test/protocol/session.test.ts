@@ -459,6 +459,42 @@ describe('session', () => {
     });
   });
 
+  describe('credit accounting (found in review)', () => {
+    const tick = () => new Promise((r) => setImmediate(r));
+
+    it('version 2: no WINDOW and no window growth for the bytes of the DATA frame that carries END_STREAM', async () => {
+      const peer = rawPeer('connector', { initialWindow: 64 * 1024 }, 0, {}, 2);
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()) }, { kind: 'data', streamId: 1, data: Buffer.alloc(1024, 7) });
+      const st = await got;
+      st.on('data', () => {}); // flowing: later DATA is handed over inside push()
+      await tick();
+      await tick();
+      const before = peer.frames.length;
+      // Over half the window, at once after the last credit: auto-tuning would double the window.
+      peer.send({ kind: 'data', streamId: 1, data: Buffer.alloc(40 * 1024, 7), end: true });
+      if (!st.readableEnded) await new Promise((r) => st.once('end', r));
+      await tick();
+      await tick();
+      const after = peer.frames.slice(before).map((f) => f.kind);
+      expect({ sentAfterPeerEnded: after, grownBytes: (peer.session as unknown as { grownBytes: number }).grownBytes }).to.deep.equal({ sentAfterPeerEnded: [], grownBytes: 0 });
+    });
+
+    it('setEncoding() is refused: with it, readableLength counts characters and credit would pass the window', async () => {
+      const peer = rawPeer('connector', { initialWindow: 2048 });
+      const got = new Promise<MuxStream>((r) => peer.session.once('stream', r));
+      peer.send({ kind: 'open', streamId: 1, json: jsonPayload(head()) }, { kind: 'data', streamId: 1, data: Buffer.from('€'.repeat(682)) });
+      const st = await got;
+      expect(() => st.setEncoding('utf8')).to.throw(TypeError).with.property('code', 'ERR_UEMLINK_STREAM_ENCODING');
+      const chunk = st.read(3) as Buffer;
+      await tick();
+      await tick();
+      const credit = peer.frames.filter((f) => f.kind === 'window').reduce((a, f) => a + (f as { increment: number }).increment, 0);
+      expect(chunk.toString()).to.equal('€');
+      expect(credit).to.be.at.most(3);
+    });
+  });
+
   describe('DATA joined in the unsent message', () => {
     const KiB = 1024;
     /** `n` chunks of 16 KiB, each byte telling its chunk and offset apart. */
