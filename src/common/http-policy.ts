@@ -10,10 +10,14 @@ export type PathCheck = { ok: true; path: string; query: string } | { ok: false;
 
 const MAX_PATH = 8192;
 
-/** Decodes percent-escapes repeatedly (double encoding) until stable; undefined if malformed. */
+/**
+ * Decodes percent-escapes repeatedly (double encoding) until stable; undefined if malformed, or if
+ * it is still not stable after 4 passes (no real client encodes five times; an upstream that
+ * decodes that often would otherwise see what the checks never did).
+ */
 export function decodeFully(s: string): string | undefined {
   let cur = s;
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     let next: string;
     try {
       next = decodeURIComponent(cur);
@@ -21,9 +25,23 @@ export function decodeFully(s: string): string | undefined {
       return undefined;
     }
     if (next === cur) return cur;
+    if (i === 4) return undefined;
     cur = next;
   }
   return cur;
+}
+
+/**
+ * A segment that is only dots and spaces once Unicode compatibility forms are folded (a fullwidth
+ * "．" is a "."): ".", "..", and what Windows (IIS, under Workspace ONE UEM and Ivanti) trims to
+ * them or to nothing, since it drops trailing dots and spaces from path segments (".. ", "...").
+ * A Tomcat-style path parameter (";jsessionid") does not hide one.
+ */
+function isDotSegment(decoded: string): boolean {
+  const semi = decoded.indexOf(';');
+  let core = semi < 0 ? decoded : decoded.slice(0, semi);
+  if (/[^\u0000-\u007f]/.test(core)) core = core.normalize('NFKC');
+  return /^[. ]+$/.test(core);
 }
 
 /**
@@ -59,8 +77,9 @@ export function checkRelativePath(raw: string): PathCheck {
       if (/[/\\\u0000-\u001f\u007f]/.test(decoded)) return { ok: false, reason: 'the path encodes a slash, backslash or control character' };
       d = decoded;
     }
-    // ".." and "." in any encoding, and Tomcat-style "..;jsessionid" path parameters.
-    if (d[0] === '.' && /^\.\.?(;.*)?$/.test(d)) return { ok: false, reason: 'the path has a "." or ".." segment' };
+    // ".." and "." in any encoding or Unicode form, what Windows trims to them, and "..;jsessionid".
+    // (Undecoded, a segment is printable ASCII without spaces: only one starting with "." can be.)
+    if ((d !== seg || d[0] === '.') && isDotSegment(d)) return { ok: false, reason: 'the path has a "." or ".." segment (or one Windows reads as such)' };
   }
   return { ok: true, path, query };
 }

@@ -2,10 +2,20 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { checkRelativePath, decodeFully, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, joinUnderBase } from '../../src/common/http-policy.js';
 
-/** What a typical server does with a path: percent-decode, then resolve dot segments. */
-function normalize(p: string): string {
+/**
+ * What a typical server does with a path: percent-decode, then resolve dot segments. `windows`: as
+ * IIS on Windows also does, fold Unicode compatibility forms (a fullwidth "．") and trim trailing dots
+ * and spaces from each segment first.
+ */
+function normalize(p: string, windows = false): string {
   const out: string[] = [];
-  for (const seg of decodeURIComponent(p).split('/')) {
+  for (let seg of decodeURIComponent(p).split('/')) {
+    if (windows) {
+      // The worst reading: spaces dropped, a run of dots taken for "..", other trailing dots dropped.
+      seg = seg.normalize('NFKC').replace(/[. ]*$/, (tail) => tail.replace(/ /g, ''));
+      if (/^\.{2,}$/.test(seg)) seg = '..';
+      else if (seg !== '.') seg = seg.replace(/\.+$/, '');
+    }
     if (seg === '..') out.pop();
     else if (seg !== '.' && seg !== '') out.push(seg);
   }
@@ -14,20 +24,22 @@ function normalize(p: string): string {
 
 describe('http policy', () => {
   it('a path that passes can never resolve outside the base path, whatever the server decodes', () => {
-    const segChar = fc.constantFrom('a', 'b', '.', '%2e', '%2E', '%2f', '%5c', '%25', '%00', ';', '-', '~', '%20', '..', '%252e');
+    const segChar = fc.constantFrom('a', 'b', '.', '%2e', '%2E', '%2f', '%5c', '%25', '%00', ';', '-', '~', '%20', '..', '%252e', '%EF%BC%8E', '%E2%80%A4');
     const seg = fc.array(segChar, { minLength: 0, maxLength: 4 }).map((a) => a.join(''));
     fc.assert(
       fc.property(fc.array(seg, { minLength: 1, maxLength: 6 }), (segs) => {
         const p = `/${segs.join('/')}`;
         const r = checkRelativePath(p);
         if (!r.ok) return;
-        let n: string;
-        try {
-          n = normalize(joinUnderBase('/API', r.path));
-        } catch {
-          return; // a server that cannot decode it answers 400 itself
+        for (const windows of [false, true]) {
+          let n: string;
+          try {
+            n = normalize(joinUnderBase('/API', r.path), windows);
+          } catch {
+            return; // a server that cannot decode it answers 400 itself
+          }
+          expect(n === '/API' || n.startsWith('/API/'), `${p} -> ${n}${windows ? ' (Windows)' : ''}`).to.equal(true);
         }
-        expect(n === '/API' || n.startsWith('/API/'), `${p} -> ${n}`).to.equal(true);
         expect(decodeURIComponent(r.path)).to.not.match(/[\\\u0000\r\n]/);
       }),
       { numRuns: 3000 },
@@ -48,7 +60,7 @@ describe('http policy', () => {
         const seg = segments[i]!;
         if (seg === '' && i < segments.length - 1) return false;
         const d = decodeFully(seg);
-        if (d === undefined || /[/\\\u0000-\u001f\u007f]/.test(d) || /^\.\.?(;.*)?$/.test(d)) return false;
+        if (d === undefined || /[/\\\u0000-\u001f\u007f]/.test(d) || /^[. ]+$/.test(d.split(';')[0]!.normalize('NFKC'))) return false;
       }
       return true;
     };
@@ -60,6 +72,16 @@ describe('http policy', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it('refuses what Windows reads as a dot segment, Unicode dots, and escapes still undone after four decodings', () => {
+    for (const p of ['/a/..%20/b', '/a/.../b', '/a/.%20./b', '/a/%EF%BC%8E%EF%BC%8E/b', '/a/%E2%80%A4%E2%80%A4/b', '/a/%20/b', '/a/..%20;x/b', '/a/%252525252e%252525252e/b']) {
+      expect(checkRelativePath(p).ok, p).to.equal(false);
+    }
+    for (const p of ['/a/.well-known/b', '/a/v1.2/b', '/a/%E2%80%A4x/b', '/a/x%20./b', '/a/%25252e%25252e']) {
+      if (p === '/a/%25252e%25252e') expect(checkRelativePath(p).ok, p).to.equal(false); // 4 decodings: "..", refused as before
+      else expect(checkRelativePath(p).ok, p).to.equal(true);
+    }
   });
 
   it('keeps ordinary API paths and queries as they are', () => {
