@@ -145,7 +145,6 @@ export class ConnectorCA {
     } catch (e) {
       throw new UemlinkError('PAIR_CSR_INVALID', `certificate request rejected: ${(e as Error).message}`);
     }
-    if (csr.keyBits < 2048) throw new UemlinkError('PAIR_CSR_INVALID', `certificate request rejected: RSA key of ${csr.keyBits} bits (2048 or more required)`);
     const g = this.current;
     const certificatePem = issueCertificate({
       subject: { CN: subject.connectorId, O: subject.tenant, OU: subject.group },

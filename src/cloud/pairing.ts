@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import { mintPairingToken, parsePairingToken, secretMatches } from '../common/pairing-token.js';
 import { secrets } from '../common/redact.js';
+import { MAX_CSR_CHARS } from '../common/pki.js';
 import type { ConnectorCA } from './ca.js';
 import { GROUP_RE, TENANT_RE, type CloudStore } from './state.js';
 
@@ -107,7 +108,7 @@ export class PairingService {
   async redeem(req: PairRequest): Promise<PairResult> {
     if (typeof req.token !== 'string') throw new UemlinkError('PAIR_TOKEN_MALFORMED', 'token: is required');
     const parsed = parsePairingToken(req.token);
-    if (typeof req.csr !== 'string' || req.csr.length > 16384) throw new UemlinkError('PAIR_CSR_INVALID', 'csr: must be a PEM certificate request');
+    if (typeof req.csr !== 'string' || req.csr.length > MAX_CSR_CHARS) throw new UemlinkError('PAIR_CSR_INVALID', 'csr: must be a PEM certificate request');
     const hostname = typeof req.hostname === 'string' ? req.hostname.slice(0, 255) : '';
     const version = typeof req.version === 'string' ? req.version.slice(0, 64) : '';
     const connectorId = `cn_${randomBytes(10).toString('hex')}`;

@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
+import { MAX_CSR_CHARS } from '../common/pki.js';
 import { GoAwayCodes, type GoAwayCode } from '../protocol/codes.js';
 import { decodeMessage, encodeFrame, jsonPayload } from '../protocol/frame.js';
 import {
@@ -336,7 +337,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private async renew(live: LiveSession, msg: Record<string, unknown>): Promise<void> {
     const o = this.o;
     try {
-      if (typeof msg.csr !== 'string') throw new Error('cert.renew without a CSR');
+      if (typeof msg.csr !== 'string' || msg.csr.length > MAX_CSR_CHARS) throw new Error(`cert.renew needs a CSR of at most ${MAX_CSR_CHARS} characters`);
       // Renewals rewrite the state file and replace the previous certificate the grace relies on:
       // one per session, and none within RENEW_MIN_INTERVAL_MS of the last (a looping connector
       // must not churn either). A failed one may be retried: nothing was replaced.

@@ -60,6 +60,12 @@ export interface ParsedCsr {
   keyBits: number;
 }
 
+/** RSA key sizes a connector's certificate request may have (connectors make 2048-bit keys). */
+export const MIN_RSA_BITS = 2048;
+export const MAX_RSA_BITS = 4096;
+/** Longest PEM certificate request taken (pairing and renewal alike). */
+export const MAX_CSR_CHARS = 16384;
+
 /** Parses and checks a CSR's self-signature. Throws an Error with a plain reason when invalid. */
 export function parseCsr(pem: string): ParsedCsr {
   let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
@@ -69,6 +75,13 @@ export function parseCsr(pem: string): ParsedCsr {
     throw new Error(`not a PEM certificate request (${(e as Error).message})`);
   }
   if (!csr.publicKey) throw new Error('the request carries no RSA public key');
+  // Bounded before the signature is checked: forge checks it in JavaScript with the request's own
+  // modulus and exponent, and a 3,000-byte exponent alone blocked the event loop for 3-5 s (a larger
+  // request, for hours), with the state file locked, before any size check ran.
+  const pub = csr.publicKey as forge.pki.rsa.PublicKey;
+  const keyBits = pub.n.bitLength();
+  if (keyBits < MIN_RSA_BITS || keyBits > MAX_RSA_BITS) throw new Error(`RSA key of ${keyBits} bits (${MIN_RSA_BITS} to ${MAX_RSA_BITS} accepted)`);
+  if (pub.e.bitLength() > 32) throw new Error(`RSA public exponent of ${pub.e.bitLength()} bits (at most 32 accepted; 65537 is usual)`);
   let ok = false;
   try {
     ok = csr.verify();
@@ -76,10 +89,9 @@ export function parseCsr(pem: string): ParsedCsr {
     ok = false;
   }
   if (!ok) throw new Error('the request signature does not match its key');
-  const pub = csr.publicKey as forge.pki.rsa.PublicKey;
   const subject: Record<string, string> = {};
   for (const a of csr.subject.attributes) if (a.shortName) subject[a.shortName] = String(a.value);
-  return { publicKeyPem: forge.pki.publicKeyToPem(pub), subject, keyBits: pub.n.bitLength() };
+  return { publicKeyPem: forge.pki.publicKeyToPem(pub), subject, keyBits };
 }
 
 export interface IssueSpec {

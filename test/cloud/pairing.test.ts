@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../src/common/clock.js';
 import { parsePairingToken } from '../../src/common/pairing-token.js';
-import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
+import { randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+import { createCsr, generateRsaKeyPair, parseCsr } from '../../src/common/pki.js';
 import { ConnectorCA } from '../../src/cloud/ca.js';
 import { PairingService } from '../../src/cloud/pairing.js';
 import { openCloudStore } from '../../src/cloud/state.js';
@@ -120,3 +122,62 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   expect(e, `expected ${code}`).to.not.equal(undefined);
   expect(e!.code).to.equal(code);
 }
+
+/**
+ * A syntactically valid CSR whose RSA key has an nBytes modulus and an eBytes public exponent, and a
+ * junk signature: forge checks signatures in JavaScript with the request's own key, so checking
+ * this one would block the event loop for seconds (hours for larger ones).
+ */
+function hostileCsr(nBytes: number, eBytes: number): string {
+  const f = forge as unknown as {
+    pki: {
+      rsa: { generateKeyPair(o: { bits: number; e: number }): { publicKey: unknown; privateKey: unknown } };
+      createCertificationRequest(): Record<string, unknown> & { setSubject(a: unknown[]): void; sign(k: unknown, md: unknown): void };
+      setRsaPublicKey(n: unknown, e: unknown): unknown;
+      certificationRequestToPem(c: unknown): string;
+    };
+    jsbn: { BigInteger: new (hex: string, radix: number) => unknown };
+    md: { sha256: { create(): unknown } };
+  };
+  const keys = f.pki.rsa.generateKeyPair({ bits: 512, e: 0x10001 });
+  const csr = f.pki.createCertificationRequest();
+  csr.publicKey = keys.publicKey;
+  csr.setSubject([{ shortName: 'CN', value: 'x' }]);
+  csr.sign(keys.privateKey, f.md.sha256.create());
+  const big = (bytes: number): unknown => {
+    const b = randomBytes(bytes);
+    b[0]! |= 0x80;
+    b[bytes - 1]! |= 1;
+    return new f.jsbn.BigInteger(b.toString('hex'), 16);
+  };
+  csr.publicKey = f.pki.setRsaPublicKey(big(nBytes), big(eBytes));
+  csr.certificationRequestInfo = null;
+  csr.signature = randomBytes(nBytes).toString('binary');
+  return f.pki.certificationRequestToPem(csr);
+}
+
+describe('hostile certificate requests (found in review)', () => {
+  it('a key too large, or with a huge exponent, is refused by its size before its signature is checked', () => {
+    // Were the signature checked first, the junk one would be the reason given (after a long stall).
+    expect(() => parseCsr(hostileCsr(384, 3000))).to.throw(/RSA public exponent of \d+ bits/);
+    expect(() => parseCsr(hostileCsr(1024, 3))).to.throw(/RSA key of 8192 bits \(2048 to 4096 accepted\)/);
+    expect(() => parseCsr(hostileCsr(128, 3))).to.throw(/RSA key of 1024 bits/);
+    expect(parseCsr(createCsr(generateRsaKeyPair(2048).privateKeyPem, { CN: 'host' })).keyBits).to.equal(2048);
+  });
+
+  it('pairing with one answers 400 PAIR_CSR_INVALID naming the exponent, and leaves the token unused', async () => {
+    const dir = tempDir();
+    const store = openCloudStore(dir);
+    const { ca } = await ConnectorCA.loadOrCreate(dir);
+    const svc = new PairingService(store, ca, 'https://relay.example.com', 365);
+    const t = await svc.createToken({ tenant: 'acme' });
+    const err = await svc.redeem({ token: t.token, csr: hostileCsr(384, 3000) }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).to.equal('PAIR_CSR_INVALID');
+    expect(err?.message).to.match(/exponent/);
+    const rec = (await store.read()).pairingTokens.find((x) => t.token.includes(x.id));
+    expect(rec?.usedAt).to.equal(undefined);
+  });
+});
