@@ -68,7 +68,7 @@ export class CloudServer {
     readonly tunnels: TunnelServer,
     readonly pairing: PairingService,
     readonly managedTargets: ManagedTargetsService,
-    /** `relay.fetch(tenant, target, path, init)` for the cloud's own code. */
+    /** `relay.fetch(tenant, target, path, init, route?)` for the cloud's own code. */
     readonly relay: RelayClient,
     readonly integrations: IntegrationsService,
     readonly inventory: InventoryDb,

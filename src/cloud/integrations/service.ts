@@ -167,7 +167,10 @@ export class IntegrationsService {
     const route = rec.route;
     if (route.via === 'connector') {
       const target = 'target' in route ? route.target : IntegrationsService.pushedTargetId(rec.id);
-      return (path, init) => this.o.relay.fetch(rec.tenant, target, path, init);
+      // Only the route's group: another site's connector may serve a target of the same name, and
+      // would carry this integration's calls (writes included) to another UEM.
+      const group = route.group;
+      return (path, init) => this.o.relay.fetch(rec.tenant, target, path, init, { group });
     }
     let t = this.targets.get(rec.id);
     if (!t) {

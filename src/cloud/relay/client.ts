@@ -34,7 +34,8 @@ function toReadable(body: unknown): { stream: Readable | null; length?: number }
 export class RelayClient {
   constructor(private readonly relay: Relay) {}
 
-  async fetch(tenant: string, target: string, path: string, init: RequestInit = {}): Promise<Response> {
+  /** `route.group`: only the tenant's connectors of that group may carry the call. */
+  async fetch(tenant: string, target: string, path: string, init: RequestInit = {}, route: { group?: string } = {}): Promise<Response> {
     if (!TENANT_RE.test(tenant)) return errorResponse(400, 'bad_path', `"${tenant.slice(0, 64)}" is not a tenant name`);
     if (!TARGET_ID_RE.test(target)) return errorResponse(400, 'bad_path', `"${target.slice(0, 64)}" is not a target id`);
     const checked = checkRelativePath(path);
@@ -49,6 +50,7 @@ export class RelayClient {
     try {
       const r = await this.relay.request({
         tenant,
+        ...(route.group !== undefined ? { group: route.group } : {}),
         target,
         method,
         path: `${checked.path}${checked.query}`,

@@ -34,6 +34,8 @@ export class RelayError extends Error {
 
 export interface RelayRequest {
   tenant: string;
+  /** Only connectors of this group of the tenant (an integration routed through one site's connectors). */
+  group?: string;
   target: string;
   method: string;
   /** Checked path and query, relative to the target. */
@@ -84,17 +86,23 @@ function isUnprocessed(e: unknown): boolean {
 export class Relay {
   constructor(private readonly o: RelayOptions) {}
 
-  private candidates(tenant: string, target: string, exclude: ReadonlySet<string>): LiveSession[] {
-    return this.o.registry.list({ tenant }).filter((s) => s.session.acceptsStreams && s.targets.includes(target) && !exclude.has(s.connectorId));
+  private candidates(r: RelayRequest, exclude: ReadonlySet<string>): LiveSession[] {
+    return this.o.registry
+      .list({ tenant: r.tenant })
+      .filter((s) => s.session.acceptsStreams && s.targets.includes(r.target) && (r.group === undefined || s.group === r.group) && !exclude.has(s.connectorId));
   }
 
-  /** 404 when no connector of the tenant ever advertised the target, 503 when none is connected now. */
-  private async noRoute(tenant: string, target: string): Promise<RelayError> {
+  /** 404 when no connector of the tenant (and group) ever advertised the target, 503 when none is connected now. */
+  private async noRoute(r: RelayRequest): Promise<RelayError> {
+    const { tenant, group, target } = r;
+    const inGroup = (g: string): boolean => group === undefined || g === group;
     const state = await this.o.store.read();
-    const known = Object.values(state.connectors).some((c) => c.tenant === tenant && !c.revokedAt && (this.o.book?.peek(c.id)?.targets ?? c.targets).includes(target))
-      || this.o.registry.list({ tenant }).some((s) => s.targets.includes(target));
-    if (!known) return new RelayError(404, 'unknown_target', `no connector of tenant "${tenant}" offers a target "${target}"`);
-    return new RelayError(503, 'no_connector', `no connector of tenant "${tenant}" serving "${target}" is connected right now`);
+    const known =
+      Object.values(state.connectors).some((c) => c.tenant === tenant && inGroup(c.group) && !c.revokedAt && (this.o.book?.peek(c.id)?.targets ?? c.targets).includes(target)) ||
+      this.o.registry.list({ tenant }).some((s) => inGroup(s.group) && s.targets.includes(target));
+    const who = group === undefined ? `tenant "${tenant}"` : `group "${group}" of tenant "${tenant}"`;
+    if (!known) return new RelayError(404, 'unknown_target', `no connector of ${who} offers a target "${target}"`);
+    return new RelayError(503, 'no_connector', `no connector of ${who} serving "${target}" is connected right now`);
   }
 
   async request(r: RelayRequest): Promise<RelayResponse> {
@@ -107,8 +115,8 @@ export class Relay {
     let lastError: RelayError | undefined;
     // Each connector is tried at most once, so this ends.
     for (;;) {
-      const live = pickConnector(this.candidates(r.tenant, r.target, exclude));
-      if (!live) throw lastError ?? (await this.noRoute(r.tenant, r.target));
+      const live = pickConnector(this.candidates(r, exclude));
+      if (!live) throw lastError ?? (await this.noRoute(r));
       exclude.add(live.connectorId);
       let stream: MuxStream;
       try {
