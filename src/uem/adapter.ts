@@ -108,7 +108,11 @@ export interface UemAdapter {
    * including a page that is shorter than the vendor's own totals say (truncated).
    */
   devicesInGroup(group: UemGroup): AsyncIterable<DevicePage>;
-  /** Installed apps of the given devices (vendors that batch, like EPMM, use one call per batch). */
+  /**
+   * Installed apps of the given devices (vendors that batch, like EPMM, use one call per batch).
+   * A device the UEM no longer has is left out of the map (its stored list is kept until the device
+   * sync deletes it); any other failure throws.
+   */
   apps(devices: UemDevice[]): Promise<Map<string, UemApp[]>>;
   /**
    * Device groups the cloud writes to (tags in Workspace ONE, labels in EPMM, device groups in

@@ -146,19 +146,25 @@ describe('UEM simulator fault modes (Workspace ONE) and what the adapter makes o
     expect(Date.now() - t).to.be.below(250);
   });
 
-  it('flapDevices: two listings differ, each consistent with its own Total (no protocol error)', async () => {
+  it('flapDevices: one-page listings differ, each consistent with its Total; a list that changes between pages fails the listing', async () => {
     const full = await ids(adapter, og(572));
     sim.state.faults = { flapDevices: 0.4 };
-    const a = await ids(adapter, og(572));
-    const b = await ids(adapter, og(572));
+    // Pages of one listing come from different draws: with 10 a page, the Total changes between
+    // them, and a device may have been skipped, so the listing fails instead of looking complete.
+    const paged = await rejection(ids(adapter, og(572)));
+    expect(paged.kind).to.equal('protocol');
+    expect(paged.message).to.match(/the list changed while paging \(Total \d+, now \d+\)/);
+    const onePage = createWorkspaceOneAdapter(targetFetch(target), { pageSize: 500 });
+    const a = await ids(onePage, og(572));
+    const b = await ids(onePage, og(572));
     expect(a.length).to.be.lessThan(full.length);
     expect(b.length).to.be.lessThan(full.length);
     expect(a).to.not.deep.equal(b);
     for (const id of [...a, ...b]) expect(full).to.include(id);
     expect(new Set(a).size).to.equal(a.length);
     const smart = (await adapter.groups()).find((g) => g.name === 'All Devices')!;
-    const s1 = await ids(adapter, smart);
-    const s2 = await ids(adapter, smart);
+    const s1 = await ids(onePage, smart);
+    const s2 = await ids(onePage, smart);
     expect(s1).to.not.deep.equal(s2);
   });
 

@@ -44,6 +44,11 @@ export interface RetryOptions {
   attempts: number;
   /** A Retry-After longer than this is not waited for: the sync fails and tries at its next run. */
   maxRetryAfterMs: number;
+  /**
+   * The wait a 429 without Retry-After states in its body, for vendors that say it there (Hexnode:
+   * "Expected available in 57.0 seconds"); undefined when the body says nothing.
+   */
+  throttleWait?: (body: string) => number | undefined;
 }
 
 function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
@@ -84,7 +89,14 @@ export function resilientFetch(fetch: UemFetch, o: RetryOptions): UemFetch {
       }
       if (attempt >= o.attempts) return res;
       if (res.status === 429) {
-        const ra = retryAfterMs(res.headers.get('retry-after')) ?? backoff;
+        let stated = retryAfterMs(res.headers.get('retry-after'));
+        if (stated === undefined && o.throttleWait) {
+          const text = await res.text().catch(() => '');
+          stated = o.throttleWait(text);
+          // Read for its wait: a copy goes on if it is not retried.
+          res = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+        }
+        const ra = stated ?? backoff;
         if (ra > o.maxRetryAfterMs) return res;
         await res.arrayBuffer().catch(() => undefined);
         await sleep(o.clock, ra, o.signal);
@@ -237,10 +249,12 @@ export async function writeBack(integrationId: string, desired: Map<string, Set<
       if (want.size === 0) continue; // never create an empty group
       id = await adapter.ensureTagGroup(name);
       r.calls++;
-      db.setTagId(integrationId, name, id);
       const inUem = await adapter.tagGroupMembers(id, name);
       r.calls++;
+      // The id is kept only with its baseline: kept alone (the members' read failing), the next pass
+      // would take "no members" for what the UEM holds and never remove those it does.
       const known = new Set(db.deviceIds(integrationId));
+      db.setTagId(integrationId, name, id);
       db.setTagMembers(integrationId, name, inUem.filter((d) => known.has(d)), []);
     }
     r.groups++;

@@ -13,6 +13,7 @@ import { Target } from '../../connector/targets/target.js';
 import type { CloudTargetDefinition } from '../../connector/targets/schema.js';
 import { UemError, type UemAdapter, type UemFetch, type UemGroup } from '../../uem/adapter.js';
 import { createAdapter } from '../../uem/adapters/index.js';
+import { throttleWaitMs } from '../../uem/adapters/hexnode.js';
 import { targetFetch } from '../../uem/target-fetch.js';
 import type { InventoryDb } from '../inventory/db.js';
 import type { ManagedTargetsService } from '../managed-targets.js';
@@ -181,7 +182,16 @@ export class IntegrationsService {
   }
 
   private async adapterFor(rec: IntegrationRecord, signal: AbortSignal): Promise<UemAdapter> {
-    const f = resilientFetch(this.fetchFor(rec), { signal, clock: this.o.clock, baseMs: this.o.retryBaseMs ?? 1000, attempts: 4, maxRetryAfterMs: 120_000 });
+    const f = resilientFetch(this.fetchFor(rec), {
+      signal,
+      clock: this.o.clock,
+      baseMs: this.o.retryBaseMs ?? 1000,
+      attempts: 4,
+      maxRetryAfterMs: 120_000,
+      // Hexnode states its wait only in the 429's body; without it, a sync of more than ~30 devices
+      // spent its retries inside the throttle and failed.
+      ...(rec.vendor === 'hexnode' ? { throttleWait: throttleWaitMs } : {}),
+    });
     return createAdapter(rec.vendor, f);
   }
 
@@ -310,13 +320,23 @@ export class IntegrationsService {
     const input = parseIntegrationInput(body, this.inputOf(prev));
     const now = new Date(this.o.clock.now()).toISOString();
     const rec = this.toRecord(id, tenant, input, prev, now);
-    this.targets.get(id)?.close();
-    this.targets.delete(id);
+    // A direct route's client is replaced only when how it reaches the UEM changed: closing it
+    // under a running sync (a rename, new sync settings) failed that sync for nothing.
+    const reach = (r: IntegrationRecord): string => (r.route.via === 'direct' ? JSON.stringify(IntegrationsService.targetDefinition(id, this.inputOf(r))) : '');
+    if (reach(prev) !== reach(rec)) {
+      this.targets.get(id)?.close();
+      this.targets.delete(id);
+    }
     await this.pushIfNeeded(rec);
     rec.groupsCache = (await this.checkGroups(rec)).map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
     await this.o.store.update((s) => {
       const i = s.integrations.findIndex((x) => x.id === id);
       if (i < 0) throw new ApiProblem(404, 'unknown_integration', `integration "${id}" was removed meanwhile`);
+      // Pause and status may have changed while the groups were checked (a Pause, a sync's
+      // result): the edit changes the settings, not those.
+      const cur = s.integrations[i]!;
+      rec.paused = cur.paused;
+      rec.status = cur.status;
       s.integrations[i] = rec;
     });
     // Switches turned off erase what was stored under them.

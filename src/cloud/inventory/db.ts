@@ -51,7 +51,14 @@ CREATE TABLE IF NOT EXISTS tags (
   integration_id TEXT NOT NULL, tag_name TEXT NOT NULL, tag_id TEXT NOT NULL,
   PRIMARY KEY (integration_id, tag_name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tag_departed (
+  integration_id TEXT NOT NULL, device_id TEXT NOT NULL, tag_name TEXT NOT NULL, departed_at TEXT NOT NULL,
+  PRIMARY KEY (integration_id, device_id, tag_name)
+) WITHOUT ROWID;
 `;
+
+/** How long a deleted device that carried tags is remembered, in case it comes back. */
+const DEPARTED_KEEP_MS = 90 * 24 * 3600_000;
 
 export function deviceHash(d: UemDevice, groups: string[]): string {
   return createHash('sha1')
@@ -189,6 +196,15 @@ export class InventoryDb {
     const del = this.db.prepare('DELETE FROM devices WHERE integration_id = ? AND id = ?');
     const delApps = this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ?');
     const delTags = this.db.prepare('DELETE FROM tag_members WHERE integration_id = ? AND device_id = ?');
+    // A deleted device keeps the tags we gave it in the UEM. Its tag rows are set aside, and put
+    // back if it returns (moved between groups, a list that left it out once): a new row knowing
+    // none of them would leave, say, a stale Risk_High on it for good. The write-back then removes
+    // what its verdict no longer wants.
+    const departTags = this.db.prepare('INSERT OR REPLACE INTO tag_departed (integration_id, device_id, tag_name, departed_at) SELECT integration_id, device_id, tag_name, ? FROM tag_members WHERE integration_id = ? AND device_id = ?');
+    const returnTags = this.db.prepare('INSERT OR IGNORE INTO tag_members (integration_id, tag_name, device_id) SELECT integration_id, tag_name, device_id FROM tag_departed WHERE integration_id = ? AND device_id = ?');
+    const forgetDeparted = this.db.prepare('DELETE FROM tag_departed WHERE integration_id = ? AND device_id = ?');
+    const at = Date.parse(w.now);
+    if (Number.isFinite(at)) this.db.prepare('DELETE FROM tag_departed WHERE integration_id = ? AND departed_at < ?').run(integrationId, new Date(at - DEPARTED_KEEP_MS).toISOString());
     this.db.transaction(() => {
       const seenIds = new Set<string>();
       for (const { device: d, groups } of w.seen) {
@@ -218,6 +234,7 @@ export class InventoryDb {
         };
         if (!prev) {
           insert.run(params);
+          if (returnTags.run(integrationId, d.id).changes > 0) forgetDeparted.run(integrationId, d.id);
           counts.added++;
           counts.writes++;
         } else if (prev.hash !== hash) {
@@ -238,6 +255,7 @@ export class InventoryDb {
         if (missing >= w.deleteAfter && w.allowDeletion) {
           del.run(integrationId, id);
           delApps.run(integrationId, id);
+          departTags.run(w.now, integrationId, id);
           delTags.run(integrationId, id);
           counts.deleted++;
         } else {
@@ -280,7 +298,10 @@ export class InventoryDb {
   erasePii(integrationId: string, what: { name: boolean; phone: boolean; email: boolean }, placeholder: (udid: string | null, id: string) => string): number {
     let n = 0;
     this.db.transaction(() => {
-      // (The stored hash then no longer matches: the next sync rewrites each device once, filtered.)
+      // The stored hashes are cleared so that the next sync rewrites every device: were the switch
+      // turned on again before it, the device's hash would match the one stored before the erase,
+      // and the erased values would never come back.
+      if (what.name || what.phone || what.email) this.db.prepare("UPDATE devices SET hash = '' WHERE integration_id = ?").run(integrationId);
       if (what.name) n += this.db.prepare('UPDATE devices SET name = NULL WHERE integration_id = ? AND name IS NOT NULL').run(integrationId).changes;
       if (what.phone) n += this.db.prepare('UPDATE devices SET phone = NULL WHERE integration_id = ? AND phone IS NOT NULL').run(integrationId).changes;
       if (what.email) {
@@ -294,7 +315,7 @@ export class InventoryDb {
 
   deleteIntegration(integrationId: string): void {
     this.db.transaction(() => {
-      for (const t of ['devices', 'device_apps', 'tag_members', 'tags']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
+      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
     })();
   }
 

@@ -264,9 +264,14 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
    * (hasMore false) must reach totalCount; hasMore with an empty page would never end.
    */
   async function* paged(what: string, pathFor: (offset: number, limit: number) => string): AsyncGenerator<unknown[]> {
+    // totalCount must stay what the first page said: a member removed meanwhile shifts the later
+    // ones up a place, one is never seen, and a complete-looking sync would delete it.
+    let firstTotal: number | undefined;
     for (let offset = 0; ; ) {
       const w = `${what} (offset ${offset})`;
       const e = envelopeOf(await call(w, pathFor(offset, pageSize)), w);
+      if (firstTotal === undefined) firstTotal = e.totalCount;
+      else if (e.totalCount !== firstTotal) throw new UemError('protocol', `${w}: the list changed while paging (totalCount ${firstTotal}, now ${e.totalCount}); items may have been skipped`);
       const got = e.results.length;
       if (got > pageSize) throw new UemError('protocol', `${w}: ${got} results on a page of ${pageSize}`);
       if (e.hasMore && got === 0) throw new UemError('protocol', `${w}: hasMore with no results`);

@@ -244,13 +244,22 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
   async function* orgGroupDevices(group: UemGroup): AsyncGenerator<DevicePage> {
     const gid = pathId(group.id, `devices of organization group ${group.id}`);
     const seen = new Set<string>();
+    // The list must not change while it is paged: a device removed after page N shifts the later
+    // ones up a place, one of them is never seen, and a complete-looking sync would delete it.
+    let firstTotal: number | undefined;
     for (let page = 0; ; page++) {
       const what = `devices of organization group ${gid} (page ${page})`;
       const body = await call(what, `/mdm/devices/search?lgid=${gid}&orderby=deviceid&sortorder=ASC&page=${page}&pagesize=${pageSize}`, { version: 2 });
-      if (body === undefined) return; // 204: no (more) devices
+      if (body === undefined) {
+        // 204: no (more) devices; after page 0, only if the list shrank meanwhile.
+        if (firstTotal !== undefined) throw new UemError('protocol', `${what}: no content before the ${firstTotal} devices of page 0's Total: the list changed while paging; devices may have been skipped`);
+        return;
+      }
       const devices = arrayField(body, 'Devices', what);
       const b = body as Json;
       const total = intField(b, 'Total', what);
+      if (firstTotal === undefined) firstTotal = total;
+      else if (total !== firstTotal) throw new UemError('protocol', `${what}: the list changed while paging (Total ${firstTotal}, now ${total}); devices may have been skipped`);
       const size = intField(b, 'PageSize', what);
       const gotPage = intField(b, 'Page', what);
       if (size < 1) throw new UemError('protocol', `${what}: PageSize ${size}`);
@@ -272,8 +281,11 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
     }
   }
 
-  /** Full records for device ids, in that order; any id missing from the answer throws. */
-  async function devicesById(ids: readonly string[], what: string): Promise<Array<{ device: UemDevice; uuid: string | null }>> {
+  /**
+   * Full records for device ids, in that order; any id missing from the answer throws, unless
+   * `missingOk` (ids of devices the UEM may have removed since: they are left out).
+   */
+  async function devicesById(ids: readonly string[], what: string, missingOk = false): Promise<Array<{ device: UemDevice; uuid: string | null }>> {
     const body = await call(what, '/mdm/devices/id', { method: 'POST', body: { BulkValues: { Value: ids } } });
     const byId = new Map<string, { device: UemDevice; uuid: string | null }>();
     if (body !== undefined) {
@@ -282,6 +294,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
         byId.set(device.id, { device, uuid: str((raw as Json).Uuid) });
       }
     }
+    if (missingOk) return ids.flatMap((id) => byId.get(id) ?? []);
     const missing = ids.filter((id) => !byId.has(id));
     if (missing.length > 0) {
       throw new UemError('protocol', `${what}: asked for ${ids.length} devices, the answer lacks ${missing.length} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}): truncated, or removed meanwhile`);
@@ -481,16 +494,26 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
       const uuids = new Map<string, string>();
       const parts = chunks(ids, pageSize);
       for (let i = 0; i < parts.length; i++) {
-        for (const f of await devicesById(parts[i]!, `device uuids for app inventories (part ${i + 1} of ${parts.length})`)) {
+        // The stored devices include some the UEM removed since (pending deletion): left out, as
+        // EPMM and Hexnode do, so that the others' apps are still read (their old lists stay).
+        for (const f of await devicesById(parts[i]!, `device uuids for app inventories (part ${i + 1} of ${parts.length})`, true)) {
           if (f.uuid === null) throw new UemError('protocol', `device ${f.device.id} has no Uuid`);
           uuids.set(f.device.id, f.uuid);
         }
       }
-      const lists: UemApp[][] = new Array<UemApp[]>(ids.length);
-      await pool(ids, appConcurrency, async (id, i) => {
-        lists[i] = await appsOf(uuids.get(id)!, id);
+      const found = ids.filter((id) => uuids.has(id));
+      const lists: (UemApp[] | undefined)[] = new Array<UemApp[] | undefined>(found.length);
+      await pool(found, appConcurrency, async (id, i) => {
+        try {
+          lists[i] = await appsOf(uuids.get(id)!, id);
+        } catch (e) {
+          if (!(e instanceof UemError && e.kind === 'not_found')) throw e; // removed meanwhile: left out
+        }
       });
-      ids.forEach((id, i) => result.set(id, lists[i]!));
+      found.forEach((id, i) => {
+        const l = lists[i];
+        if (l) result.set(id, l);
+      });
       return result;
     },
 

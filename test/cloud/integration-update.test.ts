@@ -1,0 +1,85 @@
+/**
+ * IntegrationsService.update() against what changes while it checks the groups (found in review):
+ * a Pause and a running sync's status are not the edit's to overwrite, nor is a running sync's client.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { systemClock } from '../../src/common/clock.js';
+import { silentLogger } from '../../src/common/log.js';
+import { IntegrationsService } from '../../src/cloud/integrations/service.js';
+import { InventoryDb } from '../../src/cloud/inventory/db.js';
+import { openCloudStore } from '../../src/cloud/state.js';
+import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
+import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
+import { tempDir } from '../helpers/procs.js';
+
+describe('integration edits while other things happen', function () {
+  this.timeout(60_000);
+  let sim: RunningSimulator<WorkspaceOneState>;
+  let svc: IntegrationsService;
+  let store: ReturnType<typeof openCloudStore>;
+  before(async () => {
+    sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir('review-svc-sim-'), devices: 60, seed: 3 });
+    store = openCloudStore(tempDir('review-svc-'));
+    svc = new IntegrationsService({
+      store,
+      key: randomBytes(32),
+      db: new InventoryDb(':memory:'),
+      relay: {} as any,
+      managed: {} as any,
+      registry: {} as any,
+      clock: systemClock,
+      logger: silentLogger(),
+      retryBaseMs: 10,
+      firstRunWithinMs: 3_600_000,
+    });
+  });
+  after(async () => {
+    await svc?.stop();
+    await sim?.close();
+  });
+
+  it('a Pause while an edit checks the groups stays paused', async () => {
+    const c = sim.credentials;
+    const rec = await svc.create('acme', {
+      vendor: 'workspace-one',
+      displayName: 'ws1',
+      serverAddress: sim.url,
+      selfSignedCertPem: sim.caPem,
+      auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
+      route: { via: 'direct' },
+    });
+    sim.state.faults = { latencyMs: 800 }; // the edit's group check takes a while
+    const edit = svc.update('acme', rec.id, { sync: { groups: ['572'] } });
+    await new Promise((r) => setTimeout(r, 200));
+    sim.state.faults = {};
+    const paused = await svc.setPaused('acme', rec.id, true);
+    expect(paused.paused).to.equal(true);
+    await edit;
+    const now = await svc.get('acme', rec.id);
+    expect(now.sync.groups).to.deep.equal(['572']);
+    expect(now.paused, 'the admin paused it; the edit must not resume it').to.equal(true);
+  });
+
+  it('renaming a direct integration while its device sync runs does not fail that sync', async () => {
+    const c = sim.credentials;
+    const rec = await svc.create('acme', {
+      vendor: 'workspace-one',
+      displayName: 'ws1 b',
+      serverAddress: sim.url,
+      selfSignedCertPem: sim.caPem,
+      auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
+      route: { via: 'direct' },
+      sync: { groups: ['578'] },
+    });
+    sim.state.faults = { latencyMs: 300 };
+    const running = svc.syncAndWait('acme', rec.id);
+    await new Promise((r) => setTimeout(r, 500));
+    sim.state.faults = {};
+    await svc.update('acme', rec.id, { displayName: 'ws1 renamed' });
+    await running;
+    const all = (await svc.get("acme", rec.id)).status;
+    const s = all.deviceSync;
+    expect(s.indicator, s.message).to.equal('green');
+  });
+});
