@@ -3,6 +3,7 @@
  * redaction as the last format before output so no code path can skip it. A small ring keeps the
  * latest warnings and errors for the local status page and support bundles.
  */
+import { chmodSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import winston from 'winston';
 import Transport from 'winston-transport';
@@ -78,7 +79,16 @@ export function createLogger(opts: LoggerOptions): Logger {
   const transports: winston.transport[] = [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })];
   if (opts.recent) transports.push(opts.recent);
   if (opts.file) {
-    transports.push(new winston.transports.File({ filename: opts.file.path, maxsize: opts.file.maxBytes ?? 10 * 1024 * 1024, maxFiles: opts.file.maxFiles ?? 5, tailable: true, options: { mode: 0o600 } }));
+    // `options` replaces winston's own ({ flags: 'a' }): without the flag every start truncated the
+    // last run's log. The mode applies to files it creates; one that exists is made 0600 here.
+    try {
+      chmodSync(opts.file.path, 0o600);
+    } catch {
+      // not there yet: created 0600 below
+    }
+    transports.push(
+      new winston.transports.File({ filename: opts.file.path, maxsize: opts.file.maxBytes ?? 10 * 1024 * 1024, maxFiles: opts.file.maxFiles ?? 5, tailable: true, options: { flags: 'a', mode: 0o600 } }),
+    );
   }
   const logger = winston.createLogger({
     level: resolveLevel(opts.level),

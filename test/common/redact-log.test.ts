@@ -1,8 +1,13 @@
 import { expect } from 'chai';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
 import { createLogger, RecentProblems } from '../../src/common/log.js';
 import { REDACTED, redact, redactString, secrets } from '../../src/common/redact.js';
 import { generateRsaKeyPair } from '../../src/common/pki.js';
+import { buildSupportBundle } from '../../src/connector/support-bundle.js';
+import { tempDir } from '../helpers/procs.js';
 
 function capture(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -103,5 +108,40 @@ describe('redaction and logging', () => {
     log.info('not a problem');
     const list = recent.list();
     expect(list.map((e) => e.message)).to.deep.equal([`problem 2 ${REDACTED}`, `problem 3 ${REDACTED}`, `problem 4 ${REDACTED}`]);
+  });
+});
+
+describe('log file and support bundle (found in review)', () => {
+  const sink = (): PassThrough => new PassThrough().resume();
+  async function closeLogger(l: ReturnType<typeof createLogger>): Promise<void> {
+    await new Promise<void>((r) => {
+      l.on('finish', () => r());
+      l.end();
+    });
+    await new Promise((r) => setTimeout(r, 100)); // the file transport's stream closes after 'finish'
+  }
+
+  it('logFile: a restart appends to the last run\'s log, and an existing file is made 0600', async () => {
+    const file = join(tempDir(), 'connector.log');
+    writeFileSync(file, '');
+    chmodSync(file, 0o644);
+    const a = createLogger({ component: 'connector', stream: sink(), file: { path: file } });
+    a.error('first run: the crash we need to see');
+    await closeLogger(a);
+    expect((statSync(file).mode & 0o777).toString(8)).to.equal('600');
+    const b = createLogger({ component: 'connector', stream: sink(), file: { path: file } });
+    b.info('second run starting');
+    await closeLogger(b);
+    const text = readFileSync(file, 'utf8');
+    expect(text).to.contain('second run');
+    expect(text, "the first run's lines").to.contain('first run');
+  });
+
+  it('support bundle: a config that is not valid JSON is left out (a single-quoted secret was kept)', async () => {
+    const cfg = join(tempDir(), 'connector.json');
+    writeFileSync(cfg, `{\n  "stateDir": "./state",\n  "targets": [{ "id": "ws1", "baseUrl": "https://uem", "auth": { "type": "basic", "username": "svc",\n    "password": 'N3wUnregisteredPw' } }]\n}\n`);
+    const bundle = gunzipSync(await buildSupportBundle({ configFile: cfg, status: { error: 'x' }, diagnosis: { error: 'y' } })).toString('latin1');
+    expect(bundle).to.not.contain('N3wUnregisteredPw');
+    expect(bundle).to.contain('is not valid JSON, so it is left out');
   });
 });
