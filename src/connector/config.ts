@@ -33,6 +33,11 @@ export const ConnectorConfigSchema = z.strictObject({
       adminPasswordFile: z.string().min(1).optional(),
       /** /readyz also requires every target to have answered its last health check. */
       requireTargets: z.boolean().default(false),
+      /**
+       * Host names the page answers to besides IP addresses, localhost and this machine's name (a
+       * DNS-rebinding page, under a name it controls, is refused).
+       */
+      allowedHostnames: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name (letters, digits, "." and "-")')).default([]),
       /** How often targets are health-checked (an authenticated GET of healthPath); 0 turns it off. */
       checkIntervalSeconds: z.number().max(3600).refine((v) => v === 0 || v >= 5, 'must be 0 (off) or at least 5').default(30),
     })
@@ -86,6 +91,7 @@ export interface ConnectorConfig {
     adminPasswordFile?: string;
     requireTargets: boolean;
     checkIntervalMs: number;
+    allowedHostnames: string[];
   };
   proxy?: { url: string; noProxy: string[] };
   logFile?: string;
@@ -113,6 +119,7 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
       allowPlainHttp: c.health.allowPlainHttp,
       requireTargets: c.health.requireTargets,
       checkIntervalMs: c.health.checkIntervalSeconds * 1000,
+      allowedHostnames: c.health.allowedHostnames.map((h) => h.toLowerCase()),
     },
     targets: c.targets,
     cloudManagedTargets: c.cloudManagedTargets,

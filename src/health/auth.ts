@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Request, Response } from 'express';
 import { UemlinkError } from '../common/errors.js';
 import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
@@ -77,4 +79,23 @@ export function csrfProblem(req: Request, secure: boolean): string | undefined {
     return 'the form has expired or was not sent by this page (missing or wrong CSRF token); reload the page and try again';
   }
   return undefined;
+}
+
+/** This machine's name, short and full: what an admin on the network types. */
+export function localHostnames(): string[] {
+  const h = hostname().toLowerCase();
+  return h ? [h, h.split('.')[0]!] : [];
+}
+
+/**
+ * Why a request's Host is refused, or undefined. IP addresses always pass (DNS rebinding needs a
+ * name the attacker controls), as do the names in `allowed`; anything else is refused.
+ */
+export function hostProblem(host: string | undefined, allowed: ReadonlySet<string>): string | undefined {
+  if (!host) return 'the request has no Host header';
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:]+)(?::\d{1,5})?$/.exec(host);
+  const name = m?.[1]?.toLowerCase();
+  if (name === undefined) return `the Host header "${host.slice(0, 100)}" is not a host name`;
+  if (name.startsWith('[') || isIP(name) !== 0 || allowed.has(name)) return undefined;
+  return `this page does not answer to the host name "${name.slice(0, 100)}": open it by IP address, localhost or this machine's name, or add the name to health.allowedHostnames`;
 }

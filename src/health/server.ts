@@ -17,7 +17,7 @@ import type { Diagnosis } from '../connector/diagnose.js';
 import type { PairOutcome } from '../connector/pair.js';
 import type { ConnectorStatus } from '../connector/status.js';
 import { PAGE_CSS, PAGE_JS } from './assets.js';
-import { csrfProblem, csrfToken, passwordMatches } from './auth.js';
+import { csrfProblem, csrfToken, hostProblem, localHostnames, passwordMatches } from './auth.js';
 import { renderPage, type PageView } from './page.js';
 
 export interface HealthBackend {
@@ -32,6 +32,8 @@ export interface HealthBackend {
 export interface HealthServerOptions {
   listen: { host: string; port: number };
   tls?: { cert: string; key: string };
+  /** Host names answered besides IP addresses, localhost and this machine's (see hostProblem). */
+  allowedHostnames?: string[];
   adminPassword: string;
   backend: HealthBackend;
   logger: Logger;
@@ -86,6 +88,15 @@ export class HealthServer {
       const s = await o.backend.status();
       if (s.ready) res.json({ ready: true });
       else res.status(503).json({ error: 'not_ready', message: s.notReadyReason ?? 'not ready' });
+    });
+    // Probes above answer any Host (orchestrators address pods every way); the rest only names we
+    // know: a page under an attacker's domain re-pointed at this address (DNS rebinding) would
+    // otherwise read the status and, its Origin matching its Host, pass the CSRF check.
+    const allowedHosts = new Set(['localhost', o.listen.host.toLowerCase(), ...localHostnames(), ...(o.allowedHostnames ?? [])]);
+    app.use((req, res, next) => {
+      const problem = hostProblem(req.headers.host, allowedHosts);
+      if (!problem) return next();
+      res.status(421).json({ error: 'bad_host', message: problem });
     });
     app.get('/api/status', async (_req, res) => {
       res.setHeader('cache-control', 'no-store');
