@@ -5,7 +5,8 @@
  *
  * - The ceiling never exceeds how long the outage has lasted so far. A cloud deploy that takes 4 s
  *   thus costs connectors at most ~4 s more, instead of up to a minute, while a long outage still
- *   backs off to the cap. Jitter still spreads a reconnect storm.
+ *   backs off to the cap. Jitter still spreads a reconnect storm. Sessions that end before
+ *   `stableMs` do not end the outage: it is counted from the first failure after a stable session.
  * - The cloud can ask for more (storm control, GOAWAY retryAfterMs, HTTP Retry-After); its wish is a
  *   floor, with up to a second (or half the wish, if shorter) of jitter on top: the cloud's storm
  *   control already spreads connectors over whole seconds, at the rate it can take them back
@@ -33,15 +34,19 @@ export class Backoff {
     return this.attempt;
   }
 
-  /** A session was established at `now`. */
-  connected(): void {
-    this.outageStart = undefined;
-  }
+  /**
+   * A session was established. The outage is not over yet: only a session that stays up for
+   * `stableMs` ends it (disconnected), else a cloud or proxy that drops every tunnel a moment after
+   * it opens would be redialled within `baseMs`, forever, by every connector at once.
+   */
+  connected(): void {}
 
   /** The session that began at `connectedAt` ended at `now`. */
   disconnected(now: number, connectedAt: number): void {
-    if (now - connectedAt >= this.o.stableMs) this.attempt = 0;
-    this.outageStart = now;
+    if (now - connectedAt >= this.o.stableMs || this.outageStart === undefined) {
+      this.attempt = 0;
+      this.outageStart = now;
+    }
   }
 
   /** Delay before the next dial, after a failure (or a disconnect) at `now`. */

@@ -82,4 +82,28 @@ describe('backoff', () => {
     // Roughly uniform over [0, 4 s): no bucket holds more than a third.
     for (const n of buckets) expect(n).to.be.below(333);
   });
+
+  it('a tunnel the cloud drops a moment after it opens, again and again, still backs off (found in review)', () => {
+    const b = new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000, random: () => 1 });
+    let now = 0;
+    const delays: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      b.connected();
+      const since = now;
+      now += 500; // dropped half a second after WELCOME, no retry-after
+      b.disconnected(now, since);
+      const d = b.next(now);
+      delays.push(d);
+      now += d;
+    }
+    // The outage runs from the first drop: the ceiling grows with it up to the cap (it fell back to
+    // baseMs after every short session: 30 redials in ~45 s, forever).
+    expect(Math.max(...delays), `delays: ${delays.join(',')}`).to.equal(60_000);
+    // A session that stays up for stableMs ends the outage: back to short delays.
+    b.connected();
+    const since = now;
+    now += 60_000;
+    b.disconnected(now, since);
+    expect(b.next(now)).to.equal(1000);
+  });
 });
