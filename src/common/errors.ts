@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'STATE_UNREADABLE'
   | 'STATE_WRITE_FAILED'
   | 'STATE_LOCKED'
+  | 'STATE_CHANGED'
   // pairing
   | 'PAIR_TOKEN_MALFORMED'
   | 'PAIR_TOKEN_UNKNOWN'

@@ -359,7 +359,7 @@ export class ConnectorDaemon {
         session.sendControl({ type: 'cert.renew', csr });
       });
       const { keyFile: _k, privateKeyPem: _p, ...stored } = id;
-      await this.state.save({ ...stored, certificate: issued.certificate, caCertificate: issued.caCertificate }, keys.privateKeyPem, { renewal: true });
+      await this.state.save({ ...stored, certificate: issued.certificate, caCertificate: issued.caCertificate }, keys.privateKeyPem, { renewal: { of: id } });
       this._identity = await this.state.identity();
       this.o.logger.info('connector certificate renewed', { notAfter: new Date(new X509Certificate(issued.certificate).validTo).toISOString() });
     })().finally(() => {

@@ -61,17 +61,31 @@ export class ConnectorStateStore {
    * Stores a new identity. The key gets a file of its own first, then state.json points at it, then
    * the old key goes: at every instant state.json names a key that exists.
    */
-  async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: boolean } = {}): Promise<void> {
+  /**
+   * `renewal.of` is the identity being renewed, as the renewing process loaded it: should state.json
+   * name another one by now (`connector pair --force` while the daemon ran), the renewal is dropped
+   * (STATE_CHANGED) instead of bringing the old connector back and deleting the new one's key.
+   */
+  async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: { of: { connectorId: string; keyFile: string } } } = {}): Promise<void> {
     await ensurePrivateDir(this.stateDir);
     // A renewed key gets a new file: until state.json names it, the old key (still accepted by the
     // cloud with the previous certificate) stays in place.
     const keyFile = opts.renewal ? `${identity.connectorId}.${Date.now()}.key` : `${identity.connectorId}.key`;
     await writePrivateFile(join(this.stateDir, keyFile), privateKeyPem, 'connector key');
     let oldKey: string | undefined;
-    await this.store.update((s) => {
-      oldKey = s.identity?.keyFile;
-      s.identity = { ...identity, keyFile };
-    });
+    try {
+      await this.store.update((s) => {
+        const of = opts.renewal?.of;
+        if (of && (s.identity?.connectorId !== of.connectorId || s.identity.keyFile !== of.keyFile)) {
+          throw new UemlinkError('STATE_CHANGED', `the connector was paired again (now ${s.identity?.connectorId ?? 'unpaired'}) while ${of.connectorId} renewed its certificate: the renewal is dropped; restart the connector to use the new pairing`);
+        }
+        oldKey = s.identity?.keyFile;
+        s.identity = { ...identity, keyFile };
+      });
+    } catch (e) {
+      if (opts.renewal) await unlink(join(this.stateDir, keyFile)).catch(() => {});
+      throw e;
+    }
     if (oldKey && oldKey !== keyFile) await unlink(join(this.stateDir, oldKey)).catch(() => {});
   }
 }

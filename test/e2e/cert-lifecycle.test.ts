@@ -5,12 +5,15 @@
  */
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import sinon from 'sinon';
 import { createLogger } from '../../src/common/log.js';
 import { createCsr, generateRsaKeyPair } from '../../src/common/pki.js';
+import { loadConnectorConfig } from '../../src/connector/config.js';
+import { pairConnector } from '../../src/connector/pair.js';
+import { ConnectorStateStore } from '../../src/connector/state.js';
 import type { Connected } from '../../src/connector/tunnel-client.js';
 import { connectAs, offsetClock, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { cli, connectorEntry, makeConnector, sleep, startCloud, until } from '../helpers/procs.js';
@@ -214,6 +217,35 @@ describe('certificate lifecycle', function () {
     } finally {
       await c.proc?.stop();
       await cloud.proc.stop();
+    }
+  });
+});
+
+describe('a re-pair while the daemon runs, then a renewal (found in review)', function () {
+  this.timeout(60_000);
+  it("the daemon's renewal is dropped (STATE_CHANGED): it does not bring the old connector back nor delete the new key", async () => {
+    const cloud = await startInprocCloud();
+    const { daemon, id, dir } = await startInprocConnector(cloud);
+    try {
+      // What `uemlink connector pair --force` does, as another process: its own store.
+      const cfg = loadConnectorConfig(join(dir, 'connector.json'));
+      const token = await cloud.pairing.createToken({ tenant: 'acme', group: 'default' });
+      const repaired = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token.token, { force: true });
+      expect(repaired.connectorId).to.not.equal(id.connectorId);
+      const keysBefore = readdirSync(cfg.stateDir).filter((f) => f.endsWith('.key')).sort();
+      // The daemon's session (old identity) is still open; a renewal completes over it.
+      const err = await daemon.renewCertificate('test: cloud asked').then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+      expect(err?.code).to.equal('STATE_CHANGED');
+      const stored = await new ConnectorStateStore(cfg.stateDir).store.read();
+      expect(stored.identity?.connectorId).to.equal(repaired.connectorId);
+      expect(existsSync(join(cfg.stateDir, `${repaired.connectorId}.key`))).to.equal(true);
+      expect(readdirSync(cfg.stateDir).filter((f) => f.endsWith('.key')).sort(), 'the dropped renewal left no key behind').to.deep.equal(keysBefore);
+    } finally {
+      await daemon.shutdown();
+      await cloud.shutdown();
     }
   });
 });
