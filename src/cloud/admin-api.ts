@@ -6,7 +6,7 @@ import express, { type Router } from 'express';
 import type { Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { clientAddress, requireAdmin } from './admin-auth.js';
+import { clientAddress, limiterKey, requireAdmin } from './admin-auth.js';
 import { ApiError, sendError } from './http-errors.js';
 import type { PairingService } from './pairing.js';
 import type { PresenceBook } from './presence-book.js';
@@ -141,13 +141,18 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   // Public: connectors redeem their token here. Failures are rate limited per address.
   r.post('/api/v1/pair', json, async (req, res) => {
-    const ip = clientAddress(req);
+    const remote = clientAddress(req);
+    const ip = limiterKey(req);
     const wait = deps.pairLimiter.retryAfter(ip);
     if (wait > 0) {
       throw new ApiError(429, 'rate_limited', 'too many failed pairing attempts from this address; wait and retry', {
         'Retry-After': String(Math.ceil(wait / 1000)),
       });
     }
+    // Each limit counts the attempt as soon as it is judged, before any await, and forgives it if it
+    // was not a failure: attempts sent all at once were otherwise each judged against the count
+    // from before any of them failed (90 concurrent guesses all judged against a limit of 30).
+    deps.pairLimiter.fail(ip);
     const body = (req.body ?? {}) as Record<string, unknown>;
     // Fix (issue 7): guessing was limited per address only, so guesses spread over many addresses
     // were not limited at all. Wrong secrets for a live token also count against its tenant. Only a
@@ -163,21 +168,24 @@ export function adminApi(deps: AdminApiDeps): Router {
     }
     const tenantWait = tenant === undefined ? 0 : deps.pairTenantLimiter.retryAfter(tenant);
     if (tenantWait > 0) {
-      deps.logger.warn('pairing refused: tenant rate limit', { tenant, remote: ip });
+      deps.pairLimiter.forgive(ip); // refused before any try: not this address's failure
+      deps.logger.warn('pairing refused: tenant rate limit', { tenant, remote });
       throw new ApiError(429, 'rate_limited', "too many failed pairing attempts for this token's tenant; wait and retry", {
         'Retry-After': String(Math.ceil(tenantWait / 1000)),
       });
     }
+    if (tenant !== undefined) deps.pairTenantLimiter.fail(tenant);
     try {
       const result = await deps.pairing.redeem({ token: body.token, csr: body.csr, hostname: body.hostname, version: body.version });
-      deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote: ip });
+      deps.pairLimiter.forgive(ip);
+      if (tenant !== undefined) deps.pairTenantLimiter.forgive(tenant);
+      deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote });
       res.status(201).json(result);
     } catch (e) {
-      if (e instanceof UemlinkError && e.code.startsWith('PAIR_')) {
-        deps.pairLimiter.fail(ip);
-        if (tenant !== undefined && e.code === 'PAIR_TOKEN_UNKNOWN') deps.pairTenantLimiter.fail(tenant);
-        deps.logger.warn('pairing refused', { code: e.code, remote: ip, reason: e.message });
-      }
+      const counted = e instanceof UemlinkError && e.code.startsWith('PAIR_');
+      if (!counted) deps.pairLimiter.forgive(ip);
+      if (tenant !== undefined && !(counted && e.code === 'PAIR_TOKEN_UNKNOWN')) deps.pairTenantLimiter.forgive(tenant);
+      if (counted) deps.logger.warn('pairing refused', { code: e.code, remote, reason: e.message });
       throw e;
     }
   });

@@ -4,41 +4,8 @@
  * queue can shed from it (longest queue drop). Every operation is O(1) apart from those that remove
  * many items at once, which cost what they remove.
  */
-import { isIPv4 } from 'node:net';
-
-/**
- * The source a connection is counted under: an IPv4 address (also when written as IPv4-mapped
- * IPv6), or the /64 of an IPv6 address.
- */
-export function sourceOf(address: string | undefined): string {
-  if (!address) return '';
-  if (isIPv4(address)) return address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
-  const zone = address.indexOf('%');
-  const groups = expandIPv6(zone < 0 ? address : address.slice(0, zone));
-  return groups ? `${groups.slice(0, 4).join(':')}::/64` : address;
-}
-
-/** The eight 16-bit groups of an IPv6 address, without leading zeros; undefined if it is not one. */
-function expandIPv6(a: string): string[] | undefined {
-  const halves = a.toLowerCase().split('::');
-  if (halves.length > 2) return undefined;
-  const part = (h: string | undefined): string[] => (h ? h.split(':') : []);
-  const head = part(halves[0]);
-  const tail = part(halves[1]);
-  // An embedded IPv4 tail (::1.2.3.4) is two groups.
-  const last = tail.length ? tail : head;
-  if (last.length && isIPv4(last[last.length - 1]!)) {
-    const [b0, b1, b2, b3] = last.pop()!.split('.').map(Number) as [number, number, number, number];
-    last.push(((b0 << 8) | b1).toString(16), ((b2 << 8) | b3).toString(16));
-  }
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return undefined;
-  return groups.map((g) => parseInt(g, 16).toString(16));
-}
+// Re-exported: the handshake gate's sources are the failure limiters' too.
+export { sourceOf } from '../common/rate-limit.js';
 
 /**
  * A FIFO as an array with a moving head: shift() on 10,000 waiting sockets would be O(n) each. The

@@ -11,7 +11,7 @@ import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { UemlinkError, messageOf } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { FailureLimiter } from '../common/rate-limit.js';
+import { FailureLimiter, sourceOf } from '../common/rate-limit.js';
 import { redactString } from '../common/redact.js';
 import type { Diagnosis } from '../connector/diagnose.js';
 import type { PairOutcome } from '../connector/pair.js';
@@ -133,14 +133,14 @@ export class HealthServer {
         return false;
       }
       if (!needsPassword) return true;
-      const ip = req.socket.remoteAddress ?? 'unknown';
+      const ip = sourceOf(req.socket.remoteAddress) || 'unknown'; // an IPv6 client counts by its /64
       if (limiter.retryAfter(ip) > 0) {
         await page(req, res, 429, { flash: { kind: 'error', text: 'Too many wrong passwords from this address; wait a minute and try again.' } });
         return false;
       }
       if (!passwordMatches((req.body as Record<string, unknown>).password, o.adminPassword)) {
         limiter.fail(ip);
-        o.logger.warn('local page: wrong admin password', { remote: ip, path: req.path });
+        o.logger.warn('local page: wrong admin password', { remote: req.socket.remoteAddress, path: req.path });
         await page(req, res, 401, { flash: { kind: 'error', text: 'Wrong local admin password.' } });
         return false;
       }

@@ -14,7 +14,7 @@ import type { FailureLimiter } from '../../common/rate-limit.js';
 import { redactString } from '../../common/redact.js';
 import type { UemGroup } from '../../uem/adapter.js';
 import { connectorView, revokeConnector } from '../admin-api.js';
-import { clientAddress, safeEqual } from '../admin-auth.js';
+import { clientAddress, limiterKey, safeEqual } from '../admin-auth.js';
 import { ApiProblem, type IntegrationsService } from '../integrations/service.js';
 import type { InventoryDb } from '../inventory/db.js';
 import type { PairingService } from '../pairing.js';
@@ -202,7 +202,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     };
     const problem = csrfProblem(req, { secure, publicUrl: deps.publicUrl });
     if (problem) return again(403, problem);
-    const ip = clientAddress(req);
+    const ip = limiterKey(req);
     const wait = deps.adminLimiter.retryAfter(ip);
     if (wait > 0) {
       res.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
@@ -212,7 +212,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (!token) return again(400, 'Enter the admin token.');
     if (!safeEqual(token, deps.adminToken)) {
       deps.adminLimiter.fail(ip);
-      deps.logger.warn('console: sign-in refused (wrong admin token)', { remote: ip });
+      deps.logger.warn('console: sign-in refused (wrong admin token)', { remote: clientAddress(req) });
       return again(401, 'The admin token is not valid.');
     }
     sessions.destroy(cookie(req, SESSION_COOKIE)); // a new id at every sign-in (no fixation)
