@@ -19,7 +19,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/ulpt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, `ulpt1.${REDACTED}`],
   [/\b(Bearer|Basic|Digest)\s+[A-Za-z0-9._~+/=-]{4,}/gi, `$1 ${REDACTED}`],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, `[REDACTED PRIVATE KEY]`],
-  [/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]+):([^/\s@]+)@/gi, `$1$2:${REDACTED}@`],
+  // user:password@host, the password up to the authority's last "@" (a raw "@" in a password left
+  // its tail visible), the user possibly empty.
+  [/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):([^/\s]*)@([^/\s@]*)/gi, `$1$2:${REDACTED}@$4`],
   [/\b(access_token|refresh_token|id_token|client_secret|password|apikey|api_key)=([^&\s"']+)/gi, `$1=${REDACTED}`],
 ];
 
@@ -33,6 +35,8 @@ class SecretRegistry {
   add(value: string | undefined | null): void {
     if (!value || value.length < 6 || this.values.has(value)) return;
     this.values.add(value);
+    // Also as it appears percent-encoded (a query string, a URL) or JSON-escaped (a body, a log line).
+    for (const form of [encodeURIComponent(value), JSON.stringify(value).slice(1, -1)]) this.values.add(form);
     this.generation++;
     // Longest first, so a secret containing another is scrubbed whole.
     this.sorted = [...this.values].sort((a, b) => b.length - a.length);

@@ -111,6 +111,24 @@ describe('redaction and logging', () => {
   });
 });
 
+describe('redaction of URLs and encoded secrets (found in review)', () => {
+  afterEach(() => secrets.clear());
+
+  it('a URL password holding a raw "@", or with an empty user name, is redacted whole', () => {
+    expect(redactString('dial via http://svc:Pr0xy@Pass@proxy.corp:3128 failed')).to.equal(`dial via http://svc:${REDACTED}@proxy.corp:3128 failed`);
+    expect(redactString('HTTPS_PROXY=http://:hunter2@proxy.corp:3128')).to.equal(`HTTPS_PROXY=http://:${REDACTED}@proxy.corp:3128`);
+    expect(redactString('see https://host:8443/path and mail a@b.example')).to.equal('see https://host:8443/path and mail a@b.example');
+  });
+
+  it('a registered secret is scrubbed in its percent-encoded and JSON-escaped forms too', () => {
+    const s = 'Tr0ub4dor&"3\\x+y';
+    secrets.add(s);
+    expect(redactString(`GET /x?pw=${encodeURIComponent(s)}`)).to.not.contain(encodeURIComponent(s));
+    expect(redactString(`body ${JSON.stringify({ p: s })}`)).to.not.contain(JSON.stringify(s).slice(1, -1));
+    expect(redactString(`raw ${s}`)).to.equal(`raw ${REDACTED}`);
+  });
+});
+
 describe('log file and support bundle (found in review)', () => {
   const sink = (): PassThrough => new PassThrough().resume();
   async function closeLogger(l: ReturnType<typeof createLogger>): Promise<void> {
