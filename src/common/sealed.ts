@@ -23,7 +23,9 @@ export function seal(key: Buffer, plaintext: string, aad = ''): Sealed {
 }
 
 export function open(key: Buffer, s: Sealed, aad = ''): string {
-  const d = createDecipheriv('aes-256-gcm', key, Buffer.from(s.iv, 'base64'));
+  // The tag's length is pinned: GCM accepts tags cut down to 4 bytes, which a forger needs to
+  // match far less often than a whole one.
+  const d = createDecipheriv('aes-256-gcm', key, Buffer.from(s.iv, 'base64'), { authTagLength: 16 });
   d.setAAD(Buffer.from(aad));
   d.setAuthTag(Buffer.from(s.tag, 'base64'));
   return Buffer.concat([d.update(Buffer.from(s.data, 'base64')), d.final()]).toString('utf8');
