@@ -13,6 +13,13 @@ export function fail(e: unknown): never {
   process.exit(code);
 }
 
+/** A whole-number option's value, or USAGE naming the flag (commander passes strings through). */
+export function wholeNumber(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UemlinkError('USAGE', `${flag}: must be a whole number from ${min} to ${max}, not "${v}"`);
+  return Number(v);
+}
+
 /** Wraps an async command action: any error becomes a message on stderr and a non-zero exit. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {

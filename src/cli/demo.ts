@@ -20,7 +20,7 @@ import { runConnector } from '../connector/app.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { startSimulator } from '../uem/simulator/server.js';
-import { action, onTerminate } from './common.js';
+import { action, onTerminate, wholeNumber } from './common.js';
 
 const MARKER = '.uemlink-demo';
 
@@ -57,6 +57,9 @@ export function demoCommand(program: Command): void {
     .option('--devices <n>', 'simulated devices', '200')
     .action(
       action(async (opts: { dir: string; cloudPort: string; pagePort: string; devices: string }) => {
+        const devices = wholeNumber('--devices', opts.devices, 0, 1_000_000)!;
+        const wantCloudPort = wholeNumber('--cloud-port', opts.cloudPort, 0, 65535)!;
+        const wantPagePort = wholeNumber('--page-port', opts.pagePort, 0, 65535)!;
         const dir = opts.dir;
         if (existsSync(dir)) {
           if (!existsSync(join(dir, MARKER))) throw new Error(`${dir} exists and is not a demo directory; choose another with --dir`);
@@ -70,10 +73,10 @@ export function demoCommand(program: Command): void {
         const say = (s: string): void => void process.stdout.write(`${s}\n`);
 
         // 1. The on-premises UEM.
-        const sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: join(dir, 'uem'), devices: Number(opts.devices), logger: log('uem-simulator') });
+        const sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: join(dir, 'uem'), devices, logger: log('uem-simulator') });
 
         // 2. The cloud relay.
-        const cloudPort = await pickPort(Number(opts.cloudPort));
+        const cloudPort = await pickPort(wantCloudPort);
         mkdirSync(join(dir, 'cloud'), { mode: 0o700 });
         writeFileSync(join(dir, 'cloud', 'admin.token'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
         writeJson(join(dir, 'cloud', 'cloud.json'), { listen: `127.0.0.1:${cloudPort}`, publicUrl: `http://127.0.0.1:${cloudPort}`, dataDir: './data', adminTokenFile: 'admin.token', tunnel: { heartbeatSeconds: 15 } });
@@ -85,7 +88,7 @@ export function demoCommand(program: Command): void {
         mkdirSync(cdir, { mode: 0o700 });
         writeFileSync(join(cdir, 'uem.password'), sim.credentials.password, { mode: 0o600 });
         writeFileSync(join(cdir, 'uem.apikey'), sim.credentials.apiKey, { mode: 0o600 });
-        const pagePort = await pickPort(Number(opts.pagePort));
+        const pagePort = await pickPort(wantPagePort);
         writeJson(join(cdir, 'connector.json'), {
           stateDir: './state',
           health: { listen: `127.0.0.1:${pagePort}` },
@@ -123,7 +126,7 @@ export function demoCommand(program: Command): void {
         say('uemlink demo is running on loopback');
         say(`  cloud relay         http://127.0.0.1:${cloudPort}`);
         say(`  connector           ${paired.connectorId} (tenant demo), tunnel connected`);
-        say(`  simulated UEM       ${sim.baseUrl} (Workspace ONE, ${opts.devices} devices)`);
+        say(`  simulated UEM       ${sim.baseUrl} (Workspace ONE, ${devices} devices)`);
         say(`  connector page      http://127.0.0.1:${connector.page.port}/  (admin password in ${join(cdir, 'state', 'admin-password')})`);
         say('');
         say(`relayed device search: HTTP ${res.status} in ${ms} ms, ${body.Total ?? 0} devices in total; first ${body.Devices?.length ?? 0}:`);

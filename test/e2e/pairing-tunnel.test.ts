@@ -252,6 +252,15 @@ describe('e2e: CLI basics and bad input', function () {
     expect(v.stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
   });
 
+  it('demo: a port or device count that is not a whole number is refused naming the flag, exit 2', async () => {
+    const p = await cli(['demo', '--page-port', 'abc']);
+    expect(p.code).to.equal(2);
+    expect(p.stderr).to.contain('--page-port: must be a whole number from 0 to 65535, not "abc"');
+    const d = await cli(['demo', '--devices', '-3']);
+    expect(d.code).to.equal(2);
+    expect(d.stderr).to.contain('--devices: must be a whole number');
+  });
+
   it('a config error names the file and the key, and exits 78', async () => {
     const c = await makeConnector({ config: { targets: [{ id: 'ws1', baseUrl: 'http://uem.corp.local' }] } });
     const r = await cli(['connector', 'run', '--config', c.configFile]);

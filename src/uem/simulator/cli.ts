@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { parseHostPort } from '../../common/config.js';
 import { UemlinkError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
-import { action, onTerminate } from '../../cli/common.js';
+import { action, onTerminate, wholeNumber } from '../../cli/common.js';
 import { CONTROL_PATH } from './faults.js';
 import { startSimulator, type RunningSimulator } from './server.js';
 import { SIMULATOR_VENDORS, type SimulatorVendor } from './state.js';
@@ -20,11 +20,6 @@ interface SimulateUemOptions {
   faults?: string;
 }
 
-function wholeNumber(flag: string, v: string | undefined, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UemlinkError('USAGE', `${flag}: must be a whole number from ${min} to ${max}, not "${v}"`);
-  return Number(v);
-}
 
 /**
  * Sets the fault modes of a running simulator through its own control endpoint, so `--faults` is
