@@ -146,7 +146,7 @@ export class CloudServer {
       draining: () => self?.draining ?? false,
     });
     // The console sets its own, stricter security headers (and answers everything under /console).
-    app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls), publicUrl: config.publicUrl }));
+    app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls) || /^(https|wss):/i.test(config.publicUrl), publicUrl: config.publicUrl }));
     app.use(helmet());
     app.get('/healthz', (_req, res) => {
       res.json({ status: 'ok', version: VERSION });

@@ -194,7 +194,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   });
 
   r.post('/login', form, (req, res) => {
-    const body = req.body as Body;
+    const body = (req.body ?? {}) as Body;
     const next = safeNext(body.next);
     const again = (status: number, text: string): void => {
       const csrf = anonymousCsrf(req, res, secure);
@@ -295,7 +295,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   r.post('/connectors/pairing-token', form, async (req, res) => {
     if (!guard(req, res)) return;
-    const b = req.body as Body;
+    const b = (req.body ?? {}) as Body;
     const f: TokenForm = { tenant: one(b.tenant).trim(), group: one(b.group).trim() || 'default', ttl: one(b.ttlSeconds) };
     try {
       const issued = await deps.pairing.createToken({ tenant: f.tenant, group: f.group, ttlSeconds: num(f.ttl) });
@@ -319,7 +319,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   r.post('/connectors/:id/revoke', form, async (req, res) => {
     if (!guard(req, res)) return;
     const id = String(req.params.id);
-    if ((req.body as Body).confirm !== 'yes') return res.redirect(303, `${BASE}/connectors/${encodeURIComponent(id)}/revoke`);
+    if (((req.body ?? {}) as Body).confirm !== 'yes') return res.redirect(303, `${BASE}/connectors/${encodeURIComponent(id)}/revoke`);
     const done = await revokeConnector(deps, id, 'console');
     if (!done) return problemPage(res, 404, 'Unknown connector', `There is no connector ${id}.`);
     res.redirect(303, `${BASE}/connectors${query({ done: 'revoked', id })}`);
@@ -369,7 +369,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   r.post('/integrations/new', form, async (req, res) => {
     if (!guard(req, res)) return;
-    const b = req.body as Body;
+    const b = (req.body ?? {}) as Body;
     const tenant = one(b.tenant);
     if (!TENANT_RE.test(tenant)) return problemPage(res, 400, 'Unknown tenant', 'Choose a tenant first.', `${BASE}/integrations`);
     const f: NewForm = { vendor: one(b.vendor), displayName: one(b.displayName), group: one(b.group).trim(), target: one(b.target).trim() };
@@ -459,7 +459,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (!guard(req, res)) return;
     const rec = await integrationOf(req, res);
     if (!rec) return;
-    const b = req.body as Body;
+    const b = (req.body ?? {}) as Body;
     const listed = b.groupsListed === '1';
     const values: EditValues = {
       displayName: one(b.displayName),
@@ -513,7 +513,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (!guard(req, res)) return;
     const rec = await integrationOf(req, res);
     if (!rec) return;
-    if ((req.body as Body).confirm !== 'yes') return res.redirect(303, integrationPath(rec, 'remove'));
+    if (((req.body ?? {}) as Body).confirm !== 'yes') return res.redirect(303, integrationPath(rec, 'remove'));
     await svc.remove(rec.tenant, rec.id);
     deps.logger.warn('console: integration removed', { integration: rec.id, tenant: rec.tenant });
     res.redirect(303, `${BASE}/integrations${query({ tenant: rec.tenant, done: 'removed' })}`);
@@ -583,9 +583,13 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   r.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return void res.destroy();
-    const e = err as { type?: string };
-    if (e?.type === 'entity.too.large') return problemPage(res, 413, 'Too large', 'The form is too large.');
+    const e = err as { type?: string; status?: unknown; statusCode?: unknown };
+    if (e?.type === 'entity.too.large' || e?.type === 'parameters.too.many') return problemPage(res, 413, 'Too large', 'The form is too large.');
     if (e?.type === 'entity.parse.failed') return problemPage(res, 400, 'Bad form', 'The form could not be read.');
+    // Any other refusal of the request itself (the body parser's charset, a malformed escape in the
+    // URL): the client's problem, not an internal error worth the error log.
+    const code = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
+    if (code >= 400 && code < 500) return problemPage(res, code, 'Bad request', 'The request could not be read.');
     const u = userError(err);
     if (u) return problemPage(res, u.status, 'Refused', u.message);
     deps.logger.error('console: request failed', { method: req.method, path: req.originalUrl.split('?')[0], err });

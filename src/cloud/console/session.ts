@@ -140,7 +140,8 @@ export function csrfProblem(req: Request, opts: { secure: boolean; publicUrl: st
     const own = `${opts.secure ? 'https' : 'http'}://${req.headers.host ?? ''}`;
     let pub = '';
     try {
-      pub = new URL(opts.publicUrl).origin;
+      // The browser's origin for a wss:// (ws://) public URL is https:// (http://): same host.
+      pub = new URL(opts.publicUrl.replace(/^ws(s?):/i, 'http$1:')).origin;
     } catch {
       /* no public origin */
     }
@@ -158,6 +159,8 @@ export function csrfProblem(req: Request, opts: { secure: boolean; publicUrl: st
 export function safeNext(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length > 500) return undefined;
   if (!v.startsWith(`${COOKIE_PATH}/`) || v.includes('//') || v.includes('\\') || /[\u0000-\u001f]/.test(v)) return undefined;
+  // No dot segment, encoded or not: the browser resolves "/console/../x" to "/x", outside the console.
+  if (v.split(/[?#]/)[0]!.split('/').some((seg) => /^(\.|%2e){1,2}$/i.test(seg))) return undefined;
   if (v.startsWith(`${COOKIE_PATH}/login`) || v.startsWith(`${COOKIE_PATH}/assets/`)) return undefined;
   return v;
 }
