@@ -42,6 +42,7 @@ export type ErrorCode =
   // input of an API call or CLI command
   | 'INVALID_INPUT'
   | 'NOT_FOUND'
+  | 'CONFLICT'
   | 'USAGE';
 
 export class UemlinkError extends Error {

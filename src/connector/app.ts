@@ -30,7 +30,7 @@ export function daemonBackend(daemon: ConnectorDaemon): HealthBackend {
     status: () => daemon.status(),
     metrics: () => daemon.metrics.text(),
     pair: (token, force) => daemon.pair(token, { force }),
-    decide: (id, decision) => daemon.decideManaged(id, decision),
+    decide: (id, decision, offeredAt) => daemon.decideManaged(id, decision, offeredAt),
     diagnose: runDiagnosis,
     supportBundle: async () =>
       buildSupportBundle({

@@ -393,9 +393,9 @@ export class ConnectorDaemon {
   }
 
   /** A local admin's decision on a cloud-managed target, reported to the cloud. */
-  async decideManaged(id: string, decision: 'accepted' | 'refused'): Promise<void> {
+  async decideManaged(id: string, decision: 'accepted' | 'refused', offeredAt?: string): Promise<void> {
     if (!this.managed) throw new Error('not paired');
-    const v = await this.managed.decide(id, decision);
+    const v = await this.managed.decide(id, decision, undefined, offeredAt);
     this.supervisor?.session?.sendControl({ type: 'target.status', id: v.id, state: v.state, ...(v.reason ? { reason: v.reason } : {}) });
   }
 

@@ -29,6 +29,10 @@ const Record_ = z.object({
   decidedAt: z.string().optional(),
   /** SHA-256 of the definition: an identical re-offer keeps the local decision. */
   hash: z.string().default(''),
+  /** Every host the definition makes the connector contact (its base URL's, an OAuth2 token URL's). */
+  contacts: z.array(z.string()).optional(),
+  /** Who accepted it: cloudManagedTargets.allowedHosts (checked again at every start and re-offer) or a local admin. */
+  decidedBy: z.enum(['policy', 'admin']).optional(),
   sealed: z.object({ v: z.literal(1), iv: z.string(), tag: z.string(), data: z.string() }),
 });
 type ManagedRecord = z.infer<typeof Record_>;
@@ -39,6 +43,8 @@ export interface ManagedView {
   id: string;
   host: string;
   baseUrl: string;
+  /** Every host it contacts (base URL, OAuth2 token URL): what an admin approves. */
+  contacts: string[];
   state: ManagedState;
   reason?: string;
   offeredAt: string;
@@ -70,9 +76,15 @@ export class ManagedTargets {
     return this.key;
   }
 
-  /** Loads and activates the accepted definitions. */
+  /**
+   * Loads and activates the accepted definitions. One accepted by policy whose hosts the policy no
+   * longer allows (the admin narrowed allowedHosts) goes back to pending: it must not stay routable.
+   */
   async load(): Promise<void> {
     await this.sealingKey();
+    await this.store.update((d) => {
+      for (const r of d.targets) this.recheckPolicy(r);
+    });
     const doc = await this.store.read();
     for (const r of doc.targets.filter((t) => t.state === 'accepted')) {
       try {
@@ -82,6 +94,28 @@ export class ManagedTargets {
       }
     }
     this.changed();
+  }
+
+  /** Every host a definition makes the connector contact. */
+  private static contactsOf(def: CloudTargetDefinition): string[] {
+    const hosts = [new URL(def.baseUrl).hostname];
+    if (def.auth?.type === 'oauth2') hosts.push(new URL(def.auth.tokenUrl).hostname);
+    return [...new Set(hosts)];
+  }
+
+  private contactsOfRecord(r: ManagedRecord): string[] {
+    return r.contacts ?? ManagedTargets.contactsOf(this.definitionOf(r));
+  }
+
+  /** Puts a policy-accepted record back to pending when the policy no longer allows all it contacts. */
+  private recheckPolicy(r: ManagedRecord): void {
+    if (r.state !== 'accepted' || r.decidedBy === 'admin') return;
+    const outside = this.contactsOfRecord(r).filter((h) => !hostAllowed(h, this.o.allowedHosts));
+    if (outside.length === 0) return;
+    r.state = 'pending';
+    r.reason = `host "${outside[0]}" is no longer in cloudManagedTargets.allowedHosts; a local admin must approve it`;
+    delete r.decidedAt;
+    this.o.logger.warn('cloud-managed target no longer allowed by policy: pending approval', { target: r.id, host: outside[0] });
   }
 
   private definitionOf(r: ManagedRecord): CloudTargetDefinition {
@@ -112,13 +146,32 @@ export class ManagedTargets {
     const hash = createHash('sha256').update(text).digest('hex');
     const existing = (await this.store.read()).targets.find((t) => t.id === def.id);
     if (existing && existing.hash === hash) {
-      // The cloud re-offers on every connect: an unchanged definition keeps the admin's decision.
-      return existing.reason ? { id: def.id, state: existing.state, reason: existing.reason } : { id: def.id, state: existing.state };
+      // The cloud re-offers on every connect: an unchanged definition keeps the admin's decision
+      // (one the policy made is checked against the policy as it is now).
+      let cur = existing;
+      if (existing.state === 'accepted' && existing.decidedBy !== 'admin') {
+        await this.store.update((d) => {
+          const r = d.targets.find((t) => t.id === def.id);
+          if (r) this.recheckPolicy(r);
+          if (r) cur = r;
+        });
+        if (cur.state !== 'accepted' && this.accepted.has(def.id)) {
+          this.accepted.get(def.id)!.close();
+          this.accepted.delete(def.id);
+          this.changed();
+        }
+      }
+      return cur.reason ? { id: def.id, state: cur.state, reason: cur.reason } : { id: def.id, state: cur.state };
     }
-    const url = new URL(def.baseUrl);
-    const host = url.hostname;
-    const allowed = hostAllowed(host, this.o.allowedHosts);
-    const now = new Date(this.o.clock.now()).toISOString();
+    const host = new URL(def.baseUrl).hostname;
+    // Every host it would contact, not only the base URL's: an OAuth2 token URL elsewhere would make
+    // the connector POST to a host the policy never allowed (and tell the cloud what answered).
+    const contacts = ManagedTargets.contactsOf(def);
+    const outside = contacts.filter((h) => !hostAllowed(h, this.o.allowedHosts));
+    const allowed = outside.length === 0;
+    // offeredAt tells offers apart (an approval names the one it saw): strictly later than the last.
+    const at = Math.max(this.o.clock.now(), existing ? Date.parse(existing.offeredAt) + 1 : 0);
+    const now = new Date(at).toISOString();
     const rec: ManagedRecord = {
       id: def.id,
       host,
@@ -126,10 +179,13 @@ export class ManagedTargets {
       state: allowed ? 'accepted' : 'pending',
       offeredAt: now,
       hash,
+      contacts,
       sealed: seal(await this.sealingKey(), text, def.id),
     };
-    if (allowed) rec.decidedAt = now;
-    else rec.reason = `host "${host}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;
+    if (allowed) {
+      rec.decidedAt = now;
+      rec.decidedBy = 'policy';
+    } else rec.reason = `host "${outside[0]}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;
     if (allowed) {
       // Resolve first: a definition that cannot be used (a bad CA, say) must not be stored as accepted.
       try {
@@ -151,13 +207,21 @@ export class ManagedTargets {
     return rec.reason ? { id: def.id, state: rec.state, reason: rec.reason } : { id: def.id, state: rec.state };
   }
 
-  /** A local admin decides on a pending (or refused) definition. */
-  async decide(id: string, decision: 'accepted' | 'refused', reason?: string): Promise<ManagedView> {
+  /**
+   * A local admin decides on a pending (or refused) definition. `offeredAt`, when given, is the
+   * offer the admin saw: should the cloud have offered another definition since, the decision is
+   * refused (CONFLICT) rather than applied to what the admin never saw.
+   */
+  async decide(id: string, decision: 'accepted' | 'refused', reason?: string, offeredAt?: string): Promise<ManagedView> {
     let rec: ManagedRecord | undefined;
     await this.store.update((d) => {
       rec = d.targets.find((t) => t.id === id);
       if (!rec) throw new UemlinkError('NOT_FOUND', `no cloud-managed target "${id}"`);
+      if (offeredAt !== undefined && rec.offeredAt !== offeredAt) {
+        throw new UemlinkError('CONFLICT', `the cloud changed target "${id}" since this page was shown (offered again at ${rec.offeredAt}); review it again`);
+      }
       rec.state = decision;
+      rec.decidedBy = 'admin';
       rec.decidedAt = new Date(this.o.clock.now()).toISOString();
       if (decision === 'refused') rec.reason = reason ?? 'refused by a local admin';
       else delete rec.reason;
@@ -198,7 +262,7 @@ export class ManagedTargets {
 }
 
 function view(r: ManagedRecord): ManagedView {
-  const v: ManagedView = { id: r.id, host: r.host, baseUrl: r.baseUrl, state: r.state, offeredAt: r.offeredAt };
+  const v: ManagedView = { id: r.id, host: r.host, baseUrl: r.baseUrl, contacts: r.contacts ?? [r.host], state: r.state, offeredAt: r.offeredAt };
   if (r.reason) v.reason = r.reason;
   if (r.decidedAt) v.decidedAt = r.decidedAt;
   return v;

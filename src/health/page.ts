@@ -168,8 +168,10 @@ export function renderPage(v: PageView): string {
       const approve = m.state !== 'accepted';
       const reject = m.state !== 'refused';
       const buttons = `${approve ? '<button type="submit">Approve</button>' : ''}${reject ? `<button type="submit"${approve ? ` formaction="${esc(base)}/reject" class="secondary"` : ''}>Reject</button>` : ''}`;
-      const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required><div class="buttons">${buttons}</div></form>`;
-      return `<li><p><strong>${esc(m.id)}</strong> → <span class="url">${esc(m.baseUrl)}</span> <span class="tag ${esc(m.state)}">${esc(m.state)}</span></p>${m.reason ? `<p><small>${esc(m.reason)}</small></p>` : ''}${decide}</li>`;
+      const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="offeredAt" value="${esc(m.offeredAt)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required><div class="buttons">${buttons}</div></form>`;
+      const others = m.contacts.filter((h) => h !== m.host);
+      const also = others.length > 0 ? `<p><small>Also contacts: ${others.map((h) => `<span class="url">${esc(h)}</span>`).join(', ')} (OAuth2 token endpoint)</small></p>` : '';
+      return `<li><p><strong>${esc(m.id)}</strong> → <span class="url">${esc(m.baseUrl)}</span> <span class="tag ${esc(m.state)}">${esc(m.state)}</span></p>${also}${m.reason ? `<p><small>${esc(m.reason)}</small></p>` : ''}${decide}</li>`;
     });
     parts.push(`<section aria-labelledby="h-managed"><h2 id="h-managed">Targets offered by the cloud</h2><ul class="managed">${rows.join('')}</ul></section>`);
   }

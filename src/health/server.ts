@@ -24,7 +24,8 @@ export interface HealthBackend {
   status(): Promise<ConnectorStatus>;
   metrics(): Promise<string>;
   pair(token: string, force: boolean): Promise<PairOutcome>;
-  decide(id: string, decision: 'accepted' | 'refused'): Promise<void>;
+  /** `offeredAt`: the offer the admin saw (the form's); a newer one is refused (CONFLICT). */
+  decide(id: string, decision: 'accepted' | 'refused', offeredAt?: string): Promise<void>;
   diagnose(): Promise<Diagnosis>;
   supportBundle(): Promise<Buffer>;
 }
@@ -149,7 +150,7 @@ export class HealthServer {
 
     const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {
       const code = e instanceof UemlinkError ? e.code : 'FAILED';
-      await page(req, res, code === 'NOT_FOUND' ? 404 : 400, { flash: { kind: 'error', text: redactString(messageOf(e)) } });
+      await page(req, res, code === 'NOT_FOUND' ? 404 : code === 'CONFLICT' ? 409 : 400, { flash: { kind: 'error', text: redactString(messageOf(e)) } });
     };
 
     app.post('/actions/pair', form, async (req, res) => {
@@ -170,7 +171,8 @@ export class HealthServer {
       const decision = req.params.decision === 'approve' ? 'accepted' : req.params.decision === 'reject' ? 'refused' : undefined;
       if (!decision) return void (await page(req, res, 404, { flash: { kind: 'error', text: 'Unknown action.' } }));
       try {
-        await o.backend.decide(String(req.params.id), decision);
+        const offeredAt = (req.body as Record<string, unknown>).offeredAt;
+        await o.backend.decide(String(req.params.id), decision, typeof offeredAt === 'string' ? offeredAt : undefined);
         res.redirect(303, `/?done=${decision === 'accepted' ? 'approved' : 'rejected'}`);
       } catch (e) {
         await failed(req, res, e);
