@@ -318,12 +318,18 @@ export class JsonStore<T> {
     return this.text?.encodedRecords ?? 0;
   }
 
+  /**
+   * The file's identity, or undefined when there is no file. Only ENOENT means that: any other
+   * failure (EIO, EACCES…) read as "no file" made the next update write the change onto an empty
+   * document, replacing every record on disk.
+   */
   private async fileStamp(): Promise<string | undefined> {
     try {
       const s = await stat(this.opts.file);
       return `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch {
-      return undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new UemlinkError('STATE_UNREADABLE', `${this.opts.what} (${this.opts.file}) cannot be examined: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }
   }
 }

@@ -225,3 +225,61 @@ describe('json store', function () {
     }
   });
 });
+
+/** The next `n` stat() calls of `file` fail with `code` (EACCES: a directory's mode changed; EIO; ...). */
+function failStat(file: string, n: number, code: string): () => void {
+  const real = fsp.stat;
+  let left = n;
+  (fsp as { stat: unknown }).stat = async (p: Parameters<typeof fsp.stat>[0], ...rest: unknown[]) => {
+    if (p === file && left > 0) {
+      left--;
+      throw Object.assign(new Error(`${code}: stat '${file}'`), { code });
+    }
+    return (real as (...a: unknown[]) => unknown)(p, ...rest);
+  };
+  syncBuiltinESMExports();
+  return () => {
+    (fsp as { stat: unknown }).stat = real;
+    syncBuiltinESMExports();
+  };
+}
+
+describe('json store: a stat() that fails for another reason than a missing file (found in review)', function () {
+  this.timeout(20_000);
+
+  it('update() never replaces the document with an empty one because one stat() failed', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => {
+      d.counter = 41;
+      d.items = ['connector-a', 'connector-b', 'connector-c'];
+    });
+    const restore = failStat(file, 1, 'EIO');
+    try {
+      const err = await s.update((d) => void d.counter++).then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(err?.code).to.equal('STATE_UNREADABLE');
+    } finally {
+      restore();
+    }
+    const disk = JSON.parse(readFileSync(file, 'utf8')) as Doc;
+    expect(disk.counter, 'the failed update wrote nothing').to.equal(41);
+    expect(disk.items).to.deep.equal(['connector-a', 'connector-b', 'connector-c']);
+  });
+
+  it('read() does not answer "empty document" because one stat() failed', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.items = ['connector-a']));
+    await new Promise((r) => setTimeout(r, 150)); // past RECHECK_MS
+    const restore = failStat(file, 1, 'EACCES');
+    let items: string[] | Error;
+    try {
+      items = await s.read().then((d) => d.items, (e: Error) => e);
+    } finally {
+      restore();
+    }
+    expect(items).to.be.instanceOf(Error);
+    expect((items as Error & { code?: string }).code).to.equal('STATE_UNREADABLE');
+    expect(await s.read().then((d) => d.items)).to.deep.equal(['connector-a']);
+  });
+});
