@@ -3,6 +3,7 @@
  * can act on them: `connector.json: targets[0].baseUrl: must be an https URL`. Relative paths inside
  * a config are resolved against the config file's directory, so a unit file can be moved.
  */
+import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
@@ -138,8 +139,10 @@ export const hostPort = z
   .string()
   .refine((s) => parseHostPort(s) !== undefined, 'must be "HOST:PORT" (IPv6 as "[::1]:PORT"), port 0-65535');
 
+/** localhost, ::1 or an IPv4 address in 127/8 (a name such as "127.example.com" is not). */
 export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }
 
 export const logLevel = z.enum(['error', 'warn', 'info', 'debug']);

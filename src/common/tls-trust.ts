@@ -1,13 +1,36 @@
 /**
- * TLS trust for "the system CAs plus these": Node replaces the system roots when `ca` is set, so
- * they are added back, and the result is a SecureContext (building one parses the ~140 system
+ * TLS trust for "the system CAs plus these": Node replaces the system roots (its bundled ones and
+ * NODE_EXTRA_CA_CERTS) when `ca` is set, so they are added back, and the result is a SecureContext (building one parses the ~140 system
  * roots: milliseconds of CPU, not to be paid per connection).
  */
+import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+
+let extra: string[] | undefined;
+
+/**
+ * The certificates of NODE_EXTRA_CA_CERTS: Node adds them to its default roots at start, and an
+ * explicit `ca` drops them with the rest, so a corporate CA an admin added that way (for an https://
+ * proxy, say) stopped counting as soon as cloud.caFile or a target's CA was set.
+ */
+function extraCaCerts(): string[] {
+  if (extra === undefined) {
+    extra = [];
+    const file = process.env.NODE_EXTRA_CA_CERTS;
+    if (file) {
+      try {
+        extra = readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+      } catch {
+        // unreadable: Node warned about it at start, and trusts none of it either
+      }
+    }
+  }
+  return extra;
+}
 
 /** A new context trusting the system CAs and `ca` (cache it: see trustContext). */
 export function withSystemRoots(ca: readonly string[]): SecureContext {
-  return createSecureContext({ ca: [...rootCertificates, ...ca] });
+  return createSecureContext({ ca: [...rootCertificates, ...extraCaCerts(), ...ca] });
 }
 
 const byPems = new Map<string, SecureContext>();

@@ -12,7 +12,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { connect as tlsConnect, rootCertificates } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { isLooselyProtected, resolveFrom } from '../common/config.js';
 import { messageOf } from '../common/errors.js';
@@ -25,6 +25,7 @@ import type { Identity } from './state.js';
 import { Target, UpstreamError, type UpstreamResponse } from './targets/target.js';
 import { describeTlsFailure, tlsOptionsFor } from './targets/trust.js';
 import { TunnelError, connectTunnel, type TunnelClientOptions } from './tunnel-client.js';
+import { trustContext } from '../common/tls-trust.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
 
@@ -211,7 +212,7 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
       reachable = await run(checks, new Step('cloud.tls', `TLS ${u.hostname}`), async () => {
         const socket = proxy ? await proxyConnect(proxy, u.hostname, port) : undefined;
         const trusted = await new Promise<{ ok: boolean; code?: string; cert?: ReturnType<typeof certInfo> }>((resolve) => {
-          const s = tlsConnect({ host: u.hostname, port, ...(socket ? { socket } : {}), ...(isIP(u.hostname) ? {} : { servername: u.hostname }), ca: ca ? [...rootCertificates, ...ca] : [...rootCertificates], rejectUnauthorized: false, timeout: TIMEOUT });
+          const s = tlsConnect({ host: u.hostname, port, ...(socket ? { socket } : {}), ...(isIP(u.hostname) ? {} : { servername: u.hostname }), secureContext: trustContext(ca ?? []), rejectUnauthorized: false, timeout: TIMEOUT });
           s.once('secureConnect', () => {
             const raw = s.getPeerCertificate().raw;
             const err = s.authorizationError as unknown as string | Error | null;
@@ -369,7 +370,7 @@ async function fetchDate(url: string, proxy: string | undefined, ca: string[] | 
         method: 'GET',
         timeout: TIMEOUT,
         ...(proxy ? { agent: proxyAgent(proxy, ca) } : {}),
-        ...(ca && u.protocol === 'https:' ? { ca: [...rootCertificates, ...ca] } : {}),
+        ...(ca && u.protocol === 'https:' ? { secureContext: trustContext(ca) } : {}),
       },
       (res) => {
         res.resume();

@@ -5,12 +5,13 @@
  */
 import { request as httpRequest, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { checkServerIdentity, rootCertificates, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 function urlHost(u: URL): string {
   return u.hostname.replace(/^\[|\]$/g, '');
 }
 import { redactUrl } from '../transport/ws.js';
+import { trustContext } from '../common/tls-trust.js';
 
 export interface JsonResponse {
   status: number;
@@ -74,7 +75,7 @@ export function requestJson(url: string, o: JsonRequestOptions): Promise<JsonRes
       timeout: o.timeoutMs ?? 30_000,
       // Through a CONNECT proxy, verify against the URL's host even when it is an IP address.
       ...(o.agent ? { agent: o.agent, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(urlHost(u), cert) } : {}),
-      ...(isHttps && o.ca?.length ? { ca: [...rootCertificates, ...o.ca] } : {}),
+      ...(isHttps && o.ca?.length ? { secureContext: trustContext(o.ca) } : {}),
     };
     const req = (isHttps ? httpsRequest : httpRequest)(opts, (res) => {
       const chunks: Buffer[] = [];

@@ -10,6 +10,7 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, typ
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
+import { isLoopbackHost } from '../common/config.js';
 import { UemlinkError } from '../common/errors.js';
 import { trustContext } from '../common/tls-trust.js';
 import { WsTransport } from './ws-transport.js';
@@ -101,8 +102,7 @@ function parseRetryAfter(v: string | string[] | undefined): number | undefined {
 export function maskingIsMoot(url: string): boolean {
   const u = new URL(url);
   if (u.protocol === 'wss:') return true;
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return isLoopbackHost(u.hostname);
 }
 
 function zeroMask(mask: Buffer): void {

@@ -344,3 +344,32 @@ describe('Target.send (HTTP client to the UEM)', () => {
     }
   });
 });
+
+describe('OAuth2 token endpoint at an IPv6 literal (found in review)', () => {
+  it('gets a token from https://[::1]:port/token whose certificate names ::1', async () => {
+    const pki = createTestPki(['::1']);
+    const srv = createHttpsServer({ key: pki.keyPem, cert: pki.certPem }, (req, res) => {
+      if (req.url === '/token') res.end(JSON.stringify({ access_token: 'tok6', expires_in: 60 }));
+      else res.end(JSON.stringify({ auth: req.headers.authorization }));
+    });
+    await new Promise<void>((r) => srv.listen(0, '::1', r));
+    const port = (srv.address() as AddressInfo).port;
+    const t = Target.resolve(
+      { id: 'v6', baseUrl: `https://[::1]:${port}`, auth: { type: 'oauth2', tokenUrl: `https://[::1]:${port}/token`, clientId: 'c', clientSecret: 's', clientAuth: 'body', apiKeyHeader: 'aw-tenant-code' }, tls: { ca: pki.caCertPem }, timeoutMs: 5000, maxConcurrent: 2, allow: [] } as never,
+      { where: 'v6', origin: 'local' },
+    );
+    let result: string;
+    try {
+      const res = await t.send({ method: 'GET', path: '/x', headers: [], body: null, signal: new Cancel(), timeoutMs: 5000 });
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      result = Buffer.concat(chunks).toString();
+    } catch (e) {
+      result = `error: ${(e as Error).message}`;
+    } finally {
+      t.close();
+      srv.close();
+    }
+    expect(result).to.contain('Bearer tok6');
+  });
+});

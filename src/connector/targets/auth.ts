@@ -220,7 +220,7 @@ export class OAuthClient {
           headers,
           agent: this.agent,
           timeout: 15_000,
-          ...tlsOptionsFor(this.trust, u.hostname),
+          ...tlsOptionsFor(this.trust, u.hostname.replace(/^\[|\]$/g, '')), // an IPv6 literal's name has no brackets
         },
         (res) => {
           const chunks: Buffer[] = [];
