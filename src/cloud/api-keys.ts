@@ -26,7 +26,7 @@ export async function createApiKey(store: CloudStore, tenant: string, label: str
   secrets.add(key);
   const createdAt = new Date(clock.now()).toISOString();
   await store.update((s) => {
-    s.tenants[tenant] ??= { createdAt };
+    if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt }; // own keys only: a plain object inherits some
     s.apiKeys.push({ id, tenant, hash: hashSecret(secret), createdAt, ...(label ? { label } : {}) });
   });
   return { id, tenant, key, createdAt, ...(label ? { label } : {}) };

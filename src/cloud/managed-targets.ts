@@ -73,7 +73,7 @@ export class ManagedTargetsService {
       updatedAt: new Date(this.clock.now()).toISOString(),
     };
     await this.store.update((s) => {
-      s.tenants[tenant] ??= { createdAt: rec.updatedAt };
+      if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: rec.updatedAt }; // own keys only: a plain object inherits some
       s.managedTargets = s.managedTargets.filter((t) => !(t.tenant === tenant && t.id === id));
       s.managedTargets.push(rec);
     });

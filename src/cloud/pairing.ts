@@ -56,6 +56,9 @@ export function validateTenant(v: unknown, key = 'tenant'): string {
   if (typeof v !== 'string' || !TENANT_RE.test(v)) {
     throw invalid(`${key}: must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
   }
+  // The one such name an object already has (tenants are keys of plain objects in the state file,
+  // where "constructor" is inherited: the tenant was never recorded).
+  if (v in Object.prototype) throw invalid(`${key}: "${v}" is reserved`);
   return v;
 }
 
@@ -75,7 +78,7 @@ export async function createPairingToken(store: CloudStore, publicUrl: string, r
   secrets.add(minted.token);
   const expiresAt = new Date(now + ttl * 1000).toISOString();
   await store.update((s) => {
-    s.tenants[tenant] ??= { createdAt: new Date(now).toISOString() };
+    if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: new Date(now).toISOString() }; // own keys only: a plain object inherits some
     s.pairingTokens = s.pairingTokens.filter((t) => Date.parse(t.usedAt ?? t.expiresAt) + TOKEN_RETENTION_MS > now);
     s.pairingTokens.push({ id: minted.id, hash: minted.hash, tenant, group, createdAt: new Date(now).toISOString(), expiresAt });
   });
@@ -124,7 +127,7 @@ export class PairingService {
       const issued = this.ca.issue(req.csr as string, { connectorId, tenant: t.tenant, group: t.group }, this.certificateDays);
       t.usedAt = new Date(now).toISOString();
       t.usedBy = connectorId;
-      s.tenants[t.tenant] ??= { createdAt: t.usedAt };
+      if (!Object.hasOwn(s.tenants, t.tenant)) s.tenants[t.tenant] = { createdAt: t.usedAt }; // own keys only: a plain object inherits some
       s.connectors[connectorId] = {
         id: connectorId,
         tenant: t.tenant,

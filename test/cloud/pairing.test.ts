@@ -94,6 +94,8 @@ describe('pairing service', function () {
   it('validates tenant, group and ttl (at most 7 days)', async () => {
     const { svc } = await service();
     await expectCode(svc.createToken({ tenant: 'ACME' }), 'INVALID_INPUT');
+    // "constructor" is inherited by the plain object that maps tenants: refused (found in review).
+    await expectCode(svc.createToken({ tenant: 'constructor' }), 'INVALID_INPUT');
     await expectCode(svc.createToken({ tenant: 'acme', group: 'a b' }), 'INVALID_INPUT');
     await expectCode(svc.createToken({ tenant: 'acme', ttlSeconds: 7 * 86400 + 1 }), 'INVALID_INPUT');
     await expectCode(svc.createToken({ tenant: 'acme', ttlSeconds: 59 }), 'INVALID_INPUT');

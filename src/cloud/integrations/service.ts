@@ -306,7 +306,7 @@ export class IntegrationsService {
     await this.pushIfNeeded(rec);
     rec.groupsCache = (await this.checkGroups(rec)).map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
     await this.o.store.update((s) => {
-      s.tenants[tenant] ??= { createdAt: now };
+      if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: now }; // own keys only: a plain object inherits some
       s.integrations.push(rec);
     });
     this.o.logger.info('integration created', { integration: rec.id, tenant, vendor: rec.vendor, route: rec.route.via });
