@@ -23,6 +23,7 @@ export class PresenceBook {
   private timer: TimerHandle | undefined;
   private timerSoon = false;
   private flushing: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly store: CloudStore,
@@ -77,6 +78,15 @@ export class PresenceBook {
         // Presence is advisory; keep the notes for the next attempt rather than lose them.
         for (const [id, f] of batch) this.pending.set(id, { ...f, ...this.pending.get(id) });
         this.logger.warn('could not record connector presence', { err });
+        // Nothing else may come to flush them (a changed target list is noted once): try again at
+        // the next batch's time, or a restart would not know the targets (404 instead of 503).
+        if (!this.stopped && this.timer === undefined) {
+          this.timerSoon = false;
+          this.timer = this.clock.setTimeout(() => {
+            this.timer = undefined;
+            void this.flush();
+          }, this.flushMs);
+        }
       })
       .finally(() => {
         this.writing = undefined;
@@ -86,6 +96,7 @@ export class PresenceBook {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();
