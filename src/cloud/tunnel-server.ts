@@ -234,6 +234,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     if (!verified) throw new Refusal('AUTH_FAILED', why ?? 'authentication failed');
     if (!t.isOpen) return; // the connector gave up while we were checking
+    // drain() began while this handshake awaited the state: its GOAWAY went to the sessions it
+    // found then, and one registered now would outlive the shutdown. Send it on its way instead.
+    if (this.draining) throw new Refusal('SHUTTING_DOWN', 'the relay is shutting down; retry', 1000);
 
     const now = o.clock.now();
     if (hello.probe) {

@@ -280,3 +280,38 @@ async function expectRefused(p: Promise<unknown>, code: string, msg: RegExp): Pr
   expect(err!.code).to.equal(code);
   expect(err!.message).to.match(msg);
 }
+
+describe('a tunnel whose handshake is in flight when the cloud drains (found in review)', function () {
+  this.timeout(30_000);
+  it('is not left registered and running after shutdown() resolved', async () => {
+    const cloud: CloudServer = await startInprocCloud();
+    const id = await pairInproc(cloud);
+    // Hold the handshake's state read (a slow disk, a reload of a large state file).
+    const store = cloud.store as unknown as { read: () => Promise<unknown> };
+    const realRead = store.read.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = false;
+    store.read = async () => {
+      if (!held) {
+        held = true;
+        await gate;
+      }
+      return realRead();
+    };
+    const connecting = connectAs(cloud, id);
+    while (!held) await new Promise((r) => setTimeout(r, 10));
+    const stopping = cloud.shutdown();
+    await new Promise((r) => setTimeout(r, 20)); // drain has begun (GOAWAY to every registered session)
+    release();
+    await stopping;
+    const c = await connecting.catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    const registered = cloud.registry.size;
+    const clientState = c instanceof Error ? `refused: ${c.message}` : c.session.state;
+    if (!(c instanceof Error)) c.session.close();
+    expect(registered, 'sessions registered after the drain').to.equal(0);
+    expect(clientState).to.not.equal('open');
+    expect(clientState).to.match(/shutting down/);
+  });
+});
