@@ -192,6 +192,11 @@ export class JsonStore<T> {
       // out), detached from the change's objects and frozen before anyone can read it: a reader
       // during the write sees the stored records, not objects a caller may still change.
       const next = this.checked(draft, changed);
+      // Still ours? A holder stalled past the lock's stale period (GC, swap, a VM pause) has had it
+      // taken over, and the other process may have written meanwhile: writing now would drop that.
+      if ((await this.fileStamp()) !== stamp) {
+        throw new UemlinkError('STATE_LOCKED', `${this.opts.what} ${this.opts.file} was changed by another process while this one held its lock (it stalled past the lock's 5 s): this update was not written; retry`);
+      }
       this.db.data = next;
       this.commits++;
       this.writing = true;

@@ -283,3 +283,34 @@ describe('json store: a stat() that fails for another reason than a missing file
     expect(await s.read().then((d) => d.items)).to.deep.equal(['connector-a']);
   });
 });
+
+describe('json store: a lock taken over from a stalled holder (found in review)', function () {
+  this.timeout(60_000);
+  it("the stalled holder's update is refused (STATE_LOCKED), not written over the other process's", async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.counter = 100));
+    let exited!: Promise<number | null>;
+    const err = await s
+      .update((d) => {
+        // Under the lock, another process (the CLI) wants to add one...
+        const p = spawn(process.execPath, [WORKER, file, 'plain', '1'], { stdio: 'ignore' });
+        exited = new Promise((r) => p.on('exit', (c) => r(c)));
+        // ...while this one stalls (GC, swap, a VM pause) past the lock's 5 s stale period.
+        const until = Date.now() + 7000;
+        while (Date.now() < until) {
+          /* stalled */
+        }
+        d.counter += 1000;
+      })
+      .then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+    expect(await exited).to.equal(0);
+    expect(err?.code).to.equal('STATE_LOCKED');
+    expect((JSON.parse(readFileSync(file, 'utf8')) as Doc).counter, "the other process's update is kept").to.equal(101);
+    await s.update((d) => void (d.counter += 1000)); // a retry builds on it
+    expect((JSON.parse(readFileSync(file, 'utf8')) as Doc).counter).to.equal(1101);
+  });
+});
