@@ -148,6 +148,24 @@ export function forwardableRequestHeaders(headers: HeaderList, drop: ReadonlySet
   return { ok: true, headers: out };
 }
 
+/** Headers some servers (ASP.NET, IIS, Rails, Express's method-override) take as the real method. */
+const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+
+/**
+ * Why a request naming another method in a method-override header is refused, or undefined. The
+ * allow list is checked against the request's method: a GET-only rule must not let a "GET" that
+ * says `X-HTTP-Method-Override: DELETE` through to a UEM that honours it. `headers`: forwarded
+ * ones (lower-case names).
+ */
+export function methodOverrideProblem(method: string, headers: HeaderList): string | undefined {
+  for (const [n, v] of headers) {
+    if (n.length >= 12 && METHOD_OVERRIDE.has(n) && v.trim().toUpperCase() !== method.toUpperCase()) {
+      return `the ${n} header names another method (${v.trim().slice(0, 20)}) than the request's (${method}): send the request with that method`;
+    }
+  }
+  return undefined;
+}
+
 /** Response headers travel back without hop-by-hop ones. */
 export function forwardableResponseHeaders(headers: HeaderList): HeaderList {
   // (Runs twice per relayed call: the Set only when a Connection header names others.)

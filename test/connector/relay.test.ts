@@ -259,4 +259,21 @@ describe('connector relay: bodies and endings', function () {
     }
     expect(err, `status ${head.status}, finished ${JSON.stringify(h.finished)}, cloud wrote ${written}/${size}`).to.equal(undefined);
   });
+
+  it('a method-override header naming another method is refused before the UEM (the allow list checks the real method)', async () => {
+    h = harness(up);
+    const s = h.pair.cloud.openStream({ method: 'GET', path: '/devices/1', target: 't1', headers: [['X-HTTP-Method-Override', 'DELETE']] });
+    s.on('error', () => {});
+    s.end();
+    const head = await responseOf(s);
+    const body = (await bodyOf(s)).body.toString();
+    expect(head.status).to.equal(400);
+    expect(JSON.parse(body)).to.include({ error: 'bad_header' });
+    expect(up.seen.filter((x) => x.url.startsWith('/base/devices')), 'the UEM never saw it').to.have.length(0);
+    // Naming the request's own method is harmless.
+    const same = h.pair.cloud.openStream({ method: 'GET', path: '/devices/1', target: 't1', headers: [['x-http-method', 'get']] });
+    same.on('error', () => {});
+    same.end();
+    expect((await responseOf(same)).status).to.not.equal(400);
+  });
 });
