@@ -82,4 +82,24 @@ describe('integration edits while other things happen', function () {
     const s = all.deviceSync;
     expect(s.indicator, s.message).to.equal('green');
   });
+
+  it("a group conflict with another tenant's integration of the same UEM does not name it (found in review)", async () => {
+    const c = sim.credentials;
+    const input = (displayName: string) => ({
+      vendor: 'workspace-one',
+      displayName,
+      serverAddress: sim.url,
+      selfSignedCertPem: sim.caPem,
+      auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
+      route: { via: 'direct' },
+      sync: { groups: ['575'] },
+    });
+    await svc.create('acme', input('Acme secret project'));
+    const err = await svc.create('globex', input('globex')).then(
+      () => undefined,
+      (e: unknown) => e as { status?: number; code?: string; message: string },
+    );
+    expect(err?.message).to.contain('already integrated by an integration of another tenant');
+    expect(err?.message).to.not.contain('Acme secret project');
+  });
 });

@@ -285,7 +285,9 @@ export class IntegrationsService {
         const owner = others.find((x) => x.sync.groups.includes(g!.id));
         if (owner) {
           const what = first ? `group "${g.name}" (${g.id}) is already integrated` : `group "${byId.get(id)!.name}" (${id}) is inside "${g.name}" (${g.id}), which is already integrated`;
-          throw new ApiProblem(409, 'group_conflict', `sync.groups: ${what} by integration "${owner.displayName}" (${owner.id}); a group and its children belong to one integration`);
+          // Another tenant's integration is not named: a tenant key must learn nothing of others.
+          const by = owner.tenant === rec.tenant ? `integration "${owner.displayName}" (${owner.id})` : 'an integration of another tenant';
+          throw new ApiProblem(409, 'group_conflict', `sync.groups: ${what} by ${by}; a group and its children belong to one integration`);
         }
       }
     }
