@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { Clock } from '../../src/common/clock.js';
 import { Target } from '../../src/connector/targets/target.js';
-import { appSync, deviceSync, resilientFetch, tagging, type SyncTarget } from '../../src/cloud/integrations/engine.js';
+import { appSync, describeError, deviceSync, resilientFetch, tagging, type SyncTarget } from '../../src/cloud/integrations/engine.js';
 import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { UemError, type UemAdapter, type UemDevice, type UemFetch, type UemGroup } from '../../src/uem/adapter.js';
@@ -303,5 +303,14 @@ describe('integration edges: a PII switch turned off, then on again before a syn
     db.erasePii(it.id, { name: true, phone: false, email: false }, () => 'x');
     await deviceSync(it, a, db, jumpingClock(), signal);
     expect(db.device(it.id, 'd1')!.name).to.equal('jsmith iPhone');
+  });
+});
+
+describe('integration edges: status text from UEM errors', () => {
+  it('is redacted where it is made: a UEM echoing a credential does not show it in statuses or Verify', () => {
+    const e = new UemError('auth', 'HTTP 401: invalid header "Authorization: Basic c3ZjOmh1bnRlcjI=" for https://svc:hunter2@uem.corp/API');
+    const text = describeError(e);
+    expect(text).to.not.contain('c3ZjOmh1bnRlcjI=').and.not.contain('hunter2');
+    expect(text).to.contain('HTTP 401').and.contain('check the credentials');
   });
 });

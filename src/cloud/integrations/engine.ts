@@ -16,6 +16,7 @@ import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
 import { UemError, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
 import type { InventoryDb, SyncCounts } from '../inventory/db.js';
 import type { SyncSettings, TaggingSettings } from './model.js';
+import { redactString } from '../../common/redact.js';
 
 export type Indicator = 'green' | 'red' | 'gray';
 
@@ -303,9 +304,11 @@ export function describeError(e: unknown): string {
       protocol: 'the UEM answered something incomplete or unexpected; nothing was changed',
       not_found: '',
     };
-    return `${e.message}${hint[e.kind] ? ` (${hint[e.kind]})` : ''}`;
+    return redactString(`${e.message}${hint[e.kind] ? ` (${hint[e.kind]})` : ''}`);
   }
-  return e instanceof Error ? e.message : String(e);
+  // Redacted here, where UEM answers become status text: a UEM that echoes a credential in its
+  // error would otherwise show it in the console, the API's status and Verify's details.
+  return redactString(e instanceof Error ? e.message : String(e));
 }
 
 export function emptyStatus(message: string, indicator: Indicator = 'gray'): ComponentStatus {

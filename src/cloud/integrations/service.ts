@@ -23,6 +23,7 @@ import type { CloudStore, IntegrationRecord } from '../state.js';
 import { describeError, emptyStatus, placeholderEmail, resilientFetch, type AppPolicy } from './engine.js';
 import { apiBaseOf, parseIntegrationInput, type IntegrationAuth, type IntegrationInput } from './model.js';
 import { IntegrationRunner, type StatusPatch } from './runner.js';
+import { redactString } from '../../common/redact.js';
 
 export class ApiProblem extends UemlinkError {
   constructor(
@@ -411,7 +412,7 @@ export class IntegrationsService {
   async verify(tenant: string, id: string): Promise<VerifyResult> {
     const rec = await this.recordOf(tenant, id);
     const steps: VerifyStep[] = [];
-    const push = (s: VerifyStep): void => void steps.push(s);
+    const push = (s: VerifyStep): void => void steps.push({ ...s, detail: redactString(s.detail) });
     const r = rec.route;
     if (r.via === 'connector') {
       const live = this.o.registry.list({ tenant }).filter((l) => l.group === r.group);
