@@ -8,6 +8,8 @@ import { Target } from '../../src/connector/targets/target.js';
 import { appSync, describeError, deviceSync, resilientFetch, tagging, type SyncTarget } from '../../src/cloud/integrations/engine.js';
 import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
+import { IntegrationRunner } from '../../src/cloud/integrations/runner.js';
+import { silentLogger } from '../../src/common/log.js';
 import { UemError, type UemAdapter, type UemDevice, type UemFetch, type UemGroup } from '../../src/uem/adapter.js';
 import { createHexnodeAdapter, throttleWaitMs } from '../../src/uem/adapters/hexnode.js';
 import { createWorkspaceOneAdapter } from '../../src/uem/adapters/workspace-one.js';
@@ -312,5 +314,42 @@ describe('integration edges: status text from UEM errors', () => {
     const text = describeError(e);
     expect(text).to.not.contain('c3ZjOmh1bnRlcjI=').and.not.contain('hunter2');
     expect(text).to.contain('HTTP 401').and.contain('check the credentials');
+  });
+});
+
+describe('integration edges: the runner reports a failure on the job that failed', () => {
+  it("an app job's unexpected failure turns App sync red, not Device sync (found in review)", async () => {
+    const patches: Array<Record<string, { indicator: string; message: string }>> = [];
+    const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };
+    const rec = {
+      id: 'int_runner',
+      tenant: 'acme',
+      vendor: 'workspace-one',
+      displayName: 'r',
+      route: { via: 'direct' },
+      sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: [] },
+      tagging: { ...DEFAULT_TAGGING },
+      paused: false,
+      groupsCache: [],
+      status: { uemServer: empty, deviceSync: empty, appSync: empty, tagging: empty, policyGroups: empty },
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    const runner = new IntegrationRunner('int_runner', {
+      clock: jumpingClock(),
+      logger: silentLogger(),
+      db: new InventoryDb(':memory:'),
+      load: async () => rec as never,
+      adapterFor: async () => listAdapter(fakeAdapter(new Map()), () => []),
+      policies: async () => {
+        throw new Error('the policy store is unavailable');
+      },
+      saveStatus: async (_id, patch) => void patches.push(patch as never),
+    });
+    await runner.syncNow();
+    await runner.stop();
+    const app = patches.filter((p) => p.appSync).map((p) => p.appSync!.indicator);
+    expect(app.at(-1)).to.equal('red');
+    expect(patches.filter((p) => p.deviceSync).every((p) => p.deviceSync!.indicator !== 'red'), 'Device sync is not blamed').to.equal(true);
   });
 });

@@ -147,7 +147,10 @@ export class IntegrationRunner {
     } catch (e) {
       if (signal.aborted) return;
       this.d.logger.error('integration job failed unexpectedly', { integration: this.id, job, err: e });
-      await this.d.saveStatus(this.id, { deviceSync: status(s.deviceSync, 'red', describeError(e), now(), false) });
+      // Reported on the component whose job failed (an app sync's or a tagging pass's failure
+      // turned Device sync red while App sync stayed green).
+      const part = job === 'device' ? 'deviceSync' : job === 'app' ? 'appSync' : 'tagging';
+      await this.d.saveStatus(this.id, { [part]: status(s[part], 'red', describeError(e), now(), false) });
     }
   }
 
