@@ -32,8 +32,9 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** `preferred` if free, else (or for 0) a free port the system picks. */
 async function pickPort(preferred: number): Promise<number> {
-  if (await portFree(preferred)) return preferred;
+  if (preferred !== 0 && (await portFree(preferred))) return preferred;
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {

@@ -361,4 +361,28 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
     expect(bad.text).to.match(/^HTTP\/1\.1 400 /);
     expect(JSON.parse(bad.text.slice(bad.text.indexOf('\r\n\r\n') + 4))).to.include({ error: 'bad_request' });
   });
+
+  it("the relay's own 500 carries x-uemlink-error (found in review: without it, it passed for the UEM's)", async () => {
+    const { key } = await createApiKey(cloud.store, 'acme', 'review-500', systemClock);
+    const store = cloud.store as unknown as { read: () => Promise<unknown> };
+    const real = store.read.bind(store);
+    store.read = async () => {
+      throw new Error('simulated: the state cannot be read');
+    };
+    let r: Response;
+    try {
+      r = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/relay/acme/t1/x`, { headers: { authorization: `Bearer ${key}` } });
+    } finally {
+      store.read = real;
+    }
+    expect(r.status).to.equal(500);
+    expect(r.headers.get('x-uemlink-error')).to.equal('internal');
+    expect(await r.json()).to.include({ error: 'internal' });
+  });
+
+  it('relay.fetch answers a header fetch itself refuses (CR/LF) with 400 bad_header, not a TypeError (found in review)', async () => {
+    const r = await cloud.relay.fetch('acme', 't1', '/x', { headers: [['x-bad', 'a\r\nb']] as [string, string][] });
+    expect(r.status).to.equal(400);
+    expect(r.headers.get('x-uemlink-error')).to.equal('bad_header');
+  });
 });

@@ -42,7 +42,12 @@ export class RelayClient {
     if (!checked.ok) return errorResponse(400, 'bad_path', checked.reason);
     const method = (init.method ?? 'GET').toUpperCase();
     const pairs: HeaderList = [];
-    new Headers(init.headers).forEach((v, k) => pairs.push([k, v]));
+    try {
+      new Headers(init.headers).forEach((v, k) => pairs.push([k, v]));
+    } catch (e) {
+      // The fetch Headers class refuses CR, LF or NUL itself: answered like the relay's own check.
+      return errorResponse(400, 'bad_header', `a header is not valid: ${(e as Error).message}`);
+    }
     const { stream, length } = toReadable(init.body);
     if (length !== undefined && !pairs.some(([k]) => k === 'content-length')) pairs.push(['content-length', String(length)]);
     const headers = forwardableRequestHeaders(pairs);

@@ -110,7 +110,8 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       if (e instanceof ApiError) return sendError(res, new ApiError(e.status, e.code, e.message, { ...e.headers, 'x-uemlink-error': e.code }));
       if (e instanceof RelayError) return sendError(res, new ApiError(e.status, e.code, e.message, { 'x-uemlink-error': e.code }));
       deps.logger.error('relay failed', { err: e });
-      sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details'));
+      // With the header too: without it a client takes the answer for the UEM's own 500.
+      sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details', { 'x-uemlink-error': 'internal' }));
     });
   };
 
