@@ -86,6 +86,8 @@ export class ConnectorDaemon {
   private supervisor: Supervisor | undefined;
   private _identity: Identity | undefined;
   private pollTimer: TimerHandle | undefined;
+  private pairing = false;
+  private pairChain: Promise<unknown> = Promise.resolve();
   private healthTimer: TimerHandle | undefined;
   private readonly clock: Clock;
   private readonly audit: AuditLog;
@@ -204,12 +206,18 @@ export class ConnectorDaemon {
 
   private pollForPairing(): void {
     this.pollTimer = this.clock.setTimeout(() => {
+      this.pollTimer = undefined;
+      // pair() or shutdown() may have taken over while the state was read: starting (or polling)
+      // then would run a second tunnel beside pair()'s, or outlive the shutdown.
+      const superseded = (): boolean => this.stopping || this.pairing || this.supervisor !== undefined;
       void this.state.identity().then(
-        (id) =>
-          id
-            ? this.startTunnel(id).catch((err: unknown) => this.o.logger.error('cannot start the tunnel after pairing', { err }))
-            : this.pollForPairing(),
+        (id) => {
+          if (superseded()) return;
+          if (id) this.startTunnel(id).catch((err: unknown) => this.o.logger.error('cannot start the tunnel after pairing', { err }));
+          else this.pollForPairing();
+        },
         (err: unknown) => {
+          if (superseded()) return;
           this.o.logger.error('cannot read the connector state', { err });
           this.pollForPairing();
         },
@@ -218,6 +226,7 @@ export class ConnectorDaemon {
   }
 
   private async startTunnel(identity: Identity): Promise<void> {
+    if (this.supervisor || this.stopping) return; // one tunnel per connector
     this._identity = identity;
     const cfg = this.config;
     const logger = this.o.logger;
@@ -255,14 +264,29 @@ export class ConnectorDaemon {
    * again with the new identity.
    */
   async pair(token: string, opts: { force?: boolean } = {}): Promise<PairOutcome> {
-    const outcome = await pairConnector(this.config, this.state, token, opts);
+    // One at a time (a form posted twice): two at once each started a tunnel.
+    const run = this.pairChain.then(() => this.pairNow(token, opts));
+    this.pairChain = run.catch(() => {});
+    return run;
+  }
+
+  private async pairNow(token: string, opts: { force?: boolean }): Promise<PairOutcome> {
+    this.pairing = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
-    await this.supervisor?.stop(Math.min(this.config.drainTimeoutMs, 5000));
-    for (const t of this.managed?.targets() ?? []) t.close();
-    this.supervisor = undefined;
-    const identity = await this.state.identity();
-    if (identity) await this.startTunnel(identity);
-    return outcome;
+    this.pollTimer = undefined;
+    try {
+      const outcome = await pairConnector(this.config, this.state, token, opts);
+      await this.supervisor?.stop(Math.min(this.config.drainTimeoutMs, 5000));
+      for (const t of this.managed?.targets() ?? []) t.close();
+      this.supervisor = undefined;
+      const identity = await this.state.identity();
+      if (identity && !this.stopping) await this.startTunnel(identity);
+      return outcome;
+    } finally {
+      this.pairing = false;
+      // A failed pairing while unpaired: keep watching for one made by the CLI.
+      if (!this.supervisor && !this.stopping) this.pollForPairing();
+    }
   }
 
   /** Before the session reads its first frame (see TunnelClientOptions.prepareSession). */
@@ -284,6 +308,12 @@ export class ConnectorDaemon {
    * 12 hours. A new session starts over.
    */
   private async renewOver(session: MuxSession, reason: string): Promise<void> {
+    // Already renewing (the cloud asked while our own check started one): the one that started it
+    // handles its failure. Both arming a retry left one timer orphaned and counted failures twice.
+    if (this.renewing) {
+      await this.renewing.catch(() => {});
+      return;
+    }
     if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
     this.renewRetry = undefined;
     try {
@@ -407,6 +437,9 @@ export class ConnectorDaemon {
     if (this.renewTimer !== undefined) this.clock.clearInterval(this.renewTimer);
     if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
     await this.supervisor?.stop(this.config.drainTimeoutMs);
+    // Streams the drain's timeout cut end their handlers asynchronously (499, audit line): wait
+    // for them (bounded) before the audit log closes, or those lines were lost at exit.
+    await this.handler.idle(2000);
     for (const t of this.allTargets()) t.close();
     await this.audit.close();
   }

@@ -111,15 +111,32 @@ function headerValue(headers: HeaderList, name: string): string | undefined {
   return headers.find(([n]) => n.toLowerCase() === name)?.[1];
 }
 
-export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
+/** The relay's stream handler, and a way to wait for the requests it is still finishing. */
+export interface RelayHandler {
+  (s: MuxStream): void;
+  /** Resolves once every request handled so far has finished (audit line written), or after `maxMs`. */
+  idle(maxMs: number): Promise<void>;
+}
+
+export function createRelayHandler(deps: RelayDeps): RelayHandler {
   const idem = deps.idempotency ?? new IdempotencyCache(deps.clock);
-  return (s) => {
-    void handle(s).catch((err: unknown) => {
+  const running = new Set<Promise<void>>();
+  const handler = (s: MuxStream): void => {
+    const p = handle(s).catch((err: unknown) => {
       deps.logger.error('relay handler failed', { err });
       if (!s.response) respondError(s, 500, 'internal', 'the connector failed to handle the request');
       else s.reset(StreamError.INTERNAL_ERROR, 'internal error');
     });
+    running.add(p);
+    void p.finally(() => running.delete(p));
   };
+  handler.idle = async (maxMs: number): Promise<void> => {
+    if (running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...running]), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))]);
+    clearTimeout(timer);
+  };
+  return handler;
 
   async function handle(s: MuxStream): Promise<void> {
     const started = deps.clock.now();
@@ -127,7 +144,12 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
     const method = head.method.toUpperCase();
     let bytesIn = 0;
     let bytesOut = 0;
+    // handle() resolves when the request is finished (audit line written), not when its answer
+    // starts streaming: shutdown waits for the requests its drain cut (see RelayHandler.idle).
+    let finished!: () => void;
+    const over = new Promise<void>((r) => (finished = r));
     const finish = (status: number, error?: string): void => {
+      finished();
       const durationMs = deps.clock.now() - started;
       deps.audit.record({
         tenant: head.tenant ?? deps.tenant() ?? '',
@@ -271,5 +293,6 @@ export function createRelayHandler(deps: RelayDeps): (s: MuxStream) => void {
         finish(status, 'upstream_reset');
       },
     });
+    await over;
   }
 }

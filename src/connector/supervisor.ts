@@ -109,6 +109,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       } catch (e) {
         const err = e instanceof UemlinkError ? e : new UemlinkError('TUNNEL_DIAL_FAILED', messageOf(e), { retryable: true });
         this._lastError = { code: err.code, message: err.message, at: clock.now() };
+        // stop() came during the dial: its wake-up found no wait to end, so do not start one.
+        if (this.stopping) break;
         if (!err.retryable) {
           logger.error(err.code.startsWith('CONFIG_') ? 'the connector cannot connect until its configuration is fixed' : 'the cloud refused this connector; pair it again', { code: err.code, reason: err.message });
           this.set({ state: 'refused', since: clock.now() });
@@ -137,7 +139,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       });
       this.set({ state: 'connected', since, sessionId: c.welcome.sessionId, epoch: c.welcome.epoch, remoteAddress: c.remoteAddress });
       this.emit('session', c.session, c);
-      const info = await new Promise<SessionClose>((resolve) => c.session.once('close', resolve));
+      // The session may have closed already: ws hands over messages synchronously, and a frame it
+      // refused could come in the same read as WELCOME, before this listener (it then stayed
+      // "connected" for ever, and stop() waited for it).
+      const info = await (c.closed ?? new Promise<SessionClose>((resolve) => c.session.once('close', resolve)));
       this.current = undefined;
       backoff.disconnected(clock.now(), since);
       if (this.stopping) break;

@@ -24,7 +24,7 @@ import {
   type Limits,
   type Welcome,
 } from '../protocol/messages.js';
-import { MuxSession, attachTransport, closeReason, maxMessageSize } from '../protocol/session.js';
+import { MuxSession, attachTransport, closeReason, maxMessageSize, type SessionClose } from '../protocol/session.js';
 import { DialError, dialWebSocket, type TlsInfo, type TlsSessionCache, type WsTransport } from '../transport/ws.js';
 
 export class TunnelError extends UemlinkError {
@@ -70,6 +70,11 @@ export interface Connected {
   cloud: CloudHello;
   remoteAddress: string;
   tls: TlsInfo | undefined;
+  /**
+   * Settles when the session closes, watched from its creation: it may close before the caller
+   * gets to listen (a refused frame in the same read as WELCOME).
+   */
+  closed?: Promise<SessionClose>;
 }
 
 export async function connectTunnel(o: TunnelClientOptions): Promise<Connected> {
@@ -144,9 +149,10 @@ function handshake(t: WsTransport, o: TunnelClientOptions): Promise<Connected> {
                 clock: o.clock,
                 version: negotiateVersion(cloud.protocol) ?? PROTOCOL_MIN, // as sent in our HELLO
               });
+              const closed = new Promise<SessionClose>((done) => session.once('close', done));
               o.prepareSession?.(session);
               attachTransport(session, t);
-              resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress, tls: t.tls });
+              resolve({ session, welcome, cloud, remoteAddress: t.remoteAddress, tls: t.tls, closed });
               return;
             } else {
               throw new Error(`unexpected ${f.kind.toUpperCase()} frame during the handshake`);
