@@ -5,8 +5,8 @@
  *
  * - The ceiling never exceeds how long the outage has lasted so far. A cloud deploy that takes 4 s
  *   thus costs connectors at most ~4 s more, instead of up to a minute, while a long outage still
- *   backs off to the cap. Jitter still spreads a reconnect storm. Sessions that end before
- *   `stableMs` do not end the outage: it is counted from the first failure after a stable session.
+ *   backs off to the cap. Jitter still spreads a reconnect storm. Sessions that end within
+ *   `minSessionMs` (5 s) do not end the outage: it runs on from the failure before them.
  * - The cloud can ask for more (storm control, GOAWAY retryAfterMs, HTTP Retry-After); its wish is a
  *   floor, with up to a second (or half the wish, if shorter) of jitter on top: the cloud's storm
  *   control already spreads connectors over whole seconds, at the rate it can take them back
@@ -18,6 +18,8 @@ export interface BackoffOptions {
   capMs: number;
   /** A connection that lasted this long resets the attempt count. */
   stableMs: number;
+  /** A session shorter than this does not end the outage (default 5 s). */
+  minSessionMs?: number;
   random?: () => number;
 }
 
@@ -35,18 +37,17 @@ export class Backoff {
   }
 
   /**
-   * A session was established. The outage is not over yet: only a session that stays up for
-   * `stableMs` ends it (disconnected), else a cloud or proxy that drops every tunnel a moment after
-   * it opens would be redialled within `baseMs`, forever, by every connector at once.
+   * A session was established. The outage is not over yet: a session that ends within
+   * `minSessionMs` (a cloud or proxy that drops every tunnel a moment after it opens) is part of
+   * it, else every connector would redial within `baseMs`, forever, all at once.
    */
   connected(): void {}
 
   /** The session that began at `connectedAt` ended at `now`. */
   disconnected(now: number, connectedAt: number): void {
-    if (now - connectedAt >= this.o.stableMs || this.outageStart === undefined) {
-      this.attempt = 0;
-      this.outageStart = now;
-    }
+    const lasted = now - connectedAt;
+    if (lasted >= this.o.stableMs) this.attempt = 0;
+    if (lasted >= (this.o.minSessionMs ?? 5000) || this.outageStart === undefined) this.outageStart = now;
   }
 
   /** Delay before the next dial, after a failure (or a disconnect) at `now`. */

@@ -82,11 +82,19 @@ export class ManagedTargets {
    */
   async load(): Promise<void> {
     await this.sealingKey();
-    await this.store.update((d) => {
-      for (const r of d.targets) this.recheckPolicy(r);
-    });
+    const stored = await this.store.read();
+    if (stored.targets.some((r) => this.outsidePolicy(r) !== undefined)) {
+      try {
+        await this.store.update((d) => {
+          for (const r of d.targets) this.recheckPolicy(r);
+        });
+      } catch (err) {
+        // Not recorded (a full disk): still not activated below; recorded at the next start.
+        this.o.logger.error('cannot record that cloud-managed targets went back to pending', { err });
+      }
+    }
     const doc = await this.store.read();
-    for (const r of doc.targets.filter((t) => t.state === 'accepted')) {
+    for (const r of doc.targets.filter((t) => t.state === 'accepted' && this.outsidePolicy(t) === undefined)) {
       try {
         this.activate(r);
       } catch (err) {
@@ -107,15 +115,20 @@ export class ManagedTargets {
     return r.contacts ?? ManagedTargets.contactsOf(this.definitionOf(r));
   }
 
+  /** A host a policy-accepted record contacts that the policy no longer allows, if any. */
+  private outsidePolicy(r: ManagedRecord): string | undefined {
+    if (r.state !== 'accepted' || r.decidedBy === 'admin') return undefined;
+    return this.contactsOfRecord(r).find((h) => !hostAllowed(h, this.o.allowedHosts));
+  }
+
   /** Puts a policy-accepted record back to pending when the policy no longer allows all it contacts. */
   private recheckPolicy(r: ManagedRecord): void {
-    if (r.state !== 'accepted' || r.decidedBy === 'admin') return;
-    const outside = this.contactsOfRecord(r).filter((h) => !hostAllowed(h, this.o.allowedHosts));
-    if (outside.length === 0) return;
+    const outside = this.outsidePolicy(r);
+    if (outside === undefined) return;
     r.state = 'pending';
-    r.reason = `host "${outside[0]}" is no longer in cloudManagedTargets.allowedHosts; a local admin must approve it`;
+    r.reason = `host "${outside}" is no longer in cloudManagedTargets.allowedHosts; a local admin must approve it`;
     delete r.decidedAt;
-    this.o.logger.warn('cloud-managed target no longer allowed by policy: pending approval', { target: r.id, host: outside[0] });
+    this.o.logger.warn('cloud-managed target no longer allowed by policy: pending approval', { target: r.id, host: outside });
   }
 
   private definitionOf(r: ManagedRecord): CloudTargetDefinition {
@@ -149,7 +162,7 @@ export class ManagedTargets {
       // The cloud re-offers on every connect: an unchanged definition keeps the admin's decision
       // (one the policy made is checked against the policy as it is now).
       let cur = existing;
-      if (existing.state === 'accepted' && existing.decidedBy !== 'admin') {
+      if (this.outsidePolicy(existing) !== undefined) {
         await this.store.update((d) => {
           const r = d.targets.find((t) => t.id === def.id);
           if (r) this.recheckPolicy(r);

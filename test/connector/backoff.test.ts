@@ -99,7 +99,7 @@ describe('backoff', () => {
     // The outage runs from the first drop: the ceiling grows with it up to the cap (it fell back to
     // baseMs after every short session: 30 redials in ~45 s, forever).
     expect(Math.max(...delays), `delays: ${delays.join(',')}`).to.equal(60_000);
-    // A session that stays up for stableMs ends the outage: back to short delays.
+    // A session that stays up for stableMs ends the outage and resets the attempts: back to short delays.
     b.connected();
     const since = now;
     now += 60_000;
