@@ -39,16 +39,22 @@ describe('integration edits while other things happen', function () {
     await sim?.close();
   });
 
-  it('a Pause while an edit checks the groups stays paused', async () => {
+  /** A direct integration of the simulator, as an admin would enter it. */
+  const direct = (displayName: string, groups?: string[]) => {
     const c = sim.credentials;
-    const rec = await svc.create('acme', {
+    return {
       vendor: 'workspace-one',
-      displayName: 'ws1',
+      displayName,
       serverAddress: sim.url,
       selfSignedCertPem: sim.caPem,
       auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
       route: { via: 'direct' },
-    });
+      ...(groups ? { sync: { groups } } : {}),
+    };
+  };
+
+  it('a Pause while an edit checks the groups stays paused', async () => {
+    const rec = await svc.create('acme', direct('ws1'));
     sim.state.faults = { latencyMs: 800 }; // the edit's group check takes a while
     const edit = svc.update('acme', rec.id, { sync: { groups: ['572'] } });
     await new Promise((r) => setTimeout(r, 200));
@@ -62,16 +68,7 @@ describe('integration edits while other things happen', function () {
   });
 
   it('renaming a direct integration while its device sync runs does not fail that sync', async () => {
-    const c = sim.credentials;
-    const rec = await svc.create('acme', {
-      vendor: 'workspace-one',
-      displayName: 'ws1 b',
-      serverAddress: sim.url,
-      selfSignedCertPem: sim.caPem,
-      auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
-      route: { via: 'direct' },
-      sync: { groups: ['578'] },
-    });
+    const rec = await svc.create('acme', direct('ws1 b', ['578']));
     sim.state.faults = { latencyMs: 300 };
     const running = svc.syncAndWait('acme', rec.id);
     await new Promise((r) => setTimeout(r, 500));
@@ -84,18 +81,8 @@ describe('integration edits while other things happen', function () {
   });
 
   it("a group conflict with another tenant's integration of the same UEM does not name it (found in review)", async () => {
-    const c = sim.credentials;
-    const input = (displayName: string) => ({
-      vendor: 'workspace-one',
-      displayName,
-      serverAddress: sim.url,
-      selfSignedCertPem: sim.caPem,
-      auth: { type: 'basic', username: c.username, password: c.password, apiKey: c.apiKey },
-      route: { via: 'direct' },
-      sync: { groups: ['575'] },
-    });
-    await svc.create('acme', input('Acme secret project'));
-    const err = await svc.create('globex', input('globex')).then(
+    await svc.create('acme', direct('Acme secret project', ['575']));
+    const err = await svc.create('globex', direct('globex', ['575'])).then(
       () => undefined,
       (e: unknown) => e as { status?: number; code?: string; message: string },
     );

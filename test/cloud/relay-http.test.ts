@@ -93,7 +93,8 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
     expect(r.text).to.not.include('X-Injected');
   });
 
-  it('tunnel lost mid-body (no Content-Length, chunked to the client): no terminating chunk', async () => {
+  /** A cloud of its own whose connector answers "partial-" and then loses its tunnel; what `request` got. */
+  async function tunnelLostMidBody(request: string): Promise<Raw> {
     const own = await startInprocCloud({ relayTimeoutMs: 3000 });
     const oid = await pairInproc(own);
     const oc = await connectAs(own, oid);
@@ -107,36 +108,24 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
       });
       await until(() => own.registry.get(oid.connectorId) !== undefined, 3000, 'connected');
       const r = await Raw.open(own.port);
-      r.s.write(`GET /api/v1/relay/acme/t1/x HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`);
+      r.s.write(request);
       await until(() => r.closed, 5000, 'client connection closed');
-      expect(r.text).to.include('partial-');
-      expect(r.text.endsWith('0\r\n\r\n'), r.text).to.equal(false);
+      return r;
     } finally {
       await own.shutdown();
     }
+  }
+
+  it('tunnel lost mid-body (no Content-Length, chunked to the client): no terminating chunk', async () => {
+    const r = await tunnelLostMidBody(`GET /api/v1/relay/acme/t1/x HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`);
+    expect(r.text).to.include('partial-');
+    expect(r.text.endsWith('0\r\n\r\n'), r.text).to.equal(false);
   });
 
   it('tunnel lost mid-body for an HTTP/1.0 client (close-delimited body): the connection is reset, not closed cleanly', async () => {
-    const own = await startInprocCloud({ relayTimeoutMs: 3000 });
-    const oid = await pairInproc(own);
-    const oc = await connectAs(own, oid);
-    try {
-      oc.session.on('stream', (s) => {
-        s.on('error', () => {});
-        s.resume();
-        s.respond({ status: 200, headers: [['content-type', 'text/plain']] });
-        s.write(Buffer.from('partial-'));
-        setTimeout(() => oc.session.close(), 200);
-      });
-      await until(() => own.registry.get(oid.connectorId) !== undefined, 3000, 'connected');
-      const r = await Raw.open(own.port);
-      r.s.write(`GET /api/v1/relay/acme/t1/x HTTP/1.0\r\nHost: x\r\n${AUTH}\r\n`);
-      await until(() => r.closed, 5000, 'client connection closed');
-      // A clean FIN here is indistinguishable from a complete body.
-      expect(r.errored, `client saw a clean close after: ${JSON.stringify(r.text)}`).to.not.equal(undefined);
-    } finally {
-      await own.shutdown();
-    }
+    const r = await tunnelLostMidBody(`GET /api/v1/relay/acme/t1/x HTTP/1.0\r\nHost: x\r\n${AUTH}\r\n`);
+    // A clean FIN here is indistinguishable from a complete body.
+    expect(r.errored, `client saw a clean close after: ${JSON.stringify(r.text)}`).to.not.equal(undefined);
   });
 
   it('Transfer-Encoding: gzip, chunked is refused (501), never forwarded with the coding dropped', async () => {

@@ -62,6 +62,23 @@ function bodyOf(s: MuxStream): Promise<{ body: Buffer; error?: Error }> {
   });
 }
 
+/** Writes `size` bytes to `s` in 64 KiB chunks as its window allows, then ends it; how far it got. */
+function upload(s: MuxStream, size: number): { written: number } {
+  const progress = { written: 0 };
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  const pump = (): void => {
+    while (progress.written < size) {
+      progress.written += chunk.length;
+      const ok = s.write(chunk);
+      if (progress.written >= size) return void s.end();
+      if (!ok) return;
+    }
+  };
+  s.on('drain', pump);
+  pump();
+  return progress;
+}
+
 const oauthAuth = (up: Upstream) => ({
   type: 'oauth2',
   tokenUrl: `${up.baseUrl}/token`,
@@ -95,21 +112,7 @@ describe('connector relay: bodies and endings', function () {
     const size = 8 * 1024 * 1024; // well over the 1 MiB initial window
     const s = h.pair.cloud.openStream({ method: 'POST', path: '/upload', target: 't1', headers: [['content-length', String(size)]] });
     s.on('error', () => {});
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    let written = 0;
-    const pump = (): void => {
-      while (written < size) {
-        written += chunk.length;
-        const ok = s.write(chunk);
-        if (written >= size) {
-          s.end();
-          return;
-        }
-        if (!ok) return;
-      }
-    };
-    s.on('drain', pump);
-    pump();
+    const progress = upload(s, size);
     const head = await responseOf(s);
     expect(head.status).to.equal(413);
     const b = bodyOf(s);
@@ -123,7 +126,7 @@ describe('connector relay: bodies and endings', function () {
     } catch (e) {
       err = e;
     }
-    expect(err, `connector activeStreams=${h.pair.connector.activeStreams} cloud activeStreams=${h.pair.cloud.activeStreams}, cloud wrote ${written}/${size}`).to.equal(undefined);
+    expect(err, `connector activeStreams=${h.pair.connector.activeStreams} cloud activeStreams=${h.pair.cloud.activeStreams}, cloud wrote ${progress.written}/${size}`).to.equal(undefined);
   });
 
   it('OAuth2 target: a cloud reset while the body is collected for replay still finishes the request (audit, metrics)', async () => {
@@ -236,18 +239,7 @@ describe('connector relay: bodies and endings', function () {
     const size = 4 * 1024 * 1024;
     const s = h.pair.cloud.openStream({ method: 'PUT', path: '/u', target: 't1', headers: [['content-length', String(size)]] });
     s.on('error', () => {});
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    let written = 0;
-    const pump = (): void => {
-      while (written < size) {
-        written += chunk.length;
-        const ok = s.write(chunk);
-        if (written >= size) return void s.end();
-        if (!ok) return;
-      }
-    };
-    s.on('drain', pump);
-    pump();
+    const progress = upload(s, size);
     const head = await responseOf(s);
     await bodyOf(s);
     await waitFor(() => h!.finished.length === 1, 3000, 'finish');
@@ -257,7 +249,7 @@ describe('connector relay: bodies and endings', function () {
     } catch (e) {
       err = e;
     }
-    expect(err, `status ${head.status}, finished ${JSON.stringify(h.finished)}, cloud wrote ${written}/${size}`).to.equal(undefined);
+    expect(err, `status ${head.status}, finished ${JSON.stringify(h.finished)}, cloud wrote ${progress.written}/${size}`).to.equal(undefined);
   });
 
   it('a method-override header naming another method is refused before the UEM (the allow list checks the real method)', async () => {
