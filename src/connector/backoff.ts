@@ -6,7 +6,7 @@
  * - The ceiling never exceeds how long the outage has lasted so far. A cloud deploy that takes 4 s
  *   thus costs connectors at most ~4 s more, instead of up to a minute, while a long outage still
  *   backs off to the cap. Jitter still spreads a reconnect storm. Sessions that end within
- *   `minSessionMs` (5 s) do not end the outage: it runs on from the failure before them.
+ *   `minSessionMs` (2 s) do not end the outage: it runs on from the failure before them.
  * - The cloud can ask for more (storm control, GOAWAY retryAfterMs, HTTP Retry-After); its wish is a
  *   floor, with up to a second (or half the wish, if shorter) of jitter on top: the cloud's storm
  *   control already spreads connectors over whole seconds, at the rate it can take them back
@@ -18,7 +18,7 @@ export interface BackoffOptions {
   capMs: number;
   /** A connection that lasted this long resets the attempt count. */
   stableMs: number;
-  /** A session shorter than this does not end the outage (default 5 s). */
+  /** A session shorter than this does not end the outage (default 2 s: one that carried traffic counts). */
   minSessionMs?: number;
   random?: () => number;
 }
@@ -47,7 +47,7 @@ export class Backoff {
   disconnected(now: number, connectedAt: number): void {
     const lasted = now - connectedAt;
     if (lasted >= this.o.stableMs) this.attempt = 0;
-    if (lasted >= (this.o.minSessionMs ?? 5000) || this.outageStart === undefined) this.outageStart = now;
+    if (lasted >= (this.o.minSessionMs ?? 2000) || this.outageStart === undefined) this.outageStart = now;
   }
 
   /** Delay before the next dial, after a failure (or a disconnect) at `now`. */
