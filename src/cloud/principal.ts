@@ -29,7 +29,13 @@ export async function principalOf(req: IncomingMessage, deps: PrincipalDeps): Pr
   // Counted before the lookup's await, forgiven if the key is good: guesses sent all at once are
   // each judged against the others (counted after, they were all judged against none).
   deps.limiter.fail(ip);
-  const k = await tenantOfKey(deps.store, token);
+  let k: Awaited<ReturnType<typeof tenantOfKey>>;
+  try {
+    k = await tenantOfKey(deps.store, token);
+  } catch (e) {
+    deps.limiter.forgive(ip); // the state could not be read: not a wrong key
+    throw e;
+  }
   if (k) {
     deps.limiter.forgive(ip);
     return { kind: 'tenant', tenant: k.tenant, keyId: k.keyId };

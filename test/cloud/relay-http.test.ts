@@ -35,6 +35,16 @@ class Raw {
   }
 }
 
+/** The connector side writes 64 KiB chunks as its window allows, until the stream is gone. */
+function writeForever(s: MuxStream): void {
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const pump = (): void => {
+    while (!s.destroyed && s.write(chunk));
+    if (!s.destroyed) s.once('drain', pump);
+  };
+  pump();
+}
+
 const AUTH = `Authorization: Bearer ${ADMIN_TOKEN}\r\n`;
 
 describe('relay API: HTTP framing and endings (raw client, hand-driven connector)', function () {
@@ -209,12 +219,7 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
       s.resume();
       s.on('close', () => (closed = true));
       s.respond({ status: 200, headers: [['content-length', String(64 << 20)]] });
-      const chunk = Buffer.alloc(64 * 1024, 7);
-      const pump = (): void => {
-        while (!s.destroyed && s.write(chunk));
-        if (!s.destroyed) s.once('drain', pump);
-      };
-      pump();
+      writeForever(s);
     };
     const before = cloud.registry.get(id.connectorId)!.session.activeStreams;
     const r = await Raw.open(cloud.port);
@@ -288,12 +293,7 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
     onStream = (s) => {
       s.resume();
       s.respond({ status: 200, headers: [['x-bad', 'a\nb']] });
-      const chunk = Buffer.alloc(64 * 1024, 1);
-      const pump = (): void => {
-        while (!s.destroyed && s.write(chunk));
-        if (!s.destroyed) s.once('drain', pump);
-      };
-      pump();
+      writeForever(s);
     };
     const before = cloud.registry.get(id.connectorId)!.session.activeStreams;
     const r = await Raw.open(cloud.port);
