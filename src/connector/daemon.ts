@@ -291,6 +291,9 @@ export class ConnectorDaemon {
 
   /** Before the session reads its first frame (see TunnelClientOptions.prepareSession). */
   private listen(session: MuxSession): void {
+    // "A new session starts over": its first retry waits the base delay, not the longest of the
+    // sessions before it.
+    this.renewFailures = 0;
     session.on('stream', this.handler);
     session.on('control', (msg) => void this.onControl(session, msg));
     session.once('close', () => {
@@ -375,17 +378,27 @@ export class ConnectorDaemon {
       const keys = generateRsaKeyPair(2048);
       const csr = createCsr(keys.privateKeyPem, { CN: osHostname().slice(0, 64) || 'connector' });
       const issued = await new Promise<{ certificate: string; caCertificate: string }>((resolve, reject) => {
-        const t = this.clock.setTimeout(() => reject(new Error('the cloud did not answer the renewal within 60 s')), 60_000);
+        // The answer can only come over the session that carried the request: when it closes first
+        // the renewal has failed now, not at the 60 s timeout (which held off the next session's
+        // own renewal for that long).
+        const onClose = (): void => this.renewal?.reject(new Error('the tunnel closed before the cloud answered the renewal'));
+        const t = this.clock.setTimeout(() => this.renewal?.reject(new Error('the cloud did not answer the renewal within 60 s')), 60_000);
+        const settle = (): void => {
+          this.clock.clearTimeout(t);
+          session.off('close', onClose);
+        };
         this.renewal = {
           resolve: (v) => {
-            this.clock.clearTimeout(t);
+            settle();
             resolve(v);
           },
           reject: (e) => {
-            this.clock.clearTimeout(t);
+            settle();
             reject(e);
           },
         };
+        if (session.state === 'closed') return onClose();
+        session.once('close', onClose);
         session.sendControl({ type: 'cert.renew', csr });
       });
       const { keyFile: _k, privateKeyPem: _p, ...stored } = id;

@@ -20,6 +20,7 @@ import { WebSocketServer } from 'ws';
 import { encodeFrame, jsonPayload } from '../../src/protocol/frame.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/messages.js';
 import { type CloudServer } from '../../src/cloud/server.js';
+import type { MuxSession } from '../../src/protocol/session.js';
 import { ConnectorDaemon } from '../../src/connector/daemon.js';
 import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { UemlinkError } from '../../src/common/errors.js';
@@ -242,6 +243,73 @@ describe('daemon: certificate renewal retries', function () {
     await daemon.shutdown();
     const armedAfterShutdown = live.size;
     expect({ warnings, armedWhileConnected, armedAfterShutdown }).to.deep.equal({ warnings: 1, armedWhileConnected: 1, armedAfterShutdown: 0 });
+  });
+});
+
+describe('daemon: a renewal and the session that carries it', function () {
+  this.timeout(30_000);
+  let cloud: CloudServer;
+  const origSave = ConnectorStateStore.prototype.save;
+  before(async () => {
+    cloud = await startInprocCloud();
+  });
+  afterEach(() => {
+    ConnectorStateStore.prototype.save = origSave;
+  });
+  after(async () => {
+    await cloud.shutdown();
+  });
+
+  const sessionOf = (daemon: ConnectorDaemon): MuxSession | undefined => (daemon as unknown as { supervisor?: Supervisor }).supervisor?.session;
+
+  it('fails at once when its session closes before the cloud answers (not at the 60 s timeout)', async () => {
+    const { daemon } = await startInprocConnector(cloud, { daemon: { logger: silentLogger() } });
+    try {
+      await until(() => sessionOf(daemon)?.state === 'open', 10_000, 'connected');
+      const session = sessionOf(daemon)!;
+      // The request is lost on the way (the cloud never answers it).
+      const send = session.sendControl.bind(session);
+      session.sendControl = (msg) => (msg.type === 'cert.renew' ? undefined : send(msg));
+      const started = Date.now();
+      const renewal = daemon.renewCertificate('test', session).then(
+        () => 'renewed',
+        (e: Error) => e.message,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      session.close(1000, 'test');
+      const outcome = await Promise.race([renewal, new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000))]);
+      expect(outcome).to.match(/tunnel closed before the cloud answered/);
+      expect(Date.now() - started).to.be.below(5_000);
+    } finally {
+      await daemon.shutdown();
+    }
+  });
+
+  it('starts the retry delay over in a new session', async () => {
+    ConnectorStateStore.prototype.save = async function (this: ConnectorStateStore, ...a: Parameters<typeof origSave>) {
+      if (a[2]?.renewal) throw new UemlinkError('STATE_UNREADABLE', 'disk full');
+      return origSave.apply(this, a);
+    };
+    const { logger, lines } = capturingLogger();
+    // base 100 s: the first retry waits 50..100 s, a second failure's 100..200 s.
+    const { daemon } = await startInprocConnector(cloud, { daemon: { logger, renewRetry: { baseMs: 100_000, capMs: 10_000_000 } } });
+    try {
+      const failures = () => lines.filter((l) => l.message === 'certificate renewal failed; retrying');
+      await until(() => sessionOf(daemon)?.state === 'open', 10_000, 'connected');
+      await daemon.renewCertificate('test').catch(() => {});
+      // Our own renewal failed; the one renewOver arms is what counts: ask for it as the cloud would.
+      (daemon as unknown as { renewOver(s: MuxSession, r: string): Promise<void> }).renewOver(sessionOf(daemon)!, 'test');
+      await until(() => failures().length >= 1, 10_000, 'a failed renewal');
+      const first = sessionOf(daemon)!;
+      first.close(1000, 'test');
+      await until(() => sessionOf(daemon) !== first && sessionOf(daemon)?.state === 'open', 15_000, 'reconnected');
+      await (daemon as unknown as { renewOver(s: MuxSession, r: string): Promise<void> }).renewOver(sessionOf(daemon)!, 'test');
+      await until(() => failures().length >= 2, 10_000, 'a second failed renewal');
+      const delays = failures().map((l) => l.retryInMs as number);
+      expect(delays[delays.length - 1]).to.be.at.most(100_000);
+    } finally {
+      await daemon.shutdown();
+    }
   });
 });
 
