@@ -20,6 +20,14 @@ export interface AuditEntry {
   error?: string;
 }
 
+const LINE_SEPARATORS = /[\u0085\u2028\u2029]/g;
+
+/** A string as JSON.stringify writes it, with U+0085, U+2028 and U+2029 escaped too (see auditLine). */
+function jsonString(v: string): string {
+  const j = JSON.stringify(v);
+  return j.search(LINE_SEPARATORS) < 0 ? j : j.replace(LINE_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** A finite number as JSON writes it; anything else as JSON's null. */
 function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
@@ -29,10 +37,12 @@ function num(n: number): string {
  * One audit line: the same bytes as JSON.stringify({level, message, ...entry, path, time}) with the
  * entry's fields in AuditEntry's order, built by hand because stringifying a fresh spread object
  * was 3-4 % of the connector's CPU per small relayed call (docs/performance.md). Strings still go
- * through JSON.stringify, so escaping is JSON's own.
+ * through JSON.stringify, so escaping is JSON's own, plus U+0085, U+2028 and U+2029: valid in JSON, but line
+ * splitters that follow JavaScript's or Unicode's idea of a line break (log shippers, editors) cut
+ * an audit line in two at them.
  */
 export function auditLine(e: AuditEntry, time: string): string {
-  const s = JSON.stringify;
+  const s = jsonString;
   return (
     `{"level":"info","message":"relay","tenant":${s(e.tenant)},"target":${s(e.target)},"method":${s(e.method)},"path":${s(auditPath(e.path))}` +
     `,"status":${num(e.status)},"bytesIn":${num(e.bytesIn)},"bytesOut":${num(e.bytesOut)},"durationMs":${num(e.durationMs)},"connectorId":${s(e.connectorId)}` +

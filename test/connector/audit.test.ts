@@ -9,14 +9,17 @@ import { tempDir } from '../helpers/procs.js';
 const entry = (i: number) => ({ tenant: 'acme', target: 'ws1', method: 'GET', path: `/API/mdm/devices/${i}?token=SECRET-${i}`, status: 200, bytesIn: 0, bytesOut: 10, durationMs: 1, connectorId: 'cn_x' });
 
 describe('connector audit log', () => {
-  it('builds the same line JSON.stringify writes, for any strings and numbers (escapes, unicode, non-finite)', () => {
+  it('builds the line JSON.stringify writes (with U+2028/2029 escaped too), for any strings and numbers (escapes, unicode, non-finite)', () => {
     const num = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 1e21, 1.5e-7, Number.MAX_VALUE));
-    const str = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u2028', '\ud800', '\n\t\u0000'));
+    const str = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u2028', 'a\u2029b', '\u0085', '\ud800', '\n\t\u0000'));
     fc.assert(
       fc.property(str, str, str, str, num, num, num, num, str, fc.option(str, { nil: undefined }), str, (tenant, target, method, rest, status, bytesIn, bytesOut, durationMs, connectorId, error, time) => {
         const e = { tenant, target, method, path: `/${rest}`, status, bytesIn, bytesOut, durationMs, connectorId, ...(error !== undefined ? { error } : {}) };
-        const expected = `${JSON.stringify({ level: 'info', message: 'relay', ...e, path: auditPath(e.path), time })}\n`;
-        expect(auditLine(e, time)).to.equal(expected);
+        const expected = `${JSON.stringify({ level: 'info', message: 'relay', ...e, path: auditPath(e.path), time }).replace(/\u0085/g, '\\u0085').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')}\n`;
+        const line = auditLine(e, time);
+        expect(line).to.equal(expected);
+        // One line for any line splitter: no raw separator JavaScript or Unicode counts as a break.
+        expect(line.slice(0, -1)).to.not.match(/[\n\r\u2028\u2029\u0085]/);
       }),
       { numRuns: 500 },
     );
