@@ -3,6 +3,7 @@
  * SIGTERM (via shutdown()) drains: no new tunnels or requests, in-flight streams finish up to the drain
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
+import { sweepOrphanTemps } from '../common/fs-secure.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -84,6 +85,8 @@ export class CloudServer {
     const logger = opts.logger;
     const store = openCloudStore(config.dataDir, { onLockCompromised: (err) => logger.error('lost the state file lock', { err }) });
     await store.read(); // a corrupt state file stops the start, with its path, before anything listens
+    const swept = await sweepOrphanTemps(config.dataDir);
+    if (swept > 0) logger.info('removed the temp files of writes an earlier process did not finish', { count: swept, dataDir: config.dataDir });
     const { ca, created } = await ConnectorCA.loadOrCreate(config.dataDir);
     if (created) logger.info('created the connector CA', { dataDir: config.dataDir });
     const registry = new InMemoryRegistry();

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, chown, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { UemlinkError } from './errors.js';
 
@@ -66,6 +66,39 @@ export async function writePrivateFile(file: string, content: string | Buffer | 
   } catch {
     /* some filesystems cannot open directories; the rename is still atomic */
   }
+}
+
+/** The temp names writePrivateFile makes: `.<name>.<pid>.<8 hex>.tmp`. */
+const TEMP_NAME = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Removes the temp files of writes that never finished (a kill -9, a power cut between open and
+ * rename) from `dir`: each holds a whole copy of a state document or key, and a daemon restarted
+ * by its supervisor after every crash would pile them up. A write lasts milliseconds, so a temp
+ * file older than `minAgeMs` is nobody's (pids are no guide: a container's daemon is pid 1 every
+ * time). Best effort: what cannot be listed or removed is left, and the count removed returned.
+ */
+export async function sweepOrphanTemps(dir: string, now = Date.now(), minAgeMs = 10 * 60_000): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!TEMP_NAME.test(name)) continue;
+    const path = `${dir}/${name}`;
+    try {
+      const s = await stat(path);
+      if (!s.isFile() || now - s.mtimeMs < minAgeMs) continue;
+      await unlink(path);
+      removed++;
+    } catch {
+      /* gone meanwhile, or not ours to remove */
+    }
+  }
+  return removed;
 }
 
 /** writev until everything is written (a write may be short; libuv splits at IOV_MAX itself). */

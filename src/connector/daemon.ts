@@ -7,7 +7,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
-import { ensurePrivateDir } from '../common/fs-secure.js';
+import { ensurePrivateDir, sweepOrphanTemps } from '../common/fs-secure.js';
 import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
@@ -136,6 +136,8 @@ export class ConnectorDaemon {
   static async start(config: ConnectorConfig, o: DaemonOptions): Promise<ConnectorDaemon> {
     const d = new ConnectorDaemon(config, o);
     await ensurePrivateDir(config.stateDir);
+    const swept = await sweepOrphanTemps(config.stateDir);
+    if (swept > 0) o.logger.info('removed the temp files of writes an earlier process did not finish', { count: swept, stateDir: config.stateDir });
     const identity = await d.state.identity(); // corrupt state stops the start with its path
     if (identity) await d.startTunnel(identity);
     else {

@@ -2,7 +2,11 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
-import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { sweepOrphanTemps } from '../../src/common/fs-secure.js';
+import { CloudServer } from '../../src/cloud/server.js';
+import { silentLogger } from '../../src/common/log.js';
+import { startInprocCloud } from '../helpers/inproc.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -312,5 +316,38 @@ describe('json store: a lock taken over from a stalled holder (found in review)'
     expect((JSON.parse(readFileSync(file, 'utf8')) as Doc).counter, "the other process's update is kept").to.equal(101);
     await s.update((d) => void (d.counter += 1000)); // a retry builds on it
     expect((JSON.parse(readFileSync(file, 'utf8')) as Doc).counter).to.equal(1101);
+  });
+});
+
+describe('temp files of writes that never finished', () => {
+  it('are removed once old enough; live writes, other dotfiles and directories are left', async () => {
+    const dir = tempDir('uemlink-sweep-');
+    const old = (Date.now() - 3600_000) / 1000;
+    const orphan = join(dir, '.state.json.4242.0a1b2c3d.tmp');
+    const keyOrphan = join(dir, '.c-1.key.1.deadbeef.tmp');
+    const fresh = join(dir, '.state.json.4243.0a1b2c3e.tmp'); // a write in progress
+    const other = join(dir, '.keep.tmp');
+    const subdir = join(dir, '.x.1.00000000.tmp');
+    for (const f of [orphan, keyOrphan, fresh, other]) writeFileSync(f, 'x');
+    mkdirSync(subdir);
+    for (const f of [orphan, keyOrphan, other, subdir]) utimesSync(f, old, old);
+    const removed = await sweepOrphanTemps(dir);
+    expect({ removed, left: readdirSync(dir).sort() }).to.deep.equal({ removed: 2, left: ['.keep.tmp', '.state.json.4243.0a1b2c3e.tmp', '.x.1.00000000.tmp'] });
+    expect(await sweepOrphanTemps(join(dir, 'missing'))).to.equal(0);
+  });
+
+  it('are removed when the cloud starts', async () => {
+    const cloud = await startInprocCloud();
+    const dataDir = cloud.config.dataDir;
+    await cloud.shutdown();
+    const orphan = join(dataDir, '.state.json.999999.0a1b2c3d.tmp');
+    writeFileSync(orphan, '{"half": ');
+    utimesSync(orphan, (Date.now() - 3600_000) / 1000, (Date.now() - 3600_000) / 1000);
+    const again = await CloudServer.start(cloud.config, { logger: silentLogger() });
+    try {
+      expect(existsSync(orphan)).to.equal(false);
+    } finally {
+      await again.shutdown();
+    }
   });
 });
