@@ -9,7 +9,8 @@
  * - update() takes a cross-process lock (proper-lockfile), re-reads the file, applies the change,
  *   validates and writes: two processes never lose each other's changes.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import lockfile from 'proper-lockfile';
@@ -89,6 +90,8 @@ export class AtomicJsonFile<T> implements Adapter<T> {
  * connected. Changes by this process are seen at once; by another process within this long.
  */
 const RECHECK_MS = 100;
+/** A lock untouched this long belongs to a dead process (proper-lockfile's `stale`). */
+const LOCK_STALE_MS = 5_000;
 
 export class JsonStore<T> {
   private readonly db: Low<T>;
@@ -154,13 +157,14 @@ export class JsonStore<T> {
 
   private async locked<R>(fn: (data: T) => R): Promise<R> {
     await ensurePrivateDir(dirname(this.opts.file));
+    await this.unfreezeFutureLock();
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.opts.file, {
         realpath: false,
         // Updates hold the lock for milliseconds; a lock untouched for 5 s belongs to a dead
         // process (kill -9 mid-update) and is taken over.
-        stale: 5_000,
+        stale: LOCK_STALE_MS,
         update: 1_000,
         retries: { retries: 100, minTimeout: 10, maxTimeout: 200, factor: 1.5 },
         onCompromised: (err) => this.opts.onLockCompromised?.(err),
@@ -213,6 +217,25 @@ export class JsonStore<T> {
     } finally {
       await release().catch(() => {});
     }
+  }
+
+  /**
+   * A lock left by a dead process with an mtime in the future (the clock was set back since: NTP
+   * correcting a machine that booted hours ahead) never looks stale to proper-lockfile, which
+   * compares the mtime with now: every update would fail STATE_LOCKED until the clock caught up. A
+   * live holder sets the mtime to its now every second, so one still ahead and unchanged after
+   * 1.5 s belongs to nobody: it is set back into the past, and the lock is taken over like any
+   * stale one.
+   */
+  private async unfreezeFutureLock(): Promise<void> {
+    const lock = `${this.opts.file}.lock`;
+    const first = await stat(lock).catch(() => undefined);
+    if (!first || first.mtimeMs <= Date.now() + LOCK_STALE_MS) return;
+    await sleep(1_500);
+    const again = await stat(lock).catch(() => undefined);
+    if (!again || again.mtimeMs !== first.mtimeMs || again.mtimeMs <= Date.now() + LOCK_STALE_MS) return;
+    const past = new Date(Date.now() - 2 * LOCK_STALE_MS);
+    await utimes(lock, past, past).catch(() => {});
   }
 
   /**

@@ -319,6 +319,24 @@ describe('json store: a lock taken over from a stalled holder (found in review)'
   });
 });
 
+describe('json store: a lock left with an mtime in the future', function () {
+  this.timeout(30_000);
+  it('is taken over once nobody refreshes it (a dead holder, then the clock set back)', async () => {
+    const file = join(tempDir(), 'doc.json');
+    const s = open(file);
+    await s.update((d) => void (d.counter = 1));
+    mkdirSync(`${file}.lock`);
+    const ahead = new Date(Date.now() + 3600_000);
+    utimesSync(`${file}.lock`, ahead, ahead);
+    const err = await s.update((d) => void (d.counter += 1)).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e.code,
+    );
+    expect({ err, counter: (JSON.parse(readFileSync(file, 'utf8')) as Doc).counter }).to.deep.equal({ err: undefined, counter: 2 });
+    expect(existsSync(`${file}.lock`), 'released after the update').to.equal(false);
+  });
+});
+
 describe('temp files of writes that never finished', () => {
   it('are removed once old enough; live writes, other dotfiles and directories are left', async () => {
     const dir = tempDir('uemlink-sweep-');
