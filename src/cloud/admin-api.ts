@@ -116,7 +116,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   r.get('/api/v1/connectors', admin, async (req, res) => {
-    const tenant = typeof req.query.tenant === 'string' ? validateTenant(req.query.tenant, 'tenant (query)') : undefined;
+    const tenant = req.query.tenant === undefined ? undefined : validateTenant(singleQuery(req.query.tenant, 'tenant'), 'tenant (query)');
     const s = await deps.store.read();
     const list = Object.values(s.connectors)
       .filter((c) => !tenant || c.tenant === tenant)
@@ -194,6 +194,15 @@ export function adminApi(deps: AdminApiDeps): Router {
 }
 
 /** Express 5 forwards rejected promises to the error handler; this one answers in our JSON shape. */
+/**
+ * A query parameter given once. Given twice (`?tenant=a&tenant=b`) Express makes it an array, and
+ * reading that as "absent" answered with every tenant's records: a wider answer than asked for.
+ */
+export function singleQuery(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw new ApiError(400, 'bad_request', `${name} (query): give it once, as a single value`);
+  return v;
+}
+
 export function notFound(): express.RequestHandler {
   return (req, res) => sendError(res, new ApiError(404, 'not_found', `no such endpoint: ${req.method} ${req.path}`));
 }

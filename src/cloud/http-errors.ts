@@ -50,13 +50,28 @@ export function sendError(res: Response, err: ApiError): void {
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const e = err as { type?: string; status?: number };
-    // body-parser's own errors: bad JSON, body too large.
-    if (e?.type === 'entity.parse.failed') return sendError(res, new ApiError(400, 'bad_json', 'the request body is not valid JSON'));
-    if (e?.type === 'entity.too.large') return sendError(res, new ApiError(413, 'too_large', 'the request body is too large'));
-    const api = toApiError(err);
+    const api = toApiError(err) ?? clientError(err);
     if (api) return sendError(res, api);
     logger.error('request failed', { method: req.method, path: req.path, err });
     sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details'));
   };
+}
+
+/**
+ * What Express and body-parser throw for a request that is the client's fault, as the API's JSON
+ * error: they carry a 4xx `status` (http-errors), which a 500 used to hide (and logged as ours).
+ */
+function clientError(err: unknown): ApiError | undefined {
+  const e = err as { type?: unknown; status?: unknown; expose?: unknown; message?: unknown };
+  if (e?.type === 'entity.parse.failed') return new ApiError(400, 'bad_json', 'the request body is not valid JSON');
+  if (e?.type === 'entity.too.large') return new ApiError(413, 'too_large', 'the request body is too large');
+  if (e?.type === 'charset.unsupported') return new ApiError(415, 'unsupported_media_type', 'the request body must be JSON in UTF-8 (Content-Type: application/json; charset=utf-8)');
+  if (e?.type === 'encoding.unsupported') return new ApiError(415, 'unsupported_media_type', 'the request body\'s Content-Encoding is not supported (send identity, gzip, deflate or br)');
+  // The router decodes path parameters while matching, before any handler (or credentials check).
+  if (err instanceof URIError) return new ApiError(400, 'bad_path', 'the request path is not valid percent-encoding');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true) {
+    // A corrupt compressed body, an aborted or mis-sized one: body-parser's own wording names it.
+    return new ApiError(e.status, 'bad_request', `the request body could not be read: ${typeof e.message === 'string' ? e.message : 'unreadable'}`);
+  }
+  return undefined;
 }

@@ -158,6 +158,10 @@ export class CloudServer {
       if (self?.draining) res.status(503).json({ error: 'draining', message: 'shutting down' });
       else res.json({ status: 'ready', connectors: registry.size });
     });
+    // Express answers OPTIONS on its own with the route's methods (200, a text list), before any
+    // credentials check; the API serves no CORS preflight, so it is an unserved method like others.
+    const unserved = notFound();
+    app.use((req, res, next) => (req.method === 'OPTIONS' ? unserved(req, res, next) : next()));
     app.use(
       adminApi({
         adminToken: config.adminToken,

@@ -44,6 +44,7 @@ export function tenantApi(deps: TenantApiDeps): Router {
   r.post('/api/v1/tenants/:tenant/api-keys', admin, json, async (req, res) => {
     const tenant = tenantOf(req.params.tenant);
     const body = (req.body ?? {}) as Record<string, unknown>;
+    if (body.label !== undefined && typeof body.label !== 'string') throw new ApiError(400, 'bad_request', 'label: must be a string');
     const label = typeof body.label === 'string' ? body.label.slice(0, 100) : undefined;
     res.status(201).json(await createApiKey(deps.store, tenant, label, deps.clock));
   });

@@ -6,6 +6,7 @@
 import express, { type RequestHandler, type Router } from 'express';
 import { X509Certificate } from 'node:crypto';
 import { ApiError } from '../http-errors.js';
+import { singleQuery } from '../admin-api.js';
 import type { InventoryDb, DeviceRow } from '../inventory/db.js';
 import { validateTenant } from '../pairing.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
@@ -151,11 +152,11 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
   }));
 
   r.get(`${base}/devices`, tenantAuth, wrap(async (req, res, tenant) => {
-    const integration = typeof req.query.integration === 'string' ? req.query.integration : undefined;
+    const integration = req.query.integration === undefined ? undefined : singleQuery(req.query.integration, 'integration');
     if (integration) await svc.get(tenant, integration);
     const page = intParam(req.query.page, 'page', 0, 0, 1_000_000);
     const pageSize = intParam(req.query.pageSize, 'pageSize', 100, 1, 1000);
-    const search = typeof req.query.search === 'string' && req.query.search ? req.query.search.slice(0, 100) : undefined;
+    const search = req.query.search === undefined ? undefined : singleQuery(req.query.search, 'search').slice(0, 100) || undefined;
     const withApps = req.query.apps === '1';
     const r2 = deps.db.listDevices(tenant, { page, pageSize, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}) });
     res.json({ devices: r2.devices.map((d) => deviceView(d, withApps ? deps.db.appsOf(d.integrationId, d.id) : undefined)), total: r2.total, page, pageSize });
@@ -190,7 +191,7 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
   r.get(`${base}/apps`, tenantAuth, wrap(async (req, res, tenant) => {
     const page = intParam(req.query.page, 'page', 0, 0, 1_000_000);
     const pageSize = intParam(req.query.pageSize, 'pageSize', 100, 1, 1000);
-    const search = typeof req.query.search === 'string' && req.query.search ? req.query.search.slice(0, 100) : undefined;
+    const search = req.query.search === undefined ? undefined : singleQuery(req.query.search, 'search').slice(0, 100) || undefined;
     res.json({ ...deps.db.catalogue(tenant, { page, pageSize, ...(search ? { search } : {}) }), page, pageSize });
   }));
 

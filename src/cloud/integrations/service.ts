@@ -279,8 +279,21 @@ export class IntegrationsService {
     rec.sync.groups.forEach((id, i) => {
       if (!byId.has(id)) throw new ApiProblem(400, 'bad_request', `sync.groups[${i}]: group "${id}" does not exist in the UEM (or the API account cannot see it)`);
     });
+    IntegrationsService.checkOwnership(rec, groups, (await this.o.store.read()).integrations);
+    return groups;
+  }
+
+  /**
+   * A group and its children belong to one integration of a UEM: 409 group_conflict if another
+   * integration of the same UEM among `all` has `rec`'s groups or one above them. Checked again
+   * inside the write that stores `rec`: two creates at once each passed the check before either
+   * was stored.
+   */
+  private static checkOwnership(rec: IntegrationRecord, groups: readonly UemGroup[], all: readonly IntegrationRecord[]): void {
+    if (rec.sync.groups.length === 0) return;
+    const byId = new Map(groups.map((g) => [g.id, g]));
     const key = IntegrationsService.uemKey(rec);
-    const others = (await this.o.store.read()).integrations.filter((x) => x.id !== rec.id && IntegrationsService.uemKey(x) === key);
+    const others = all.filter((x) => x.id !== rec.id && IntegrationsService.uemKey(x) === key);
     for (const id of rec.sync.groups) {
       for (let g: UemGroup | undefined = byId.get(id), first = true; g; g = g.parentId ? byId.get(g.parentId) : undefined, first = false) {
         const owner = others.find((x) => x.sync.groups.includes(g!.id));
@@ -292,7 +305,25 @@ export class IntegrationsService {
         }
       }
     }
-    return groups;
+  }
+
+  private static isPush(rec: IntegrationRecord): boolean {
+    return rec.route.via === 'connector' && 'push' in rec.route;
+  }
+
+  /**
+   * Takes back what pushIfNeeded did for a change that then failed (the UEM unreachable, a group
+   * conflict): the pushed target goes back to `prev`'s definition, or away if there was none, so a
+   * refused request leaves the connectors' targets as they were.
+   */
+  private async undoPush(rec: IntegrationRecord, prev: IntegrationRecord | undefined): Promise<void> {
+    if (!IntegrationsService.isPush(rec)) return;
+    try {
+      if (prev && IntegrationsService.isPush(prev)) await this.pushIfNeeded(prev);
+      else await this.o.managed.remove(rec.tenant, IntegrationsService.pushedTargetId(rec.id));
+    } catch (err) {
+      this.o.logger.error('cannot take back the pushed target of a refused integration change', { integration: rec.id, err });
+    }
   }
 
   private async pushIfNeeded(rec: IntegrationRecord): Promise<void> {
@@ -306,12 +337,20 @@ export class IntegrationsService {
     const input = parseIntegrationInput(body);
     const now = new Date(this.o.clock.now()).toISOString();
     const rec = this.toRecord(newId(), tenant, input, undefined, now);
+    // Pushed first: the group check below reaches the UEM through the pushed target.
     await this.pushIfNeeded(rec);
-    rec.groupsCache = (await this.checkGroups(rec)).map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
-    await this.o.store.update((s) => {
-      if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: now }; // own keys only: a plain object inherits some
-      s.integrations.push(rec);
-    });
+    try {
+      const groups = await this.checkGroups(rec);
+      rec.groupsCache = groups.map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
+      await this.o.store.update((s) => {
+        IntegrationsService.checkOwnership(rec, groups, s.integrations);
+        if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: now }; // own keys only: a plain object inherits some
+        s.integrations.push(rec);
+      });
+    } catch (e) {
+      await this.undoPush(rec, undefined);
+      throw e;
+    }
     this.o.logger.info('integration created', { integration: rec.id, tenant, vendor: rec.vendor, route: rec.route.via });
     this.startRunner(rec);
     return rec;
@@ -331,17 +370,28 @@ export class IntegrationsService {
       this.targets.delete(id);
     }
     await this.pushIfNeeded(rec);
-    rec.groupsCache = (await this.checkGroups(rec)).map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
-    await this.o.store.update((s) => {
-      const i = s.integrations.findIndex((x) => x.id === id);
-      if (i < 0) throw new ApiProblem(404, 'unknown_integration', `integration "${id}" was removed meanwhile`);
-      // Pause and status may have changed while the groups were checked (a Pause, a sync's
-      // result): the edit changes the settings, not those.
-      const cur = s.integrations[i]!;
-      rec.paused = cur.paused;
-      rec.status = cur.status;
-      s.integrations[i] = rec;
-    });
+    try {
+      const groups = await this.checkGroups(rec);
+      rec.groupsCache = groups.map((g) => ({ id: g.id, name: g.name, kind: g.kind, parentId: g.parentId }));
+      await this.o.store.update((s) => {
+        const i = s.integrations.findIndex((x) => x.id === id);
+        if (i < 0) throw new ApiProblem(404, 'unknown_integration', `integration "${id}" was removed meanwhile`);
+        IntegrationsService.checkOwnership(rec, groups, s.integrations);
+        // Pause and status may have changed while the groups were checked (a Pause, a sync's
+        // result): the edit changes the settings, not those.
+        const cur = s.integrations[i]!;
+        rec.paused = cur.paused;
+        rec.status = cur.status;
+        s.integrations[i] = rec;
+      });
+    } catch (e) {
+      await this.undoPush(rec, prev);
+      throw e;
+    }
+    // Moved off a pushed target (to a connector's own target, or direct): the pushed one goes.
+    if (IntegrationsService.isPush(prev) && !IntegrationsService.isPush(rec)) {
+      await this.o.managed.remove(tenant, IntegrationsService.pushedTargetId(id)).catch((err: unknown) => this.o.logger.error('cannot withdraw the pushed target of an integration moved off it', { integration: id, err }));
+    }
     // Switches turned off erase what was stored under them.
     const off = { name: prev.sync.pii.deviceName && !rec.sync.pii.deviceName, phone: prev.sync.pii.deviceNumber && !rec.sync.pii.deviceNumber, email: prev.sync.pii.email && !rec.sync.pii.email };
     if (off.name || off.phone || off.email) this.o.db.erasePii(id, off, (udid, devId) => placeholderEmail(rec.vendor, udid, devId));
@@ -351,12 +401,14 @@ export class IntegrationsService {
 
   /** Remove: stops the schedule (aborting a running sync), withdraws a pushed target, deletes the data. */
   async remove(tenant: string, id: string): Promise<void> {
-    const rec = await this.recordOf(tenant, id);
+    await this.recordOf(tenant, id);
     await this.runners.get(id)?.stop();
     this.runners.delete(id);
     this.targets.get(id)?.close();
     this.targets.delete(id);
-    if (rec.route.via === 'connector' && 'push' in rec.route) await this.o.managed.remove(tenant, IntegrationsService.pushedTargetId(id)).catch(() => {});
+    // Whatever the route now: an integration moved off a pushed target before that withdrew it
+    // left the target behind (absent, this is a no-op).
+    await this.o.managed.remove(tenant, IntegrationsService.pushedTargetId(id)).catch(() => {});
     await this.o.store.update((s) => {
       s.integrations = s.integrations.filter((x) => x.id !== id);
     });
@@ -380,7 +432,9 @@ export class IntegrationsService {
     let rec: IntegrationRecord | undefined;
     await this.o.store.update((s) => {
       rec = s.integrations.find((x) => x.id === id);
-      if (rec) rec.paused = paused;
+      // Removed since recordOf looked (a DELETE at the same time).
+      if (!rec) throw new ApiProblem(404, 'unknown_integration', `integration "${id}" was removed meanwhile`);
+      rec.paused = paused;
     });
     const r = this.runners.get(id);
     if (paused) r?.pause();
