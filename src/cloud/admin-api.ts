@@ -135,7 +135,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   r.delete('/api/v1/connectors/:id', admin, async (req, res) => {
     const id = req.params.id as string;
-    if (!(await revokeConnector(deps, id))) throw new ApiError(404, 'unknown_connector', `no connector with id "${id}"`);
+    if (!(await revokeConnector(deps, id))) throw new ApiError(404, 'unknown_connector', `no connector with id "${id.slice(0, 64)}"`);
     res.status(204).end();
   });
 

@@ -292,7 +292,7 @@ describe('cloud HTTP API: the contract as scripts use it (found in review)', fun
       expectJsonError(await raw('DELETE', `/api/v1/tenants/kappa/integrations/${c.body.id}`), 404, 'unknown_integration');
     });
     it('devices and apps paging: out-of-range or non-numeric values are 400', async () => {
-      for (const q of ['page=-1', 'page=1000001', 'page=1.5', 'page=abc', 'pageSize=0', 'pageSize=1001', 'pageSize=', 'page=1&page=2']) {
+      for (const q of ['page=-1', 'page=1000001', 'page=1.5', 'page=abc', 'pageSize=0', 'pageSize=1001', 'pageSize=', 'page=1&page=2', 'page=', 'page=%20', 'page=0x10', 'pageSize=1e2']) {
         expectJsonError(await raw('GET', `/api/v1/tenants/acme/devices?${q}`), 400, 'bad_request');
         expectJsonError(await raw('GET', `/api/v1/tenants/acme/apps?${q}`), 400, 'bad_request');
       }

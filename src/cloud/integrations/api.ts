@@ -77,7 +77,8 @@ export function deviceView(d: DeviceRow, apps?: Array<{ id: string; name: string
 
 function intParam(v: unknown, name: string, def: number, min: number, max: number): number {
   if (v === undefined) return def;
-  const n = Number(v);
+  // Digits only: Number() also reads "" and " " as 0 and "0x10" or "1e3" as numbers.
+  const n = typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ApiError(400, 'bad_request', `${name}: must be a whole number from ${min} to ${max}`);
   return n;
 }
