@@ -131,7 +131,8 @@ async function fetchStatus(cfg: ConnectorConfig): Promise<ConnectorStatus> {
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const url = `${cfg.health.tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}/api/status`;
   try {
-    const res = await requestJson(url, { method: 'GET', timeoutMs: 10_000, ...(cfg.health.tls ? { ca: [cfg.health.tls.cert] } : {}) });
+    // The page's own certificate, pinned: it may come from a CA and name the host, not loopback.
+    const res = await requestJson(url, { method: 'GET', timeoutMs: 10_000, ...(cfg.health.tls ? { pinnedCertPem: cfg.health.tls.cert } : {}) });
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
     return res.body as ConnectorStatus;
   } catch (e) {
@@ -148,7 +149,14 @@ function formatStatus(s: ConnectorStatus): string {
   if (t.lastError) lines.push(`last error ${t.lastError.code}: ${t.lastError.message} (${t.lastError.at})`);
   for (const x of s.targets) {
     const cert = x.tls ? `, certificate until ${x.tls.notAfter.slice(0, 10)}${x.tls.expiringSoon ? ' (EXPIRES SOON)' : ''}` : '';
-    const reach = x.reachable === null ? 'not checked yet' : x.reachable ? `reachable (${x.latencyMs} ms, HTTP ${x.lastStatus})` : `UNREACHABLE: ${x.error?.message ?? ''}`;
+    const reach =
+      x.reachable === null
+        ? 'not checked yet'
+        : !x.reachable
+          ? `UNREACHABLE: ${x.error?.message ?? ''}`
+          : x.checkStatus === 401 || x.checkStatus === 403
+            ? `CREDENTIALS REJECTED (health check HTTP ${x.checkStatus}, ${x.latencyMs} ms)`
+            : `reachable (${x.latencyMs} ms, HTTP ${x.lastStatus})`;
     lines.push(`target     ${x.id}  ${x.baseUrl}  ${reach}${cert}`);
   }
   for (const p of s.pendingTargets) lines.push(`pending    cloud-managed target ${p.id} → ${p.baseUrl}: approve or reject it on the local page`);

@@ -102,6 +102,8 @@ export interface ConnectorConfig {
   tunnel: TunnelTuning;
   drainTimeoutMs: number;
   certificateRenewDays: number;
+  /** Every secret file the config names, resolved (`connector diagnose` checks their modes). */
+  secretFiles: string[];
 }
 
 export function loadConnectorConfig(file: string): ConnectorConfig {
@@ -127,6 +129,15 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
     tunnel: c.tunnel,
     drainTimeoutMs: c.drainTimeoutSeconds * 1000,
     certificateRenewDays: c.certificateRenewDays,
+    secretFiles: [
+      ...c.targets.flatMap((t) => {
+        const a = t.auth as Record<string, unknown>;
+        return ['passwordFile', 'apiKeyFile', 'clientSecretFile', 'valueFile'].flatMap((k) => (typeof a[k] === 'string' ? [resolveFrom(file, a[k])] : []));
+      }),
+      ...(c.health.adminPasswordFile ? [resolveFrom(file, c.health.adminPasswordFile)] : []),
+      ...(c.health.tls ? [resolveFrom(file, c.health.tls.keyFile)] : []),
+      ...(c.proxy?.passwordFile ? [resolveFrom(file, c.proxy.passwordFile)] : []),
+    ],
   };
   if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
     throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`);

@@ -233,6 +233,7 @@ export class ConnectorDaemon {
     const cfg = this.config;
     const logger = this.o.logger;
     this.managed = new ManagedTargets({
+      onTokenRequest: (id, outcome) => this.metrics.tokenRequested(id, outcome),
       stateDir: cfg.stateDir,
       allowedHosts: cfg.cloudManagedTargets.allowedHosts,
       localIds: new Set(this.localTargets.map((t) => t.id)),

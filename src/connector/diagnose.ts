@@ -14,7 +14,9 @@ import { connect as netConnect, isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { isLooselyProtected, resolveFrom } from '../common/config.js';
+import { isLooselyProtected } from '../common/config.js';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { messageOf } from '../common/errors.js';
 import { certInfo } from '../common/pki.js';
 import { redactString } from '../common/redact.js';
@@ -75,10 +77,18 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/**
+ * The most one step may take. Each step's own I/O has TIMEOUT (some make two or three calls); this
+ * is the backstop that keeps a step whose I/O waits on something without a timeout of its own (a
+ * TLS handshake a black hole never answers) from hanging the whole diagnosis, and with it the
+ * support bundle and the local page's Diagnose button.
+ */
+const STEP_DEADLINE = 3 * TIMEOUT;
+
 async function run(checks: Check[], step: Step, fn: () => Promise<{ status?: CheckStatus; detail: string; hint?: string }>): Promise<boolean> {
   const t0 = Date.now();
   try {
-    const r = await fn();
+    const r = await withTimeout(fn(), STEP_DEADLINE, step.title);
     const c: Check = { id: step.id, title: step.title, status: r.status ?? 'pass', detail: redactString(r.detail), durationMs: Date.now() - t0 };
     if (r.hint) c.hint = redactString(r.hint);
     checks.push(c);
@@ -176,11 +186,11 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
 
   // ---- secret files
   await run(checks, new Step('secrets.files', 'Secret files readable by the service only'), async () => {
-    const loose = secretFiles(cfg).filter((f) => isLooselyProtected(f));
+    const loose = (await secretFiles(cfg)).filter((f) => isLooselyProtected(f));
     if (loose.length > 0) {
       return { status: 'warn', detail: `readable by group or others: ${loose.join(', ')}`, hint: `chmod 600 ${loose.join(' ')} (and chown them to the service user)` };
     }
-    return { detail: 'all secret files are private' };
+    return { detail: 'the secret files named in the config and kept in the state directory are private' };
   });
 
   // ---- the cloud
@@ -225,6 +235,12 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
             resolve({ ok: !code, ...(code ? { code } : {}), ...(raw ? { cert: certInfo(new X509Certificate(raw)) } : {}) });
           });
           s.once('error', (e: NodeJS.ErrnoException) => resolve({ ok: false, code: e.code ?? e.message }));
+          // `timeout` only emits an event: a peer that accepts TCP and never answers the handshake
+          // (a black-holing firewall, a stuck inspection proxy) would otherwise be waited on for ever.
+          s.once('timeout', () => {
+            s.destroy();
+            resolve({ ok: false, code: 'ETIMEDOUT' });
+          });
         });
         if (trusted.ok) return { detail: `certificate "${trusted.cert?.subject}" issued by "${trusted.cert?.issuer}" is trusted, valid until ${trusted.cert?.notAfter}` };
         const issuer = trusted.cert?.issuer ?? 'unknown';
@@ -235,6 +251,9 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
               ? `a TLS-inspecting proxy is probably re-signing the connection with its own CA ("${issuer}"): put that CA's certificate (PEM) in a file and set cloud.caFile to it`
               : `if a TLS-inspecting firewall re-signs traffic, put its CA certificate ("${issuer}") in a PEM file and set cloud.caFile; otherwise the cloud's certificate chain is incomplete`,
           );
+        }
+        if (trusted.code === 'ETIMEDOUT') {
+          throw fail(`TLS to ${u.hostname}: the connection was accepted but the TLS handshake got no answer within ${TIMEOUT} ms`, `something between here and the cloud holds the traffic (a firewall that accepts and drops, a TLS-inspecting proxy that is stuck)${proxy ? ', or the proxy\'s tunnel leads nowhere' : ''}; check that ${u.hostname}:${port} is the cloud's HTTPS address`);
         }
         throw fail(`TLS to ${u.hostname} failed: ${describeTlsFailure(trusted.code)}`, trusted.code === 'CERT_HAS_EXPIRED' ? 'the cloud\'s certificate has expired (or this host\'s clock is wrong: see the clock check)' : 'check cloud.caFile and the address in cloudUrl');
       });
@@ -294,15 +313,14 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   return { ok: checks.every((c) => c.status !== 'fail'), startedAt, checks };
 }
 
-/** Secret files named in the config (relative paths resolved against the config file). */
-function secretFiles(cfg: ConnectorConfig): string[] {
-  const out: string[] = [];
-  for (const t of cfg.targets) {
-    const a = t.auth as Record<string, unknown>;
-    for (const k of ['passwordFile', 'apiKeyFile', 'clientSecretFile', 'valueFile']) if (typeof a[k] === 'string') out.push(resolveFrom(cfg.file, a[k]));
-  }
-  if (cfg.health.adminPasswordFile) out.push(cfg.health.adminPasswordFile);
-  return out;
+/**
+ * Secret files: those the config names, and those the connector keeps in its state directory (the
+ * generated admin password, its private keys, the managed targets' sealing key).
+ */
+async function secretFiles(cfg: ConnectorConfig): Promise<string[]> {
+  const own = await readdir(cfg.stateDir).catch(() => [] as string[]);
+  const kept = own.filter((n) => n === 'admin-password' || n.endsWith('.key')).map((n) => join(cfg.stateDir, n));
+  return [...new Set([...cfg.secretFiles, ...kept])];
 }
 
 function targetHint(t: Target, err: UpstreamError): string {

@@ -5,7 +5,8 @@
  */
 import { request as httpRequest, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 
 function urlHost(u: URL): string {
   return u.hostname.replace(/^\[|\]$/g, '');
@@ -22,6 +23,12 @@ export interface JsonRequestOptions {
   method: string;
   body?: unknown;
   ca?: string[];
+  /**
+   * Trust exactly this certificate (PEM) and nothing else, whatever its issuer and names: for the
+   * CLI reading the connector's own local page, whose certificate it has from the config (the
+   * page may have a CA-issued certificate naming the host, while the CLI dials loopback).
+   */
+  pinnedCertPem?: string;
   agent?: Agent;
   timeoutMs?: number;
   headers?: Record<string, string>;
@@ -65,6 +72,7 @@ export function requestJson(url: string, o: JsonRequestOptions): Promise<JsonRes
     headers['content-length'] = String(body.length);
   }
   const target = redactUrl(`${u.protocol}//${u.host}`);
+  const pinned = o.pinnedCertPem ? new X509Certificate(o.pinnedCertPem).raw : undefined;
   return new Promise((resolve, reject) => {
     const opts = {
       method: o.method,
@@ -76,8 +84,14 @@ export function requestJson(url: string, o: JsonRequestOptions): Promise<JsonRes
       // Through a CONNECT proxy, verify against the URL's host even when it is an IP address.
       ...(o.agent ? { agent: o.agent, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(urlHost(u), cert) } : {}),
       ...(isHttps && o.ca?.length ? { secureContext: trustContext(o.ca) } : {}),
+      // Pinned: the chain and name checks are replaced by comparing the certificate itself (below).
+      ...(isHttps && pinned ? { rejectUnauthorized: false } : {}),
     };
     const req = (isHttps ? httpsRequest : httpRequest)(opts, (res) => {
+      if (pinned && !samePeer(res.socket as TLSSocket, pinned)) {
+        req.destroy(Object.assign(new Error(`the certificate presented at ${target} is not the one configured (health.tls.certFile)`), { code: 'ERR_UEMLINK_PIN_MISMATCH' }));
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -97,8 +111,21 @@ export function requestJson(url: string, o: JsonRequestOptions): Promise<JsonRes
       });
       res.on('error', reject);
     });
+    if (pinned) {
+      // Checked again before anything is sent (the response check above is what the answer rests on).
+      req.once('socket', (sock) =>
+        sock.once('secureConnect', () => {
+          if (!samePeer(sock as TLSSocket, pinned)) req.destroy(Object.assign(new Error(`the certificate presented at ${target} is not the one configured (health.tls.certFile)`), { code: 'ERR_UEMLINK_PIN_MISMATCH' }));
+        }),
+      );
+    }
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(new Error(describeNetworkError(err, target)), { code: err.code })));
     req.end(body);
   });
+}
+
+function samePeer(socket: TLSSocket, der: Buffer): boolean {
+  const raw = socket.getPeerCertificate?.()?.raw;
+  return Buffer.isBuffer(raw) && raw.equals(der);
 }

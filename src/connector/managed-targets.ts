@@ -5,6 +5,7 @@
  * approval (local page), or is refused. Definitions are stored in the state dir with their secrets
  * sealed by a key derived from the connector's private key.
  */
+import type { OAuthFailure } from './targets/auth.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -59,6 +60,8 @@ export interface ManagedTargetsOptions {
   clock: Clock;
   /** Called whenever the set of accepted targets changes. */
   onChange(accepted: Target[]): void;
+  /** Each OAuth2 token request of target `id` (the daemon's metrics count them as for local targets). */
+  onTokenRequest?(id: string, outcome: 'ok' | OAuthFailure): void;
 }
 
 export class ManagedTargets {
@@ -136,7 +139,13 @@ export class ManagedTargets {
   }
 
   private activate(r: ManagedRecord): void {
-    const t = Target.resolve(this.definitionOf(r), { where: `cloud-managed target "${r.id}"`, origin: 'cloud', clock: this.o.clock });
+    const hook = this.o.onTokenRequest;
+    const t = Target.resolve(this.definitionOf(r), {
+      where: `cloud-managed target "${r.id}"`,
+      origin: 'cloud',
+      clock: this.o.clock,
+      ...(hook ? { oauthHooks: { onTokenRequest: (outcome: 'ok' | OAuthFailure) => hook(r.id, outcome) } } : {}),
+    });
     this.accepted.get(r.id)?.close();
     this.accepted.set(r.id, t);
   }

@@ -78,19 +78,23 @@ export class ConnectorMetrics {
     this.reconnects = new client.Counter({ name: 'uemlink_tunnel_reconnects_total', help: 'Tunnel sessions re-established after the first', registers: [r] });
     new client.Gauge({
       name: 'uemlink_tunnel_up',
-      help: '1 when the tunnel to the cloud is connected',
+      help: '1 when the tunnel to the cloud is connected and takes requests (0 while it drains)',
       registers: [r],
       collect() {
-        this.set(src.supervisor()?.state.state === 'connected' ? 1 : 0);
+        const sup = src.supervisor();
+        this.set(sup?.state.state === 'connected' && sup.session?.state === 'open' ? 1 : 0);
       },
     });
     new client.Gauge({
       name: 'uemlink_tunnel_rtt_seconds',
-      help: 'Round-trip time of the last tunnel heartbeat',
+      help: 'Round-trip time of the last tunnel heartbeat (NaN while there is no tunnel)',
       registers: [r],
       collect() {
-        const rtt = src.supervisor()?.session?.rttMs;
-        if (rtt !== undefined) this.set(rtt / 1000);
+        // NaN (a gap on a graph) without a session: the dead session's last figure read as a
+        // healthy tunnel, and 0 would read as a perfect one.
+        const sup = src.supervisor();
+        const rtt = sup?.state.state === 'connected' ? sup.session?.rttMs : undefined;
+        this.set(rtt === undefined ? Number.NaN : rtt / 1000);
       },
     });
     new client.Gauge({
@@ -109,6 +113,16 @@ export class ConnectorMetrics {
       collect() {
         this.reset();
         for (const t of src.targets()) if (t.health) this.set({ target: t.id }, t.health.reachable ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'uemlink_target_health_status',
+      help: 'HTTP status of the last health check of the target (0: no answer); 401/403 mean the credentials were rejected',
+      labelNames: ['target'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const t of src.targets()) if (t.health) this.set({ target: t.id }, t.health.status ?? 0);
       },
     });
     new client.Gauge({

@@ -12,7 +12,11 @@ import type { ManagedView } from './managed-targets.js';
 import type { LastError, Supervisor } from './supervisor.js';
 import type { Target } from './targets/target.js';
 
-export type TunnelStateName = 'unpaired' | 'connecting' | 'connected' | 'disconnected' | 'refused' | 'stopped';
+/**
+ * `draining`: connected, but the session takes no new requests (the connector is shutting down, or
+ * the cloud sent GOAWAY: a deploy, a drain) and ends once those in flight are done.
+ */
+export type TunnelStateName = 'unpaired' | 'connecting' | 'connected' | 'draining' | 'disconnected' | 'refused' | 'stopped';
 
 export interface CertView {
   subject: string;
@@ -31,6 +35,8 @@ export interface TargetStatus {
   reachable: boolean | null;
   latencyMs: number | null;
   lastStatus: number | null;
+  /** HTTP status of the last health check (null: none, or no answer). */
+  checkStatus: number | null;
   checkedAt: string | null;
   error: { code: string; message: string } | null;
   tls: CertView | null;
@@ -96,7 +102,7 @@ export function tunnelStatus(paired: boolean, sup: Supervisor | undefined): Conn
   if (!paired || !sup) return { state: 'unpaired', since: null, rttMs: null, protocol: null, reconnects: 0, activeStreams: 0, retryAt: null, lastError: lastError(sup?.lastError) };
   const s = sup.state;
   const state: TunnelStateName =
-    s.state === 'connected' ? 'connected' : s.state === 'connecting' ? 'connecting' : s.state === 'refused' ? 'refused' : s.state === 'stopped' ? 'stopped' : 'disconnected';
+    s.state === 'connected' ? (sup.session?.state === 'open' ? 'connected' : 'draining') : s.state === 'connecting' ? 'connecting' : s.state === 'refused' ? 'refused' : s.state === 'stopped' ? 'stopped' : 'disconnected';
   return {
     state,
     since: iso(s.since),
@@ -119,6 +125,7 @@ export function targetStatus(t: Target, now: number): TargetStatus {
     // How long a failed check took is not a latency.
     latencyMs: h?.reachable ? h.latencyMs : null,
     lastStatus: t.stats.lastStatus ?? h?.status ?? null,
+    checkStatus: h?.status ?? null,
     checkedAt: h?.checkedAt ?? null,
     error: h?.error ? { code: h.error.code, message: h.error.message } : null,
     tls: h?.peerCert ? certView(h.peerCert, now) : null,
@@ -136,6 +143,9 @@ export function readiness(s: Pick<ConnectorStatus, 'paired' | 'tunnel' | 'target
   if (requireTargets) {
     const down = s.targets.filter((t) => t.reachable !== true);
     if (down.length > 0) return { ready: false, reason: `target${down.length > 1 ? 's' : ''} not reachable: ${down.map((t) => t.id).join(', ')}` };
+    // Reachable, but every call would be refused: the credentials are wrong or expired.
+    const refused = s.targets.filter((t) => t.checkStatus === 401 || t.checkStatus === 403);
+    if (refused.length > 0) return { ready: false, reason: `credentials rejected by ${refused.map((t) => `${t.id} (HTTP ${t.checkStatus})`).join(', ')}` };
   }
   return { ready: true };
 }

@@ -21,6 +21,7 @@ export function esc(v: unknown): string {
 const STATE_TEXT: Record<ConnectorStatus['tunnel']['state'], string> = {
   connected: 'Connected',
   connecting: 'Connecting…',
+  draining: 'Draining (finishing requests, taking no new ones)',
   disconnected: 'Disconnected',
   refused: 'Refused by the cloud',
   stopped: 'Stopped',
@@ -72,7 +73,14 @@ function cert(c: CertView | null): string {
 const TARGET_COLUMNS = ['Address', 'Reachable', 'Latency', 'Last status', 'TLS certificate', 'Problem'] as const;
 
 function targetRow(t: TargetStatus): string {
-  const reach = t.reachable === null ? '<span class="muted">not checked yet</span>' : t.reachable ? '<span class="good">✔ reachable</span>' : '<span class="bad">✘ unreachable</span>';
+  const reach =
+    t.reachable === null
+      ? '<span class="muted">not checked yet</span>'
+      : !t.reachable
+        ? '<span class="bad">✘ unreachable</span>'
+        : t.checkStatus === 401 || t.checkStatus === 403
+          ? `<span class="bad">✘ credentials rejected (HTTP ${esc(t.checkStatus)})</span>`
+          : '<span class="good">✔ reachable</span>';
   const problem = t.error ? `<span class="bad">${esc(t.error.code)}</span>: ${esc(t.error.message)}` : t.lastStatus !== null && t.lastStatus >= 400 ? `<span class="warn">HTTP ${t.lastStatus}</span>` : '';
   const cells = [esc(t.baseUrl), reach, t.latencyMs === null ? '—' : `${t.latencyMs} ms`, String(t.lastStatus ?? '—'), cert(t.tls), problem];
   return `<tr role="row"><th role="rowheader" scope="row">${esc(t.id)}${t.origin === 'cloud' ? ' <small>(cloud-managed)</small>' : ''}</th>${cells

@@ -8,7 +8,7 @@ import { HealthServer, type HealthBackend } from '../../src/health/server.js';
 const status: ConnectorStatus = {
   connectorId: 'cn_00000000000000000000', tenant: 'acme', group: 'default', version: '0.1.0', paired: true, pairedAt: new Date().toISOString(), cloudUrl: 'https://relay.example.com',
   ready: true, tunnel: { state: 'connected', since: null, rttMs: null, protocol: 2, reconnects: 0, activeStreams: 0, retryAt: null, lastError: null }, certificate: null,
-  targets: [{ id: 'ws1', baseUrl: 'https://uem.corp.local/API', origin: 'local', reachable: true, latencyMs: 1, lastStatus: 200, checkedAt: null, error: null, tls: null, inFlight: 0, requests: 0 }],
+  targets: [{ id: 'ws1', baseUrl: 'https://uem.corp.local/API', origin: 'local', reachable: true, latencyMs: 1, lastStatus: 200, checkStatus: 200, checkedAt: null, error: null, tls: null, inFlight: 0, requests: 0 }],
   pendingTargets: [], managedTargets: [], system: { hostname: 'h', os: 'o', cpuLoadPercent: null, memory: null, stateDirFreeBytes: null, uptimeSeconds: 1, processUptimeSeconds: 1, node: 'v20' }, recentProblems: [],
 };
 let diagnosed = 0;
