@@ -264,6 +264,13 @@ node_flags='--initial-old-space-size=128'
 # shellcheck disable=SC2086 # node_flags is a list of words
 version=$("$node" $node_flags "$stage/dist/src/cli/main.js" --version 2>&1) ||
   die "the staged copy does not run (\`node $node_flags dist/src/cli/main.js --version\`): $version; nothing was changed"
+# The cloud's inventory database is a native module, loaded at its first use, not by --version: one
+# built by another node (npm ci under nvm's node, then --node /usr/bin/node) would install fine and
+# fail when the service first opens it.
+if [ "$component" = cloud ]; then
+  sqlite=$(cd "$stage" && "$node" -e "new (require('better-sqlite3'))(':memory:').close()" 2>&1) ||
+    die "the cloud's SQLite module (better-sqlite3) does not load with $node: $(printf '%s' "$sqlite" | head -n 3); run \`npm rebuild better-sqlite3\` in the checkout with this node; nothing was changed"
+fi
 
 # Program files belong to root and are read-only for everyone else (the checkout may belong to
 # another user, and the service must never be able to change its own code).

@@ -5,15 +5,22 @@ import { createLogger } from '../common/log.js';
 import { loadCloudConfig } from '../cloud/config.js';
 import { X509Certificate } from 'node:crypto';
 import { ConnectorCA } from '../cloud/ca.js';
-import { createPairingToken } from '../cloud/pairing.js';
+import { createPairingToken, MAX_TOKEN_TTL_S } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
-import { action, logMissingNodeFlags, onTerminate } from './common.js';
+import { action, logMissingNodeFlags, onTerminate, wholeNumber } from './common.js';
 
-function intOption(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UemlinkError('USAGE', `${name}: must be a whole number of seconds, not "${v}"`);
-  return Number(v);
+/** The API's field names in a validation message, as the flags an admin typed. */
+const FLAG_OF: Record<string, string> = { tenant: '--tenant', group: '--group', ttlSeconds: '--ttl' };
+
+/** A bad flag value is a usage error (exit 2) that names the flag, not a failure (exit 1). */
+function asUsage(e: unknown): never {
+  if (e instanceof UemlinkError && e.code === 'INVALID_INPUT') {
+    const m = /^(\w+): /.exec(e.message);
+    const flag = m ? FLAG_OF[m[1]!] : undefined;
+    throw new UemlinkError('USAGE', flag ? `${flag}: ${e.message.slice(m![0].length)}` : e.message);
+  }
+  throw e;
 }
 
 export function cloudCommands(program: Command): void {
@@ -41,7 +48,8 @@ export function cloudCommands(program: Command): void {
     .action(
       action(async (opts: { config: string }) => {
         const cfg = loadCloudConfig(opts.config);
-        const { ca: cas } = await ConnectorCA.loadOrCreate(cfg.dataDir);
+        // Read-only: pointed at an empty or mistyped dataDir, a status command must not create a CA.
+        const { ca: cas } = await ConnectorCA.loadOrCreate(cfg.dataDir, { create: false });
         const state = await openCloudStore(cfg.dataDir).read();
         const counts = new Map<number, number>();
         for (const c of Object.values(state.connectors)) {
@@ -77,7 +85,8 @@ export function cloudCommands(program: Command): void {
       action(async (opts: { config: string; tenant: string; group: string; ttl?: string }) => {
         const cfg = loadCloudConfig(opts.config);
         const store = openCloudStore(cfg.dataDir);
-        const t = await createPairingToken(store, cfg.publicUrl, { tenant: opts.tenant, group: opts.group, ttlSeconds: intOption('--ttl', opts.ttl) });
+        const ttlSeconds = wholeNumber('--ttl', opts.ttl, 60, MAX_TOKEN_TTL_S);
+        const t = await createPairingToken(store, cfg.publicUrl, { tenant: opts.tenant, group: opts.group, ttlSeconds }).catch(asUsage);
         process.stdout.write(`${t.token}\n`);
         process.stderr.write(`token for tenant ${t.tenant}, group ${t.group}, expires ${t.expiresAt}\n`);
       }),

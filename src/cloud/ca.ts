@@ -103,9 +103,16 @@ export class ConnectorCA {
   }
 
   /** Loads every generation from dataDir, creating the first at first start. A half-present generation is an error, not a reset. */
-  static async loadOrCreate(dataDir: string): Promise<{ ca: ConnectorCA; created: boolean }> {
-    await ensurePrivateDir(dataDir);
-    const names = new Set(await readdir(dataDir));
+  static async loadOrCreate(dataDir: string, o: { create?: boolean } = {}): Promise<{ ca: ConnectorCA; created: boolean }> {
+    const create = o.create ?? true;
+    const absent = (): UemlinkError => new UemlinkError('NOT_FOUND', `there is no connector CA in ${dataDir} (the cloud creates it at its first start); check dataDir`);
+    if (create) await ensurePrivateDir(dataDir);
+    const names = new Set(
+      await readdir(dataDir).catch((e: NodeJS.ErrnoException) => {
+        if (!create && e.code === 'ENOENT') throw absent();
+        throw e;
+      }),
+    );
     const numbers = [1, ...[...names].map((f) => /^ca-(\d+)\.(?:crt|key)$/.exec(f)?.[1]).filter((x): x is string => x !== undefined).map(Number)];
     const gens: Generation[] = [];
     for (const n of [...new Set(numbers)].sort((a, b) => a - b)) {
@@ -124,6 +131,7 @@ export class ConnectorCA {
       gens.push(loadGeneration(dataDir, n, key, cert));
     }
     if (gens.length > 0) return { ca: new ConnectorCA(gens), created: false };
+    if (!create) throw absent();
     const g = newGeneration(1);
     await writeGeneration(dataDir, g);
     return { ca: new ConnectorCA([g]), created: true };

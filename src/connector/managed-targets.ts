@@ -98,6 +98,10 @@ export class ManagedTargets {
     }
     const doc = await this.store.read();
     for (const r of doc.targets.filter((t) => t.state === 'accepted' && this.outsidePolicy(t) === undefined)) {
+      if (!this.readable(r)) {
+        this.o.logger.warn('a stored cloud-managed target was sealed under a key this version does not have (an upgrade): it is used again when the cloud offers it at the next connection', { target: r.id });
+        continue;
+      }
       try {
         this.activate(r);
       } catch (err) {
@@ -118,9 +122,26 @@ export class ManagedTargets {
     return r.contacts ?? ManagedTargets.contactsOf(this.definitionOf(r));
   }
 
+  /**
+   * Whether this process can open the record's sealed definition. Versions before the
+   * `managed-targets.key` file sealed under a key derived from the connector's own key: after an
+   * upgrade (or a renewal) those records cannot be opened, and must neither stop the start nor be
+   * used; the cloud's next offer of the same definition seals it again (offer()).
+   */
+  private readable(r: ManagedRecord): boolean {
+    try {
+      this.definitionOf(r);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** A host a policy-accepted record contacts that the policy no longer allows, if any. */
   private outsidePolicy(r: ManagedRecord): string | undefined {
     if (r.state !== 'accepted' || r.decidedBy === 'admin') return undefined;
+    // An unreadable record without stored contacts is not activated (load) and not judged here.
+    if (!r.contacts && !this.readable(r)) return undefined;
     return this.contactsOfRecord(r).find((h) => !hostAllowed(h, this.o.allowedHosts));
   }
 
@@ -167,6 +188,30 @@ export class ManagedTargets {
     const text = JSON.stringify(def);
     const hash = createHash('sha256').update(text).digest('hex');
     const existing = (await this.store.read()).targets.find((t) => t.id === def.id);
+    if (existing && existing.hash === hash && !this.readable(existing)) {
+      // The definition the decision was made on, sealed under a key this version does not have
+      // (readable()): sealed again, the decision kept, and used if it was accepted.
+      const sealed = seal(await this.sealingKey(), text, def.id);
+      const contacts = ManagedTargets.contactsOf(def);
+      let cur = existing;
+      await this.store.update((d) => {
+        const r = d.targets.find((t) => t.id === def.id);
+        if (!r) return;
+        r.sealed = sealed;
+        r.contacts = contacts;
+        this.recheckPolicy(r);
+        cur = r;
+      });
+      if (cur.state === 'accepted') {
+        try {
+          this.activate(cur);
+          this.changed();
+        } catch (err) {
+          this.o.logger.error('a stored cloud-managed target cannot be used', { target: def.id, err });
+        }
+      }
+      return cur.reason ? { id: def.id, state: cur.state, reason: cur.reason } : { id: def.id, state: cur.state };
+    }
     if (existing && existing.hash === hash) {
       // The cloud re-offers on every connect: an unchanged definition keeps the admin's decision
       // (one the policy made is checked against the policy as it is now).
