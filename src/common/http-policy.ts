@@ -14,6 +14,11 @@ const MAX_PATH = 8192;
  * Decodes percent-escapes repeatedly (double encoding) until stable; undefined if malformed, or if
  * it is still not stable after 4 passes (no real client encodes five times; an upstream that
  * decodes that often would otherwise see what the checks never did).
+ *
+ * Only the first pass must be well-formed: that is the path as sent. What it decodes to may hold a
+ * literal "%" (a label named "Games 100% blocked", sent as `100%25`): later passes decode the
+ * escapes that are there and leave a stray "%" as it is, as a lenient server would, so the checks
+ * still see what such a server would make of it.
  */
 export function decodeFully(s: string): string | undefined {
   let cur = s;
@@ -22,13 +27,25 @@ export function decodeFully(s: string): string | undefined {
     try {
       next = decodeURIComponent(cur);
     } catch {
-      return undefined;
+      if (i === 0) return undefined;
+      next = decodeLeniently(cur);
     }
     if (next === cur) return cur;
     if (i === 4) return undefined;
     cur = next;
   }
   return cur;
+}
+
+/** Decodes each run of valid escapes (as UTF-8, or byte by byte where that is not UTF-8); a stray "%" stays. */
+function decodeLeniently(s: string): string {
+  return s.replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return Buffer.from(run.replace(/%/g, ''), 'hex').toString('latin1');
+    }
+  });
 }
 
 /**

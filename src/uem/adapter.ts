@@ -134,12 +134,19 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
   return Number.isNaN(at) ? undefined : Math.max(0, Math.min(at - now, 3_600_000));
 }
 
+/** x-ratelimit-reset (the epoch second the quota window ends) as a wait in milliseconds. */
+export function rateLimitResetMs(header: string | null, now = Date.now()): number | undefined {
+  if (!header || !/^\d{1,12}$/.test(header.trim())) return undefined;
+  return Math.max(0, Math.min(Number(header) * 1000 - now, 3_600_000));
+}
+
 /** The UemError for a non-OK answer (status, Retry-After, the relay's own error codes). */
 export async function errorForResponse(res: Response, what: string): Promise<UemError> {
   const relayCode = res.headers.get('x-uemlink-error');
   let detail = '';
+  let text = '';
   try {
-    const text = (await res.text()).slice(0, 500);
+    text = (await res.text()).slice(0, 500);
     const j = JSON.parse(text) as { message?: unknown; errorCode?: unknown };
     if (typeof j.message === 'string') detail = `: ${j.message}`;
   } catch {
@@ -151,9 +158,15 @@ export async function errorForResponse(res: Response, what: string): Promise<Uem
   if (relayCode === 'upstream_timeout' || s === 504) return new UemError('timeout', msg, { status: s });
   if (s === 401 || s === 403) return new UemError('auth', msg, { status: s });
   if (s === 429) {
-    const ra = retryAfterMs(res.headers.get('retry-after'));
+    // Workspace ONE states the end of its quota window in x-ratelimit-reset (epoch seconds) and
+    // may send no Retry-After: retries ~1-4 s apart gave up while the quota was still used up.
+    const ra = retryAfterMs(res.headers.get('retry-after')) ?? rateLimitResetMs(res.headers.get('x-ratelimit-reset'));
     return new UemError('rate_limited', msg, { status: s, ...(ra === undefined ? {} : { retryAfterMs: ra }) });
   }
+  // An HTML 404 is a web server's page, not the API's answer about a resource (a wrong baseUrl,
+  // a path the version does not have, a proxy's error page): read as not_found it made callers
+  // that skip vanished resources (a removed device's apps) report a complete, empty answer.
+  if (s === 404 && !relayCode && /^\s*</.test(text)) return new UemError('protocol', `${what}: HTTP 404 with an HTML page, not an API answer (check baseUrl and the API version)`, { status: s });
   if (s === 404 && !relayCode) return new UemError('not_found', msg, { status: s });
   return new UemError('unavailable', msg, { status: s });
 }

@@ -74,6 +74,15 @@ describe('http policy', () => {
     );
   });
 
+  it('accepts a literal "%" sent as %25 (a label "Games 100% blocked"), and still sees escapes next to one', () => {
+    expect(checkRelativePath('/api/v2/labels/Games%20100%25%20blocked/add').ok).to.equal(true);
+    expect(checkRelativePath('/a/100%25/b?q=5%25').ok).to.equal(true);
+    // Decoded once: "%2e%2e%" — the second pass decodes the escapes there and keeps the stray "%".
+    expect(decodeFully('%252e%252e%25')).to.equal('..%');
+    expect(checkRelativePath('/a/%252e%252e%25%2fx/b').ok, 'an encoded slash beside a stray "%"').to.equal(false);
+    expect(checkRelativePath('/a/%E0%A4%A/b').ok, 'malformed as sent').to.equal(false);
+  });
+
   it('refuses what Windows reads as a dot segment, Unicode dots, and escapes still undone after four decodings', () => {
     for (const p of ['/a/..%20/b', '/a/.../b', '/a/.%20./b', '/a/%EF%BC%8E%EF%BC%8E/b', '/a/%E2%80%A4%E2%80%A4/b', '/a/%20/b', '/a/..%20;x/b', '/a/%252525252e%252525252e/b']) {
       expect(checkRelativePath(p).ok, p).to.equal(false);

@@ -454,7 +454,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     expect(settings).to.contain('imports device names, e-mail addresses');
     expect(settings).to.contain('device status (prefix uemlink)');
     const api = (await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body;
-    expect(api.sync).to.deep.include({ groups: ['31'], deviceSyncIntervalMinutes: 30, pii: { deviceName: true, deviceNumber: false, email: true } });
+    expect(api.sync).to.deep.include({ groups: ['sg:31'], deviceSyncIntervalMinutes: 30, pii: { deviceName: true, deviceNumber: false, email: true } });
     expect(api.tagging).to.include({ deviceStatus: true, deviceRisk: false });
 
     // The UEM unreachable: the form says why and keeps the current selection (no checkboxes to lose).
@@ -477,7 +477,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     } finally {
       sim.state.faults = {};
     }
-    expect((await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body.sync).to.deep.include({ groups: ['31'], deviceSyncIntervalMinutes: 30 });
+    expect((await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body.sync).to.deep.include({ groups: ['sg:31'], deviceSyncIntervalMinutes: 30 });
     await page.close();
   });
 

@@ -13,7 +13,7 @@
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
-import { UemError, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
+import { UemError, rateLimitResetMs, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
 import type { InventoryDb, SyncCounts } from '../inventory/db.js';
 import type { SyncSettings, TaggingSettings } from './model.js';
 import { redactString } from '../../common/redact.js';
@@ -90,7 +90,7 @@ export function resilientFetch(fetch: UemFetch, o: RetryOptions): UemFetch {
       }
       if (attempt >= o.attempts) return res;
       if (res.status === 429) {
-        let stated = retryAfterMs(res.headers.get('retry-after'));
+        let stated = retryAfterMs(res.headers.get('retry-after')) ?? rateLimitResetMs(res.headers.get('x-ratelimit-reset'));
         if (stated === undefined && o.throttleWait) {
           const text = await res.text().catch(() => '');
           stated = o.throttleWait(text);
@@ -242,37 +242,60 @@ export function desiredTags(it: SyncTarget, db: InventoryDb): Map<string, Set<st
 export async function writeBack(integrationId: string, desired: Map<string, Set<string>>, managed: string[], adapter: UemAdapter, db: InventoryDb, signal: AbortSignal): Promise<WriteBackResult> {
   const r: WriteBackResult = { groups: 0, added: 0, removed: 0, calls: 0 };
   const names = new Set([...desired.keys(), ...managed]);
+  /** Finds or creates the group and records it with its baseline (what the UEM says it holds). */
+  const establish = async (name: string): Promise<string> => {
+    const id = await adapter.ensureTagGroup(name);
+    r.calls++;
+    const inUem = await adapter.tagGroupMembers(id, name);
+    r.calls++;
+    // The id is kept only with its baseline: kept alone (the members' read failing), the next pass
+    // would take "no members" for what the UEM holds and never remove those it does.
+    const known = new Set(db.deviceIds(integrationId));
+    db.setTagId(integrationId, name, id);
+    db.setTagMembers(integrationId, name, inUem.filter((d) => known.has(d)), []);
+    return id;
+  };
+  /** Writes the differences between what the group should hold and what it was last written. */
+  const apply = async (name: string, id: string, want: Set<string>): Promise<void> => {
+    const have = db.tagMembers(integrationId, name);
+    const add = [...want].filter((d) => !have.has(d));
+    const remove = [...have].filter((d) => !want.has(d));
+    // Recorded per call: a failure after some calls leaves what they wrote recorded as written.
+    for (let i = 0; i < add.length; i += 500) {
+      const part = add.slice(i, i + 500);
+      await adapter.addToTagGroup(id, name, part);
+      r.calls++;
+      db.setTagMembers(integrationId, name, part, []);
+      r.added += part.length;
+    }
+    for (let i = 0; i < remove.length; i += 500) {
+      const part = remove.slice(i, i + 500);
+      await adapter.removeFromTagGroup(id, name, part);
+      r.calls++;
+      db.setTagMembers(integrationId, name, [], part);
+      r.removed += part.length;
+    }
+  };
   for (const name of [...names].sort()) {
     if (signal.aborted) throw signal.reason as Error;
     const want = desired.get(name) ?? new Set<string>();
     let id = db.tagId(integrationId, name);
     if (id === undefined) {
       if (want.size === 0) continue; // never create an empty group
-      id = await adapter.ensureTagGroup(name);
-      r.calls++;
-      const inUem = await adapter.tagGroupMembers(id, name);
-      r.calls++;
-      // The id is kept only with its baseline: kept alone (the members' read failing), the next pass
-      // would take "no members" for what the UEM holds and never remove those it does.
-      const known = new Set(db.deviceIds(integrationId));
-      db.setTagId(integrationId, name, id);
-      db.setTagMembers(integrationId, name, inUem.filter((d) => known.has(d)), []);
+      id = await establish(name);
     }
     r.groups++;
-    const have = db.tagMembers(integrationId, name);
-    const add = [...want].filter((d) => !have.has(d));
-    const remove = [...have].filter((d) => !want.has(d));
-    for (let i = 0; i < add.length; i += 500) {
-      await adapter.addToTagGroup(id, name, add.slice(i, i + 500));
-      r.calls++;
+    try {
+      await apply(name, id, want);
+    } catch (e) {
+      // The group itself is gone (an admin deleted the tag in the UEM console): every later pass
+      // would fail on the stored id. Forget it, and create it again now if anything belongs in it.
+      if (!(e instanceof UemError && e.kind === 'not_found')) throw e;
+      db.forgetTag(integrationId, name);
+      if (want.size === 0) continue;
+      id = await establish(name);
+      await apply(name, id, want);
     }
-    for (let i = 0; i < remove.length; i += 500) {
-      await adapter.removeFromTagGroup(id, name, remove.slice(i, i + 500));
-      r.calls++;
-    }
-    if (add.length || remove.length) db.setTagMembers(integrationId, name, add, remove);
-    r.added += add.length;
-    r.removed += remove.length;
   }
   return r;
 }

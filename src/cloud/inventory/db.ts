@@ -414,6 +414,13 @@ export class InventoryDb {
     this.db.prepare('INSERT OR REPLACE INTO tags (integration_id, tag_name, tag_id) VALUES (?, ?, ?)').run(integrationId, name, id);
   }
 
+  /** Forgets a tag the UEM no longer has (deleted in its console): its id and what it held. */
+  forgetTag(integrationId: string, name: string): void {
+    this.db.transaction(() => {
+      for (const t of ['tags', 'tag_members', 'tag_departed']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ? AND tag_name = ?`).run(integrationId, name);
+    })();
+  }
+
   /** Tag names we manage for an integration (known ids), for removing emptied ones. */
   tagNames(integrationId: string): string[] {
     return (this.db.prepare('SELECT tag_name FROM tags WHERE integration_id = ?').all(integrationId) as Array<{ tag_name: string }>).map((r) => r.tag_name);

@@ -174,6 +174,11 @@ async function hexnodeError(res: Response, what: string): Promise<UemError> {
   return new UemError(kind, `${message}${where}`, { status: s, ...(retry === undefined ? {} : { retryAfterMs: retry }) });
 }
 
+/** The device ids DRF names in "Invalid pk \"99\" - object does not exist." messages. */
+function invalidPks(message: string): string[] {
+  return [...message.matchAll(/Invalid pk \\?"(\d{1,18})\\?"/g)].map((m) => m[1]!);
+}
+
 /** The host part `next` links must keep: hostname and port, the scheme's default port as "". */
 function hostKey(u: URL): string {
   return `${u.hostname.toLowerCase()}:${u.port}`;
@@ -331,8 +336,25 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
     const what = `${op === 'add' ? 'adding devices to' : 'removing devices from'} device group ${tagId} ("${name}")`;
     const gid = pathId(tagId, what);
     const ids = [...new Set(deviceIds.map((d) => pathId(d, what)))];
-    for (const part of chunks(ids, MEMBERS_PER_CALL)) {
-      const body = await call(what, `/devicegroups/${gid}/`, { method: 'POST', body: { add_devices: op === 'add' ? part : [], remove_devices: op === 'remove' ? part : [] } });
+    for (const whole of chunks(ids, MEMBERS_PER_CALL)) {
+      let part = whole;
+      let body: unknown;
+      // One device deleted in the portal since the last device sync fails the whole call ("Invalid
+      // pk"), and with it every other device's change, on every pass until that sync: the ids it
+      // names are left out (gone, they can carry no group) and the rest sent again. Bounded: each
+      // round leaves out at least one id.
+      for (;;) {
+        try {
+          body = await call(what, `/devicegroups/${gid}/`, { method: 'POST', body: { add_devices: op === 'add' ? part : [], remove_devices: op === 'remove' ? part : [] } });
+          break;
+        } catch (e) {
+          const gone = e instanceof UemError && e.status === 400 ? invalidPks(e.message).map(Number).filter((id) => part.includes(id)) : [];
+          if (gone.length === 0) throw e;
+          part = part.filter((id) => !gone.includes(id));
+          if (part.length === 0) break;
+        }
+      }
+      if (part.length === 0) continue;
       if (!isObj(body) || !Array.isArray(body.devices)) throw new UemError('protocol', `${what}: the answer has no devices list`);
       const members = new Set(body.devices.map((d) => (isObj(d) ? intOf(d.id) : undefined)));
       const wrong = part.filter((id) => members.has(id) !== (op === 'add'));

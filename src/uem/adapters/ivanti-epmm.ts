@@ -278,6 +278,11 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
       if (!e.hasMore && offset + got < e.totalCount) {
         throw new UemError('protocol', `${w}: the list ends at ${offset + got} of totalCount ${e.totalCount} (truncated answer)`);
       }
+      // A server that keeps saying hasMore past its own total (or ignores offset) would be read
+      // for ever: the duplicates it sends are skipped by the callers, so nothing else stops it.
+      if (e.hasMore && offset + got >= e.totalCount) {
+        throw new UemError('protocol', `${w}: hasMore after ${offset + got} of totalCount ${e.totalCount} results (the server does not page as it says)`);
+      }
       yield e.results;
       if (!e.hasMore) return;
       offset += got;

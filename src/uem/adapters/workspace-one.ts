@@ -24,6 +24,17 @@
 import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
 import { chunks, isObj, pool, singleFlight, type Json } from './common.js';
 
+/**
+ * Smart groups get ids of their own kind: Workspace ONE numbers organization groups and smart
+ * groups independently, so organization group 570 and smart group 570 can both exist, and a bare
+ * id made the sync read (and delete against) the wrong group's devices.
+ */
+const SMART_PREFIX = 'sg:';
+
+function smartGroupIdOf(id: string): string {
+  return id.startsWith(SMART_PREFIX) ? id.slice(SMART_PREFIX.length) : id;
+}
+
 /** The largest page Workspace ONE serves to third-party clients. */
 export const WS1_MAX_PAGE_SIZE = 500;
 /** Device ids per tag add/remove call. */
@@ -303,7 +314,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
   }
 
   async function* smartGroupDevices(group: UemGroup): AsyncGenerator<DevicePage> {
-    const sid = pathId(group.id, `devices of smart group ${group.id}`);
+    const sid = pathId(smartGroupIdOf(group.id), `devices of smart group ${group.id}`);
     const what = `members of smart group ${sid}`;
     const body = await call(what, `/mdm/smartgroups/${sid}/devices`);
     if (body === undefined) return;
@@ -418,8 +429,12 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
       }
       if (failed === 0) continue;
       if (faults.length < failed) throw new UemError('protocol', `${what}: ${failed} devices failed, ${faults.length} faults given`);
-      const benign = op === 'add' ? /already/i : /already|not (currently )?tagged|not associated|does not have/i;
-      const bad = faults.filter((f) => !(isObj(f) && typeof f.Message === 'string' && benign.test(f.Message)));
+      // A device deleted in the console since the last device sync cannot carry the tag: for a
+      // removal that is the end state; for an addition the next device sync deletes it here too.
+      // Failing the pass for it held back every other device's tag until then.
+      const benign = op === 'add' ? /already|not found|does not exist/i : /already|not (currently )?tagged|not associated|does not have|not found|does not exist/i;
+      const gone = (f: Record<string, unknown>): boolean => f.ErrorCode === 404 || f.ErrorCode === '404';
+      const bad = faults.filter((f) => !(isObj(f) && ((typeof f.Message === 'string' && benign.test(f.Message)) || gone(f))));
       if (bad.length > 0) {
         const sample = bad
           .slice(0, 3)
@@ -471,7 +486,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
           if (!isObj(s) || id === undefined) throw new UemError('protocol', `${what}: a smart group has no SmartGroupID`);
           if (seen.has(id)) continue;
           seen.add(id);
-          out.push({ id, name: str(s.Name) ?? id, kind: 'smart', parentId: null });
+          out.push({ id: `${SMART_PREFIX}${id}`, name: str(s.Name) ?? id, kind: 'smart', parentId: null });
         }
         if ((page + 1) * pageSize >= total) break;
       }

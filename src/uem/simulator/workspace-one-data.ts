@@ -243,13 +243,25 @@ export class WorkspaceOneData {
     return this.tags.find((t) => t.id === id);
   }
 
+  private lastTagId = 0;
+
+  /** An admin deletes a tag in the console (tests of a group that vanished under the cloud). */
+  deleteTag(id: number): boolean {
+    const i = this.tags.findIndex((t) => t.id === id);
+    if (i < 0) return false;
+    this.tags.splice(i, 1);
+    return true;
+  }
+
   /** Creates a device tag; throws TagError when the name is taken in that group or the group is unknown. */
   createTag(name: string, locationGroupId: number, now: number): Tag {
     if (!this.groupIndex.has(locationGroupId)) throw new TagError(`Organization group ${locationGroupId} was not found.`);
     const clash = this.tags.find((t) => t.locationGroupId === locationGroupId && t.name.toLowerCase() === name.toLowerCase());
     if (clash) throw new TagError(`A tag named ${name} already exists in this organization group.`);
+    // Ids only grow: a real server never gives a deleted tag's id to a new one.
+    this.lastTagId = Math.max(this.lastTagId, 9999, ...this.tags.map((t) => t.id)) + 1;
     const tag: Tag = {
-      id: Math.max(9999, ...this.tags.map((t) => t.id)) + 1,
+      id: this.lastTagId,
       uuid: this.runtimeRng.uuid(),
       name,
       type: 1,

@@ -70,7 +70,7 @@ function groupNames(rec: IntegrationRecord): Html {
   return html`${rec.sync.groups
     .map((id) => {
       const g = rec.groupsCache.find((x) => x.id === id);
-      return g ? `${g.name} (${id})` : id;
+      return g ? `${g.name} (${shownId(id)})` : id;
     })
     .join(', ')}`;
 }
@@ -242,6 +242,11 @@ function depthOf(g: UemGroup, byId: Map<string, UemGroup>): number {
   return d;
 }
 
+/** A group id as the UEM's console shows it: without the kind prefix ids carry to stay apart ("sg:31"). */
+function shownId(id: string): string {
+  return id.replace(/^[a-z]+:/, '');
+}
+
 const KIND: Record<string, string> = { organization: 'organization group', smart: 'smart group', label: 'label', device_group: 'device group', policy: 'policy' };
 
 export function editBody(v: EditView): Html {
@@ -267,7 +272,7 @@ export function editBody(v: EditView): Html {
 <p class="hint" id="f-groups-hint">The UEM's groups, as it lists them now. A parent group does not bring its child groups' devices: select each group to sync. A group (or its parent) already synced by another integration of the same UEM is refused.</p>
 <input type="hidden" name="groupsListed" value="1">
 <div class="groups">${v.groups.list.map((g, i) =>
-      check(`g-${i}`, 'groups', `${g.name} (${KIND[g.kind] ?? g.kind} ${g.id})`, f.groups.includes(g.id), `depth-${Math.min(depthOf(g, byId), 5)}`, g.id),
+      check(`g-${i}`, 'groups', `${g.name} (${KIND[g.kind] ?? g.kind} ${shownId(g.id)})`, f.groups.includes(g.id), `depth-${Math.min(depthOf(g, byId), 5)}`, g.id),
     )}${unknown.map((id, i) => check(`g-x${i}`, 'groups', `${id} (no longer listed by the UEM)`, true, '', id))}</div>
 ${v.groups.list.length === 0 ? html`<p>The UEM lists no groups this account can see.</p>` : ''}${errFor('f-groups')}</fieldset>`;
   } else {
