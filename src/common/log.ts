@@ -3,7 +3,7 @@
  * redaction as the last format before output so no code path can skip it. A small ring keeps the
  * latest warnings and errors for the local status page and support bundles.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import winston from 'winston';
 import Transport from 'winston-transport';
@@ -78,7 +78,17 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   const transports: winston.transport[] = [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })];
   if (opts.recent) transports.push(opts.recent);
+  let fileProblem: string | undefined;
   if (opts.file) {
+    // A file that cannot be written (a read-only path under the unit's ProtectSystem=strict, a
+    // missing directory) made winston drop every line without a word: said on stdout instead.
+    try {
+      closeSync(openSync(opts.file.path, 'a', 0o600));
+    } catch (e) {
+      fileProblem = (e as Error).message;
+    }
+  }
+  if (opts.file && fileProblem === undefined) {
     // `options` replaces winston's own ({ flags: 'a' }): without the flag every start truncated the
     // last run's log. The mode applies to files it creates; one that exists is made 0600 here.
     try {
@@ -97,6 +107,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     transports,
   });
   skipDisabledLevels(logger);
+  if (opts.file && fileProblem !== undefined) logger.error('cannot write the log file: logging to stdout only', { logFile: opts.file.path, reason: fileProblem });
   return logger;
 }
 

@@ -131,10 +131,18 @@ const FLUSH_BYTES = 64 * 1024;
  * Lines are gathered for up to FLUSH_MS and written as one: a write per line cost a thread-pool
  * round trip per relayed call (5 % of the connector's CPU at one request at a time).
  */
-export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles: number }): AuditLog {
+export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles: number; onError?(err: Error): void }): AuditLog {
   let out: WriteStream | undefined;
   let size = 0;
   let failed = false;
+  // Said once per episode (the daemon logs it): lost audit lines must not pass unnoticed, and a
+  // full disk must not turn every relayed call into an error line.
+  let failing = false;
+  const failure = (err: unknown): void => {
+    if (failing) return;
+    failing = true;
+    opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+  };
   let pending: string[] = [];
   let pendingBytes = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -147,8 +155,9 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
     const w = createWriteStream('', { fd });
     // An audit file that cannot be written (disk full, removed directory) must not take the relay
     // down: the error is remembered and the next line tries a fresh stream.
-    w.on('error', () => {
+    w.on('error', (err) => {
       failed = true;
+      failure(err);
     });
     return { w, size: at };
   };
@@ -167,10 +176,13 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
     }
     try {
       out ??= open().w;
-    } catch {
+    } catch (err) {
+      failure(err);
       return; // cannot open (disk full, permissions): these lines are lost, the next ones try again
     }
-    out.write(text);
+    out.write(text, (err) => {
+      if (!err) failing = false;
+    });
   };
   const rotate = (): void => {
     flush();

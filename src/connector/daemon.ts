@@ -121,7 +121,10 @@ export class ConnectorDaemon {
         oauthHooks: { onTokenRequest: (outcome) => this.metrics.tokenRequested(def.id, outcome) },
       }),
     );
-    this.audit = createAuditLog(config.audit);
+    this.audit = createAuditLog({
+      ...config.audit,
+      onError: (err) => o.logger.error('cannot write the audit log: relayed calls are not recorded until it can be written again', { file: config.audit.file, err }),
+    });
     this.handler = createRelayHandler({
       target: (id) => this.target(id),
       tenant: () => this._identity?.tenant,

@@ -17,6 +17,17 @@ function capture(): { stream: PassThrough; text: () => string } {
 }
 
 describe('redaction and logging', () => {
+  it('a log file that cannot be written is said on stdout, and the other lines still go there', () => {
+    const out = capture();
+    const dir = tempDir('uemlink-log-');
+    const logger = createLogger({ component: 'connector', level: 'info', stream: out.stream, file: { path: join(dir, 'missing-dir', 'uemlink.log') } });
+    logger.info('still logged');
+    const lines = out.text().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).to.include({ level: 'error', message: 'cannot write the log file: logging to stdout only', logFile: join(dir, 'missing-dir', 'uemlink.log') });
+    expect(lines[0]!.reason).to.match(/ENOENT/);
+    expect(lines[1]).to.include({ message: 'still logged' });
+  });
+
   afterEach(() => secrets.clear());
 
   it('redacts values of secret-named keys at any depth, keeping the shape', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { auditLine, auditPath, createAuditLog, isoNow } from '../../src/connector/audit.js';
@@ -46,6 +46,20 @@ describe('connector audit log', () => {
     expect(lines[1]!.time).to.match(/^\d{4}-\d\d-\d\dT/);
     expect(readFileSync(file, 'utf8')).to.not.contain('SECRET');
     expect(statSync(file).mode & 0o777).to.equal(0o600);
+  });
+
+  it('says once that it cannot write (the daemon logs it), and again after a recovery and a new failure', async () => {
+    const dir = tempDir('uemlink-audit-');
+    // A directory where the file should be: every open fails (EISDIR), as on a read-only path.
+    const file = join(dir, 'audit.log');
+    mkdirSync(file);
+    const errors: string[] = [];
+    const log = createAuditLog({ file, maxBytes: 1 << 20, maxFiles: 3, onError: (e) => errors.push((e as NodeJS.ErrnoException).code ?? e.message) });
+    for (let i = 0; i < 5; i++) log.record(entry(i));
+    await log.close();
+    for (let i = 0; i < 5; i++) log.record(entry(i));
+    await log.close();
+    expect(errors).to.deep.equal(['EISDIR']);
   });
 
   it('redacts a secret in a path even when that path was seen before the secret was registered', () => {
