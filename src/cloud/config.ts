@@ -68,6 +68,8 @@ export const CloudConfigSchema = z.strictObject({
   // A refused upgrade has already cost a TLS handshake: refuse only what would not finish in time
   // (docs/runbook.md, sizing; 512 refused ~10,000 upgrades in a 10,000-connector storm).
   maxPendingHandshakes: z.number().int().min(1).max(100_000).default(4096),
+  /** Prometheus metrics on a listener of their own (plain HTTP; keep it internal). */
+  metrics: z.strictObject({ listen: hostPort }).optional(),
 });
 export type CloudConfigFile = z.infer<typeof CloudConfigSchema>;
 
@@ -85,6 +87,7 @@ export interface CloudConfig {
   maxPendingHandshakes: number;
   relay: { timeoutMs: number; maxRequestBytes: number };
   integrations: { retryBaseMs?: number; firstRunWithinSeconds?: number };
+  metrics?: { listen: HostPort };
 }
 
 export function loadCloudConfig(file: string): CloudConfig {
@@ -114,6 +117,7 @@ export function loadCloudConfig(file: string): CloudConfig {
     },
   };
   if (c.logLevel) out.logLevel = c.logLevel;
+  if (c.metrics) out.metrics = { listen: parseHostPort(c.metrics.listen)! };
   if (c.tls) {
     const certFile = resolveFrom(file, c.tls.certFile);
     out.tls = {

@@ -3,6 +3,9 @@
  * SIGTERM (via shutdown()) drains: no new tunnels or requests, in-flight streams finish up to the drain
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
+import { CloudMetrics, portOf } from './metrics.js';
+import { UemlinkError } from '../common/errors.js';
+import type { Server as HttpServer } from 'node:http';
 import { sweepOrphanTemps } from '../common/fs-secure.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -60,6 +63,8 @@ export function clientErrorAnswer(code: string | undefined): string {
 
 export class CloudServer {
   private draining = false;
+  /** The `metrics.listen` listener, when configured. */
+  metricsServer: HttpServer | undefined;
 
   private constructor(
     readonly config: CloudConfig,
@@ -78,6 +83,7 @@ export class CloudServer {
     private readonly logger: Logger,
     private readonly tickets: TicketKeys | undefined,
     private readonly gate: HandshakeGate<Socket> | undefined,
+    readonly metrics: CloudMetrics,
   ) {}
 
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
@@ -111,6 +117,8 @@ export class CloudServer {
 
     const secretKey = await loadOrCreateSecretKey(config.dataDir);
     const managed = new ManagedTargetsService(store, secretKey, registry, book, logger, clock);
+    const metrics = new CloudMetrics({ connectors: () => registry.size, pendingHandshakes: () => tunnels.pendingHandshakes, draining: () => self?.draining ?? false });
+    tunnels.on('handshake', (outcome) => metrics.handshake(outcome));
     tunnels.on('session', (live) => void managed.onSession(live));
     tunnels.on('control', (live, msg) => {
       if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
@@ -147,6 +155,7 @@ export class CloudServer {
       maxRequestBytes: config.relay.maxRequestBytes,
       idleTimeoutMs: config.relay.timeoutMs,
       draining: () => self?.draining ?? false,
+      onFinished: (e) => metrics.relayFinished(e),
     });
     // The console sets its own, stricter security headers (and answers everything under /console).
     app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls) || /^(https|wss):/i.test(config.publicUrl), publicUrl: config.publicUrl }));
@@ -247,7 +256,16 @@ export class CloudServer {
       });
     });
     tickets?.rotate((key) => (server as HttpsServer).setTicketKeys(key));
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate, metrics);
+    if (config.metrics) {
+      try {
+        self.metricsServer = await metrics.serve(config.metrics.listen);
+      } catch (err) {
+        await self.shutdown();
+        throw new UemlinkError('CONFIG_INVALID', `${config.file}: metrics.listen: cannot listen on ${config.metrics.listen.host}:${config.metrics.listen.port}: ${(err as Error).message}`);
+      }
+      logger.info('metrics listening', { address: config.metrics.listen.host, port: portOf(self.metricsServer) });
+    }
     await integrations.start();
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
@@ -272,6 +290,8 @@ export class CloudServer {
     await this.book.stop();
     this.inventory.close();
     this.server.closeAllConnections();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     this.logger.info('stopped');
   }
 }

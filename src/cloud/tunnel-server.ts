@@ -56,6 +56,8 @@ export interface TunnelServerOptions {
 
 export interface TunnelServerEvents {
   session: [live: LiveSession];
+  /** How a tunnel handshake ended: `connected`, or the refusal's code in lower case (metrics). */
+  handshake: [outcome: string];
   /** CONTROL messages other than the target list, for the services that own them. */
   control: [live: LiveSession, message: Record<string, unknown>];
   sessionClosed: [live: LiveSession, info: SessionClose];
@@ -102,11 +104,15 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
 
   /** Takes an HTTP upgrade for the tunnel path. Storm control happens here, before any crypto. */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (this.draining) return rejectUpgrade(socket, 503, 'draining', 'this relay is shutting down; try again shortly', 1 + Math.floor(Math.random() * 4));
+    if (this.draining) {
+      this.emit('handshake', 'draining');
+      return rejectUpgrade(socket, 503, 'draining', 'this relay is shutting down; try again shortly', 1 + Math.floor(Math.random() * 4));
+    }
     if (this.pending >= this.o.maxPendingHandshakes) {
       // An appointment: back when the cloud should have room (retry-schedule.ts).
       const after = this.retries.refused(this.o.clock.now(), this.pending);
       this.o.logger.debug('tunnel handshake refused: overloaded', { pending: this.pending, retryAfterS: after });
+      this.emit('handshake', 'overloaded');
       return rejectUpgrade(socket, 503, 'overloaded', 'too many connectors are connecting at once; back off and retry', after);
     }
     this.pending++;
@@ -116,6 +122,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     } catch (err) {
       this.pending--;
       this.o.logger.warn('tunnel upgrade failed', { err, remote: req.socket.remoteAddress });
+      this.emit('handshake', 'upgrade_failed');
       return;
     }
     try {
@@ -156,6 +163,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
         t.close(GoAwayCodes[r.code].close, closeReason(r.message));
         o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
+        this.emit('handshake', r.code.toLowerCase());
         finish();
       };
       const timer = o.clock.setTimeout(
@@ -281,6 +289,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     const known = o.book.peek(rec.id)?.targets ?? rec.targets;
     const changed = known.length !== hello.targets.length || known.some((t, i) => t !== hello.targets[i]);
     o.book.note(rec.id, { lastSeen: new Date(now).toISOString(), hostname: hello.hostname, version: versionOf(hello.software), targets: hello.targets }, { soon: changed });
+    this.emit('handshake', 'connected');
     o.logger.info('connector connected', {
       connectorId: rec.id,
       tenant: rec.tenant,

@@ -5,6 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import client from 'prom-client';
+import { durationHistogram, RelayTotals, totalsOf } from '../common/relay-totals.js';
 import type { Target } from './targets/target.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -14,38 +15,13 @@ export interface MetricsSources {
   certificatePem(): string | undefined;
 }
 
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
-/** What the relay did for one target since start: plain numbers, handed to prom-client when scraped. */
-class TargetTotals {
-  readonly byStatus = new Map<number, number>();
-  bytesIn = 0;
-  bytesOut = 0;
-  /** Observations per bucket (not cumulative); the last slot is +Inf. */
-  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
-  durationSum = 0;
-  count = 0;
-
-  observe(seconds: number): void {
-    let i = 0;
-    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-    this.buckets[i]!++;
-    this.durationSum += seconds;
-    this.count++;
-  }
-}
-
 export class ConnectorMetrics {
   readonly registry = new client.Registry();
   private readonly tokens: client.Counter<'target' | 'outcome'>;
   private readonly reconnects: client.Counter;
   private certCache: { pem: string; notAfter: number } | undefined;
-  /**
-   * The relay's counters and histogram are plain numbers per target, turned into metrics only when
-   * /metrics is scraped: prom-client validates and hashes the labels on every inc()/observe(), even
-   * through a label child, which was ~3 % of the connector's CPU per small relayed call.
-   */
-  private readonly totals = new Map<string, TargetTotals>();
+  /** The relay's counters and histogram, per target (relay-totals.ts says why plain numbers). */
+  private readonly totals = new Map<string, RelayTotals>();
   constructor(src: MetricsSources) {
     const r = this.registry;
     client.collectDefaultMetrics({ register: r, prefix: 'uemlink_connector_' });
@@ -73,7 +49,7 @@ export class ConnectorMetrics {
         }
       },
     });
-    r.registerMetric(durationHistogram(totals) as unknown as client.Metric);
+    r.registerMetric(durationHistogram('uemlink_relay_duration_seconds', 'Time from the request arriving to the response ending, by target', 'target', totals) as unknown as client.Metric);
     this.tokens = new client.Counter({ name: 'uemlink_oauth_token_requests_total', help: 'OAuth2 token requests by target and outcome (ok, rejected, unreachable, tls, bad_response, timeout)', labelNames: ['target', 'outcome'], registers: [r] });
     this.reconnects = new client.Counter({ name: 'uemlink_tunnel_reconnects_total', help: 'Tunnel sessions re-established after the first', registers: [r] });
     new client.Gauge({
@@ -153,12 +129,7 @@ export class ConnectorMetrics {
   }
 
   relayFinished(e: { target: string; status: number; bytesIn: number; bytesOut: number; durationMs: number }): void {
-    let t = this.totals.get(e.target);
-    if (!t) this.totals.set(e.target, (t = new TargetTotals()));
-    t.byStatus.set(e.status, (t.byStatus.get(e.status) ?? 0) + 1);
-    t.bytesIn += e.bytesIn;
-    t.bytesOut += e.bytesOut;
-    t.observe(e.durationMs / 1000);
+    totalsOf(this.totals, e.target).record(e.status, e.bytesIn, e.bytesOut, e.durationMs);
   }
 
   tokenRequested(target: string, outcome: string): void {
@@ -172,31 +143,4 @@ export class ConnectorMetrics {
   async text(): Promise<string> {
     return this.registry.metrics();
   }
-}
-
-/**
- * uemlink_relay_duration_seconds in the shape prom-client's registry prints for a histogram
- * (cumulative `_bucket` lines with `le`, then `_sum` and `_count`), read from the totals.
- */
-function durationHistogram(totals: Map<string, TargetTotals>): { name: string; help: string; type: string; get(): Promise<unknown> } {
-  const name = 'uemlink_relay_duration_seconds';
-  const help = 'Time from the request arriving to the response ending, by target';
-  return {
-    name,
-    help,
-    type: 'histogram',
-    async get() {
-      const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
-      for (const [target, t] of totals) {
-        let cumulative = 0;
-        for (let i = 0; i <= DURATION_BUCKETS.length; i++) {
-          cumulative += t.buckets[i]!;
-          values.push({ labels: { le: i < DURATION_BUCKETS.length ? DURATION_BUCKETS[i]! : '+Inf', target }, value: cumulative, metricName: `${name}_bucket` });
-        }
-        values.push({ labels: { target }, value: t.durationSum, metricName: `${name}_sum` });
-        values.push({ labels: { target }, value: t.count, metricName: `${name}_count` });
-      }
-      return { name, help, type: 'histogram', values, aggregator: 'sum' };
-    },
-  };
 }

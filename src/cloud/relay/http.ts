@@ -26,6 +26,8 @@ export interface RelayHttpDeps extends PrincipalDeps {
   /** Response body idle timeout. */
   idleTimeoutMs: number;
   draining(): boolean;
+  /** Each call, once it has ended (metrics). */
+  onFinished?(e: { tenant: string | undefined; status: number; bytesIn: number; bytesOut: number; durationMs: number; errorCode: string | undefined }): void;
 }
 
 /** Passes a body through until it exceeds `limit` bytes, then fails (and remembers why). */
@@ -86,6 +88,11 @@ function promisedLength(method: string, status: number, headers: readonly (reado
   return undefined;
 }
 
+/** The tenant a call was authorized for (its metrics label), by response. */
+const authorizedTenant = new WeakMap<ServerResponse, string>();
+/** The x-uemlink-error a response carries (the relay's or the connector's), by response. */
+const errorCode = new WeakMap<ServerResponse, string>();
+
 /** A JSON error without Express (the relay bypasses it, see relayHttp). */
 function sendError(res: ServerResponse, err: ApiError): void {
   if (res.headersSent) {
@@ -93,6 +100,8 @@ function sendError(res: ServerResponse, err: ApiError): void {
     return;
   }
   const body = JSON.stringify({ error: err.code, message: err.message });
+  const code = err.headers['x-uemlink-error'];
+  if (code !== undefined) errorCode.set(res, code);
   res.writeHead(err.status, { ...err.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -105,6 +114,7 @@ function sendError(res: ServerResponse, err: ApiError): void {
  */
 export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    if (deps.onFinished) watch(req, res, deps.onFinished);
     void handle(req, res).catch((e: unknown) => {
       // Errors made by the relay itself carry the same header as those made by the connector.
       if (e instanceof ApiError) return sendError(res, new ApiError(e.status, e.code, e.message, { ...e.headers, 'x-uemlink-error': e.code }));
@@ -114,6 +124,29 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       sendError(res, new ApiError(500, 'internal', 'internal error; the cloud log has the details', { 'x-uemlink-error': 'internal' }));
     });
   };
+
+  /**
+   * Reports the call when its response ends (or is cut: status 0 when nothing was answered).
+   * Bytes are what the client's connection carried while the call lasted (in: the request body;
+   * out: the response, head included), from the socket's totals, so the body paths need no
+   * counting of their own.
+   */
+  function watch(req: IncomingMessage, res: ServerResponse, report: NonNullable<RelayHttpDeps['onFinished']>): void {
+    const started = performance.now();
+    const sock = req.socket;
+    const readAtStart = sock.bytesRead;
+    const writtenAtStart = sock.bytesWritten;
+    res.once('close', () => {
+      report({
+        tenant: authorizedTenant.get(res),
+        status: res.headersSent ? res.statusCode : 0,
+        bytesIn: Math.max(0, sock.bytesRead - readAtStart),
+        bytesOut: Math.max(0, sock.bytesWritten - writtenAtStart),
+        durationMs: performance.now() - started,
+        errorCode: errorCode.get(res),
+      });
+    });
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const cancel = new Cancel();
@@ -129,6 +162,9 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     const principal = await principalOf(req, deps);
     if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
     requireTenant(principal, parsed.tenant);
+    // Named in metrics only now: a label per name any anonymous caller puts in a URL would grow
+    // without bound.
+    authorizedTenant.set(res, parsed.tenant);
     if (!TARGET_ID_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
@@ -177,7 +213,10 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     }
     const out: string[] = [];
     const forwarded = forwardableResponseHeaders(r.head.headers);
-    for (const [n, v] of forwarded) out.push(n, v);
+    for (const [n, v] of forwarded) {
+      out.push(n, v);
+      if (n === 'x-uemlink-error') errorCode.set(res, v);
+    }
     out.push('x-uemlink-connector', r.connectorId);
     try {
       res.writeHead(r.head.status, out);
