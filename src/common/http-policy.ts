@@ -167,18 +167,23 @@ export function forwardableRequestHeaders(headers: HeaderList, drop: ReadonlySet
 
 /** Headers some servers (ASP.NET, IIS, Rails, Express's method-override) take as the real method. */
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+/** Headers IIS URL Rewrite, ASP.NET and Symfony-style stacks take as the real path. */
+const PATH_OVERRIDE = new Set(['x-original-url', 'x-rewrite-url']);
 
 /**
- * Why a request naming another method in a method-override header is refused, or undefined. The
- * allow list is checked against the request's method: a GET-only rule must not let a "GET" that
- * says `X-HTTP-Method-Override: DELETE` through to a UEM that honours it. `headers`: forwarded
- * ones (lower-case names).
+ * Why a request whose headers name another method or path than its own is refused, or undefined.
+ * The allow list is checked against the request's method and path: a GET-only rule must not let a
+ * "GET" that says `X-HTTP-Method-Override: DELETE` through to a UEM that honours it, nor a rule
+ * for /mdm one that says `X-Original-URL: /system/admins`. `headers`: forwarded ones (lower-case
+ * names).
  */
-export function methodOverrideProblem(method: string, headers: HeaderList): string | undefined {
+export function overrideProblem(method: string, headers: HeaderList): string | undefined {
   for (const [n, v] of headers) {
-    if (n.length >= 12 && METHOD_OVERRIDE.has(n) && v.trim().toUpperCase() !== method.toUpperCase()) {
+    if (n.length < 12) continue;
+    if (METHOD_OVERRIDE.has(n) && v.trim().toUpperCase() !== method.toUpperCase()) {
       return `the ${n} header names another method (${v.trim().slice(0, 20)}) than the request's (${method}): send the request with that method`;
     }
+    if (PATH_OVERRIDE.has(n)) return `the ${n} header is not forwarded: some servers take it as the path, past the allow list; send the request to that path`;
   }
   return undefined;
 }

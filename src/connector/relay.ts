@@ -8,7 +8,7 @@
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
-import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, methodOverrideProblem, pairsFromRaw } from '../common/http-policy.js';
+import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, overrideProblem, pairsFromRaw } from '../common/http-policy.js';
 import type { Logger } from '../common/log.js';
 import { redactString } from '../common/redact.js';
 import { StreamError } from '../protocol/codes.js';
@@ -183,7 +183,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
     }
     const hdrs = forwardableRequestHeaders(head.headers, target.credentials.headerNames);
     if (!hdrs.ok) return refuse(400, 'bad_header', hdrs.reason);
-    const override = methodOverrideProblem(method, hdrs.headers);
+    const override = overrideProblem(method, hdrs.headers);
     if (override) return refuse(400, 'bad_header', override);
     if (head.idempotencyKey && !IDEMPOTENT_METHODS.has(method) && !idem.claim(head.idempotencyKey)) {
       return refuse(409, 'duplicate_request', 'this request was already delivered to the UEM once; it is not sent again');

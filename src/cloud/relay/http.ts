@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Cancel } from '../../common/cancel.js';
-import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, methodOverrideProblem, pairsFromRaw } from '../../common/http-policy.js';
+import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
 import { BATCH_BYTES } from '../../protocol/session.js';
@@ -170,7 +170,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
     const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));
     if (!headers.ok) throw new ApiError(400, 'bad_header', headers.reason);
-    const override = methodOverrideProblem(req.method ?? 'GET', headers.headers);
+    const override = overrideProblem(req.method ?? 'GET', headers.headers);
     if (override) throw new ApiError(400, 'bad_header', override);
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {

@@ -107,6 +107,8 @@ export interface OAuthHooks {
 
 interface CachedToken {
   token: string;
+  /** When it was asked for (a clock that reads earlier than this has been set back). */
+  obtainedAt: number;
   /** When to stop using it (before the server's expiry, to absorb clock skew and latency). */
   refreshAt: number;
 }
@@ -140,13 +142,24 @@ export class OAuthClient {
 
   /** The cached token while it is fresh, without asking for one. */
   cachedToken(): string | undefined {
-    return this.cached && this.clock.now() < this.cached.refreshAt ? this.cached.token : undefined;
+    return this.fresh(this.clock.now()) ? this.cached!.token : undefined;
+  }
+
+  /**
+   * Whether the cached token may be used at `now`. A clock set back (NTP, a resumed VM) is not taken
+   * for time left: a token obtained "in the future" is refreshed rather than kept past its expiry.
+   */
+  private fresh(now: number): boolean {
+    return this.cached !== undefined && this.cached.obtainedAt <= now && now < this.cached.refreshAt;
   }
 
   token(): Promise<string> {
     const now = this.clock.now();
-    if (this.cached && now < this.cached.refreshAt) return Promise.resolve(this.cached.token);
-    if (this.lastFailure && now - this.lastFailure.at < 1000) return Promise.reject(this.lastFailure.error);
+    if (this.fresh(now)) return Promise.resolve(this.cached!.token);
+    // Calls within a second of a failure share it; a clock set back since does not stretch that
+    // second into the size of the step.
+    const sinceFailure = this.lastFailure ? now - this.lastFailure.at : -1;
+    if (this.lastFailure && sinceFailure >= 0 && sinceFailure < 1000) return Promise.reject(this.lastFailure.error);
     this.inflight ??= this.fetchToken().finally(() => {
       this.inflight = undefined;
     });
@@ -240,6 +253,15 @@ export class OAuthClient {
               /* handled below */
             }
             const status = res.statusCode ?? 0;
+            if (status >= 500 || (status >= 400 && ![400, 401, 403].includes(status) && typeof json?.error !== 'string')) {
+              // Not a verdict on the credentials: the endpoint is failing (5xx) or is not a token
+              // endpoint (a 404 page: tokenUrl is wrong). Reported as "refused the client
+              // credentials", it sent admins to reset a secret that was fine.
+              const kind = status >= 500 ? 'unreachable' : 'bad_response';
+              const why = status >= 500 ? 'a server error; the token endpoint is failing (retried at the next call)' : 'not an OAuth2 answer: check auth.tokenUrl';
+              reject(new OAuthError(kind, `token endpoint ${u.host} answered HTTP ${status}: ${why}`));
+              return;
+            }
             if (status >= 400) {
               const code = typeof json?.error === 'string' ? json.error : undefined;
               // (It may quote what it was sent, the client secret: every outlet of this message
@@ -258,11 +280,17 @@ export class OAuthClient {
               reject(new OAuthError('bad_response', `token endpoint ${u.host} answered without an access_token`));
               return;
             }
+            // RFC 6749 §7.1: a token of a type the client does not understand must not be used
+            // (sent as Bearer it would only be refused by the UEM, 401 after 401).
+            if (json.token_type !== undefined && (typeof json.token_type !== 'string' || json.token_type.toLowerCase() !== 'bearer')) {
+              reject(new OAuthError('bad_response', `token endpoint ${u.host} issued a token of type "${String(json.token_type).slice(0, 40)}"; only Bearer tokens are supported`));
+              return;
+            }
             const ttlS = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : typeof json.expires_in === 'string' && Number(json.expires_in) > 0 ? Number(json.expires_in) : 3600;
             const ttl = ttlS * 1000;
             // Refresh before expiry: 10% of the lifetime, at most a minute, at least what the request took.
             const margin = Math.max(Math.min(ttl * 0.1, 60_000), this.clock.now() - started);
-            resolve({ token, refreshAt: started + ttl - margin });
+            resolve({ token, obtainedAt: started, refreshAt: started + ttl - margin });
           });
         },
       );

@@ -21,6 +21,17 @@ const httpsUrl = (what: string) =>
 
 const relPath = z.string().refine((p) => checkRelativePath(p).ok, 'must be a path starting with "/" (no "..", "//" or control characters)');
 const headerName = z.string().regex(HEADER_NAME_RE, 'must be a valid HTTP header name');
+/** What may be sent in a header value: no control characters other than tab (CR, LF, NUL…). */
+export const HEADER_VALUE_RE = /^[^\u0000-\u0008\u000a-\u001f\u007f]*$/;
+const HEADER_VALUE_MESSAGE = 'must not contain control characters (CR, LF, NUL…): it is sent as an HTTP header value';
+const headerSecret = z.string().min(1).regex(HEADER_VALUE_RE, HEADER_VALUE_MESSAGE).optional();
+/**
+ * An allow rule's prefix: whole path segments, matched against the path without its query. A "?"
+ * or a "*" (no globs) could never match, and the rule would refuse everything in silence.
+ */
+const pathPrefix = relPath
+  .refine((p) => !p.includes('?'), 'must not contain "?": rules match the path without its query')
+  .refine((p) => !p.includes('*'), 'must not contain "*": rules are whole-segment prefixes, not globs (use "/mdm" for everything under /mdm)');
 
 /** Exactly one of `key` / `${key}File` (when files are allowed). */
 function oneOf(o: Record<string, unknown>, key: string, ctx: z.RefinementCtx, allowFiles: boolean, required: boolean): void {
@@ -38,10 +49,11 @@ export function targetSchema(opts: { allowFiles: boolean }) {
   const basic = z
     .strictObject({
       type: z.literal('basic'),
-      username: z.string().min(1),
+      // RFC 7617 §2: a user-id with a colon cannot be sent (the server splits at the first one).
+      username: z.string().min(1).regex(/^[^:\u0000-\u001f\u007f]*$/, 'must not contain ":" or control characters (RFC 7617: the server would split the user name at the colon)'),
       password: secret,
       passwordFile: file,
-      apiKey: secret,
+      apiKey: headerSecret,
       apiKeyFile: file,
       apiKeyHeader: headerName.default('aw-tenant-code'),
     })
@@ -61,7 +73,7 @@ export function targetSchema(opts: { allowFiles: boolean }) {
       audience: z.string().optional(),
       /** How the client authenticates to the token endpoint: form fields or HTTP Basic. */
       clientAuth: z.enum(['body', 'basic']).default('body'),
-      apiKey: secret,
+      apiKey: headerSecret,
       apiKeyFile: file,
       apiKeyHeader: headerName.default('aw-tenant-code'),
     })
@@ -74,10 +86,10 @@ export function targetSchema(opts: { allowFiles: boolean }) {
     .strictObject({
       type: z.literal('apiKey'),
       header: headerName,
-      value: secret,
+      value: headerSecret,
       valueFile: file,
       /** Put before the value, e.g. "Bearer " (Hexnode sends the raw key in Authorization). */
-      prefix: z.string().max(32).default(''),
+      prefix: z.string().max(32).regex(HEADER_VALUE_RE, HEADER_VALUE_MESSAGE).default(''),
     })
     .superRefine((o, ctx) => oneOf(o, 'value', ctx, f, true));
 
@@ -97,7 +109,7 @@ export function targetSchema(opts: { allowFiles: boolean }) {
 
   const rule = z.strictObject({
     methods: z.union([z.literal('*'), z.array(z.string().regex(METHOD_RE, 'must be an upper-case HTTP method')).min(1)]),
-    pathPrefix: relPath,
+    pathPrefix,
   });
 
   return z.strictObject({

@@ -19,7 +19,7 @@ import { certInfo, type CertInfo } from '../../common/pki.js';
 import { redactString, secrets } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
 import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
-import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
+import { HEADER_VALUE_RE, type CloudTargetDefinition, type TargetDefinition } from './schema.js';
 import { TrustError, describeTlsFailure, isTlsError, parseCaBundle, parsePin, probePeerCertificate, tlsOptionsFor, type TrustConfig } from './trust.js';
 
 export type UpstreamErrorCode =
@@ -98,7 +98,7 @@ const FRAMING_HEADERS = new Set(['content-length', 'expect']);
 export type TargetOrigin = 'local' | 'cloud';
 
 /** Reads a secret given inline or by file; file paths are resolved against the config file. */
-function secretOf(inline: string | undefined, file: string | undefined, configFile: string | undefined, key: string): string | undefined {
+function secretOf(inline: string | undefined, file: string | undefined, configFile: string | undefined, key: string, header = false): string | undefined {
   if (inline !== undefined) {
     secrets.add(inline);
     return inline;
@@ -112,6 +112,8 @@ function secretOf(inline: string | undefined, file: string | undefined, configFi
     throw new Error(`${key}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (!v) throw new Error(`${key}: ${p} is empty`);
+  // A value sent as a header must be sendable: otherwise every request failed with a 502 instead.
+  if (header && !HEADER_VALUE_RE.test(v)) throw new Error(`${key}: ${p} holds a control character (a second trailing newline, a CR?); its value is sent as an HTTP header`);
   secrets.add(v);
   return v;
 }
@@ -122,10 +124,10 @@ function resolveAuth(a: TargetDefinition['auth'] | CloudTargetDefinition['auth']
     case 'none':
       return { type: 'none' };
     case 'apiKey':
-      return { type: 'apiKey', header: a.header, prefix: a.prefix, value: secretOf(a.value, files.valueFile, configFile, 'auth.valueFile')! };
+      return { type: 'apiKey', header: a.header, prefix: a.prefix, value: secretOf(a.value, files.valueFile, configFile, 'auth.valueFile', true)! };
     case 'basic': {
       const out: ResolvedAuth = { type: 'basic', username: a.username, apiKeyHeader: a.apiKeyHeader, password: secretOf(a.password, files.passwordFile, configFile, 'auth.passwordFile')! };
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile');
+      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
       if (k !== undefined) out.apiKey = k;
       return out;
     }
@@ -140,7 +142,7 @@ function resolveAuth(a: TargetDefinition['auth'] | CloudTargetDefinition['auth']
       };
       if (a.scope !== undefined) out.scope = a.scope;
       if (a.audience !== undefined) out.audience = a.audience;
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile');
+      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
       if (k !== undefined) out.apiKey = k;
       return out;
     }
@@ -281,12 +283,12 @@ export class Target {
     this.stats.requests++;
     const started = this.clock.now();
     try {
-      let creds = this.credentials.ready() ?? (await this.credentialHeaders());
+      let creds = this.credentials.ready() ?? (await this.credentialsFor(r));
       let res = await once(creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
       if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
         drop(res);
-        creds = await this.credentialHeaders();
+        creds = await this.credentialsFor(r);
         res = await once(creds);
       }
       this.stats.lastStatus = res.statusCode;
@@ -299,6 +301,32 @@ export class Target {
     } finally {
       this.stats.inFlight--;
     }
+  }
+
+  /**
+   * The credentials for one request, waited for no longer than its cancel or deadline: a slow
+   * OAuth2 token endpoint held requests past both (a cancelled call was still sent once the token
+   * came). The token request itself is shared and goes on for the calls that still want it.
+   */
+  private credentialsFor(r: UpstreamRequest): Promise<HeaderList> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void): void => {
+        if (done) return;
+        done = true;
+        this.clock.clearTimeout(timer);
+        r.signal.removeEventListener('abort', onCancel);
+        settle();
+      };
+      const onCancel = (): void => finish(() => reject(new UpstreamError('cancelled', 499, 'cancelled by the client')));
+      const timer = this.clock.setTimeout(() => finish(() => reject(new UpstreamError('upstream_timeout', 504, `credentials: the OAuth2 token endpoint gave no token within ${r.timeoutMs} ms`))), r.timeoutMs);
+      r.signal.addEventListener('abort', onCancel, { once: true });
+      if (r.signal.aborted) return onCancel();
+      this.credentialHeaders().then(
+        (h) => finish(() => resolve(h)),
+        (e: unknown) => finish(() => reject(e)),
+      );
+    });
   }
 
   private async credentialHeaders(): Promise<HeaderList> {
@@ -366,6 +394,11 @@ export class Target {
     // undici's abort signal may be any emitter: one per request is cheaper than an AbortController.
     const abort = new EventEmitter();
     const w = this.watch(r, () => abort.emit('abort'));
+    // Cancelled already: watch() emitted before undici could listen, and the request went out.
+    if (w.why() !== undefined) {
+      w.over();
+      return this.classify(Object.assign(new Error('aborted before it was sent'), { code: 'UND_ERR_ABORTED' }), w.why(), r.timeoutMs).then((e) => Promise.reject(e));
+    }
     return this.pool.request({ ...this.dispatchOptions(r, creds), signal: abort, responseHeaders: 'raw' }).then(
       (res) => {
         w.headArrived();
