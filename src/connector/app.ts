@@ -49,7 +49,7 @@ export async function runConnector(cfg: ConnectorConfig, logger: Logger, recent?
   const admin = await loadAdminPassword({ stateDir: cfg.stateDir, logger, ...(cfg.health.adminPasswordFile ? { file: cfg.health.adminPasswordFile } : {}) });
   let page: HealthServer;
   try {
-    page = await HealthServer.start({ listen: cfg.health.listen, allowedHostnames: cfg.health.allowedHostnames, adminPassword: admin.password, backend: daemonBackend(daemon), logger, ...(cfg.health.tls ? { tls: cfg.health.tls } : {}) });
+    page = await HealthServer.start({ listen: cfg.health.listen, allowedHostnames: cfg.health.allowedHostnames, adminPassword: admin.password, adminPasswordFile: admin.file, backend: daemonBackend(daemon), logger, ...(cfg.health.tls ? { tls: cfg.health.tls } : {}) });
   } catch (e) {
     await daemon.shutdown();
     throw e;

@@ -56,13 +56,15 @@ footer { max-width:72rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--m
 }
 `;
 
-/** Refreshes the page every 10 s, unless someone is typing or a form is half filled. */
+/** Refreshes the page every 10 s, unless someone is typing, a form is half filled, or something has the focus. */
 export const PAGE_JS = `
 document.documentElement.classList.add('js');
 setInterval(function () {
   var busy = Array.prototype.some.call(document.querySelectorAll('input:not([type=hidden]), textarea'), function (el) { return el.value !== ''; });
-  var focused = document.activeElement && /INPUT|TEXTAREA|BUTTON|SUMMARY/.test(document.activeElement.tagName);
+  // Anything focused (a link a keyboard user rests on, a field) or selected: a reload would take it away.
+  var focused = document.activeElement && document.activeElement !== document.body && document.activeElement !== document.documentElement;
+  var selected = String(window.getSelection ? window.getSelection() : '') !== '';
   var open = document.querySelector('details[open]');
-  if (!busy && !focused && !open && document.visibilityState !== 'hidden' && location.pathname === '/') location.replace('/');
+  if (!busy && !focused && !selected && !open && document.visibilityState !== 'hidden' && location.pathname === '/') location.replace('/');
 }, 10000);
 `;

@@ -76,7 +76,7 @@ export function csrfProblem(req: Request, secure: boolean): string | undefined {
   // Fix (issue 7): compared through safeEqual; Buffer.from() of equal-length strings with different
   // UTF-8 byte lengths made timingSafeEqual throw (a 500 instead of a 403).
   if (!c || typeof f !== 'string' || !safeEqual(c, f)) {
-    return 'the form has expired or was not sent by this page (missing or wrong CSRF token); reload the page and try again';
+    return 'the form has expired or was not sent by this page (missing or wrong CSRF token), so nothing was changed; open the page again (reloading would send the same form)';
   }
   return undefined;
 }

@@ -11,6 +11,13 @@ export interface PageView {
   /** A message after an action: success or error. */
   flash?: { kind: 'ok' | 'error'; text: string };
   diagnosis?: Diagnosis;
+  /** A pairing string to put back in the form (a refused pairing), and whether it was "Pair again". */
+  pairToken?: string;
+  repair?: boolean;
+  /** Where the local admin password is kept. */
+  passwordFile?: string;
+  /** false: the answer to a form (at /actions/…), which does not refresh itself. */
+  live?: boolean;
 }
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -52,8 +59,9 @@ function dl(rows: Array<[string, string] | [string, string, true]>): string {
   return `<dl>${rows.map(([k, v, wide]) => `<dt${wide ? ' class="wide"' : ''}>${esc(k)}</dt><dd${wide ? ' class="wide"' : ''}>${v}</dd>`).join('')}</dl>`;
 }
 
-function passwordField(id: string): string {
-  return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required>`;
+function passwordField(id: string, file: string | undefined): string {
+  const hint = file ? `<small id="${id}-hint" class="muted">In ${esc(file)} on the connector's machine (root and the service user can read it).</small>` : '';
+  return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required${file ? ` aria-describedby="${id}-hint"` : ''}>${hint}`;
 }
 
 function form(action: string, csrf: string, inner: string, button: string): string {
@@ -108,10 +116,10 @@ export function renderPage(v: PageView): string {
         ['Paired', ago(s.pairedAt)],
         ['Certificate', cert(s.certificate)],
         ['Version', esc(s.version)],
-      ])}<details><summary>Pair again (replaces this identity)</summary>${form(
+      ])}<details${v.repair && v.pairToken ? ' open' : ''}><summary>Pair again (replaces this identity)</summary>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair')}`,
+        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off">${v.repair ? esc(v.pairToken ?? '') : ''}</textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair', v.passwordFile)}`,
         'Pair again',
       )}</details></section>`,
     );
@@ -120,7 +128,7 @@ export function renderPage(v: PageView): string {
       `<section aria-labelledby="h-pair"><h2 id="h-pair">Pair this connector</h2><p>Paste the pairing string issued by the cloud (it starts with <code>ulpt1.</code>).</p>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea>${passwordField('pw-pair')}`,
+        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off">${esc(v.pairToken ?? '')}</textarea>${passwordField('pw-pair', v.passwordFile)}`,
         'Pair',
       )}<p class="muted">Version ${esc(s.version)}</p></section>`,
     );
@@ -199,13 +207,13 @@ export function renderPage(v: PageView): string {
         ? '<p>None.</p>'
         : `<ol class="problems" reversed>${[...s.recentProblems]
             .reverse()
-            .map((p) => `<li><time datetime="${esc(p.time)}">${esc(p.time.slice(0, 19).replace('T', ' '))}</time> <span class="tag ${esc(p.level)}">${esc(p.level)}</span> ${esc(p.message)}${p.code ? ` <code>${esc(p.code)}</code>` : ''}</li>`)
+            .map((p) => `<li><time datetime="${esc(p.time)}">${esc(p.time.slice(0, 19).replace('T', ' '))} UTC</time> <span class="tag ${esc(p.level)}">${esc(p.level)}</span> ${esc(p.message)}${p.code ? ` <code>${esc(p.code)}</code>` : ''}</li>`)
             .join('')}</ol>`
     }</section>`,
   );
 
   parts.push(
-    `<section aria-labelledby="h-support"><h2 id="h-support">Support bundle</h2><p>A .tar.gz with status, diagnostics, the redacted config and recent logs, for support staff. Secrets are removed.</p>${form('/actions/support-bundle', v.csrf, passwordField('pw-bundle'), 'Download support bundle')}</section>`,
+    `<section aria-labelledby="h-support"><h2 id="h-support">Support bundle</h2><p>A .tar.gz with status, diagnostics, the redacted config and recent logs, for support staff. Secrets are removed.</p>${form('/actions/support-bundle', v.csrf, passwordField('pw-bundle', v.passwordFile), 'Download support bundle')}</section>`,
   );
 
   return `<!doctype html>
@@ -215,6 +223,10 @@ export function renderPage(v: PageView): string {
 <link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head>
 <body><header><h1>uemlink connector</h1><p class="badge state-${state}" role="status" aria-live="polite">${esc(STATE_TEXT[state])}${s.ready ? ' · ready' : ''}</p></header>
 <main>${parts.join('\n')}</main>
-<footer><p>Updated <time datetime="${new Date().toISOString()}">${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC</time>. <noscript>Reload the page to update it.</noscript><span class="js-only">The page refreshes itself every 10 s.</span> Machine-readable: <a href="/api/status">/api/status</a>, <a href="/metrics">/metrics</a>, <a href="/readyz">/readyz</a>.</p></footer>
+<footer><p>Updated <time datetime="${new Date().toISOString()}">${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC</time>. ${
+    v.live === false
+      ? 'This page shows the result of an action and does not refresh itself: <a href="/">back to the live status</a>.'
+      : '<noscript>Reload the page to update it.</noscript><span class="js-only">The page refreshes itself every 10 s (not while you type, a form is open or something on it has the focus).</span>'
+  } Machine-readable: <a href="/api/status">/api/status</a>, <a href="/metrics">/metrics</a>, <a href="/readyz">/readyz</a>.</p></footer>
 </body></html>`;
 }

@@ -36,6 +36,8 @@ export interface HealthServerOptions {
   /** Host names answered besides IP addresses, localhost and this machine's (see hostProblem). */
   allowedHostnames?: string[];
   adminPassword: string;
+  /** Where the admin password is kept (said next to the password fields and when one is wrong). */
+  adminPasswordFile?: string;
   backend: HealthBackend;
   logger: Logger;
 }
@@ -116,7 +118,7 @@ export class HealthServer {
 
     const page = async (req: Request, res: Response, status: number, extra: Partial<PageView> = {}): Promise<void> => {
       const csrf = csrfToken(req, res, secure);
-      const view: PageView = { status: await o.backend.status(), csrf, ...extra };
+      const view: PageView = { status: await o.backend.status(), csrf, live: req.path === '/', ...(o.adminPasswordFile ? { passwordFile: o.adminPasswordFile } : {}), ...extra };
       res.status(status).setHeader('cache-control', 'no-store');
       res.type('html').send(renderPage(view));
     };
@@ -130,7 +132,7 @@ export class HealthServer {
     const guard = async (req: Request, res: Response, needsPassword: boolean): Promise<boolean> => {
       const problem = csrfProblem(req, secure);
       if (problem) {
-        await page(req, res, 403, { flash: { kind: 'error', text: problem } });
+        await page(req, res, 403, { flash: { kind: 'error', text: problem }, ...keptToken(req) });
         return false;
       }
       if (!needsPassword) return true;
@@ -142,15 +144,26 @@ export class HealthServer {
       if (!passwordMatches((req.body as Record<string, unknown>).password, o.adminPassword)) {
         limiter.fail(ip);
         o.logger.warn('local page: wrong admin password', { remote: req.socket.remoteAddress, path: req.path });
-        await page(req, res, 401, { flash: { kind: 'error', text: 'Wrong local admin password.' } });
+        await page(req, res, 401, { flash: { kind: 'error', text: `Wrong local admin password.${o.adminPasswordFile ? ` It is in ${o.adminPasswordFile} on the connector's machine (readable by root and the service user).` : ''}` }, ...keptToken(req) });
         return false;
       }
       return true;
     };
 
+    /**
+     * A refused pairing keeps the pairing string the admin pasted (the console shows it once): the
+     * answer goes only to the browser that sent it, and is not stored (no-store).
+     */
+    const keptToken = (req: Request): Partial<PageView> => {
+      const t = req.path === '/actions/pair' ? (req.body as Record<string, unknown> | undefined)?.token : undefined;
+      return typeof t === 'string' && t.length > 0 && t.length <= 4096 ? { pairToken: t, repair: (req.body as Record<string, unknown>).force === '1' } : {};
+    };
+
     const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {
       const code = e instanceof UemlinkError ? e.code : 'FAILED';
-      await page(req, res, code === 'NOT_FOUND' ? 404 : code === 'CONFLICT' ? 409 : 400, { flash: { kind: 'error', text: redactString(messageOf(e)) } });
+      // The page's words, not the CLI's: "--force" means nothing here.
+      const text = code === 'PAIR_ALREADY_PAIRED' ? 'This connector was paired meanwhile (the page was older than that). To replace that identity, use "Pair again" below.' : redactString(messageOf(e));
+      await page(req, res, code === 'NOT_FOUND' ? 404 : code === 'CONFLICT' ? 409 : 400, { flash: { kind: 'error', text }, ...(code === 'PAIR_ALREADY_PAIRED' ? {} : keptToken(req)) });
     };
 
     app.post('/actions/pair', form, async (req, res) => {

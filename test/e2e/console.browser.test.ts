@@ -665,7 +665,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     await add.getByLabel('Connector target id').fill('not a target!');
     const bad = await submit(page, add.getByRole('button', { name: 'Add integration' }), '/console/integrations/new');
     expect(bad.status).to.equal(400);
-    expect(await page.locator('#new-error').innerText()).to.match(/^Not added\. route: a connector route needs either "target"/);
+    expect(await page.locator('#new-error').innerText()).to.match(/^Not added\. Connector target id: must be the id of a target defined on the connector/);
     expect(await add.getByLabel('Display name').inputValue()).to.equal('WS1 Again');
     await add.getByLabel('Connector target id').fill('ws1');
     const made = await submit(page, add.getByRole('button', { name: 'Add integration' }), '/console/integrations/new');
@@ -686,7 +686,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     await page.locator('main form input[name="csrf"]').evaluate((el) => el.remove());
     const r = await submit(page, page.getByRole('button', { name: 'Revoke connector' }), `/console/connectors/${mainId}/revoke`);
     expect(r.status).to.equal(403);
-    expect(await page.getByRole('alert').innerText()).to.match(/^The form has expired or was not sent by this console \(missing or wrong CSRF token\)/);
+    expect(await page.getByRole('alert').innerText()).to.match(/^The form was made for an earlier sign-in, or not by this console \(missing or wrong CSRF token\)/);
     await expectAccessible(page, 'the CSRF refusal');
     await shot(page, 'csrf-refused.png');
     // With the session cookie but a wrong token; with the right token but from another origin.

@@ -203,7 +203,7 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     // Referrer-Policy of no-referrer makes chromium send "Origin: null" on form POSTs).
     expect(wrong.origin).to.equal(unpaired.base);
     expect(wrong.status).to.equal(401);
-    expect(await page.getByRole('alert').innerText()).to.equal('Wrong local admin password.');
+    expect(await page.getByRole('alert').innerText()).to.match(/^Wrong local admin password\. It is in .*admin-password on the connector's machine/);
     expect(await badge(page)).to.equal('Not paired');
 
     // CSRF, always with the right password so that only the CSRF protection can be what refuses.
@@ -238,7 +238,7 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     await form.getByLabel('Local admin password').fill(unpaired.password);
     const noCookieForm = await submit(page, form.getByRole('button', { name: 'Pair', exact: true }), '/actions/pair');
     expect(noCookieForm.status).to.equal(403);
-    expect(await page.getByRole('alert').innerText()).to.match(/CSRF token.*reload the page/);
+    expect(await page.getByRole('alert').innerText()).to.match(/CSRF token.*open the page again/);
     // Nothing changed: still unpaired, and the token was not spent (it pairs below).
     expect(await badge(page)).to.equal('Not paired');
     const st = (await (await fetch(`${unpaired.base}/api/status`)).json()) as { paired: boolean };
@@ -432,7 +432,7 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     await password.fill('wrong-password');
     const refused = await submit(page, approve, '/actions/targets/mt1/approve');
     expect(refused.status).to.equal(401);
-    expect(await page.getByRole('alert').innerText()).to.equal('Wrong local admin password.');
+    expect(await page.getByRole('alert').innerText()).to.match(/^Wrong local admin password\. It is in .*admin-password on the connector's machine/);
     expect(await item.locator('.tag').innerText()).to.equal('pending');
 
     await page.goto(`${healthy.base}/`);

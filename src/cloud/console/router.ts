@@ -162,8 +162,23 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       );
   }
 
-  function problemPage(res: Response, status: number, title: string, text: string, back = `${BASE}/connectors`): void {
-    page(res, status, { title, flash: { kind: 'error', text }, body: html`<h1>${title}</h1><p><a href="${back}">Back</a></p>` });
+  function problemPage(res: Response, status: number, title: string, text: string, back = `${BASE}/connectors`, backText = 'Back'): void {
+    page(res, status, { title, flash: { kind: 'error', text }, body: html`<h1>${title}</h1><p><a href="${back}">${backText}</a></p>` });
+  }
+
+  /** The console page a form was sent from (its same-origin Referer), to go back to it. */
+  function formPage(req: Request): string | undefined {
+    const ref = req.headers.referer;
+    if (typeof ref !== 'string') return undefined;
+    try {
+      const u = new URL(ref);
+      const own = new URL(deps.publicUrl);
+      const host = req.headers.host;
+      if (u.host !== own.host && u.host !== host) return undefined;
+      return safeNext(`${u.pathname}${u.search}`);
+    } catch {
+      return undefined;
+    }
   }
 
   async function tenants(): Promise<string[]> {
@@ -188,7 +203,13 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       req.query.done === 'out'
         ? { kind: 'ok', text: 'Signed out.' }
         : req.query.expired === '1'
-          ? { kind: 'warn', text: 'Your session has ended (8 hours without use, a restart of the cloud, or signed out elsewhere). Sign in again.' }
+          ? {
+              kind: 'warn',
+              text:
+                req.query.unsaved === '1'
+                  ? 'Your session ended before the form was sent (8 hours without use, a restart of the cloud, or signed out elsewhere): your changes were not saved. Sign in again to go back to the form.'
+                  : 'Your session has ended (8 hours without use, a restart of the cloud, or signed out elsewhere). Sign in again.',
+            }
           : undefined;
     page(res, 200, { title: 'Sign in', flash, body: loginBody({ csrf, next: safeNext(req.query.next) }) });
   });
@@ -231,8 +252,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (!s) {
       const had = sid !== undefined && sid !== '';
       if (had) clearSessionCookie(res, secure);
-      const target = req.method === 'GET' || req.method === 'HEAD' ? safeNext(req.originalUrl) : undefined;
-      return res.redirect(303, `${BASE}/login${query({ next: target, expired: had ? '1' : undefined })}`);
+      // A form sent after the session ended: back to the page it was on (its Referer), saying that
+      // nothing was saved. Only GETs can be resumed as they were.
+      const get = req.method === 'GET' || req.method === 'HEAD';
+      const target = get ? safeNext(req.originalUrl) : formPage(req);
+      return res.redirect(303, `${BASE}/login${query({ next: target, expired: had ? '1' : undefined, unsaved: had && !get ? '1' : undefined })}`);
     }
     res.locals.session = s;
     res.locals.sid = sid;
@@ -245,7 +269,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const problem = csrfProblem(req, { secure, publicUrl: deps.publicUrl, session: res.locals.session as ConsoleSession });
     if (!problem) return true;
     deps.logger.warn('console: form post refused', { path: req.originalUrl, remote: clientAddress(req), reason: problem });
-    problemPage(res, 403, 'Refused', problem);
+    // Reloading would send the same stale form again: the way out is the form's page, anew.
+    const back = formPage(req);
+    problemPage(res, 403, 'Refused', problem, back ?? `${BASE}/connectors`, back ? 'Open the form again' : 'Back');
     return false;
   };
 
@@ -261,7 +287,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   // ---- connectors ----------------------------------------------------------------------------
 
-  async function connectorsPage(req: Request, res: Response, status: number, extra: { issued?: Awaited<ReturnType<PairingService['createToken']>>; form?: TokenForm; flash?: Flash } = {}): Promise<void> {
+  async function connectorsPage(req: Request, res: Response, status: number, extra: { issued?: Awaited<ReturnType<PairingService['createToken']>>; issuedAgain?: boolean; form?: TokenForm; flash?: Flash } = {}): Promise<void> {
     const s = await deps.store.read();
     const list = Object.values(s.connectors)
       .sort((a, b) => a.pairedAt.localeCompare(b.pairedAt))
@@ -284,6 +310,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         csrf: (res.locals.session as ConsoleSession).csrf,
         now: now(),
         ...(extra.issued ? { issued: extra.issued } : {}),
+        ...(extra.issuedAgain ? { issuedAgain: true } : {}),
         ...(extra.form ? { form: extra.form } : {}),
       }),
     });
@@ -297,10 +324,21 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (!guard(req, res)) return;
     const b = (req.body ?? {}) as Body;
     const f: TokenForm = { tenant: one(b.tenant).trim(), group: one(b.group).trim() || 'default', ttl: one(b.ttlSeconds) };
+    const session = res.locals.session as ConsoleSession;
+    const once = one(b.once).slice(0, 64);
+    const t0 = now();
+    for (const [k, v] of session.issued ?? []) if (t0 - v.at > 10 * 60_000) session.issued!.delete(k);
+    const earlier = once ? session.issued?.get(once) : undefined;
+    if (earlier) {
+      // The same form again (a reload of this answer): its token, not a second live one.
+      await connectorsPage(req, res, 201, { issued: earlier.token, issuedAgain: true });
+      return;
+    }
     try {
       const issued = await deps.pairing.createToken({ tenant: f.tenant, group: f.group, ttlSeconds: num(f.ttl) });
       deps.logger.info('pairing token issued', { tenant: issued.tenant, group: issued.group, expiresAt: issued.expiresAt, via: 'console' });
-      // Shown on this answer only: never stored, never in a URL; `no-store` keeps it out of caches.
+      if (once) (session.issued ??= new Map()).set(once, { at: t0, token: issued });
+      // Shown on this answer only: never in a URL or the state; `no-store` keeps it out of caches.
       await connectorsPage(req, res, 201, { issued });
     } catch (e) {
       const u = userError(e);
@@ -313,16 +351,19 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const id = String(req.params.id);
     const rec = CONNECTOR_ID_RE.test(id) ? (await deps.store.read()).connectors[id] : undefined;
     if (!rec) return problemPage(res, 404, 'Unknown connector', `There is no connector ${id}.`);
-    page(res, 200, { title: `Revoke ${id}`, active: 'connectors', tenant: rec.tenant, body: revokeBody(connectorView(rec, deps), (res.locals.session as ConsoleSession).csrf, now()) });
+    page(res, 200, { title: `Revoke ${id}`, active: 'connectors', tenant: rec.tenant, body: revokeBody(connectorView(rec, deps), (res.locals.session as ConsoleSession).csrf, now(), req.query.filtered === '1') });
   });
 
   r.post('/connectors/:id/revoke', form, async (req, res) => {
     if (!guard(req, res)) return;
     const id = String(req.params.id);
     if (((req.body ?? {}) as Body).confirm !== 'yes') return res.redirect(303, `${BASE}/connectors/${encodeURIComponent(id)}/revoke`);
+    const tenant = CONNECTOR_ID_RE.test(id) ? (await deps.store.read()).connectors[id]?.tenant : undefined;
     const done = await revokeConnector(deps, id, 'console');
     if (!done) return problemPage(res, 404, 'Unknown connector', `There is no connector ${id}.`);
-    res.redirect(303, `${BASE}/connectors${query({ done: 'revoked', id })}`);
+    // Back to the list the admin came from: the tenant's, when it was filtered.
+    const filtered = ((req.body ?? {}) as Body).filtered === '1';
+    res.redirect(303, `${BASE}/connectors${query({ tenant: filtered ? tenant : undefined, done: 'revoked', id })}`);
   });
 
   // ---- integrations --------------------------------------------------------------------------
@@ -428,7 +469,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const rec = await integrationOf(req, res);
     if (!rec) return;
     const result = await svc.verify(rec.tenant, rec.id);
-    await integrationsPage(req, res, 200, { tenant: rec.tenant, verify: { id: rec.id, result } });
+    // Said at the top too: the result renders by its integration, maybe far down the page.
+    const flash: Flash = result.ok ? { kind: 'ok', text: `Verification of ${rec.displayName} passed: see its steps below.` } : { kind: 'error', text: `Verification of ${rec.displayName} failed: see its steps below.` };
+    await integrationsPage(req, res, 200, { tenant: rec.tenant, verify: { id: rec.id, result }, flash });
   });
 
   /** The UEM's groups for the edit form, or why they cannot be listed now. */

@@ -7,6 +7,7 @@
  * Sessions live in this process's memory: a restart signs everyone out, and several cloud
  * processes behind a load balancer would need sticky sessions (or a shared store).
  */
+import type { IssuedToken } from '../pairing.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Clock } from '../../common/clock.js';
@@ -23,6 +24,12 @@ export interface ConsoleSession {
   createdAt: number;
   lastSeen: number;
   address: string;
+  /**
+   * Pairing tokens this session's forms issued, by the form's one-time value, for 10 minutes: a
+   * form sent again (a reload of the answer) shows the token it made instead of making another
+   * live one. Kept only in this process's memory, as the session itself.
+   */
+  issued?: Map<string, { at: number; token: IssuedToken }>;
 }
 
 const newToken = (): string => randomBytes(32).toString('base64url');
@@ -149,7 +156,7 @@ export function csrfProblem(req: Request, opts: { secure: boolean; publicUrl: st
   }
   const c = cookie(req, CSRF_COOKIE);
   const f = (req.body as Record<string, unknown> | undefined)?.csrf;
-  const expired = 'The form has expired or was not sent by this console (missing or wrong CSRF token). Reload the page and try again.';
+  const expired = 'The form was made for an earlier sign-in, or not by this console (missing or wrong CSRF token), so nothing was changed. Open the form again (reloading would send the same form) and fill it in anew.';
   if (!c || typeof f !== 'string' || !same(c, f)) return expired;
   if (opts.session && !same(opts.session.csrf, f)) return expired;
   return undefined;

@@ -103,7 +103,12 @@ function route(v: unknown): Route {
   const group = r.group === undefined ? 'default' : r.group;
   if (typeof group !== 'string' || !GROUP_RE.test(group)) throw bad('route.group', 'must be a connector group name');
   if (r.push === true && r.target === undefined) return { via: 'connector', group, push: true };
-  if (typeof r.target === 'string' && TARGET_RE.test(r.target) && r.push === undefined) return { via: 'connector', group, target: r.target };
+  if (r.target !== undefined && r.push !== undefined) throw bad('route', 'give either "target" (a target defined on the connector) or "push": true, not both');
+  if (r.target !== undefined) {
+    // Said about the field itself: "needs either target or push" sent admins who had given a target hunting.
+    if (typeof r.target !== 'string' || !TARGET_RE.test(r.target)) throw bad('route.target', 'must be the id of a target defined on the connector: 1-64 letters, digits, "-" or "_"');
+    return { via: 'connector', group, target: r.target };
+  }
   throw bad('route', 'a connector route needs either "target" (a target defined on the connector) or "push": true');
 }
 

@@ -2,6 +2,7 @@
  * Connectors: who is paired, connected, offline or revoked; pairing tokens (shown once, on the
  * answer to the form that created them); revocation behind a confirmation page.
  */
+import { randomBytes } from 'node:crypto';
 import type { ConnectorView } from '../../admin-api.js';
 import type { IssuedToken } from '../../pairing.js';
 import { ago, html, plural, query, utc, type Html } from '../html.js';
@@ -49,16 +50,18 @@ export interface ConnectorsView {
   csrf: string;
   now: number;
   issued?: IssuedToken;
+  /** The form was sent again (a reload) and `issued` is the token its first sending made. */
+  issuedAgain?: boolean;
   form?: TokenForm;
 }
 
 const COLUMNS = ['State', 'Tenant', 'Group', 'Host name', 'Version', 'Last seen', 'Targets', 'Action'];
 
-function row(c: ConnectorView, now: number): Html {
+function row(c: ConnectorView, now: number, filtered: boolean): Html {
   const seen = c.connected ? html`${ago(c.lastSeen, now)}<br><small class="muted">connected ${ago(c.connectedAt, now)}</small>` : ago(c.lastSeen, now);
   const action = c.revoked
     ? html`<span class="muted">revoked ${ago(c.revokedAt, now)}</span>`
-    : html`<a href="${BASE}/connectors/${c.id}/revoke">Revoke<span class="sr"> connector ${c.id}</span></a>`;
+    : html`<a href="${BASE}/connectors/${c.id}/revoke${filtered ? '?filtered=1' : ''}">Revoke<span class="sr"> connector ${c.id}</span></a>`;
   const cells: Html[] = [
     stateLabel(c),
     html`${c.tenant}`,
@@ -72,8 +75,9 @@ function row(c: ConnectorView, now: number): Html {
   return html`<tr data-connector="${c.id}"><th scope="row" class="wrap"><code>${c.id}</code></th>${cells.map((v, i) => html`<td data-label="${COLUMNS[i]}" class="wrap">${v}</td>`)}</tr>`;
 }
 
-function issuedBox(t: IssuedToken, now: number): Html {
+function issuedBox(t: IssuedToken, now: number, again: boolean): Html {
   return html`<section class="card" aria-labelledby="h-issued"><h2 id="h-issued">New pairing token</h2>
+${again ? html`<p class="flash warn" role="status">This form was sent again (a reload): no second token was made; this is the one it issued.</p>` : ''}
 <p class="flash ok" role="status">Pairing token created for tenant <strong>${t.tenant}</strong>, group <strong>${t.group}</strong>. It expires ${ago(t.expiresAt, now)} (${utc(t.expiresAt)}) and pairs one connector.</p>
 <p><strong>This is the only time the token is shown.</strong> Copy it now and hand it to whoever installs the connector: <code>uemlink connector pair --token-file FILE</code>, or paste it into the connector's local page.</p>
 <label for="new-token">Pairing token</label>
@@ -89,7 +93,7 @@ function tokenForm(v: ConnectorsView): Html {
   return html`<section class="card" aria-labelledby="h-pair"><h2 id="h-pair">Create a pairing token</h2>
 <p>A token pairs one connector with a tenant and a connector group. Integrations reach their UEM through a connector of their group.</p>
 ${err}
-<form class="row" method="post" action="${BASE}/connectors/pairing-token">${csrfField(v.csrf)}
+<form class="row" method="post" action="${BASE}/connectors/pairing-token">${csrfField(v.csrf)}<input type="hidden" name="once" value="${randomBytes(12).toString('base64url')}">
 <div class="field"><label for="pt-tenant">Tenant</label><input id="pt-tenant" name="tenant" value="${f.tenant}" required maxlength="63" pattern="[a-z0-9][a-z0-9\\-]{0,62}" list="pt-tenants" autocomplete="off" spellcheck="false" autocapitalize="off"${described}>
 <datalist id="pt-tenants">${v.tenants.map((t) => html`<option value="${t}"></option>`)}</datalist></div>
 <div class="field"><label for="pt-group">Connector group</label><input id="pt-group" name="group" value="${f.group}" required maxlength="63" autocomplete="off" spellcheck="false" autocapitalize="off"${described}></div>
@@ -112,19 +116,20 @@ export function connectorsBody(v: ConnectorsView): Html {
       ? html`<p>No connectors${v.filter ? html` in tenant ${v.filter}` : ''} yet. Create a pairing token below and pair one.</p>`
       : html`<div class="scroll"><table class="cards connectors"><caption>${plural(list.length, 'connector')}: ${counts.connected} connected, ${counts.offline} offline, ${counts.revoked} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
           (c) => html`<th scope="col">${c}</th>`,
-        )}</tr></thead><tbody>${list.map((c) => row(c, v.now))}</tbody></table></div>`;
+        )}</tr></thead><tbody>${list.map((c) => row(c, v.now, v.filter !== undefined))}</tbody></table></div>`;
   return html`<h1>Connectors</h1>
-${v.issued ? issuedBox(v.issued, v.now) : ''}
+${v.issued ? issuedBox(v.issued, v.now, v.issuedAgain === true) : ''}
 <section class="card" aria-labelledby="h-list"><h2 id="h-list">Paired connectors</h2>${filter}${table}</section>
 ${tokenForm(v)}`;
 }
 
-export function revokeBody(c: ConnectorView, csrf: string, now: number): Html {
+/** `filtered`: the admin came from the list of this connector's tenant, and goes back to it. */
+export function revokeBody(c: ConnectorView, csrf: string, now: number, filtered = false): Html {
   const details = html`<dl><dt>State</dt><dd>${stateLabel(c)}</dd><dt>Tenant</dt><dd>${c.tenant}</dd><dt>Group</dt><dd>${c.group}</dd><dt>Host name</dt><dd>${c.hostname || '—'}</dd><dt>Paired</dt><dd>${ago(c.pairedAt, now)}</dd><dt>Last seen</dt><dd>${ago(c.lastSeen, now)}</dd><dt>Targets</dt><dd>${c.targets.join(', ') || 'none'}</dd></dl>`;
   if (c.revoked) {
     return html`<h1>Revoke connector</h1><section class="card" aria-labelledby="h-rv"><h2 id="h-rv"><code>${c.id}</code></h2>${details}<p>This connector is already revoked.</p><p><a href="${BASE}/connectors">Back to the connectors</a></p></section>`;
   }
   return html`<h1>Revoke connector</h1><section class="card" aria-labelledby="h-rv"><h2 id="h-rv">Revoke <code>${c.id}</code>?</h2>${details}
 <p class="flash warn">Revoking disconnects this connector now, and its certificate can never connect again. Integrations of tenant ${c.tenant} that use group ${c.group} lose this route. To use the machine again, pair it with a new token.</p>
-<div class="actions">${actionForm(`${BASE}/connectors/${c.id}/revoke`, csrf, 'Revoke connector', { cls: 'danger', hidden: { confirm: 'yes' } })}<a class="button secondary" href="${BASE}/connectors${query({ tenant: c.tenant })}">Cancel</a></div></section>`;
+<div class="actions">${actionForm(`${BASE}/connectors/${c.id}/revoke`, csrf, 'Revoke connector', { cls: 'danger', hidden: filtered ? { confirm: 'yes', filtered: '1' } : { confirm: 'yes' } })}<a class="button secondary" href="${BASE}/connectors${query({ tenant: c.tenant })}">Cancel</a></div></section>`;
 }

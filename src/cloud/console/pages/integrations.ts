@@ -127,19 +127,32 @@ export interface NewForm {
   error?: string;
 }
 
+/** The add form's fields by the API's names for them, as its error messages use them. */
+const NEW_FIELDS: Array<[api: string, id: string, label: string]> = [
+  ['route.target', 'new-target', 'Connector target id'],
+  ['route.group', 'new-group', 'Connector group'],
+  ['displayName', 'new-name', 'Display name'],
+  ['vendor', 'new-vendor', 'UEM'],
+];
+
 function newForm(tenant: string, csrf: string, f: NewForm | undefined): Html {
   const v = f ?? { vendor: 'workspace-one', displayName: '', group: 'default', target: '' };
-  const err = f?.error ? html`<p class="field-error" id="new-error" role="alert">${f.error}</p>` : '';
+  // The message in the form's words (its labels, not the API's field names), tied to its field.
+  const hit = f?.error ? NEW_FIELDS.find(([api]) => f.error!.includes(`${api}:`)) : undefined;
+  const text = f?.error && hit ? f.error.replace(`${hit[0]}:`, `${hit[2]}:`) : f?.error;
+  const err = text ? html`<p class="field-error" id="new-error" role="alert">${text}</p>` : '';
+  const invalid = (id: string): Html => (hit?.[1] === id ? html` aria-invalid="true" aria-describedby="new-error"` : html``);
   return html`<section class="card" aria-labelledby="h-new"><h2 id="h-new">Add an integration</h2>
 <p>Through a connector's own target: the UEM's address and credentials stay in the connector's config. (A direct route or server details pushed to a connector: use the API, <code>POST /api/v1/tenants/${tenant}/integrations</code>.) Choose the groups to sync afterwards, in Edit.</p>
 ${err}<form class="row" method="post" action="${BASE}/integrations/new">${csrfField(csrf)}<input type="hidden" name="tenant" value="${tenant}">
 <div class="field"><label for="new-vendor">UEM</label><select id="new-vendor" name="vendor">${Object.entries(VENDOR_NAMES).map(
     ([k, n]) => html`<option value="${k}"${k === v.vendor ? html` selected` : ''}>${n}</option>`,
   )}</select></div>
-<div class="field"><label for="new-name">Display name</label><input id="new-name" name="displayName" value="${v.displayName}" required maxlength="100"></div>
-<div class="field"><label for="new-group">Connector group</label><input id="new-group" name="group" value="${v.group}" required maxlength="63" autocapitalize="off" spellcheck="false"></div>
-<div class="field"><label for="new-target">Connector target id</label><input id="new-target" name="target" value="${v.target}" required maxlength="64" autocapitalize="off" spellcheck="false"></div>
-<button type="submit">Add integration</button></form></section>`;
+<div class="field"><label for="new-name">Display name</label><input id="new-name" name="displayName" value="${v.displayName}" required maxlength="100"${invalid('new-name')}></div>
+<div class="field"><label for="new-group">Connector group</label><input id="new-group" name="group" value="${v.group}" required maxlength="63" autocapitalize="off" spellcheck="false"${invalid('new-group')}></div>
+<div class="field"><label for="new-target">Connector target id</label><input id="new-target" name="target" value="${v.target}" required maxlength="64" pattern="[A-Za-z0-9_\-]{1,64}" autocapitalize="off" spellcheck="false"${invalid('new-target')}></div>
+<button type="submit">Add integration</button></form>
+<p class="hint">Connector target id: the <code>id</code> of a target in the connector's config (letters, digits, "-" and "_").</p></section>`;
 }
 
 export interface IntegrationsView {
