@@ -7,7 +7,7 @@ import { CloudMetrics, portOf } from './metrics.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Server as HttpServer } from 'node:http';
 import { sweepOrphanTemps } from '../common/fs-secure.js';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
@@ -59,6 +59,20 @@ export function clientErrorAnswer(code: string | undefined): string {
         : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP/1.1'];
   const body = JSON.stringify({ error, message });
   return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/**
+ * The origin form ("/path?query") of an absolute-form request target ("http://host/path?query")
+ * that names this server (its Host, or the public URL's host); anything else is left as it is,
+ * and answered 404: this is no forward proxy, and another authority must not look relayed.
+ */
+export function originForm(url: string, ownHosts: ReadonlyArray<string | undefined>): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  if (!m) return url;
+  const authority = m[1]!.toLowerCase();
+  if (!ownHosts.some((h) => h !== undefined && h.toLowerCase() === authority)) return url;
+  const rest = url.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 export class CloudServer {
@@ -192,9 +206,23 @@ export class CloudServer {
 
     // The relay is answered before Express sees the request (see relayHttp): its calls and answers
     // pass through untouched, and routing them through Express was most of their cost.
+    const publicHost = new URL(config.publicUrl).host;
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      // RFC 9112 §3.2.2: a server must accept the absolute form ("GET http://host/path").
+      if (req.url && !req.url.startsWith('/')) req.url = originForm(req.url, [req.headers.host, publicHost]);
       if (isRelayUrl(req.url ?? '')) relayListener(req, res);
       else app(req, res);
+    };
+    // Expect: 100-continue is answered by the handlers once the head passed their checks: Node's
+    // automatic 100 told a client without credentials, or with a body over the limit, to upload it
+    // all before the refusal (RFC 9110 §10.1.1: the final status comes at once).
+    const continueListener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.url && !req.url.startsWith('/')) req.url = originForm(req.url, [req.headers.host, publicHost]);
+      if (isRelayUrl(req.url ?? '')) relayListener(req, res);
+      else {
+        res.writeContinue();
+        app(req, res);
+      }
     };
     // Client sockets buffer up to one tunnel message (BATCH_BYTES) before pushing back: with Node's
     // 16 KiB default, a relayed download left in one write per 16 KiB DATA frame (8,100 system calls
@@ -239,11 +267,26 @@ export class CloudServer {
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];
       if (path !== TUNNEL_PATH) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        // RFC 9110 §7.8: an Upgrade the server does not take (curl --http2 over http sends h2c) is
+        // ignored and the request served as it is. Node hands every request that asks for one to
+        // this listener, without its body: a request without a body is served here (and the
+        // connection closed after it); one with a body is refused in JSON, not a bare 404.
+        const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+        if (hasBody || head.length > 0) {
+          const body = JSON.stringify({ error: 'bad_request', message: 'Upgrade is only for the tunnel: send this request without it (curl: --http1.1)' });
+          socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nx-uemlink-error: bad_request\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+          return;
+        }
+        const res = new ServerResponse(req);
+        res.shouldKeepAlive = false;
+        res.assignSocket(socket as Socket);
+        res.once('finish', () => socket.end());
+        listener(req, res);
         return;
       }
       void tunnels.handleUpgrade(req, socket, head);
     });
+    server.on('checkContinue', continueListener);
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return void socket.destroy();
       socket.end(clientErrorAnswer(err.code));

@@ -15,7 +15,7 @@ const MAX_PATH = 8192;
  * it is still not stable after 4 passes (no real client encodes five times; an upstream that
  * decodes that often would otherwise see what the checks never did).
  *
- * Only the first pass must be well-formed: that is the path as sent. What it decodes to may hold a
+ * Only the first pass must be well-formed (every "%" starts an escape): that is the path as sent. What it decodes to may hold a
  * literal "%" (a label named "Games 100% blocked", sent as `100%25`): later passes decode the
  * escapes that are there and leave a stray "%" as it is, as a lenient server would, so the checks
  * still see what such a server would make of it.
@@ -27,7 +27,9 @@ export function decodeFully(s: string): string | undefined {
     try {
       next = decodeURIComponent(cur);
     } catch {
-      if (i === 0) return undefined;
+      // As sent, a "%" must start an escape; an escape of a byte that is not UTF-8 (Latin-1
+      // "M%FCller") is still well-formed (RFC 3986 §2.1) and decoded byte by byte.
+      if (i === 0 && /%(?![0-9a-fA-F]{2})/.test(cur)) return undefined;
       next = decodeLeniently(cur);
     }
     if (next === cur) return cur;
@@ -184,6 +186,15 @@ export function overrideProblem(method: string, headers: HeaderList): string | u
       return `the ${n} header names another method (${v.trim().slice(0, 20)}) than the request's (${method}): send the request with that method`;
     }
     if (PATH_OVERRIDE.has(n)) return `the ${n} header is not forwarded: some servers take it as the path, past the allow list; send the request to that path`;
+  }
+  return undefined;
+}
+
+/** A Transfer-Encoding with a coding other than chunked (its value), or undefined. */
+export function unsupportedTransferCoding(headers: HeaderList): string | undefined {
+  for (const [n, v] of headers) {
+    if (n.length !== 17 || n.toLowerCase() !== 'transfer-encoding') continue;
+    if (v.split(',').some((c) => c.trim() !== '' && c.trim().toLowerCase() !== 'chunked')) return v;
   }
   return undefined;
 }

@@ -8,7 +8,7 @@
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
-import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, overrideProblem, pairsFromRaw } from '../common/http-policy.js';
+import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, overrideProblem, pairsFromRaw, unsupportedTransferCoding } from '../common/http-policy.js';
 import type { Logger } from '../common/log.js';
 import { redactString } from '../common/redact.js';
 import { StreamError } from '../protocol/codes.js';
@@ -172,6 +172,10 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
     };
     s.on('error', () => {}); // resets are handled through 'close' below
 
+    // RFC 9110 §9.3.8: TRACE must not carry credentials, and a UEM (or a proxy before it) that
+    // answers it echoes the request, the injected credentials included, back to the client.
+    // CONNECT would make the UEM a tunnel to anywhere. Neither, whatever the allow list says.
+    if (method === 'TRACE' || method === 'CONNECT') return refuse(405, 'method_not_allowed', `${method} is never relayed (it would expose the UEM credentials or open a tunnel)`);
     const tenant = deps.tenant();
     if (head.tenant !== undefined && head.tenant !== tenant) return refuse(403, 'wrong_tenant', `this connector serves tenant "${tenant}", not "${head.tenant}"`);
     const target = deps.target(head.target);
@@ -254,8 +258,22 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       finish(499, 'cancelled');
       return;
     }
+    const rawHead = pairsFromRaw(res.rawHeaders);
+    const coding = unsupportedTransferCoding(rawHead);
+    if (coding !== undefined) {
+      // undici undoes only the chunking, and Transfer-Encoding is hop-by-hop (not forwarded): the
+      // client would get still-coded bytes under a head that says nothing of them (RFC 9112 §6.1).
+      res.abort(new Error('unsupported transfer coding'));
+      done = true;
+      const message = `the UEM answered with Transfer-Encoding "${coding.slice(0, 64)}": only "chunked" can be relayed (a Content-Encoding would pass through untouched)`;
+      deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_protocol', transferEncoding: coding.slice(0, 64) });
+      discardBody(s);
+      respondError(s, 502, 'upstream_protocol', message);
+      finish(502, 'upstream_protocol');
+      return;
+    }
     try {
-      s.respond({ status, headers: forwardableResponseHeaders(pairsFromRaw(res.rawHeaders)) });
+      s.respond({ status, headers: forwardableResponseHeaders(rawHead) });
     } catch (e) {
       // The UEM's headers do not fit in one frame (TUNNEL_FRAME_TOO_LARGE): answer with our own
       // error instead, and let go of the upstream response.

@@ -90,6 +90,8 @@ function promisedLength(method: string, status: number, headers: readonly (reado
 
 /** The tenant a call was authorized for (its metrics label), by response. */
 const authorizedTenant = new WeakMap<ServerResponse, string>();
+/** Responses that sent 100 Continue (the client's body is on its way, or has come). */
+const continued = new WeakSet<ServerResponse>();
 /** The x-uemlink-error a response carries (the relay's or the connector's), by response. */
 const errorCode = new WeakMap<ServerResponse, string>();
 
@@ -100,6 +102,9 @@ function sendError(res: ServerResponse, err: ApiError): void {
     return;
   }
   const body = JSON.stringify({ error: err.code, message: err.message });
+  // Refused before 100 Continue: the client may send the body anyway, which this connection
+  // would then have to read through; it is closed after the answer instead.
+  if (/100-continue/i.test(res.req?.headers.expect ?? '') && !continued.has(res)) res.setHeader('connection', 'close');
   const code = err.headers['x-uemlink-error'];
   if (code !== undefined) errorCode.set(res, code);
   res.writeHead(err.status, { ...err.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
@@ -160,6 +165,9 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     const parsed = parseRelayUrl(req.url ?? '');
     if (!parsed) throw new ApiError(400, 'bad_path', 'use /api/v1/relay/{tenant}/{target}/{path}');
     const principal = await principalOf(req, deps);
+    const method = req.method ?? 'GET';
+    // Refused here as well as by the connector (relay.ts says why): no TRACE or CONNECT reaches one.
+    if (method === 'TRACE' || method === 'CONNECT') throw new ApiError(405, 'method_not_allowed', `${method} is never relayed (it would expose the UEM credentials or open a tunnel)`, { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
     if (!TENANT_RE.test(parsed.tenant)) throw new ApiError(400, 'bad_path', `"${parsed.tenant.slice(0, 64)}" is not a tenant name`);
     requireTenant(principal, parsed.tenant);
     // Named in metrics only now: a label per name any anonymous caller puts in a URL would grow
@@ -168,6 +176,12 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     if (!TARGET_ID_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
+    // RFC 9110 §7.6.2: OPTIONS with Max-Forwards 0 is answered by the first recipient, not forwarded.
+    if (method === 'OPTIONS' && String(req.headers['max-forwards'] ?? '').trim() === '0') {
+      res.writeHead(200, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS', 'content-length': 0 });
+      res.end();
+      return;
+    }
     const headers = forwardableRequestHeaders(pairsFromRaw(req.rawHeaders));
     if (!headers.ok) throw new ApiError(400, 'bad_header', headers.reason);
     const override = overrideProblem(req.method ?? 'GET', headers.headers);
@@ -187,6 +201,11 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       throw new ApiError(413, 'too_large', `the request body is larger than the relay's limit of ${deps.maxRequestBytes} bytes`);
     }
     if (cancel.aborted) return; // the client left while we checked: nobody to relay for
+    // The head passed every check: now the client may send the body it asked to send.
+    if (hasBody && /100-continue/i.test(req.headers.expect ?? '')) {
+      res.writeContinue();
+      continued.add(res);
+    }
     const body = hasBody ? new ByteLimit(deps.maxRequestBytes) : null;
     if (body) {
       req.pipe(body);
@@ -239,8 +258,15 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       r.body.reset(StreamError.PROTOCOL_ERROR, 'the body does not match its Content-Length');
       abortResponse(res);
     };
-    // An idle body (the UEM or the tunnel stalled) must not hold the client for ever.
-    const idle = setTimeout(onIdle, deps.idleTimeoutMs);
+    // An idle body (the UEM or the tunnel stalled) must not hold the client for ever. Counted from
+    // when the response has the connection: a pipelined answer waiting behind one that is still
+    // streaming is not idle, and was cut for it.
+    let idle: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (!failed) idle = setTimeout(onIdle, deps.idleTimeoutMs);
+    };
+    if (res.socket) arm();
+    else res.once('socket', arm);
     function onIdle(): void {
       r.body.reset(StreamError.TIMEOUT, 'no data');
       abortResponse(res);
@@ -256,7 +282,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     };
     r.body.on('data', (chunk: Buffer) => {
       if (left !== undefined && (left -= chunk.length) < 0) return broken();
-      idle.refresh(); // re-arms the same timer: cheaper than a new one per chunk
+      idle?.refresh(); // re-arms the same timer: cheaper than a new one per chunk
       if (!corked) {
         corked = true;
         res.cork();
