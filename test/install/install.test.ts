@@ -8,7 +8,6 @@
  * systemd-analyze come from .ci/run's Debian packages; a test that lacks one says so and is skipped.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
@@ -18,7 +17,6 @@ import {
   cpSync,
   existsSync,
   lstatSync,
-  mkdirSync,
   readFileSync,
   readdirSync,
   readlinkSync,
@@ -27,62 +25,17 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { delimiter, join, posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, posix } from 'node:path';
 import { NODE_FLAGS } from '../../src/common/v8-tuning.js';
 import { tempDir } from '../helpers/procs.js';
+import { INSTALL, ROOT, UNINSTALL, describeRun, isRoot, makeRoot, run, skipBecause, unitSettings, which, type Run } from '../helpers/install.js';
 
 /** The repository (this file runs from dist/test/install/). */
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const INSTALL = join(ROOT, 'scripts/install.sh');
-const UNINSTALL = join(ROOT, 'scripts/uninstall.sh');
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   version: string;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
-const isRoot = process.getuid?.() === 0;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion; the environment never leaks DESTDIR/PREFIX/NODE from the caller. */
-function run(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Run {
-  const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
-  for (const k of ['DESTDIR', 'PREFIX', 'NODE']) if (!opts.env || !(k in opts.env)) delete env[k];
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: opts.cwd ?? ROOT });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function describeRun(r: Run): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-/** A command on PATH or in the usual system directories (sbin is missing from some PATHs). */
-function which(cmd: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, cmd);
-    try {
-      accessSync(p, fsc.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
-
-function skipBecause(ctx: Mocha.Context, why: string): never {
-  // mocha's skip() takes no reason: print it, so a skipped check is never silent.
-  console.log(`      skipped: ${why}`);
-  ctx.skip();
-}
 
 function mode(p: string): number {
   return lstatSync(p).mode & 0o7777;
@@ -120,26 +73,6 @@ function snapshot(dir: string, skip: string[] = []): string[] {
   };
   walk('');
   return out;
-}
-
-/** Writes the smallest user database useradd --prefix works with. */
-function makeRoot(): string {
-  const d = tempDir('uemlink-destdir-');
-  chmodSync(d, 0o755);
-  mkdirSync(join(d, 'etc'));
-  writeFileSync(join(d, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
-  writeFileSync(join(d, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  return d;
-}
-
-/** The [Service] settings of a unit file, last value wins (enough for the keys used here). */
-function unitSettings(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0 && !line.startsWith('#')) m.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-  }
-  return m;
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -4,81 +4,16 @@
  * temporary root (DESTDIR) as install.test.ts does.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, generateKeyPairSync, hkdfSync } from 'node:crypto';
-import { accessSync, chmodSync, constants as fsc, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { systemClock } from '../../src/common/clock.js';
 import { silentLogger } from '../../src/common/log.js';
 import { seal } from '../../src/common/sealed.js';
 import { ManagedTargets } from '../../src/connector/managed-targets.js';
 import { CloudTargetSchema } from '../../src/connector/targets/schema.js';
 import { tempDir } from '../helpers/procs.js';
-
-/** The repository (this file runs from dist/test/review/). */
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const INSTALL = join(ROOT, 'scripts/install.sh');
-const MAIN = join(ROOT, 'dist/src/cli/main.js');
-const isRoot = process.getuid?.() === 0;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Run {
-  const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
-  for (const k of ['DESTDIR', 'PREFIX', 'NODE', 'UEMLINK_ADMIN_TOKEN', 'UEMLINK_PAIRING_TOKEN']) if (!opts.env || !(k in opts.env)) delete env[k];
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: opts.cwd ?? ROOT });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function describeRun(r: Run): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-function which(cmd: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, cmd);
-    try {
-      accessSync(p, fsc.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
-
-function skipBecause(ctx: Mocha.Context, why: string): never {
-  console.log(`      skipped: ${why}`);
-  ctx.skip();
-}
-
-/** A temporary root with the smallest user database useradd --prefix works with. */
-function makeRoot(): string {
-  const d = tempDir('uemlink-review-destdir-');
-  chmodSync(d, 0o755);
-  mkdirSync(join(d, 'etc'));
-  writeFileSync(join(d, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
-  writeFileSync(join(d, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  return d;
-}
-
-/** The [Service] settings of a unit file, last value wins. */
-function unitSettings(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0 && !line.startsWith('#')) m.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-  }
-  return m;
-}
+import { INSTALL, MAIN, ROOT, describeRun, isRoot, makeRoot, run, skipBecause, unitSettings, which } from '../helpers/install.js';
 
 // -------------------------------------------------------------------------------------------------
 
