@@ -3,7 +3,7 @@
  * every byte on both sides is under the test's control: framing, early exits, mid-body failures.
  */
 import { expect } from 'chai';
-import { connect, type Socket } from 'node:net';
+import { Raw } from '../helpers/raw-client.js';
 import { gzipSync } from 'node:zlib';
 import type { CloudServer } from '../../src/cloud/server.js';
 import type { MuxStream } from '../../src/protocol/stream.js';
@@ -14,26 +14,6 @@ import { connectAs, pairInproc, startInprocCloud, type TestIdentity } from '../h
 import { ADMIN_TOKEN, sleep, until } from '../helpers/procs.js';
 import { collect } from '../helpers/sessions.js';
 
-/** Raw client: everything it receives, and whether the server closed or reset. */
-class Raw {
-  buf = Buffer.alloc(0);
-  closed = false;
-  errored: Error | undefined;
-  constructor(readonly s: Socket) {
-    s.on('data', (d: Buffer) => (this.buf = Buffer.concat([this.buf, d])));
-    s.on('close', () => (this.closed = true));
-    s.on('error', (e) => (this.errored = e));
-  }
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-  get text(): string {
-    return this.buf.toString('latin1');
-  }
-}
 
 /** The connector side writes 64 KiB chunks as its window allows, until the stream is gone. */
 function writeForever(s: MuxStream): void {

@@ -4,7 +4,7 @@
  * review checked and found, kept as regression tests.
  */
 import { expect } from 'chai';
-import { connect, type Socket } from 'node:net';
+import { Raw } from '../helpers/raw-client.js';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
@@ -17,36 +17,6 @@ import { startUpstream, type Handler, type Upstream } from '../helpers/upstream.
 
 const AUTH = `Authorization: Bearer ${ADMIN_TOKEN}\r\n`;
 
-/** Raw client: everything it receives, and whether the server closed. */
-class Raw {
-  buf = Buffer.alloc(0);
-  closed = false;
-  errored: Error | undefined;
-  constructor(readonly s: Socket) {
-    s.on('data', (d: Buffer) => (this.buf = Buffer.concat([this.buf, d])));
-    s.on('close', () => (this.closed = true));
-    s.on('error', (e) => (this.errored = e));
-  }
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-  get text(): string {
-    return this.buf.toString('latin1');
-  }
-  send(s: string | Buffer): void {
-    this.s.write(s);
-  }
-  async waitFor(pred: (t: string) => boolean, ms: number, what: string): Promise<string> {
-    await until(() => pred(this.text) || this.closed, ms, what);
-    return this.text;
-  }
-  close(): void {
-    this.s.destroy();
-  }
-}
 
 /** Count of complete HTTP responses (status lines) in raw text. */
 function statusLines(t: string): string[] {
