@@ -169,7 +169,8 @@ export class CloudServer {
       maxRequestBytes: config.relay.maxRequestBytes,
       idleTimeoutMs: config.relay.timeoutMs,
       draining: () => self?.draining ?? false,
-      onFinished: (e) => metrics.relayFinished(e),
+      // Counted only when someone can read the figures (a listener and a closure per call).
+      ...(config.metrics ? { onFinished: (e: Parameters<CloudMetrics['relayFinished']>[0]) => metrics.relayFinished(e) } : {}),
     });
     // The console sets its own, stricter security headers (and answers everything under /console).
     app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls) || /^(https|wss):/i.test(config.publicUrl), publicUrl: config.publicUrl }));
