@@ -63,7 +63,7 @@ export class ManagedTargetsService {
     if (offerBytes > MIN_FRAME_BYTES - FRAME_HEADER_SIZE) {
       throw new UemlinkError('INVALID_INPUT', `definition: ${offerBytes} bytes once encoded, more than the ${MIN_FRAME_BYTES - FRAME_HEADER_SIZE} a tunnel frame is sure to carry (shorten the CA bundle or headers)`);
     }
-    const previous = (await this.store.read()).managedTargets.find((t) => t.tenant === tenant && t.id === id);
+    let previous: ManagedTargetRecord | undefined;
     const rec: ManagedTargetRecord = {
       tenant,
       group,
@@ -73,12 +73,16 @@ export class ManagedTargetsService {
       updatedAt: new Date(this.clock.now()).toISOString(),
     };
     await this.store.update((s) => {
+      // Read in the same write that replaces it: read before, two moves at once could each see
+      // the original group, and the one in between would never be told to withdraw it.
+      previous = s.managedTargets.find((t) => t.tenant === tenant && t.id === id);
       if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: rec.updatedAt }; // own keys only: a plain object inherits some
       s.managedTargets = s.managedTargets.filter((t) => !(t.tenant === tenant && t.id === id));
       s.managedTargets.push(rec);
     });
     // Moved to another group: the old group's connectors drop it.
-    if (previous && previous.group !== group) for (const live of this.sessionsOf(tenant, previous.group)) this.send(live, { type: 'target.withdraw', id });
+    const before = previous as ManagedTargetRecord | undefined; // (assigned in the update above)
+    if (before && before.group !== group) for (const live of this.sessionsOf(tenant, before.group)) this.send(live, { type: 'target.withdraw', id });
     for (const live of this.sessionsOf(tenant, group)) this.send(live, { type: 'target.offer', target: def });
     this.logger.info('cloud-managed target defined', { tenant, group, target: id, host: new URL(def.baseUrl).host });
     return this.view(rec, await this.store.read());

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { CloudServer } from '../../src/cloud/server.js';
-import { startInprocCloud, pairInproc } from '../helpers/inproc.js';
+import { startInprocCloud, startInprocConnector, pairInproc } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, tempDir } from '../helpers/procs.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
@@ -352,5 +352,42 @@ describe('cloud HTTP API: the contract as scripts use it (found in review)', fun
       const r = await raw('GET', '/api/v1/tenants/acme/devices?integration=int_0000000000000000&integration=int_1111111111111111');
       expect(r.status, r.text).to.be.oneOf([400, 404]);
     });
+  });
+});
+
+describe('cloud-managed targets: two group moves at once (found in review)', function () {
+  this.timeout(60_000);
+  it('every group that held the target is told to withdraw it; only the last one keeps it', async () => {
+    const cloud = await startInprocCloud();
+    const daemons: Array<{ shutdown(): Promise<void> }> = [];
+    try {
+      const groups = ['g-a', 'g-b', 'g-c'];
+      const conn = new Map<string, string>();
+      for (const g of groups) {
+        const { daemon, id } = await startInprocConnector(cloud, { group: g, extra: { cloudManagedTargets: { allowedHosts: ['uem.example.com'] } } });
+        daemons.push(daemon);
+        conn.set(id.connectorId, g);
+      }
+      const sent: Array<[string, string]> = [];
+      const svc = cloud.managedTargets as unknown as { send(live: { connectorId: string }, msg: Record<string, unknown>): void };
+      const send = svc.send.bind(svc);
+      svc.send = (live, msg) => {
+        sent.push([conn.get(live.connectorId)!, String(msg.type)]);
+        send(live, msg);
+      };
+      const def = { baseUrl: 'https://uem.example.com/API', auth: { type: 'none' } };
+      await cloud.managedTargets.put('acme', 'mt1', { ...def, group: 'g-a' });
+      sent.length = 0;
+      // Two moves at once: each must see the group the other left it in.
+      await Promise.all([cloud.managedTargets.put('acme', 'mt1', { ...def, group: 'g-b' }), cloud.managedTargets.put('acme', 'mt1', { ...def, group: 'g-c' })]);
+      const final = (await cloud.managedTargets.list('acme')).find((t) => t.id === 'mt1')!.group;
+      const offeredTo = new Set(sent.filter(([, t]) => t === 'target.offer').map(([g]) => g));
+      const withdrawnFrom = new Set(sent.filter(([, t]) => t === 'target.withdraw').map(([g]) => g));
+      // Every group it was offered to, and the original, lost it again, except the final one.
+      for (const g of ['g-a', ...offeredTo]) if (g !== final) expect(withdrawnFrom.has(g), `${g} still holds mt1 (final group ${final}; sent ${JSON.stringify(sent)})`).to.equal(true);
+    } finally {
+      for (const d of daemons) await d.shutdown();
+      await cloud.shutdown();
+    }
   });
 });
