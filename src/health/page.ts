@@ -37,9 +37,13 @@ const STATE_TEXT: Record<ConnectorStatus['tunnel']['state'], string> = {
 
 function ago(iso: string | null): string {
   if (!iso) return '—';
-  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  const d = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  // A time ahead of this machine's clock (the cloud's, skewed) reads "just now", not "-5 s ago".
+  const s = Math.max(0, d);
   const rel = s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
-  return `<time datetime="${esc(iso)}">${esc(rel)} ago</time>`;
+  // The exact time on hover (and for screen readers' "title"): "3 h ago" alone cannot be matched to a log line.
+  const exact = `${iso.slice(0, 19).replace('T', ' ')} UTC`;
+  return `<time datetime="${esc(iso)}" title="${esc(exact)}">${d < 5 ? 'just now' : `${esc(rel)} ago`}</time>`;
 }
 
 function bytes(n: number | null | undefined): string {

@@ -316,6 +316,10 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     await connected(cloud, healthy.id!);
     const page = await open(healthy);
     await reloadUntil(page, healthy.base, async () => (await badge(page)) === 'Connected · ready' && /reachable/.test(await targetRow(page, 'ws1').innerText()), 15_000, 'Connected and ws1 checked');
+    // Relative times ("3 min ago") carry the exact time, to match them with log lines.
+    const titles = await page.locator('main time[title]').evaluateAll((els) => els.map((e) => e.getAttribute('title')));
+    expect(titles.length, 'relative times with an exact title').to.be.greaterThan(0);
+    for (const t of titles) expect(t).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
     const cells = await targetRow(page, 'ws1').locator('td').allInnerTexts();
     expect(cells[0]).to.equal(`${up.baseUrl}/API`);
     expect(cells[1]).to.equal('✔ reachable');
