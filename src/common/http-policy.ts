@@ -30,6 +30,9 @@ export function decodeFully(s: string): string | undefined {
       // As sent, a "%" must start an escape; an escape of a byte that is not UTF-8 (Latin-1
       // "M%FCller") is still well-formed (RFC 3986 §2.1) and decoded byte by byte.
       if (i === 0 && /%(?![0-9a-fA-F]{2})/.test(cur)) return undefined;
+      // Overlong UTF-8 forms ("%c0%ae" for ".") are never text: old servers read them as the
+      // ASCII they spell (the IIS traversal), so they stay refused.
+      if (OVERLONG_UTF8.test(cur)) return undefined;
       next = decodeLeniently(cur);
     }
     if (next === cur) return cur;
@@ -38,6 +41,9 @@ export function decodeFully(s: string): string | undefined {
   }
   return cur;
 }
+
+/** Escapes that start an overlong UTF-8 sequence: C0/C1 leads, E0 followed by 80–9F, F0 followed by 80–8F. */
+const OVERLONG_UTF8 = /%c[01]|%e0%[89][0-9a-f]|%f0%8[0-9a-f]/i;
 
 /** Decodes each run of valid escapes (as UTF-8, or byte by byte where that is not UTF-8); a stray "%" stays. */
 function decodeLeniently(s: string): string {

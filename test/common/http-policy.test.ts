@@ -81,6 +81,9 @@ describe('http policy', () => {
     expect(decodeFully('%252e%252e%25')).to.equal('..%');
     expect(checkRelativePath('/a/%252e%252e%25%2fx/b').ok, 'an encoded slash beside a stray "%"').to.equal(false);
     expect(checkRelativePath('/a/%E0%A4%A/b').ok, 'malformed as sent').to.equal(false);
+    // Escapes of bytes that are not UTF-8 are legal (Latin-1 "M%FCller"), overlong UTF-8 is not.
+    expect(checkRelativePath('/labels/Caf%E9?name=M%FCller&x=%FF').ok).to.equal(true);
+    for (const p of ['/%c0%ae%c0%ae/secret', '/%C1%9C', '/a/%e0%80%ae/b', '/a/%f0%80%80%ae/b', '/a/%25c0%25ae%25c0%25ae/b']) expect(checkRelativePath(p).ok, p).to.equal(false);
   });
 
   it('refuses what Windows reads as a dot segment, Unicode dots, and escapes still undone after four decodings', () => {
