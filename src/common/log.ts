@@ -3,7 +3,8 @@
  * redaction as the last format before output so no code path can skip it. A small ring keeps the
  * latest warnings and errors for the local status page and support bundles.
  */
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import winston from 'winston';
 import Transport from 'winston-transport';
@@ -83,6 +84,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     // A file that cannot be written (a read-only path under the unit's ProtectSystem=strict, a
     // missing directory) made winston drop every line without a word: said on stdout instead.
     try {
+      // winston creates the directory itself: so does this check.
+      mkdirSync(dirname(opts.file.path), { recursive: true, mode: 0o700 });
       closeSync(openSync(opts.file.path, 'a', 0o600));
     } catch (e) {
       fileProblem = (e as Error).message;

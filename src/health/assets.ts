@@ -59,6 +59,21 @@ footer { max-width:72rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--m
 /** Refreshes the page every 10 s, unless someone is typing, a form is half filled, or something has the focus. */
 export const PAGE_JS = `
 document.documentElement.classList.add('js');
+// A pairing refused (a mistyped password) must not cost the pasted pairing string, which the
+// console shows only once. The server never sends it back; this tab keeps it until a pairing
+// succeeds (an answer without an error), in sessionStorage (this tab only, gone when it closes).
+(function () {
+  var KEY = 'uemlink-pairing-string';
+  var boxes = document.querySelectorAll('textarea[name=token]');
+  try {
+    var kept = sessionStorage.getItem(KEY);
+    if (kept && document.querySelector('.flash.error')) Array.prototype.forEach.call(boxes, function (b) { if (!b.value) b.value = kept; });
+    else sessionStorage.removeItem(KEY);
+    Array.prototype.forEach.call(boxes, function (b) {
+      b.form.addEventListener('submit', function () { if (b.value) sessionStorage.setItem(KEY, b.value); });
+    });
+  } catch (e) { /* storage unavailable: nothing kept */ }
+})();
 setInterval(function () {
   var busy = Array.prototype.some.call(document.querySelectorAll('input:not([type=hidden]), textarea'), function (el) { return el.value !== ''; });
   // Anything focused (a link a keyboard user rests on, a field) or selected: a reload would take it away.

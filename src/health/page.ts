@@ -11,8 +11,7 @@ export interface PageView {
   /** A message after an action: success or error. */
   flash?: { kind: 'ok' | 'error'; text: string };
   diagnosis?: Diagnosis;
-  /** A pairing string to put back in the form (a refused pairing), and whether it was "Pair again". */
-  pairToken?: string;
+  /** A refused "Pair again": its form is shown open. */
   repair?: boolean;
   /** Where the local admin password is kept. */
   passwordFile?: string;
@@ -120,10 +119,10 @@ export function renderPage(v: PageView): string {
         ['Paired', ago(s.pairedAt)],
         ['Certificate', cert(s.certificate)],
         ['Version', esc(s.version)],
-      ])}<details${v.repair && v.pairToken ? ' open' : ''}><summary>Pair again (replaces this identity)</summary>${form(
+      ])}<details${v.repair ? ' open' : ''}><summary>Pair again (replaces this identity)</summary>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off">${v.repair ? esc(v.pairToken ?? '') : ''}</textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair', v.passwordFile)}`,
+        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair', v.passwordFile)}`,
         'Pair again',
       )}</details></section>`,
     );
@@ -132,7 +131,7 @@ export function renderPage(v: PageView): string {
       `<section aria-labelledby="h-pair"><h2 id="h-pair">Pair this connector</h2><p>Paste the pairing string issued by the cloud (it starts with <code>ulpt1.</code>).</p>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off">${esc(v.pairToken ?? '')}</textarea>${passwordField('pw-pair', v.passwordFile)}`,
+        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea>${passwordField('pw-pair', v.passwordFile)}`,
         'Pair',
       )}<p class="muted">Version ${esc(s.version)}</p></section>`,
     );

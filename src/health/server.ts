@@ -151,13 +151,11 @@ export class HealthServer {
     };
 
     /**
-     * A refused pairing keeps the pairing string the admin pasted (the console shows it once): the
-     * answer goes only to the browser that sent it, and is not stored (no-store).
+     * A refused "Pair again" opens its form again. The pairing string itself is never sent back
+     * (no secret in a page): the page's script keeps what was pasted in the tab's sessionStorage
+     * until a pairing succeeds (assets.ts).
      */
-    const keptToken = (req: Request): Partial<PageView> => {
-      const t = req.path === '/actions/pair' ? (req.body as Record<string, unknown> | undefined)?.token : undefined;
-      return typeof t === 'string' && t.length > 0 && t.length <= 4096 ? { pairToken: t, repair: (req.body as Record<string, unknown>).force === '1' } : {};
-    };
+    const keptToken = (req: Request): Partial<PageView> => (req.path === '/actions/pair' && (req.body as Record<string, unknown> | undefined)?.force === '1' ? { repair: true } : {});
 
     const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {
       const code = e instanceof UemlinkError ? e.code : 'FAILED';

@@ -17,15 +17,21 @@ function capture(): { stream: PassThrough; text: () => string } {
 }
 
 describe('redaction and logging', () => {
-  it('a log file that cannot be written is said on stdout, and the other lines still go there', () => {
+  it('a log file that cannot be written is said on stdout, and the other lines still go there; a missing directory is made', () => {
     const out = capture();
     const dir = tempDir('uemlink-log-');
-    const logger = createLogger({ component: 'connector', level: 'info', stream: out.stream, file: { path: join(dir, 'missing-dir', 'uemlink.log') } });
+    // A directory that cannot be made (a file stands in its place), as a read-only path would be.
+    writeFileSync(join(dir, 'not-a-dir'), 'x');
+    const path = join(dir, 'not-a-dir', 'uemlink.log');
+    const logger = createLogger({ component: 'connector', level: 'info', stream: out.stream, file: { path } });
     logger.info('still logged');
     const lines = out.text().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines[0]).to.include({ level: 'error', message: 'cannot write the log file: logging to stdout only', logFile: join(dir, 'missing-dir', 'uemlink.log') });
-    expect(lines[0]!.reason).to.match(/ENOENT/);
+    expect(lines[0]).to.include({ level: 'error', message: 'cannot write the log file: logging to stdout only', logFile: path });
+    expect(lines[0]!.reason).to.match(/EEXIST|ENOTDIR/);
     expect(lines[1]).to.include({ message: 'still logged' });
+    const made = join(dir, 'logs', 'uemlink.log');
+    createLogger({ component: 'connector', level: 'info', stream: capture().stream, file: { path: made } });
+    expect(statSync(made).isFile(), 'the log directory is made, as winston would').to.equal(true);
   });
 
   afterEach(() => secrets.clear());
