@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
-import { durationHistogram, RelayTotals, totalsOf } from '../common/relay-totals.js';
+import { registerRelayMetrics, RelayTotals, totalsOf } from '../common/relay-totals.js';
 import type { HostPort } from '../common/config.js';
 
 export interface CloudMetricsSources {
@@ -28,7 +28,6 @@ export class CloudMetrics {
   constructor(src: CloudMetricsSources) {
     const r = this.registry;
     client.collectDefaultMetrics({ register: r, prefix: 'uemlink_cloud_' });
-    const totals = this.totals;
     new client.Gauge({
       name: 'uemlink_cloud_connectors_connected',
       help: 'Connectors with a live tunnel to this process',
@@ -65,30 +64,19 @@ export class CloudMetrics {
       labelNames: ['code'],
       registers: [r],
     });
-    new client.Counter({
-      name: 'uemlink_cloud_relay_requests_total',
-      help: 'Relayed requests by tenant and HTTP status (0 = the client got no answer)',
-      labelNames: ['tenant', 'status'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [tenant, t] of totals) for (const [status, n] of t.byStatus) this.inc({ tenant, status: String(status) }, n);
+    registerRelayMetrics(
+      r,
+      {
+        prefix: 'uemlink_cloud_relay',
+        label: 'tenant',
+        help: {
+          requests: 'Relayed requests by tenant and HTTP status (0 = the client got no answer)',
+          bytes: 'Bytes on the client connection while a call lasted, by tenant and direction (in = the request body, out = the response)',
+          duration: 'Time from the request arriving to the response ending, by tenant',
+        },
       },
-    });
-    new client.Counter({
-      name: 'uemlink_cloud_relay_bytes_total',
-      help: 'Body bytes relayed, by tenant and direction (in = from the client, out = back to it)',
-      labelNames: ['tenant', 'direction'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [tenant, t] of totals) {
-          this.inc({ tenant, direction: 'in' }, t.bytesIn);
-          this.inc({ tenant, direction: 'out' }, t.bytesOut);
-        }
-      },
-    });
-    r.registerMetric(durationHistogram('uemlink_cloud_relay_duration_seconds', 'Time from the request arriving to the response ending, by tenant', 'tenant', totals) as unknown as client.Metric);
+      this.totals,
+    );
   }
 
   handshake(outcome: HandshakeOutcome): void {

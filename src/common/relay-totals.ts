@@ -4,6 +4,8 @@
  * labels on every inc()/observe(), even through a label child: ~3 % of the connector's CPU per small
  * relayed call (docs/performance.md).
  */
+import client from 'prom-client';
+
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class RelayTotals {
@@ -43,7 +45,7 @@ export function totalsOf(all: Map<string, RelayTotals>, key: string): RelayTotal
  * A duration histogram in the shape prom-client's registry prints (cumulative `_bucket` lines with
  * `le`, then `_sum` and `_count`), read from the totals, one series per key under label `label`.
  */
-export function durationHistogram(name: string, help: string, label: string, totals: Map<string, RelayTotals>): { name: string; help: string; type: string; get(): Promise<unknown> } {
+function durationHistogram(name: string, help: string, label: string, totals: Map<string, RelayTotals>): { name: string; help: string; type: string; get(): Promise<unknown> } {
   return {
     name,
     help,
@@ -62,4 +64,41 @@ export function durationHistogram(name: string, help: string, label: string, tot
       return { name, help, type: 'histogram', values, aggregator: 'sum' };
     },
   };
+}
+
+/**
+ * The three relay metrics read from `totals` when scraped: `<prefix>_requests_total` by status,
+ * `<prefix>_bytes_total` by direction and `<prefix>_duration_seconds`, each per `label` (the
+ * connector's target, the cloud's tenant). `help` says what `label`, `in` and `out` are there.
+ */
+export function registerRelayMetrics(
+  r: client.Registry,
+  o: { prefix: string; label: string; help: { requests: string; bytes: string; duration: string } },
+  totals: Map<string, RelayTotals>,
+): void {
+  const label = o.label;
+  new client.Counter({
+    name: `${o.prefix}_requests_total`,
+    help: o.help.requests,
+    labelNames: [label, 'status'],
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [key, t] of totals) for (const [status, n] of t.byStatus) this.inc({ [label]: key, status: String(status) }, n);
+    },
+  });
+  new client.Counter({
+    name: `${o.prefix}_bytes_total`,
+    help: o.help.bytes,
+    labelNames: [label, 'direction'],
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [key, t] of totals) {
+        this.inc({ [label]: key, direction: 'in' }, t.bytesIn);
+        this.inc({ [label]: key, direction: 'out' }, t.bytesOut);
+      }
+    },
+  });
+  r.registerMetric(durationHistogram(`${o.prefix}_duration_seconds`, o.help.duration, label, totals) as unknown as client.Metric);
 }

@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import client from 'prom-client';
-import { durationHistogram, RelayTotals, totalsOf } from '../common/relay-totals.js';
+import { registerRelayMetrics, RelayTotals, totalsOf } from '../common/relay-totals.js';
 import type { Target } from './targets/target.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -25,31 +25,19 @@ export class ConnectorMetrics {
   constructor(src: MetricsSources) {
     const r = this.registry;
     client.collectDefaultMetrics({ register: r, prefix: 'uemlink_connector_' });
-    const totals = this.totals;
-    new client.Counter({
-      name: 'uemlink_relay_requests_total',
-      help: 'Relayed requests by target and HTTP status (0 = no answer)',
-      labelNames: ['target', 'status'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [target, t] of totals) for (const [status, n] of t.byStatus) this.inc({ target, status: String(status) }, n);
+    registerRelayMetrics(
+      r,
+      {
+        prefix: 'uemlink_relay',
+        label: 'target',
+        help: {
+          requests: 'Relayed requests by target and HTTP status (0 = no answer)',
+          bytes: 'Body bytes relayed, by target and direction (in = to the UEM, out = back to the cloud)',
+          duration: 'Time from the request arriving to the response ending, by target',
+        },
       },
-    });
-    new client.Counter({
-      name: 'uemlink_relay_bytes_total',
-      help: 'Body bytes relayed, by target and direction (in = to the UEM, out = back to the cloud)',
-      labelNames: ['target', 'direction'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [target, t] of totals) {
-          this.inc({ target, direction: 'in' }, t.bytesIn);
-          this.inc({ target, direction: 'out' }, t.bytesOut);
-        }
-      },
-    });
-    r.registerMetric(durationHistogram('uemlink_relay_duration_seconds', 'Time from the request arriving to the response ending, by target', 'target', totals) as unknown as client.Metric);
+      this.totals,
+    );
     this.tokens = new client.Counter({ name: 'uemlink_oauth_token_requests_total', help: 'OAuth2 token requests by target and outcome (ok, rejected, unreachable, tls, bad_response, timeout)', labelNames: ['target', 'outcome'], registers: [r] });
     this.reconnects = new client.Counter({ name: 'uemlink_tunnel_reconnects_total', help: 'Tunnel sessions re-established after the first', registers: [r] });
     new client.Gauge({

@@ -172,7 +172,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     requireTenant(principal, parsed.tenant);
     // Named in metrics only now: a label per name any anonymous caller puts in a URL would grow
     // without bound.
-    authorizedTenant.set(res, parsed.tenant);
+    if (deps.onFinished) authorizedTenant.set(res, parsed.tenant);
     if (!TARGET_ID_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
