@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import { hashSecret, secretMatches } from '../common/pairing-token.js';
-import { secrets } from '../common/redact.js';
 import type { CloudStore } from './state.js';
 
 const KEY_RE = /^ulak1\.([A-Za-z0-9_-]{12})\.([A-Za-z0-9_-]{43})$/;
@@ -23,7 +22,6 @@ export async function createApiKey(store: CloudStore, tenant: string, label: str
   const id = randomBytes(9).toString('base64url');
   const secret = randomBytes(32).toString('base64url');
   const key = `ulak1.${id}.${secret}`;
-  secrets.add(key);
   const createdAt = new Date(clock.now()).toISOString();
   await store.update((s) => {
     if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt }; // own keys only: a plain object inherits some

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import { mintPairingToken, parsePairingToken, secretMatches } from '../common/pairing-token.js';
-import { secrets } from '../common/redact.js';
 import { MAX_CSR_CHARS } from '../common/pki.js';
 import type { ConnectorCA } from './ca.js';
 import { GROUP_RE, TENANT_RE, type CloudStore } from './state.js';
@@ -75,7 +74,6 @@ export async function createPairingToken(store: CloudStore, publicUrl: string, r
   }
   const now = clock.now();
   const minted = mintPairingToken(publicUrl);
-  secrets.add(minted.token);
   const expiresAt = new Date(now + ttl * 1000).toISOString();
   await store.update((s) => {
     if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: new Date(now).toISOString() }; // own keys only: a plain object inherits some

@@ -8,6 +8,10 @@ import { REDACTED, redact, redactString, secrets } from '../../src/common/redact
 import { generateRsaKeyPair } from '../../src/common/pki.js';
 import { buildSupportBundle } from '../../src/connector/support-bundle.js';
 import { tempDir } from '../helpers/procs.js';
+import { openCloudStore } from '../../src/cloud/state.js';
+import { createPairingToken } from '../../src/cloud/pairing.js';
+import { createApiKey } from '../../src/cloud/api-keys.js';
+import { systemClock } from '../../src/common/clock.js';
 
 function capture(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -66,6 +70,21 @@ describe('redaction and logging', () => {
     const { privateKeyPem } = generateRsaKeyPair(2048);
     const out = redactString(`oops ${privateKeyPem} after`);
     expect(out).to.match(/^oops \[REDACTED PRIVATE KEY\]\s+after$/);
+  });
+
+  it('minting pairing tokens and API keys does not grow the secret registry; both are scrubbed by their shape', async () => {
+    const store = openCloudStore(tempDir('redact-mint-'));
+    const before = secrets.size;
+    const minted: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      minted.push((await createPairingToken(store, 'https://cloud.example', { tenant: 'acme' })).token);
+      minted.push((await createApiKey(store, 'acme', undefined, systemClock)).key);
+    }
+    // Registered one by one, 10,000 bulk pairings left 30,000 strings that every log line was searched for.
+    expect(secrets.size).to.equal(before);
+    const text = redactString(`leaked: ${minted.join(' , ')}`);
+    for (const t of minted) expect(text).to.not.contain(t.split('.').pop()!);
+    expect(text).to.contain(`ulak1.${REDACTED}`).and.contain(`ulpt1.${REDACTED}`);
   });
 
   it('no secret reaches the log output on any path (message, meta, nested, errors)', () => {
