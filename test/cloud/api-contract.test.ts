@@ -291,6 +291,60 @@ describe('cloud HTTP API: the contract as scripts use it (found in review)', fun
       expect((await raw('DELETE', `/api/v1/tenants/kappa/integrations/${c.body.id}`)).status).to.equal(204);
       expectJsonError(await raw('DELETE', `/api/v1/tenants/kappa/integrations/${c.body.id}`), 404, 'unknown_integration');
     });
+    it('If-Match: an edit or removal naming an old revision is 412 precondition_failed and changes nothing', async () => {
+      const c = await json('POST', '/api/v1/tenants/mu/integrations', { ...direct(), displayName: 'rev' });
+      expect(c.status, c.text).to.equal(201);
+      const url = `/api/v1/tenants/mu/integrations/${c.body.id}`;
+      const r0 = c.body.revision as string;
+      expect(r0).to.match(/^[A-Za-z0-9_-]{22}$/);
+      // The same revision read back (the record parsed from the state file) as the create answered.
+      expect((await raw('GET', url)).body.revision).to.equal(r0);
+      // A pause, a sync's status: not settings, the revision stays (edits during a sync still apply).
+      expect((await raw('POST', `${url}/pause`)).body.revision).to.equal(r0);
+      expect((await raw('POST', `${url}/resume`)).body.revision).to.equal(r0);
+      const put = (body: unknown, ifMatch?: string) => raw('PUT', url, { headers: { 'content-type': 'application/json', ...(ifMatch === undefined ? {} : { 'if-match': ifMatch }) }, body: JSON.stringify(body) });
+      const a = await put({ displayName: 'rev A' }, `"${r0}"`);
+      expect(a.status, a.text).to.equal(200);
+      const r1 = a.body.revision as string;
+      expect(r1).to.not.equal(r0);
+      // Someone still holding r0: refused, and the stored record is A's.
+      const b = await put({ displayName: 'rev B' }, `"${r0}"`);
+      expectJsonError(b, 412, 'precondition_failed');
+      expect(b.body.message).to.contain(r1).and.contain(r0);
+      expect((await raw('GET', url)).body.displayName).to.equal('rev A');
+      // A weak tag never matches (strong comparison); a list naming the current one does; bare works; * works.
+      expectJsonError(await put({ displayName: 'rev W' }, `W/"${r1}"`), 412, 'precondition_failed');
+      expect((await put({ displayName: 'rev C' }, `"old", "${r1}"`)).status).to.equal(200);
+      const r2 = (await raw('GET', url)).body.revision as string;
+      expect((await put({ displayName: 'rev D' }, r2)).status).to.equal(200);
+      expect((await put({ displayName: 'rev E' }, '*')).status).to.equal(200);
+      for (const bad of ['', 'a b', '"x', '"a"b"', ',']) expectJsonError(await put({ displayName: 'bad' }, bad), 400, 'bad_if_match');
+      expect((await raw('GET', url)).body.displayName).to.equal('rev E');
+      // DELETE honours it too.
+      expectJsonError(await raw('DELETE', url, { headers: { 'if-match': `"${r0}"` } }), 412, 'precondition_failed');
+      const cur = (await raw('GET', url)).body.revision as string;
+      expect((await raw('DELETE', url, { headers: { 'if-match': `"${cur}"` } })).status).to.equal(204);
+    });
+    it('two edits at once without If-Match: both changes are kept (the second applies to what the first saved)', async () => {
+      const g = String(sim.state.data.groups[2]!.id);
+      const c = await json('POST', '/api/v1/tenants/nu/integrations', { ...direct(), displayName: 'both', sync: { groups: [g] } });
+      expect(c.status, c.text).to.equal(201);
+      const url = `/api/v1/tenants/nu/integrations/${c.body.id}`;
+      sim.state.faults = { latencyMs: 400 }; // each edit's group check is a slow UEM round trip
+      const started = Date.now();
+      try {
+        const [a, b] = await Promise.all([json('PUT', url, { displayName: 'renamed' }), json('PUT', url, { sync: { deviceSyncIntervalMinutes: 120 } })]);
+        expect([a.status, b.status], `${a.text} ${b.text}`).to.deep.equal([200, 200]);
+      } finally {
+        sim.state.faults = {};
+      }
+      expect(Date.now() - started, 'both edits asked the UEM for its groups').to.be.greaterThan(700);
+      const now = (await raw('GET', url)).body;
+      // Before: each merged onto what it had read, and the later write put the other's field back.
+      expect(now.displayName).to.equal('renamed');
+      expect(now.sync.deviceSyncIntervalMinutes).to.equal(120);
+      expect((await raw('DELETE', url)).status).to.equal(204);
+    });
     it('devices and apps paging: out-of-range or non-numeric values are 400', async () => {
       for (const q of ['page=-1', 'page=1000001', 'page=1.5', 'page=abc', 'pageSize=0', 'pageSize=1001', 'pageSize=', 'page=1&page=2', 'page=', 'page=%20', 'page=0x10', 'pageSize=1e2']) {
         expectJsonError(await raw('GET', `/api/v1/tenants/acme/devices?${q}`), 400, 'bad_request');

@@ -89,4 +89,46 @@ describe('integration edits while other things happen', function () {
     expect(err?.message).to.contain('already integrated by an integration of another tenant');
     expect(err?.message).to.not.contain('Acme secret project');
   });
+
+  it('a removal while an edit of a pushed integration checks the groups: the pushed target stays withdrawn', async () => {
+    // The group check of a pushed integration goes through a connector; here none answers, slowly,
+    // so the edit is refused (502) and undoes its push after the removal has withdrawn the target.
+    const managedOps: string[] = [];
+    const slow = new IntegrationsService({
+      store: openCloudStore(tempDir('review-svc-push-')),
+      key: randomBytes(32),
+      db: new InventoryDb(':memory:'),
+      relay: {
+        fetch: async () => {
+          await new Promise((r) => setTimeout(r, 300));
+          throw new Error('no connector of group site-x answered');
+        },
+      } as any,
+      managed: {
+        put: async (_t: string, id: string) => void managedOps.push(`put ${id}`),
+        remove: async (_t: string, id: string) => void managedOps.push(`remove ${id}`),
+      } as any,
+      registry: {} as any,
+      clock: systemClock,
+      logger: silentLogger(),
+      retryBaseMs: 10,
+      firstRunWithinMs: 3_600_000,
+    });
+    try {
+      const rec = await slow.create('acme', { vendor: 'workspace-one', displayName: 'pushed', serverAddress: 'https://uem.example.com', auth: { type: 'basic', username: 'u', password: 'p', apiKey: 'k' }, route: { via: 'connector', group: 'site-x', push: true } });
+      const edit = slow.update('acme', rec.id, { sync: { groups: ['571'] } }).then(
+        () => 'saved',
+        (e: { apiCode?: string }) => e.apiCode,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      await slow.remove('acme', rec.id);
+      expect(await edit).to.equal('uem_unreachable');
+      // Before: put (create), put (edit), remove (removal), put (the edit's undo, credentials and all).
+      expect(managedOps.at(-1), managedOps.join(', ')).to.match(/^remove /);
+      expect(await slow.list('acme')).to.deep.equal([]);
+    } finally {
+      await slow.stop();
+    }
+  });
 });
+

@@ -210,6 +210,29 @@ describe('web UIs in a real browser: what a usability review found', function ()
       await c.close();
     });
 
+    it('C1b: saving an edit form over a newer save by someone else is refused, keeps the typed values, and a second Save applies', async () => {
+      const c = await ctx();
+      const page = await c.newPage();
+      const rec = await integration();
+      const edit = `/console/integrations/${rec.tenant}/${rec.id}/edit`;
+      await signIn(page, edit);
+      expect(new URL(page.url()).pathname).to.equal(edit);
+      // A colleague (or a script) saves while this form is open.
+      await cloud.integrations.update(rec.tenant, rec.id, { displayName: 'Their name', sync: { deviceSyncIntervalMinutes: 240 } });
+      await page.getByLabel('Display name').fill('My name');
+      const first = await submit(page, page.getByRole('button', { name: 'Save changes' }), edit);
+      expect(first.status).to.equal(409);
+      expect(await page.getByRole('alert').first().innerText()).to.match(/Someone else saved this integration .* UTC\) after this page was opened/);
+      expect(await page.getByLabel('Display name').inputValue(), 'the typed value is kept').to.equal('My name');
+      expect((await cloud.integrations.get(rec.tenant, rec.id)).displayName, 'nothing was saved').to.equal('Their name');
+      // Saving again is a knowing overwrite (the form now carries their revision).
+      await submit(page, page.getByRole('button', { name: 'Save changes' }), edit);
+      expect(new URL(page.url()).pathname).to.not.equal(edit);
+      const now = await cloud.integrations.get(rec.tenant, rec.id);
+      expect(now.displayName).to.equal('My name');
+      await c.close();
+    });
+
     it('C2: reloading the page that shows a new pairing token does not issue another live token', async () => {
       const c = await ctx();
       const page = await c.newPage();

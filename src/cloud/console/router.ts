@@ -529,7 +529,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       tagging: { ...values.tagging, prefix: values.prefix },
     };
     try {
-      const saved = await svc.update(rec.tenant, rec.id, update);
+      // The revision the form was drawn from: an edit saved by someone else since is not overwritten unseen.
+      const revision = one(b.revision);
+      const saved = await svc.update(rec.tenant, rec.id, update, revision ? { ifMatch: revision } : {});
       deps.logger.info('console: integration edited', { integration: rec.id, tenant: rec.tenant });
       res.redirect(303, back(saved, 'saved'));
     } catch (e) {
@@ -537,11 +539,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       if (!u) throw e;
       const current = (await svc.get(rec.tenant, rec.id).catch(() => undefined)) ?? rec;
       const groups: GroupChoice = listed ? { listed: true, list: current.groupsCache as UemGroup[] } : await groupChoice(current);
-      page(res, u.status, {
+      // The form is drawn again from `current`, so its revision is now theirs: a second Save replaces their edit knowingly.
+      const error =
+        e instanceof ApiProblem && e.apiCode === 'precondition_failed'
+          ? { id: undefined, label: undefined, text: `Someone else saved this integration (at ${current.updatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}) after this page was opened. Your changes are below: Save again to replace theirs, or open the integration to see them.` }
+          : fieldError(u.message);
+      page(res, u.status === 412 ? 409 : u.status, {
         title: `Edit ${rec.displayName}`,
         active: 'integrations',
         tenant: rec.tenant,
-        body: editBody({ rec: current, values, groups, error: fieldError(u.message), csrf: (res.locals.session as ConsoleSession).csrf, now: now() }),
+        body: editBody({ rec: current, values, groups, error, csrf: (res.locals.session as ConsoleSession).csrf, now: now() }),
       });
     }
   });

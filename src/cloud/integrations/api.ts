@@ -12,6 +12,7 @@ import { validateTenant } from '../pairing.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
 import type { IntegrationRecord } from '../state.js';
 import { ApiProblem, type IntegrationsService } from './service.js';
+import { revisionOf } from './revision.js';
 
 export interface IntegrationsApiDeps extends PrincipalDeps {
   integrations: IntegrationsService;
@@ -37,6 +38,7 @@ export function integrationView(rec: IntegrationRecord): Record<string, unknown>
     status: rec.status,
     createdAt: rec.createdAt,
     updatedAt: rec.updatedAt,
+    revision: revisionOf(rec),
   };
   if (rec.selfSignedCertPem) {
     try {
@@ -121,10 +123,10 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
     res.json(integrationView(await svc.get(tenant, String(req.params.id))));
   }));
   r.put(`${base}/integrations/:id`, tenantAuth, json, wrap(async (req, res, tenant) => {
-    res.json(integrationView(await svc.update(tenant, String(req.params.id), req.body)));
+    res.json(integrationView(await svc.update(tenant, String(req.params.id), req.body, { ifMatch: req.get('if-match') })));
   }));
   r.delete(`${base}/integrations/:id`, tenantAuth, wrap(async (req, res, tenant) => {
-    await svc.remove(tenant, String(req.params.id));
+    await svc.remove(tenant, String(req.params.id), { ifMatch: req.get('if-match') });
     res.status(204).end();
   }));
   r.post(`${base}/integrations/:id/verify`, tenantAuth, wrap(async (req, res, tenant) => {

@@ -6,7 +6,6 @@
  */
 import { X509Certificate, randomBytes } from 'node:crypto';
 import type { Clock } from '../../common/clock.js';
-import { UemlinkError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { open, seal } from '../../common/sealed.js';
 import { Target } from '../../connector/targets/target.js';
@@ -24,16 +23,10 @@ import { describeError, emptyStatus, placeholderEmail, resilientFetch, type AppP
 import { apiBaseOf, parseIntegrationInput, type IntegrationAuth, type IntegrationInput } from './model.js';
 import { IntegrationRunner, type StatusPatch } from './runner.js';
 import { redactString } from '../../common/redact.js';
+import { ApiProblem } from './problem.js';
+import { checkIfMatch } from './revision.js';
 
-export class ApiProblem extends UemlinkError {
-  constructor(
-    readonly status: number,
-    readonly apiCode: string,
-    message: string,
-  ) {
-    super('INVALID_INPUT', message);
-  }
-}
+export { ApiProblem };
 
 export interface VerifyStep {
   id: string;
@@ -76,6 +69,8 @@ const newId = (): string => `int_${randomBytes(8).toString('hex')}`;
 export class IntegrationsService {
   private readonly runners = new Map<string, IntegrationRunner>();
   private readonly targets = new Map<string, Target>();
+  /** The tail of each integration's edits (serially). */
+  private readonly edits = new Map<string, Promise<void>>();
 
   constructor(private readonly o: IntegrationsOptions) {}
 
@@ -357,8 +352,34 @@ export class IntegrationsService {
   }
 
   /** Edit: validated against the current settings, groups re-checked; applies on the next run. */
-  async update(tenant: string, id: string, body: unknown): Promise<IntegrationRecord> {
+  /**
+   * Runs `fn` after the edits of integration `id` already under way. An edit reads the record,
+   * asks the UEM for its groups (a round trip of seconds) and writes: two at once each wrote its
+   * own merge of what it had read, so one admin's change was silently lost; and a removal during
+   * an edit was followed by the edit's undo putting its pushed target (credentials included) back
+   * on the connectors. One cloud process serves the API and the console, so this is enough.
+   */
+  private serially<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.edits.get(id) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.edits.set(id, tail);
+    void tail.then(() => {
+      if (this.edits.get(id) === tail) this.edits.delete(id);
+    });
+    return run;
+  }
+
+  /** `ifMatch`: the caller's If-Match (revision.ts); the edit is refused with 412 unless it names the current revision. */
+  update(tenant: string, id: string, body: unknown, opts: { ifMatch?: string | undefined } = {}): Promise<IntegrationRecord> {
+    return this.serially(id, () => this.updateNow(tenant, id, body, opts.ifMatch));
+  }
+
+  private async updateNow(tenant: string, id: string, body: unknown, ifMatch: string | undefined): Promise<IntegrationRecord> {
     const prev = await this.recordOf(tenant, id);
+    checkIfMatch(ifMatch, prev);
     const input = parseIntegrationInput(body, this.inputOf(prev));
     const now = new Date(this.o.clock.now()).toISOString();
     const rec = this.toRecord(id, tenant, input, prev, now);
@@ -400,8 +421,12 @@ export class IntegrationsService {
   }
 
   /** Remove: stops the schedule (aborting a running sync), withdraws a pushed target, deletes the data. */
-  async remove(tenant: string, id: string): Promise<void> {
-    await this.recordOf(tenant, id);
+  remove(tenant: string, id: string, opts: { ifMatch?: string | undefined } = {}): Promise<void> {
+    return this.serially(id, () => this.removeNow(tenant, id, opts.ifMatch));
+  }
+
+  private async removeNow(tenant: string, id: string, ifMatch: string | undefined): Promise<void> {
+    checkIfMatch(ifMatch, await this.recordOf(tenant, id));
     await this.runners.get(id)?.stop();
     this.runners.delete(id);
     this.targets.get(id)?.close();

@@ -7,6 +7,7 @@
 import type { UemGroup, Vendor } from '../../../uem/adapter.js';
 import type { ComponentStatus, Indicator } from '../../integrations/engine.js';
 import { INTERVALS } from '../../integrations/model.js';
+import { revisionOf } from '../../integrations/revision.js';
 import type { VerifyResult } from '../../integrations/service.js';
 import type { IntegrationRecord } from '../../state.js';
 import { ago, html, plural, query, type Html } from '../html.js';
@@ -303,6 +304,7 @@ ${summary}
 <section class="card" aria-labelledby="h-edit"><h2 id="h-edit">Settings of <code>${rec.id}</code></h2>
 <p class="muted">${VENDOR_NAMES[rec.vendor]} · tenant ${rec.tenant} · ${routeText(rec)}. Changes apply from the next run.</p>
 <form class="stack" method="post" action="${integrationPath(rec, 'edit')}" novalidate>${csrfField(v.csrf)}
+<input type="hidden" name="revision" value="${revisionOf(rec)}">
 <div class="field-block"><label for="f-name">Display name</label><input id="f-name" name="displayName" value="${f.displayName}" maxlength="100" required${invalid('f-name')}${describedBy('f-name', false)}>${errFor('f-name')}</div>
 ${groups}
 <fieldset id="f-pii"${describedBy('f-pii', true)}><legend>Personal data to import</legend><p class="hint" id="f-pii-hint">Turning a switch off erases what was imported under it.</p>
