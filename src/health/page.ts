@@ -186,7 +186,12 @@ export function renderPage(v: PageView): string {
       const pw = `pw-mt-${esc(m.id)}`;
       const approve = m.state !== 'accepted';
       const reject = m.state !== 'refused';
-      const buttons = `${approve ? '<button type="submit">Approve</button>' : ''}${reject ? `<button type="submit"${approve ? ` formaction="${esc(base)}/reject" class="secondary"` : ''}>Reject</button>` : ''}`;
+      // A disabled, hidden first submit button is the form's default button, so Enter in the password
+      // field submits nothing (HTML's implicit submission clicks the default button unless it is
+      // disabled): accepting credentials the cloud pushed, or refusing a live target, takes a click
+      // on the named button, not a keystroke meant to finish typing the password.
+      const noImplicit = '<button type="submit" disabled hidden>Choose Approve or Reject</button>';
+      const buttons = `${noImplicit}${approve ? '<button type="submit">Approve</button>' : ''}${reject ? `<button type="submit"${approve ? ` formaction="${esc(base)}/reject" class="secondary"` : ''}>Reject</button>` : ''}`;
       const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="offeredAt" value="${esc(m.offeredAt)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required><div class="buttons">${buttons}</div></form>`;
       const others = m.contacts.filter((h) => h !== m.host);
       const also = others.length > 0 ? `<p><small>Also contacts: ${others.map((h) => `<span class="url">${esc(h)}</span>`).join(', ')} (OAuth2 token endpoint)</small></p>` : '';

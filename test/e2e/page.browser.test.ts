@@ -432,6 +432,17 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     expect(before.status).to.not.equal(200);
     await expectAccessible(page, 'pending target');
 
+    // Enter in the password field decides nothing: a security decision takes a click on its button.
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(r.url());
+    });
+    await password.fill(healthy.password);
+    await password.press('Enter');
+    await sleep(700);
+    expect(posts, 'Enter posted the form').to.deep.equal([]);
+    expect(await item.locator('.tag').innerText()).to.equal('pending');
+
     // A wrong password changes nothing.
     await password.fill('wrong-password');
     const refused = await submit(page, approve, '/actions/targets/mt1/approve');
