@@ -54,7 +54,7 @@ export class CloudMetrics {
     });
     this.handshakes = new client.Counter({
       name: 'uemlink_cloud_tunnel_handshakes_total',
-      help: 'Tunnel handshakes by outcome: connected, or the refusal (overloaded, draining, revoked, unknown_connector, …)',
+      help: 'Tunnel handshakes by outcome: connected, probe (a diagnostic probe authenticated), abandoned (the connector left first), or the refusal (overloaded, draining, revoked, auth_failed, …)',
       labelNames: ['outcome'],
       registers: [r],
     });

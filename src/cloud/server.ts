@@ -6,6 +6,7 @@
 import { CloudMetrics, portOf } from './metrics.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Server as HttpServer } from 'node:http';
+import { basename } from 'node:path';
 import { sweepOrphanTemps } from '../common/fs-secure.js';
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -306,7 +307,7 @@ export class CloudServer {
         self.metricsServer = await metrics.serve(config.metrics.listen);
       } catch (err) {
         await self.shutdown();
-        throw new UemlinkError('CONFIG_INVALID', `${config.file}: metrics.listen: cannot listen on ${config.metrics.listen.host}:${config.metrics.listen.port}: ${(err as Error).message}`);
+        throw new UemlinkError('CONFIG_INVALID', `${basename(config.file)}: metrics.listen: cannot listen on ${config.metrics.listen.host}:${config.metrics.listen.port}: ${(err as Error).message}`);
       }
       logger.info('metrics listening', { address: config.metrics.listen.host, port: portOf(self.metricsServer) });
     }

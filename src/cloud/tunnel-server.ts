@@ -158,13 +158,17 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         resolve();
       };
       const refuse = (r: Refusal): void => {
+        // Each handshake is counted once: a refusal after the connector already left (it was
+        // counted as abandoned) is not a second outcome. Finished before the close, whose close
+        // event would otherwise count this one as abandoned too.
+        const counted = done;
+        finish();
         const g: Record<string, unknown> = { code: r.code, message: r.message, lastStreamId: 0 };
         if (r.retryAfterMs !== undefined) g.retryAfterMs = r.retryAfterMs;
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
         t.close(GoAwayCodes[r.code].close, closeReason(r.message));
         o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
-        this.emit('handshake', r.code.toLowerCase());
-        finish();
+        if (!counted) this.emit('handshake', r.code.toLowerCase());
       };
       const timer = o.clock.setTimeout(
         () => refuse(new Refusal('HANDSHAKE_TIMEOUT', `no HELLO and AUTH within ${o.handshakeTimeoutMs} ms`)),
@@ -191,7 +195,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
           }
         },
         drain: () => {},
-        close: () => finish(),
+        close: () => {
+          // The connector left before an outcome (closed during the HELLO/AUTH exchange or while
+          // its identity was checked): counted, so the outcomes add up to the upgrades.
+          if (!done) this.emit('handshake', 'abandoned');
+          finish();
+        },
       });
     });
   }
@@ -251,8 +260,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       // Diagnostics: the credentials work. Say so and close; the live session stays as it is.
       const welcome: Welcome = { sessionId: 'probe', epoch: 1, connectorId: rec.id, tenant: rec.tenant, group: rec.group, serverTime: new Date(now).toISOString() };
       t.send(encodeFrame({ kind: 'welcome', json: jsonPayload(welcome) }));
+      // Its outcome is counted here: the handshake's handlers must not count the close as abandoned.
+      t.setHandlers({ message: () => {}, drain: () => {}, close: () => {} });
       t.close(1000, 'probe ok');
       o.logger.debug('tunnel probe authenticated', { connectorId: rec.id });
+      this.emit('handshake', 'probe');
       return;
     }
     const live: LiveSession = {

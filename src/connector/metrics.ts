@@ -31,7 +31,7 @@ export class ConnectorMetrics {
         prefix: 'uemlink_relay',
         label: 'target',
         help: {
-          requests: 'Relayed requests by target and HTTP status (0 = no answer)',
+          requests: 'Relayed requests by target and HTTP status (499 = cancelled by the cloud or its client before an answer)',
           bytes: 'Body bytes relayed, by target and direction (in = to the UEM, out = back to the cloud)',
           duration: 'Time from the request arriving to the response ending, by target',
         },

@@ -3,6 +3,8 @@ import type { CloudServer } from '../../src/cloud/server.js';
 import { portOf } from '../../src/cloud/metrics.js';
 import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, until } from '../helpers/procs.js';
+import WebSocket from 'ws';
+import { connectTunnel } from '../../src/connector/tunnel-client.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 function line(text: string, prefix: string): string | undefined {
@@ -53,6 +55,31 @@ describe('cloud metrics (metrics.listen)', function () {
     }
     // The tunnel gone: the gauge follows.
     await until(async () => line(await scrape(), 'uemlink_cloud_connectors_connected ') === 'uemlink_cloud_connectors_connected 0', 5_000, 'the gauge back to 0');
+  });
+
+  it('every tunnel upgrade has one outcome: a diagnose probe is "probe", a connector that leaves mid-handshake "abandoned" (found in review)', async () => {
+    const count = async (outcome: string): Promise<number> => Number(line(await scrape(), `uemlink_cloud_tunnel_handshakes_total{outcome="${outcome}"}`)?.split(' ')[1] ?? 0);
+    const { daemon } = await startInprocConnector(cloud, { targets: [] });
+    try {
+      const [connected, probes, abandoned] = [await count('connected'), await count('probe'), await count('abandoned')];
+      // What `connector diagnose` does: authenticate, get WELCOME, close; the live session stays.
+      const c = await connectTunnel(await daemon.tunnelOptions((daemon as any)._identity, { probe: true, heartbeatMs: 0 }));
+      c.session.close(1000, 'probe done');
+      await until(async () => (await count('probe')) === probes + 1, 5_000, 'the probe counted');
+      // Upgraded, then gone before sending HELLO and AUTH.
+      const ws = new WebSocket(`ws://127.0.0.1:${cloud.port}/api/v1/tunnel`);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('message', () => resolve());
+        ws.once('error', reject);
+      });
+      ws.terminate();
+      await until(async () => (await count('abandoned')) === abandoned + 1, 5_000, 'the abandoned handshake counted');
+      // Neither was counted as anything else.
+      expect(await count('connected')).to.equal(connected);
+      expect(await count('probe')).to.equal(probes + 1);
+    } finally {
+      await daemon.shutdown();
+    }
   });
 
   it('serves GET /metrics only, and nothing on the public listener', async () => {

@@ -23,7 +23,7 @@ describe('connector metrics', () => {
         const m = new ConnectorMetrics({ supervisor: () => undefined, targets: () => [], certificatePem: () => undefined });
         // The reference: prom-client's own metrics, fed the way the connector fed them before.
         const ref = new client.Registry();
-        const requests = new client.Counter({ name: 'uemlink_relay_requests_total', help: 'Relayed requests by target and HTTP status (0 = no answer)', labelNames: ['target', 'status'], registers: [ref] });
+        const requests = new client.Counter({ name: 'uemlink_relay_requests_total', help: 'Relayed requests by target and HTTP status (499 = cancelled by the cloud or its client before an answer)', labelNames: ['target', 'status'], registers: [ref] });
         const bytes = new client.Counter({ name: 'uemlink_relay_bytes_total', help: 'Body bytes relayed, by target and direction (in = to the UEM, out = back to the cloud)', labelNames: ['target', 'direction'], registers: [ref] });
         const duration = new client.Histogram({
           name: 'uemlink_relay_duration_seconds',
