@@ -183,6 +183,33 @@ describe('targets, credentials and the allow list (found in review)', function (
       expect(lab.uemHits).to.have.length(1);
     });
 
+    it('an endpoint that answers 401 to any token does not make every call fetch a new one; insufficient_scope fetches none', async () => {
+      let n = 0;
+      lab.token = (_q, s) => json(s, 200, { access_token: `tok-${++n}`, token_type: 'Bearer', expires_in: 3600 });
+      // A role the API account lacks: this UEM answers 401 to any token on /admin.
+      lab.uem = (q, s) => (q.url?.includes('/admin') ? json(s, 401, { error: 'not authorized' }) : json(s, 200, { ok: true }));
+      const t = mk(lab.oauth());
+      for (let i = 0; i < 10; i++) expect(await outcome(t.send(req({ path: '/admin/x' })))).to.deep.include({ status: 401 });
+      // Before: a new token per call (11 token requests for 10 calls, 20 calls at the UEM).
+      expect(lab.tokenHits, 'token requests').to.have.length(2);
+      expect(lab.uemHits, 'calls at the UEM (one retry, once)').to.have.length(11);
+      expect(await outcome(t.send(req({ path: '/ok' })))).to.deep.include({ status: 200 });
+      expect(lab.tokenHits).to.have.length(2);
+
+      // RFC 6750 §3.1: insufficient_scope says the token is fine; no new token, no retry.
+      n = 100;
+      lab.tokenHits = [];
+      lab.uemHits = [];
+      lab.uem = (_q, s) => {
+        s.setHeader('www-authenticate', 'Bearer realm="uem", error="insufficient_scope", scope="admin"');
+        json(s, 401, { error: 'insufficient_scope' });
+      };
+      const t2 = mk(lab.oauth());
+      expect(await outcome(t2.send(req()))).to.deep.include({ status: 401 });
+      expect(lab.tokenHits).to.have.length(1);
+      expect(lab.uemHits).to.have.length(1);
+    });
+
     it('control: client_secret_basic form-urlencodes id and secret before Base64 (RFC 6749 §2.3.1)', async () => {
       const id = 'my client:ü+1%/é!*';
       const secret = 'p@ss:w0rd +&=%20ü~\'()';

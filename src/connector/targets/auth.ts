@@ -50,10 +50,11 @@ export interface Credentials {
    */
   ready(): HeaderList | undefined;
   /**
-   * The upstream answered 401 to a request made with `used`. Returns whether a single retry with
-   * fresh credentials can help (OAuth: the token may have been revoked or expired early).
+   * The upstream answered 401 to a request made with `used` (and `challenge`, its WWW-Authenticate).
+   * Returns whether a single retry with fresh credentials can help (OAuth: the token may have been
+   * revoked or expired early).
    */
-  rejected(used: HeaderList): boolean;
+  rejected(used: HeaderList, challenge?: string): boolean;
   /** The OAuth2 client, for status and metrics (oauth2 only). */
   readonly oauth?: OAuthClient;
 }
@@ -91,7 +92,10 @@ export function createCredentials(auth: ResolvedAuth, trust: TrustConfig, hooks:
           const t = client.cachedToken();
           return t === undefined ? undefined : [['authorization', `Bearer ${t}`], ...extra];
         },
-        rejected: (used) => {
+        rejected: (used, challenge) => {
+          // RFC 6750 §3.1: insufficient_scope says the token is fine and lacks a right; another
+          // token from the same client would not have it either.
+          if (challenge !== undefined && /\berror\s*=\s*"?insufficient_scope/i.test(challenge)) return false;
           const bearer = used.find(([n]) => n === 'authorization')?.[1];
           return bearer !== undefined && client.invalidate(bearer.replace(/^Bearer /, ''));
         },
@@ -99,6 +103,9 @@ export function createCredentials(auth: ResolvedAuth, trust: TrustConfig, hooks:
     }
   }
 }
+
+/** At most one token dropped for a UEM 401 per this window (invalidate). */
+export const DROP_WINDOW_MS = 5_000;
 
 export interface OAuthHooks {
   /** Called for every token request: ok or the failure category. */
@@ -121,6 +128,8 @@ interface CachedToken {
  */
 export class OAuthClient {
   private cached: CachedToken | undefined;
+  /** When a token was last dropped because the UEM answered 401 (invalidate). */
+  private lastDropAt: number | undefined;
   private inflight: Promise<string> | undefined;
   private lastFailure: { at: number; error: OAuthError } | undefined;
   private readonly agent: Agent;
@@ -169,6 +178,14 @@ export class OAuthClient {
   /** Drops `token` if it is the cached one; returns whether a retry may get a different token. */
   invalidate(token: string): boolean {
     if (this.cached?.token === token) {
+      // A token refused within seconds of the last one dropped for a 401 is probably not the
+      // problem: an endpoint that answers 401 to any token (a role the account lacks) made every
+      // call fetch a new token, the token endpoint's load following the call rate until it
+      // throttled the client and every call failed. One drop per window keeps a revoked or
+      // early-expired token's recovery to one retry, and bounds the token requests 401s cause.
+      const now = this.clock.now();
+      if (this.lastDropAt !== undefined && now >= this.lastDropAt && now - this.lastDropAt < DROP_WINDOW_MS) return false;
+      this.lastDropAt = now;
       this.cached = undefined;
       return true;
     }

@@ -90,6 +90,13 @@ export interface UpstreamResponse {
 
 const ignore = (): void => {};
 
+/** The WWW-Authenticate values of a response (joined), or undefined. */
+function challengeOf(raw: string[]): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'www-authenticate') out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
+  return out;
+}
+
 /** How long an idle keep-alive connection to the UEM is kept when the UEM gives no Keep-Alive hint. */
 const KEEP_ALIVE_MS = 10_000;
 /** Headers that must not reach undici as they are: it frames the body and handles 100-continue itself. */
@@ -278,7 +285,7 @@ export class Target {
     return this.withCredentials(r, (creds) => this.dispatchOnce(r, creds), (x) => x.discard());
   }
 
-  private async withCredentials<T extends { statusCode: number }>(r: UpstreamRequest, once: (creds: HeaderList) => Promise<T>, drop: (res: T) => void): Promise<T> {
+  private async withCredentials<T extends { statusCode: number; rawHeaders: string[] }>(r: UpstreamRequest, once: (creds: HeaderList) => Promise<T>, drop: (res: T) => void): Promise<T> {
     this.stats.inFlight++;
     this.stats.requests++;
     const started = this.clock.now();
@@ -286,7 +293,7 @@ export class Target {
       let creds = this.credentials.ready() ?? (await this.credentialsFor(r));
       let res = await once(creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
-      if (res.statusCode === 401 && replayable && this.credentials.rejected(creds)) {
+      if (res.statusCode === 401 && replayable && this.credentials.rejected(creds, challengeOf(res.rawHeaders))) {
         drop(res);
         creds = await this.credentialsFor(r);
         res = await once(creds);
