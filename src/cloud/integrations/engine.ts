@@ -155,18 +155,29 @@ export async function deviceSync(it: SyncTarget, adapter: UemAdapter, db: Invent
     selected.push(g);
   }
   const seen = new Map<string, { device: UemDevice; groups: string[] }>();
-  for (const g of selected) {
-    for await (const page of adapter.devicesInGroup(g)) {
-      if (signal.aborted) throw signal.reason as Error;
-      for (const d of page.devices) {
-        const cur = seen.get(d.id);
-        if (cur) cur.groups.push(g.id);
-        else seen.set(d.id, { device: applyPii(d, it.sync.pii, it.vendor), groups: [g.id] });
+  const list = async (groups: UemGroup[]): Promise<void> => {
+    for (const g of groups) {
+      for await (const page of adapter.devicesInGroup(g)) {
+        if (signal.aborted) throw signal.reason as Error;
+        for (const d of page.devices) {
+          const cur = seen.get(d.id);
+          if (!cur) seen.set(d.id, { device: applyPii(d, it.sync.pii, it.vendor), groups: [g.id] });
+          else if (!cur.groups.includes(g.id)) cur.groups.push(g.id);
+        }
       }
     }
-  }
+  };
+  await list(selected);
   // Complete: decide deletions, then write in one transaction.
-  const plan = db.planDeletion(it.id, new Set(seen.keys()), it.sync.deviceDeletionAfterSyncs);
+  let plan = db.planDeletion(it.id, new Set(seen.keys()), it.sync.deviceDeletionAfterSyncs);
+  // A second look before deleting: a device that moved during this sync from a group not yet
+  // listed to one already listed was in neither listing, and deleting it lost its verdict (its
+  // Risk tag then came off in the UEM). Groups listed before the last are listed again, only when
+  // something would be deleted, so a sync without deletions costs no more.
+  if (plan.wouldDelete > 0 && selected.length > 1) {
+    await list(selected.slice(0, -1));
+    plan = db.planDeletion(it.id, new Set(seen.keys()), it.sync.deviceDeletionAfterSyncs);
+  }
   const percent = plan.total === 0 ? 0 : (plan.wouldDelete / plan.total) * 100;
   const blocked = it.sync.deviceDeletionThresholdPercent < 100 && plan.wouldDelete > 0 && percent > it.sync.deviceDeletionThresholdPercent;
   const counts = db.applyDeviceSync(it.id, it.tenant, {
@@ -239,7 +250,16 @@ export function desiredTags(it: SyncTarget, db: InventoryDb): Map<string, Set<st
  * written (and, the first time a group is used, from what the UEM says it holds). `managed` are all
  * the group names this pass owns: one not in `desired` is emptied.
  */
-export async function writeBack(integrationId: string, desired: Map<string, Set<string>>, managed: string[], adapter: UemAdapter, db: InventoryDb, signal: AbortSignal): Promise<WriteBackResult> {
+export async function writeBack(
+  integrationId: string,
+  desired: Map<string, Set<string>>,
+  managed: string[],
+  adapter: UemAdapter,
+  db: InventoryDb,
+  signal: AbortSignal,
+  /** Groups created even while empty (an active policy's: admins attach compliance policies to it before any device violates). */
+  mustExist: ReadonlySet<string> = new Set(),
+): Promise<WriteBackResult> {
   const r: WriteBackResult = { groups: 0, added: 0, removed: 0, calls: 0 };
   const names = new Set([...desired.keys(), ...managed]);
   /** Finds or creates the group and records it with its baseline (what the UEM says it holds). */
@@ -281,7 +301,7 @@ export async function writeBack(integrationId: string, desired: Map<string, Set<
     const want = desired.get(name) ?? new Set<string>();
     let id = db.tagId(integrationId, name);
     if (id === undefined) {
-      if (want.size === 0) continue; // never create an empty group
+      if (want.size === 0 && !mustExist.has(name)) continue; // no empty tag groups
       id = await establish(name);
     }
     r.groups++;
@@ -292,7 +312,7 @@ export async function writeBack(integrationId: string, desired: Map<string, Set<
       // would fail on the stored id. Forget it, and create it again now if anything belongs in it.
       if (!(e instanceof UemError && e.kind === 'not_found')) throw e;
       db.forgetTag(integrationId, name);
-      if (want.size === 0) continue;
+      if (want.size === 0 && !mustExist.has(name)) continue;
       id = await establish(name);
       await apply(name, id, want);
     }
@@ -300,9 +320,18 @@ export async function writeBack(integrationId: string, desired: Map<string, Set<
   return r;
 }
 
+/**
+ * Whether a group name is one of tagging's (`<prefix>_Status_…`, `_Risk_…`, `_TF_…`); every other
+ * group the integration writes is a policy group. One rule for both passes: a policy named
+ * `<prefix>_blocked_apps` was taken for a tag by one and ignored by the other, and its group was
+ * never emptied when the policy went.
+ */
+export function isTagName(prefix: string, name: string): boolean {
+  return name.startsWith(`${prefix}_`) && /^(?:Status|Risk|TF)_/.test(name.slice(prefix.length + 1));
+}
+
 export async function tagging(it: SyncTarget, adapter: UemAdapter, db: InventoryDb, signal: AbortSignal): Promise<WriteBackResult> {
-  const prefix = `${it.tagging.prefix}_`;
-  const managed = db.tagNames(it.id).filter((n) => n.startsWith(prefix) && /_(Status|Risk|TF)_/.test(n));
+  const managed = db.tagNames(it.id).filter((n) => isTagName(it.tagging.prefix, n));
   return writeBack(it.id, desiredTags(it, db), managed, adapter, db, signal);
 }
 
@@ -310,9 +339,9 @@ export async function tagging(it: SyncTarget, adapter: UemAdapter, db: Inventory
 export async function policyGroups(it: SyncTarget, policies: AppPolicy[], adapter: UemAdapter, db: InventoryDb, signal: AbortSignal): Promise<WriteBackResult> {
   const desired = new Map<string, Set<string>>();
   for (const p of policies) desired.set(p.name, new Set(p.active ? db.devicesWithApps(it.id, p.apps) : []));
-  const prefix = `${it.tagging.prefix}_`;
-  const managed = db.tagNames(it.id).filter((n) => !n.startsWith(prefix));
-  return writeBack(it.id, desired, managed, adapter, db, signal);
+  const managed = db.tagNames(it.id).filter((n) => !isTagName(it.tagging.prefix, n));
+  const active = new Set(policies.filter((p) => p.active).map((p) => p.name));
+  return writeBack(it.id, desired, managed, adapter, db, signal, active);
 }
 
 // ---- status -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import type { UemAdapter } from '../../uem/adapter.js';
 import type { InventoryDb } from '../inventory/db.js';
 import type { IntegrationRecord } from '../state.js';
 import { UemError } from '../../uem/adapter.js';
-import { appSync, describeError, deviceSync, policyGroups, tagging, type AppPolicy, type ComponentStatus, type Indicator } from './engine.js';
+import { appSync, describeError, deviceSync, isTagName, placeholderEmail, policyGroups, tagging, type AppPolicy, type ComponentStatus, type Indicator } from './engine.js';
 
 export type StatusKey = 'uemServer' | 'deviceSync' | 'appSync' | 'tagging' | 'policyGroups';
 export type StatusPatch = Partial<Record<StatusKey, ComponentStatus>>;
@@ -40,6 +40,8 @@ export class IntegrationRunner {
   private chain: Promise<void> = Promise.resolve();
   private current: Promise<void> | undefined;
   private queued = new Set<Job>();
+  /** The job running now (it has left `queued`). */
+  private running: Job | undefined;
   private ac = new AbortController();
   private stopped = false;
   private paused = false;
@@ -87,17 +89,27 @@ export class IntegrationRunner {
     this.chain = this.chain.then(async () => {
       this.queued.delete(job);
       if (this.stopped) return;
+      this.running = job;
       this.current = this.run(job);
       await this.current.catch(() => {});
       this.current = undefined;
+      this.running = undefined;
     });
     return this.chain;
   }
 
-  /** Sync Now: a device sync then an app sync, at once (joined to a sync already running). */
+  /**
+   * Sync Now: a device sync then an app sync, at once, joined to a sync already running or waiting
+   * (two overlapping Sync Nows listed the UEM twice, which counts against a partner UEM's rate limit).
+   */
   syncNow(): Promise<void> {
-    void this.enqueue('device');
+    if (this.running !== 'device') void this.enqueue('device');
     return this.enqueue('app');
+  }
+
+  /** A device sync soon (its groups changed): the timer is brought forward; paused, nothing. */
+  deviceSyncSoon(): void {
+    this.scheduleDevice(0);
   }
 
   /** Tags again soon (a device's risk or status changed). */
@@ -156,22 +168,31 @@ export class IntegrationRunner {
 
   private async runDevice(rec: IntegrationRecord, now: () => string, signal: AbortSignal): Promise<void> {
     const s = rec.status;
-    if (rec.sync.groups.length === 0) {
-      await this.d.saveStatus(this.id, { deviceSync: status(s.deviceSync, 'gray', 'no groups selected: choose the UEM groups to sync', now(), false) });
+    const none = rec.sync.groups.length === 0;
+    const noGroups = 'no groups selected: choose the UEM groups to sync';
+    // No groups and nothing stored: nothing to do. No groups but devices stored (every group
+    // deselected): the sync below removes them, under the deletion safeguards, as deselecting one
+    // group of two does; skipping it kept them, and their PII, for good.
+    if (none && this.d.db.countDevices(this.id) === 0) {
+      await this.d.saveStatus(this.id, { deviceSync: status(s.deviceSync, 'gray', noGroups, now(), false) });
       return;
     }
     const started = now();
     try {
       const adapter = await this.d.adapterFor(rec, signal);
       const r = await deviceSync(rec, adapter, this.d.db, this.d.clock, signal);
+      await this.erasePiiSwitchedOff(rec);
       const c = r.counts;
       const counts = { devices: c.devices, added: c.added, updated: c.updated, deleted: c.deleted, pendingDeletion: c.pendingDeletion };
-      const groups = rec.sync.groups.map((g) => rec.groupsCache.find((x) => x.id === g)?.name ?? g).join(', ');
+      const groups = none ? 'no groups' : rec.sync.groups.map((g) => rec.groupsCache.find((x) => x.id === g)?.name ?? g).join(', ');
+      const missing = c.pendingDeletion ? `, ${c.pendingDeletion} missing (deleted after ${rec.sync.deviceDeletionAfterSyncs} syncs)` : '';
       const patch: StatusPatch = {
         uemServer: status(s.uemServer, 'green', 'connected', started, true),
         deviceSync: r.blocked
           ? status(s.deviceSync, 'red', `synced ${c.devices} devices of ${groups}, but kept ${r.blocked.wouldDelete} devices (${r.blocked.percent}%) the UEM no longer lists: more than the deletion threshold of ${r.blocked.threshold}%`, started, false, counts)
-          : status(s.deviceSync, 'green', `synced ${c.devices} devices of ${groups}: ${c.added} added, ${c.updated} updated, ${c.deleted} deleted${c.pendingDeletion ? `, ${c.pendingDeletion} missing (deleted after ${rec.sync.deviceDeletionAfterSyncs} syncs)` : ''}`, started, true, counts),
+          : none
+            ? status(s.deviceSync, 'gray', `${noGroups} (${c.deleted} devices of the groups no longer selected deleted${missing})`, started, true, counts)
+            : status(s.deviceSync, 'green', `synced ${c.devices} devices of ${groups}: ${c.added} added, ${c.updated} updated, ${c.deleted} deleted${missing}`, started, true, counts),
       };
       await this.d.saveStatus(this.id, patch);
       this.d.logger.info('device sync done', { integration: this.id, tenant: rec.tenant, ...counts, blocked: Boolean(r.blocked) });
@@ -184,6 +205,24 @@ export class IntegrationRunner {
       await this.d.saveStatus(this.id, patch);
       this.d.logger.warn('device sync failed', { integration: this.id, tenant: rec.tenant, reason: msg });
     }
+  }
+
+  /** Whether any group this integration wrote, of those `which` selects, still holds devices. */
+  private holdsMembers(rec: IntegrationRecord, which: (name: string) => boolean): boolean {
+    return this.d.db.tagNames(rec.id).some((n) => which(n) && this.d.db.tagMembers(rec.id, n).size > 0);
+  }
+
+  /**
+   * A PII switch turned off while this sync ran: the edit erased the stored values at once, and
+   * then this sync (which read the settings before) wrote them back, to stay until the next sync.
+   */
+  private async erasePiiSwitchedOff(rec: IntegrationRecord): Promise<void> {
+    const now = await this.d.load(this.id);
+    if (!now) return;
+    const was = rec.sync.pii;
+    const is = now.sync.pii;
+    const off = { name: was.deviceName && !is.deviceName, phone: was.deviceNumber && !is.deviceNumber, email: was.email && !is.email };
+    if (off.name || off.phone || off.email) this.d.db.erasePii(this.id, off, (udid, devId) => placeholderEmail(rec.vendor, udid, devId));
   }
 
   private async runApp(rec: IntegrationRecord, now: () => string, signal: AbortSignal): Promise<void> {
@@ -200,14 +239,20 @@ export class IntegrationRunner {
       return;
     }
     const policies = await this.d.policies(rec.tenant);
-    if (policies.length === 0 && this.d.db.tagNames(rec.id).every((n) => n.startsWith(`${rec.tagging.prefix}_`))) {
+    const active = policies.filter((p) => p.active).length;
+    // Nothing to write and nothing left to empty: gray without a pass.
+    if (policies.length === 0 && !this.holdsMembers(rec, (n) => !isTagName(rec.tagging.prefix, n))) {
       await this.d.saveStatus(this.id, { policyGroups: status(s.policyGroups, 'gray', 'no app policies', started, false, {}) });
       return;
     }
     try {
       const r = await policyGroups(rec, policies, adapter, this.d.db, signal);
       await this.d.saveStatus(this.id, {
-        policyGroups: status(s.policyGroups, 'green', `${count(policies.filter((p) => p.active).length, 'policy group')} up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
+        // No active policy (the last one deleted or deactivated): gray once its groups are emptied, as the guides' "not enabled".
+        policyGroups:
+          active === 0
+            ? status(s.policyGroups, 'gray', `no app policies${r.removed ? ` (${r.removed} devices taken out of the groups of policies no longer active)` : ''}`, started, true, { ...r })
+            : status(s.policyGroups, 'green', `${count(active, 'policy group')} up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
       });
     } catch (e) {
       if (signal.aborted) throw e;
@@ -218,7 +263,10 @@ export class IntegrationRunner {
   private async runTagging(rec: IntegrationRecord, now: () => string, signal: AbortSignal, given?: UemAdapter): Promise<void> {
     const s = rec.status;
     const t = rec.tagging;
-    if (!t.deviceStatus && !t.deviceRisk && !t.threatFactors && !this.d.db.tagNames(rec.id).some((n) => n.startsWith(`${t.prefix}_`))) {
+    const off = !t.deviceStatus && !t.deviceRisk && !t.threatFactors;
+    // Off, and no tag left holding devices: gray without a pass. Off with tags still holding
+    // devices: the pass empties them, and the indicator is gray still (it stayed green for ever).
+    if (off && !this.holdsMembers(rec, (n) => isTagName(t.prefix, n))) {
       await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'gray', 'tagging is off', now(), false, {}) });
       return;
     }
@@ -226,7 +274,8 @@ export class IntegrationRunner {
     try {
       const adapter = given ?? (await this.d.adapterFor(rec, signal));
       const r = await tagging(rec, adapter, this.d.db, signal);
-      await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'green', `${count(r.groups, 'tag')} up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`, started, true, { ...r }) });
+      const text = off ? `tagging is off (${r.removed} devices taken out of its tags)` : `${count(r.groups, 'tag')} up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`;
+      await this.d.saveStatus(this.id, { tagging: status(s.tagging, off ? 'gray' : 'green', text, started, true, { ...r }) });
     } catch (e) {
       if (signal.aborted) throw e;
       await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'red', `tagging failed: ${describeError(e)}`, started, false) });

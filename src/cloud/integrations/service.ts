@@ -28,6 +28,8 @@ import { checkIfMatch } from './revision.js';
 
 export { ApiProblem };
 
+const tagsOn = (t: { deviceStatus: boolean; deviceRisk: boolean; threatFactors: boolean }): boolean => t.deviceStatus || t.deviceRisk || t.threatFactors;
+
 export interface VerifyStep {
   id: string;
   title: string;
@@ -231,7 +233,7 @@ export class IntegrationsService {
         uemServer: emptyStatus('not verified yet', 'red'),
         deviceSync: emptyStatus('not synced yet', 'red'),
         appSync: emptyStatus('not synced yet', 'red'),
-        tagging: emptyStatus('tagging is off'),
+        tagging: tagsOn(input.tagging) ? emptyStatus('not tagged yet', 'red') : emptyStatus('tagging is off'),
         policyGroups: emptyStatus('no app policies'),
       },
       createdAt: prev?.createdAt ?? now,
@@ -403,6 +405,8 @@ export class IntegrationsService {
         const cur = s.integrations[i]!;
         rec.paused = cur.paused;
         rec.status = cur.status;
+        // Tagging switched on: red until its first pass (as a new integration's), not "tagging is off".
+        if (tagsOn(rec.tagging) && !tagsOn(prev.tagging) && rec.status.tagging.indicator === 'gray') rec.status = { ...rec.status, tagging: emptyStatus('not tagged yet', 'red') };
         s.integrations[i] = rec;
       });
     } catch (e) {
@@ -413,6 +417,9 @@ export class IntegrationsService {
     if (IntegrationsService.isPush(prev) && !IntegrationsService.isPush(rec)) {
       await this.o.managed.remove(tenant, IntegrationsService.pushedTargetId(id)).catch((err: unknown) => this.o.logger.error('cannot withdraw the pushed target of an integration moved off it', { integration: id, err }));
     }
+    // Groups chosen or changed (the wizard: create, verify, then choose): synced now, not an
+    // interval (up to a day) later.
+    if (!rec.paused && [...rec.sync.groups].sort().join('\n') !== [...prev.sync.groups].sort().join('\n')) this.runners.get(id)?.deviceSyncSoon();
     // Switches turned off erase what was stored under them.
     const off = { name: prev.sync.pii.deviceName && !rec.sync.pii.deviceName, phone: prev.sync.pii.deviceNumber && !rec.sync.pii.deviceNumber, email: prev.sync.pii.email && !rec.sync.pii.email };
     if (off.name || off.phone || off.email) this.o.db.erasePii(id, off, (udid, devId) => placeholderEmail(rec.vendor, udid, devId));
