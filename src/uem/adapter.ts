@@ -19,7 +19,9 @@ export const API_ROOT: Record<Vendor, string> = { 'workspace-one': '/API', 'ivan
  * HTTPS client (src/uem/target-fetch.ts). Relay and transport failures come back as responses with an
  * `x-uemlink-error` header (see errorForResponse), network failures as thrown errors.
  */
-export type UemFetch = (path: string, init?: RequestInit) => Promise<Response>;
+/** `idempotent`: a read sent as POST (Workspace ONE's bulk lookup by ids), retried like a GET. */
+export type UemRequestInit = RequestInit & { idempotent?: boolean };
+export type UemFetch = (path: string, init?: UemRequestInit) => Promise<Response>;
 
 export type GroupKind = 'organization' | 'smart' | 'label' | 'device-group';
 

@@ -353,3 +353,74 @@ describe('integration edges: the runner reports a failure on the job that failed
     expect(patches.filter((p) => p.deviceSync).every((p) => p.deviceSync!.indicator !== 'red'), 'Device sync is not blamed').to.equal(true);
   });
 });
+
+describe('integration edges: the runner after Sync Now and interval edits (found in review)', () => {
+  const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };
+  const record = (over: Record<string, unknown> = {}) => ({
+    id: 'int_runner2',
+    tenant: 'acme',
+    vendor: 'workspace-one',
+    displayName: 'r',
+    route: { via: 'direct' },
+    sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: ['g1'] },
+    tagging: { ...DEFAULT_TAGGING, deviceStatus: true },
+    paused: false,
+    groupsCache: [],
+    status: { uemServer: empty, deviceSync: empty, appSync: empty, tagging: empty, policyGroups: empty },
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    ...over,
+  });
+
+  it('Sync Now while an app sync waits ahead: the app sync runs again after the device sync (apps not older than devices)', async () => {
+    const order: string[] = [];
+    const rec = record();
+    const runner = new IntegrationRunner('int_runner2', {
+      clock: jumpingClock(),
+      logger: silentLogger(),
+      db: new InventoryDb(':memory:'),
+      load: async () => rec as never,
+      adapterFor: async () => {
+        await new Promise((r) => setTimeout(r, 100)); // every job takes a while
+        return listAdapter(fakeAdapter(new Map()), () => [dev('d1')]);
+      },
+      policies: async () => [],
+      saveStatus: async (_id, patch) => {
+        for (const k of ['deviceSync', 'appSync'] as const) if (patch[k]) order.push(k);
+      },
+    });
+    runner.retag(); // a tagging pass runs
+    void (runner as any).enqueue('app'); // the app timer fired meanwhile: an app sync waits
+    await runner.syncNow();
+    await runner.stop();
+    expect(order.at(-1), order.join(' → ')).to.equal('appSync');
+    expect(order.lastIndexOf('appSync')).to.be.greaterThan(order.lastIndexOf('deviceSync'));
+  });
+
+  it('an interval shortened in an edit brings a timer armed with the old one forward', () => {
+    const delays: number[] = [];
+    const clock: Clock = {
+      now: () => 1_000_000,
+      setTimeout: (_fn, ms) => {
+        delays.push(ms);
+        return 0 as never;
+      },
+      clearTimeout: () => {},
+      setInterval: () => 0 as never,
+      clearInterval: () => {},
+    };
+    const runner = new IntegrationRunner('int_runner3', { clock, logger: silentLogger(), db: new InventoryDb(':memory:'), load: async () => undefined, adapterFor: async () => fakeAdapter(new Map()), policies: async () => [], saveStatus: async () => {} });
+    const daily = record({ sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: ['g1'], deviceSyncIntervalMinutes: 1440, appSyncIntervalMinutes: 1440 } });
+    (runner as any).scheduleDevice(1440 * 60_000);
+    (runner as any).scheduleApp(1440 * 60_000);
+    delays.length = 0;
+    runner.intervalsChanged({ ...daily, sync: { ...daily.sync, deviceSyncIntervalMinutes: 10, appSyncIntervalMinutes: 30 } } as never);
+    expect(delays).to.have.length(2);
+    expect(delays[0]).to.be.within(9.5 * 60_000, 10.5 * 60_000);
+    expect(delays[1]).to.be.within(28.5 * 60_000, 31.5 * 60_000);
+    // Longer intervals apply from the next run: nothing re-armed.
+    delays.length = 0;
+    runner.intervalsChanged({ ...daily, sync: { ...daily.sync, deviceSyncIntervalMinutes: 1440 } } as never);
+    expect(delays).to.deep.equal([]);
+  });
+});

@@ -9,7 +9,7 @@ import type { Clock } from '../../src/common/clock.js';
 import { systemClock } from '../../src/common/clock.js';
 import { silentLogger } from '../../src/common/log.js';
 import { Target } from '../../src/connector/targets/target.js';
-import { deviceSync, type SyncTarget } from '../../src/cloud/integrations/engine.js';
+import { appSync, deviceSync, resilientFetch, type SyncTarget } from '../../src/cloud/integrations/engine.js';
 import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
 import { IntegrationsService } from '../../src/cloud/integrations/service.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
@@ -100,6 +100,24 @@ describe('integration engine (found in review): device sync (Workspace ONE simul
       expect(row!.risk).to.equal('high');
     } finally {
       victim.LocationGroupId.Id.Value = b;
+    }
+  });
+
+  it('a Workspace ONE bulk lookup (POST /mdm/devices/id, a read) is retried after a 5xx like a GET', async () => {
+    const db = new InventoryDb(':memory:');
+    const it = it0({ groups: ['575'] });
+    await deviceSync(it, createWorkspaceOneAdapter(fetch), db, jumpingClock(), new AbortController().signal);
+    const ac = new AbortController();
+    const rf = resilientFetch(fetch, { baseMs: 5, attempts: 3, maxRetryAfterMs: 1000, clock: jumpingClock(), signal: ac.signal });
+    const before = sim.state.requests.length;
+    sim.state.faults = { serverErrors: 1 }; // the app sync's first call: the bulk lookup
+    try {
+      const r = await appSync(it, createWorkspaceOneAdapter(rf), db, ac.signal);
+      expect(r.devices).to.be.greaterThan(0);
+      const posts = sim.state.requests.slice(before).filter((q) => /\/mdm\/devices\/id$/.test(q.path));
+      expect(posts.length, 'the lookup sent again').to.be.greaterThan(1);
+    } finally {
+      sim.state.faults = {};
     }
   });
 });

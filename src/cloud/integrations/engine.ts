@@ -77,7 +77,7 @@ const TRANSIENT_RELAY = new Set(['no_connector', 'connector_lost', 'connector_er
 export function resilientFetch(fetch: UemFetch, o: RetryOptions): UemFetch {
   return async (path, init = {}) => {
     const method = (init.method ?? 'GET').toUpperCase();
-    const idempotent = IDEMPOTENT_METHODS.has(method);
+    const idempotent = init.idempotent === true || IDEMPOTENT_METHODS.has(method);
     for (let attempt = 1; ; attempt++) {
       const backoff = o.baseMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
       let res: Response;

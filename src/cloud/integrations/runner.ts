@@ -37,6 +37,9 @@ function status(prev: ComponentStatus, indicator: Indicator, message: string, no
 export class IntegrationRunner {
   private deviceTimer: TimerHandle | undefined;
   private appTimer: TimerHandle | undefined;
+  /** When the pending timers fire (clock time). */
+  private deviceDueAt = 0;
+  private appDueAt = 0;
   private chain: Promise<void> = Promise.resolve();
   private current: Promise<void> | undefined;
   private queued = new Set<Job>();
@@ -67,6 +70,7 @@ export class IntegrationRunner {
   private scheduleDevice(ms: number): void {
     if (this.stopped || this.paused) return;
     if (this.deviceTimer !== undefined) this.d.clock.clearTimeout(this.deviceTimer);
+    this.deviceDueAt = this.d.clock.now() + ms;
     this.deviceTimer = this.d.clock.setTimeout(() => {
       this.deviceTimer = undefined;
       void this.enqueue('device');
@@ -76,6 +80,7 @@ export class IntegrationRunner {
   private scheduleApp(ms: number): void {
     if (this.stopped || this.paused) return;
     if (this.appTimer !== undefined) this.d.clock.clearTimeout(this.appTimer);
+    this.appDueAt = this.d.clock.now() + ms;
     this.appTimer = this.d.clock.setTimeout(() => {
       this.appTimer = undefined;
       void this.enqueue('app');
@@ -103,8 +108,27 @@ export class IntegrationRunner {
    * (two overlapping Sync Nows listed the UEM twice, which counts against a partner UEM's rate limit).
    */
   syncNow(): Promise<void> {
-    if (this.running !== 'device') void this.enqueue('device');
-    return this.enqueue('app');
+    if (this.running === 'device') return this.enqueue('app');
+    const waiting = [...this.queued]; // a Set keeps insertion order: the order they will run in
+    const device = waiting.indexOf('device');
+    if (device >= 0 && waiting.indexOf('app') > device) return this.chain;
+    // An app sync waiting ahead of the device sync (or none) would leave the apps older than the
+    // devices when a "sync and wait" returns: one follows the device sync.
+    return this.enqueue('device').then(() => this.enqueue('app'));
+  }
+
+  /**
+   * The intervals were edited: a timer armed with a longer interval is brought forward to the new
+   * one (shortened from a day to 10 minutes, the next sync came a day later); a longer interval
+   * applies from the next run.
+   */
+  intervalsChanged(rec: IntegrationRecord): void {
+    const now = this.d.clock.now();
+    const jitter = (): number => 0.95 + Math.random() * 0.1;
+    const device = rec.sync.deviceSyncIntervalMinutes * 60_000;
+    const app = rec.sync.appSyncIntervalMinutes * 60_000;
+    if (this.deviceTimer !== undefined && this.deviceDueAt - now > device) this.scheduleDevice(device * jitter());
+    if (this.appTimer !== undefined && this.appDueAt - now > app) this.scheduleApp(app * jitter());
   }
 
   /** A device sync soon (its groups changed): the timer is brought forward; paused, nothing. */

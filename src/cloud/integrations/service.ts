@@ -420,6 +420,7 @@ export class IntegrationsService {
     // Groups chosen or changed (the wizard: create, verify, then choose): synced now, not an
     // interval (up to a day) later.
     if (!rec.paused && [...rec.sync.groups].sort().join('\n') !== [...prev.sync.groups].sort().join('\n')) this.runners.get(id)?.deviceSyncSoon();
+    else if (rec.sync.deviceSyncIntervalMinutes < prev.sync.deviceSyncIntervalMinutes || rec.sync.appSyncIntervalMinutes < prev.sync.appSyncIntervalMinutes) this.runners.get(id)?.intervalsChanged(rec);
     // Switches turned off erase what was stored under them.
     const off = { name: prev.sync.pii.deviceName && !rec.sync.pii.deviceName, phone: prev.sync.pii.deviceNumber && !rec.sync.pii.deviceNumber, email: prev.sync.pii.email && !rec.sync.pii.email };
     if (off.name || off.phone || off.email) this.o.db.erasePii(id, off, (udid, devId) => placeholderEmail(rec.vendor, udid, devId));

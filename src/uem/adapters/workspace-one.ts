@@ -184,7 +184,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
    * One call. Resolves with the parsed JSON, or undefined for 204 (Workspace ONE's "nothing").
    * Non-2xx answers throw errorForResponse's UemError; a 2xx that is not JSON throws 'protocol'.
    */
-  async function call(what: string, path: string, init: { method?: string; version?: number; body?: unknown } = {}): Promise<unknown> {
+  async function call(what: string, path: string, init: { method?: string; version?: number; body?: unknown; idempotent?: boolean } = {}): Promise<unknown> {
     const headers: Record<string, string> = { accept: `application/json;version=${init.version ?? 1}` };
     let body: string | undefined;
     if (init.body !== undefined) {
@@ -193,7 +193,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
     }
     let res: Response;
     try {
-      res = await fetch(path, { method: init.method ?? 'GET', headers, ...(body === undefined ? {} : { body }) });
+      res = await fetch(path, { method: init.method ?? 'GET', headers, ...(body === undefined ? {} : { body }), ...(init.idempotent ? { idempotent: true } : {}) });
     } catch (e) {
       throw transportError(what, e);
     }
@@ -297,7 +297,8 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
    * `missingOk` (ids of devices the UEM may have removed since: they are left out).
    */
   async function devicesById(ids: readonly string[], what: string, missingOk = false): Promise<Array<{ device: UemDevice; uuid: string | null }>> {
-    const body = await call(what, '/mdm/devices/id', { method: 'POST', body: { BulkValues: { Value: ids } } });
+    // A lookup, though POSTed (the ids go in the body): one 5xx failed a whole smart-group or app sync.
+    const body = await call(what, '/mdm/devices/id', { method: 'POST', body: { BulkValues: { Value: ids } }, idempotent: true });
     const byId = new Map<string, { device: UemDevice; uuid: string | null }>();
     if (body !== undefined) {
       for (const raw of arrayField(body, 'Devices', what)) {
