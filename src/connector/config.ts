@@ -15,8 +15,8 @@ const cloudUrl = z.string().refine((s) => {
   }
 }, 'must be an http(s) URL of the cloud relay, e.g. "https://relay.example.com"');
 
-/** allowedHosts entries: a host name, "*.domain" (any subdomain), an IP address or a CIDR block. */
-const hostPattern = z.string().refine((p) => isHostPattern(p), 'must be a host name, "*.domain", an IP address or a CIDR block like 10.0.0.0/8');
+/** allowedHosts entries: a host name, "*.domain" (any subdomain), an IP address or a CIDR block, optionally with ":port". */
+const hostPattern = z.string().refine((p) => isHostPattern(p), 'must be a host name, "*.domain", an IP address or a CIDR block like 10.0.0.0/8, optionally with a port ("uem.corp:443", "[fd00::/8]:443")');
 
 export const ConnectorConfigSchema = z.strictObject({
   stateDir: z.string().min(1),

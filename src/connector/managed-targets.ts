@@ -15,6 +15,12 @@ import { JsonStore } from '../common/json-store.js';
 import type { Logger } from '../common/log.js';
 import { loadOrCreateKeyFile, open, seal } from '../common/sealed.js';
 import { hostAllowed } from './host-policy.js';
+
+/** A host the connector would contact, and the port when known. */
+interface Endpoint {
+  host: string;
+  port?: number;
+}
 import { CloudTargetSchema, type CloudTargetDefinition } from './targets/schema.js';
 import { Target } from './targets/target.js';
 
@@ -118,8 +124,19 @@ export class ManagedTargets {
     return [...new Set(hosts)];
   }
 
-  private contactsOfRecord(r: ManagedRecord): string[] {
-    return r.contacts ?? ManagedTargets.contactsOf(this.definitionOf(r));
+  /** Every host and port a definition makes the connector contact (what the policy judges). */
+  private static endpointsOf(def: CloudTargetDefinition): Endpoint[] {
+    const urls = [def.baseUrl, ...(def.auth?.type === 'oauth2' ? [def.auth.tokenUrl] : [])];
+    return urls.map((u) => {
+      const x = new URL(u);
+      return { host: x.hostname, port: Number(x.port) || (x.protocol === 'https:' ? 443 : 80) };
+    });
+  }
+
+  /** The first endpoint the policy does not allow, as "host:port" (or the host, port unknown). */
+  private static outside(endpoints: Endpoint[], allowed: readonly string[]): string | undefined {
+    const e = endpoints.find((x) => !hostAllowed(x.host, allowed, x.port));
+    return e && (e.port === undefined ? e.host : `${e.host}:${e.port}`);
   }
 
   /**
@@ -140,9 +157,11 @@ export class ManagedTargets {
   /** A host a policy-accepted record contacts that the policy no longer allows, if any. */
   private outsidePolicy(r: ManagedRecord): string | undefined {
     if (r.state !== 'accepted' || r.decidedBy === 'admin') return undefined;
-    // An unreadable record without stored contacts is not activated (load) and not judged here.
-    if (!r.contacts && !this.readable(r)) return undefined;
-    return this.contactsOfRecord(r).find((h) => !hostAllowed(h, this.o.allowedHosts));
+    // An unreadable record without stored contacts is not activated (load) and not judged here;
+    // with them, their ports are unknown, so only patterns without a port can allow it.
+    if (this.readable(r)) return ManagedTargets.outside(ManagedTargets.endpointsOf(this.definitionOf(r)), this.o.allowedHosts);
+    if (!r.contacts) return undefined;
+    return ManagedTargets.outside(r.contacts.map((host) => ({ host })), this.o.allowedHosts);
   }
 
   /** Puts a policy-accepted record back to pending when the policy no longer allows all it contacts. */
@@ -234,8 +253,8 @@ export class ManagedTargets {
     // Every host it would contact, not only the base URL's: an OAuth2 token URL elsewhere would make
     // the connector POST to a host the policy never allowed (and tell the cloud what answered).
     const contacts = ManagedTargets.contactsOf(def);
-    const outside = contacts.filter((h) => !hostAllowed(h, this.o.allowedHosts));
-    const allowed = outside.length === 0;
+    const outside = ManagedTargets.outside(ManagedTargets.endpointsOf(def), this.o.allowedHosts);
+    const allowed = outside === undefined;
     // offeredAt tells offers apart (an approval names the one it saw): strictly later than the last.
     const at = Math.max(this.o.clock.now(), existing ? Date.parse(existing.offeredAt) + 1 : 0);
     const now = new Date(at).toISOString();
@@ -252,7 +271,7 @@ export class ManagedTargets {
     if (allowed) {
       rec.decidedAt = now;
       rec.decidedBy = 'policy';
-    } else rec.reason = `host "${outside[0]}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;
+    } else rec.reason = `host "${outside}" is not in cloudManagedTargets.allowedHosts; a local admin must approve it`;
     if (allowed) {
       // Resolve first: a definition that cannot be used (a bad CA, say) must not be stored as accepted.
       try {

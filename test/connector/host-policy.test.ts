@@ -24,5 +24,21 @@ describe('cloud-managed target host policy', () => {
   it('validates patterns', () => {
     for (const p of ['uem.corp.local', '*.corp.local', '10.0.0.0/8', '::1', 'fd00::/8']) expect(isHostPattern(p), p).to.equal(true);
     for (const p of ['*', '*.', 'a b', '10.0.0.0/33', 'http://x', '*.*.x', '10.0.0.0/x']) expect(isHostPattern(p), p).to.equal(false);
+    for (const p of ['uem.corp:443', '*.corp.local:8443', '10.0.0.0/8:443', '192.0.2.7:1', '[::1]:443', '[fd00::/8]:65535', '[fd00::1]']) expect(isHostPattern(p), p).to.equal(true);
+    for (const p of ['uem.corp:0', 'uem.corp:65536', 'uem.corp:', 'uem.corp:x', '[uem.corp]:443', '[::1', '[::1]443', 'fd00::1:443x']) expect(isHostPattern(p), p).to.equal(false);
+  });
+  it('a pattern with a port allows that port only; one without allows any; a host of unknown port matches only port-less patterns', () => {
+    const ports = ['uem.corp:443', '*.lab.corp:8443', '10.0.0.0/8:443', '[fd00::/8]:443', 'any.corp'];
+    expect(hostAllowed('uem.corp', ports, 443)).to.equal(true);
+    expect(hostAllowed('uem.corp', ports, 8443)).to.equal(false);
+    expect(hostAllowed('uem.corp', ports)).to.equal(false);
+    expect(hostAllowed('a.lab.corp', ports, 8443)).to.equal(true);
+    expect(hostAllowed('a.lab.corp', ports, 443)).to.equal(false);
+    expect(hostAllowed('10.1.2.3', ports, 443)).to.equal(true);
+    expect(hostAllowed('10.1.2.3', ports, 6379)).to.equal(false);
+    expect(hostAllowed('[fd00::5]', ports, 443)).to.equal(true);
+    expect(hostAllowed('[fd00::5]', ports, 80)).to.equal(false);
+    expect(hostAllowed('any.corp', ports, 6379)).to.equal(true);
+    expect(hostAllowed('any.corp', ports)).to.equal(true);
   });
 });

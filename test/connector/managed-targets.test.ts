@@ -54,7 +54,20 @@ describe('cloud-managed targets: the local policy and approvals hold', () => {
     expect(internal.seen, 'the disallowed host received a POST from the connector').to.have.length(0);
     const v = (await m.list()).find((x) => x.id === 'pushed')!;
     expect(v.contacts, 'what the approval page shows').to.deep.equal(['localhost', '127.0.0.1']);
-    expect(d.reason).to.contain('"127.0.0.1"');
+    expect(d.reason).to.contain(`"127.0.0.1:${internal.port}"`);
+  });
+
+  it('an allowedHosts entry with a port allows that port only: another service of the same host waits for an admin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'review-mt-'));
+    const m = managed(dir, [`localhost:${allowed.port}`]);
+    await m.load();
+    const ok = await m.offer({ id: 'uem', baseUrl: `https://localhost:${allowed.port}/api`, auth: { type: 'none' }, tls: { ca: pki.caCertPem } });
+    expect(ok.state).to.equal('accepted');
+    const other = await m.offer({ id: 'other-port', baseUrl: `https://localhost:${internal.port}/admin`, auth: { type: 'none' }, tls: { ca: pki.caCertPem } });
+    expect(other.state).to.equal('pending');
+    expect(other.reason).to.contain(`"localhost:${internal.port}"`);
+    expect(m.targets().map((t) => t.id)).to.deep.equal(['uem']);
+    for (const t of m.targets()) t.close();
   });
 
   it('removing a host from allowedHosts stops a target that was auto-accepted for it (after restart)', async () => {
