@@ -296,6 +296,9 @@ describe('integrations (cloud engine through a real connector and tunnel)', func
     let s = await status(id);
     expect(s.deviceSync.indicator).to.equal('gray');
     expect(s.deviceSync.message).to.match(/^paused/);
+    // Both timers stop: App sync says so too (it stayed as its last run said, green as if it ran).
+    expect(s.appSync.indicator).to.equal('gray');
+    expect(s.appSync.message).to.match(/^paused \(last: /);
     // An admin's explicit Sync Now is honoured while paused (the seeds: "force an immediate device
     // sync"); the schedule stays stopped.
     const before = (await status(id)).deviceSync.lastRun;

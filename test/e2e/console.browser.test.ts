@@ -516,14 +516,16 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     const page = await open(`/console/integrations?tenant=${TENANT}`);
     const r = await submit(page, panel(page).getByRole('button', { name: /^Pause/ }), `/console/integrations/${TENANT}/${integrationId}/pause`);
     expect(r.status).to.equal(303);
-    expect(await flash(page)).to.equal('WS1 Lab <Main> is paused: no scheduled device syncs until you resume it.');
+    expect(await flash(page)).to.equal('WS1 Lab <Main> is paused: no scheduled device or app syncs until you resume it (Sync Now still runs one).');
     await expectIndicator(page, 'deviceSync', 'gray', 'Paused', /^paused \(last: synced \d+ devices of All Devices/);
+    await expectIndicator(page, 'appSync', 'gray', 'Paused', /^paused \(last: /);
     expect(await panel(page).locator('p.muted strong').innerText()).to.equal('Paused');
     expect(await panel(page).getByRole('button', { name: /^Resume/ }).count()).to.equal(1);
     expect(await panel(page).getByRole('button', { name: /^Pause/ }).count()).to.equal(0);
     // The API agrees.
     const st = (await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}/status`)).body;
     expect(st.deviceSync.indicator).to.equal('gray');
+    expect(st.appSync.indicator).to.equal('gray');
     expect((await cloud.api('GET', `/api/v1/tenants/${TENANT}/integrations/${integrationId}`)).body.paused).to.equal(true);
     await expectAccessible(page, 'the paused integration');
     await shot(page, 'paused.png');

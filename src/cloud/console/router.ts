@@ -379,7 +379,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       const name = list.find((i) => i.id === req.query.id)?.displayName ?? 'The integration';
       const texts: Record<string, string> = {
         synced: `Sync started for ${name}: a device sync, then an app sync. Reload this page to follow it.`,
-        paused: `${name} is paused: no scheduled device syncs until you resume it.`,
+        paused: `${name} is paused: no scheduled device or app syncs until you resume it (Sync Now still runs one).`,
         resumed: `${name} resumed: a device sync starts now.`,
         saved: `Saved ${name}. The changes apply from the next run.`,
         removed: 'The integration was removed, with its inventory.',

@@ -13,6 +13,7 @@ import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js'
 import type { IntegrationRecord } from '../state.js';
 import { ApiProblem, type IntegrationsService } from './service.js';
 import { revisionOf } from './revision.js';
+import { shownComponent } from './engine.js';
 
 export interface IntegrationsApiDeps extends PrincipalDeps {
   integrations: IntegrationsService;
@@ -138,8 +139,7 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
   r.get(`${base}/integrations/:id/status`, tenantAuth, wrap(async (req, res, tenant) => {
     const rec = await svc.get(tenant, String(req.params.id));
     const s = rec.status;
-    const paused = rec.paused ? { ...s.deviceSync, indicator: 'gray' as const, message: `paused (last: ${s.deviceSync.message})` } : s.deviceSync;
-    res.json({ uemServer: s.uemServer, deviceSync: paused, appSync: s.appSync, tagging: s.tagging, policyGroups: s.policyGroups });
+    res.json({ uemServer: s.uemServer, deviceSync: shownComponent(s.deviceSync, 'deviceSync', rec.paused), appSync: shownComponent(s.appSync, 'appSync', rec.paused), tagging: s.tagging, policyGroups: s.policyGroups });
   }));
   r.post(`${base}/integrations/:id/sync`, tenantAuth, wrap(async (req, res, tenant) => {
     const id = String(req.params.id);

@@ -363,6 +363,14 @@ export function describeError(e: unknown): string {
   return redactString(e instanceof Error ? e.message : String(e));
 }
 
+/**
+ * A component as shown (API status, console): a paused integration's device and app syncs are gray
+ * "paused" (both timers are stopped; App sync stayed green as if it still ran).
+ */
+export function shownComponent(s: ComponentStatus, key: string, paused: boolean): ComponentStatus {
+  return paused && (key === 'deviceSync' || key === 'appSync') ? { ...s, indicator: 'gray', message: `paused (last: ${s.message})` } : s;
+}
+
 export function emptyStatus(message: string, indicator: Indicator = 'gray'): ComponentStatus {
   return { indicator, message, lastRun: null, lastSuccess: null, counts: {} };
 }

@@ -5,7 +5,7 @@
  * confirmation. Only non-secret fields of an integration are ever rendered.
  */
 import type { UemGroup, Vendor } from '../../../uem/adapter.js';
-import type { ComponentStatus, Indicator } from '../../integrations/engine.js';
+import { shownComponent, type ComponentStatus, type Indicator } from '../../integrations/engine.js';
 import { INTERVALS } from '../../integrations/model.js';
 import { revisionOf } from '../../integrations/revision.js';
 import type { VerifyResult } from '../../integrations/service.js';
@@ -34,10 +34,10 @@ const WORDS: Record<Indicator, [string, string]> = {
   gray: ['–', 'Not enabled'],
 };
 
-/** What the panel shows: the stored status, with a paused integration's device sync gray "Paused" (as GET …/status). */
+/** What the panel shows: the stored status, with a paused integration's device and app syncs gray "Paused" (as GET …/status). */
 export function shownStatus(rec: IntegrationRecord, key: ComponentKey): { status: ComponentStatus; word: string; glyph: string } {
   const s = rec.status[key] as ComponentStatus;
-  if (key === 'deviceSync' && rec.paused) return { status: { ...s, indicator: 'gray', message: `paused (last: ${s.message})` }, word: 'Paused', glyph: '⏸' };
+  if (rec.paused && (key === 'deviceSync' || key === 'appSync')) return { status: shownComponent(s, key, true), word: 'Paused', glyph: '⏸' };
   const [glyph, word] = WORDS[s.indicator];
   return { status: s, word, glyph };
 }
