@@ -124,9 +124,15 @@ export class ManagedTargetsService {
   async onStatus(live: LiveSession, msg: Record<string, unknown>, current: ConnectorRecord | undefined): Promise<void> {
     const { id, state, reason } = msg;
     if (typeof id !== 'string' || (state !== 'accepted' && state !== 'pending' && state !== 'refused')) return;
+    // Only targets this cloud offers the connector's tenant and group are recorded (and entries of
+    // withdrawn ones dropped): a connector reporting made-up ids, of any length, grew the state file
+    // every tenant's calls read, without bound.
+    const s = await this.store.read();
+    const offered = new Set(s.managedTargets.filter((t) => t.tenant === live.tenant && t.group === live.group).map((t) => t.id));
+    if (!offered.has(id)) return;
     const entry = { id, state, at: new Date(this.clock.now()).toISOString(), ...(typeof reason === 'string' ? { reason: reason.slice(0, 500) } : {}) } as ConnectorRecord['managedTargets'][number];
     const prev = this.book.peek(live.connectorId)?.managedTargets ?? current?.managedTargets ?? [];
-    this.book.note(live.connectorId, { managedTargets: [...prev.filter((m) => m.id !== id), entry] });
+    this.book.note(live.connectorId, { managedTargets: [...prev.filter((m) => m.id !== id && offered.has(m.id)), entry] });
     this.logger.info('cloud-managed target status', { connectorId: live.connectorId, target: id, state });
   }
 

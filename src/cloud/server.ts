@@ -99,6 +99,7 @@ export class CloudServer {
     private readonly tickets: TicketKeys | undefined,
     private readonly gate: HandshakeGate<Socket> | undefined,
     readonly metrics: CloudMetrics,
+    private readonly relayResponses: Set<ServerResponse>,
   ) {}
 
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
@@ -161,8 +162,10 @@ export class CloudServer {
     app.disable('x-powered-by');
     app.set('etag', false);
     let self: CloudServer | undefined;
+    const relayResponses = new Set<ServerResponse>();
     const relayListener = relayHttp({
       relay,
+      inflight: relayResponses,
       adminToken: config.adminToken,
       store,
       limiter: relayLimiter,
@@ -301,7 +304,7 @@ export class CloudServer {
       });
     });
     tickets?.rotate((key) => (server as HttpsServer).setTicketKeys(key));
-    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate, metrics);
+    self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate, metrics, relayResponses);
     if (config.metrics) {
       try {
         self.metricsServer = await metrics.serve(config.metrics.listen);
@@ -322,9 +325,29 @@ export class CloudServer {
   }
 
   /** Graceful stop (SIGTERM): drain tunnels, flush presence, close the listener. */
+  /**
+   * Waits, until `deadline`, for relayed responses still on their way to clients: a stream ends on
+   * the tunnel when its last DATA arrives, while up to a window's worth (1 MiB and more) still waits
+   * for a client reading at its own pace, and closing every connection then cut those downloads
+   * short (an aborted body) long before the drain timeout.
+   */
+  private async relayResponsesSent(deadline: number): Promise<void> {
+    const pending = [...this.relayResponses].filter((r) => !r.writableFinished);
+    const left = deadline - Date.now();
+    if (pending.length === 0 || left <= 0) return;
+    this.logger.info('draining: waiting for relayed responses to reach their clients', { responses: pending.length, timeoutMs: left });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending.map((r) => new Promise<void>((resolve) => (r.writableFinished || r.destroyed ? resolve() : r.once('close', () => resolve()))))),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, left))),
+    ]);
+    clearTimeout(timer);
+  }
+
   async shutdown(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    const deadline = Date.now() + this.config.drainTimeoutMs;
     this.logger.info('draining', { connectors: this.registry.size, timeoutMs: this.config.drainTimeoutMs });
     this.server.close();
     this.gate?.close();
@@ -332,6 +355,7 @@ export class CloudServer {
     this.tickets?.stop();
     await this.integrations.stop();
     await this.tunnels.drain(this.config.drainTimeoutMs);
+    await this.relayResponsesSent(deadline);
     await this.book.stop();
     this.inventory.close();
     this.server.closeAllConnections();

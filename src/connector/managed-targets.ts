@@ -277,7 +277,25 @@ export class ManagedTargets {
       try {
         this.activate(rec);
       } catch (e) {
-        return { id: def.id, state: 'refused', reason: `cannot use the definition: ${(e as Error).message}` };
+        const reason = `cannot use the definition: ${(e as Error).message}`;
+        // Refused, and stored as refused: the version accepted before stops being served. The cloud
+        // showed this connector as refusing the target while it went on relaying to the old
+        // definition's UEM (and loaded it again at every start).
+        rec.state = 'refused';
+        rec.reason = reason;
+        delete rec.decidedAt;
+        delete rec.decidedBy;
+        await this.store.update((d) => {
+          d.targets = d.targets.filter((t) => t.id !== def.id);
+          d.targets.push(rec);
+        });
+        if (this.accepted.has(def.id)) {
+          this.accepted.get(def.id)!.close();
+          this.accepted.delete(def.id);
+        }
+        this.changed();
+        this.o.logger.warn('cloud-managed target refused: its definition cannot be used', { target: def.id, reason });
+        return { id: def.id, state: 'refused', reason };
       }
     }
     await this.store.update((d) => {

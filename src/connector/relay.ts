@@ -36,7 +36,18 @@ export interface RelayDeps {
 }
 
 /** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
-function respondError(s: MuxStream, status: number, code: string, message: string): void {
+/** Failures before any byte of the request left for the UEM (no connection, no name; TLS refused and no OAuth2 token: below). */
+const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Whether the UEM cannot have seen the request: the cloud may then send it through another
+ * connector of the target, whatever its method (x-uemlink-unsent).
+ */
+export function neverSent(e: UpstreamError): boolean {
+  return e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
+}
+
+function respondError(s: MuxStream, status: number, code: string, message: string, unsent = false): void {
   if (s.destroyed || s.response) return;
   // Goes to the cloud and its client: a UEM credential in an upstream error must not ride along.
   const body = Buffer.from(JSON.stringify({ error: code, message: redactString(message) }));
@@ -46,6 +57,7 @@ function respondError(s: MuxStream, status: number, code: string, message: strin
       ['content-type', 'application/json'],
       ['content-length', String(body.length)],
       ['x-uemlink-error', code],
+      ...(unsent ? ([['x-uemlink-unsent', '1']] as Array<[string, string]>) : []),
     ],
   });
   s.end(body);
@@ -247,7 +259,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       }
       deps.logger.warn('upstream request failed', { target: target.id, code: err.code, reason: err.message });
       discardBody(s);
-      respondError(s, err.status, err.code, err.message);
+      respondError(s, err.status, err.code, err.message, neverSent(err));
       finish(err.status, err.code);
       return;
     }

@@ -115,6 +115,9 @@ export interface SessionEvents {
 
 const noop = (): void => {};
 
+/** How long a session whose stream ids ran out lets its streams finish before it closes (openStream). */
+const EXHAUSTED_DRAIN_MS = 60_000;
+
 /** Buffer.concat into a new buffer that keeps `headroom` spare bytes in front of the result. */
 function concatAfter(headroom: number, parts: readonly Buffer[], total: number): Buffer {
   const buf = Buffer.allocUnsafe(headroom + total);
@@ -267,7 +270,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     const id = this.nextLocalId;
     if (id > MAX_STREAM_ID) {
-      this.goAway('SHUTTING_DOWN', 'stream ids exhausted');
+      // Drained, not only announced: a GOAWAY alone left both sides "draining" for good (nothing
+      // closes a session on a GOAWAY it sent or got), the tunnel connected but carrying nothing,
+      // and the connector never redialled. Closed once its streams finish, the tunnel is dialled
+      // again (§5).
+      void this.drain(EXHAUSTED_DRAIN_MS, 'stream ids exhausted');
       throw new UemlinkError('TUNNEL_GOING_AWAY', 'stream ids exhausted; the tunnel will be re-established', { retryable: true });
     }
     const json = this.fitting(jsonPayload(head), 'request head');
@@ -571,10 +578,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       case 'end':
         this.onEnd(s, step.status);
         return;
-      case 'reset':
-        this.retire(s);
-        s.destroy(new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true));
+      case 'reset': {
+        const err = new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true);
+        this.retire(s, err);
+        s.destroy(err);
         return;
+      }
       case 'window':
         s.sendWindow.grant(f.increment, f.streamId);
         if (s.pending.length > 0 || s.pendingEnd) {
@@ -639,8 +648,9 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // Streams we opened above the peer's last processed id were never seen: fail them as retryable.
     for (const s of [...this.streams.values()]) {
       if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id)) {
-        this.retire(s);
-        s.destroy(new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true));
+        const err = new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true);
+        this.retire(s, err);
+        s.destroy(err);
       }
     }
     this.emit('goaway', g);
@@ -809,7 +819,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     return this.tuning ? { tuning: this.tuning } : {};
   }
 
-  private retire(s: MuxStream): void {
+  /**
+   * `cause`: why the stream ends, given to writes still queued. The stream's Writable destroys
+   * itself with the first error a write callback gets, and ignores the one passed to destroy()
+   * after it: a generic error there hid a lost tunnel or a refused stream from the relay, which
+   * then neither retried an idempotent request elsewhere nor said the connector was lost.
+   */
+  private retire(s: MuxStream, cause?: Error): void {
     if (!this.streams.delete(s.id)) return;
     this.grownBytes -= s.recvWindow.grown;
     this.ready.delete(s);
@@ -818,7 +834,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // Only a stream retired with writes still queued needs the error (built lazily: retiring is the
     // common, clean end of every stream, and an Error with its stack trace is not free).
     if (s.pending.length > 0 || s.pendingEnd) {
-      const err = new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} was reset`);
+      const err = cause ?? new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} was reset`);
       for (const p of s.pending) p.cb(err);
       s.pending = [];
       if (s.pendingEnd) {
@@ -857,8 +873,9 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.outBytes = 0;
     for (const s of [...this.streams.values()]) {
       const beforeResponse = s.role === 'initiator' && !s.status.responseReceived;
-      this.retire(s);
-      s.destroy(new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local));
+      const err = new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local);
+      this.retire(s, err);
+      s.destroy(err);
     }
     this.emit('close', info);
   }

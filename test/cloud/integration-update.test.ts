@@ -26,7 +26,7 @@ describe('integration edits while other things happen', function () {
       key: randomBytes(32),
       db: new InventoryDb(':memory:'),
       relay: {} as any,
-      managed: {} as any,
+      managed: { remove: async () => {}, put: async () => {} } as any,
       registry: {} as any,
       clock: systemClock,
       logger: silentLogger(),
@@ -80,14 +80,27 @@ describe('integration edits while other things happen', function () {
     expect(s.indicator, s.message).to.equal('green');
   });
 
-  it("a group conflict with another tenant's integration of the same UEM does not name it (found in review)", async () => {
-    await svc.create('acme', direct('Acme secret project', ['575']));
-    const err = await svc.create('globex', direct('globex', ['575'])).then(
+  it("another tenant's integration of the same server never conflicts: a 409 would tell one tenant what another syncs (found in review)", async () => {
+    const mine = await svc.create('acme', direct('Acme secret project', ['575']));
+    // Another tenant naming the same server (or claiming its parent group) is not refused, and
+    // learns nothing; the first tenant can still edit its own integration.
+    const theirs = await svc.create('globex', direct('globex', ['575']));
+    await svc.remove('globex', theirs.id);
+    const parent = await svc.create('globex', direct('globex parent', ['570']));
+    expect((await svc.update('acme', mine.id, { displayName: 'renamed' })).displayName).to.equal('renamed');
+    for (const r of [mine, parent]) await svc.remove(r.tenant, r.id);
+  });
+
+  it('within a tenant, selecting the parent of a group another integration of the same UEM has is refused too (the other could no longer be edited)', async () => {
+    const child = await svc.create('acme', direct('child', ['575']));
+    const err = await svc.create('acme', direct('parent', ['570'])).then(
       () => undefined,
-      (e: unknown) => e as { status?: number; code?: string; message: string },
+      (e: unknown) => e as { status?: number; apiCode?: string; message: string },
     );
-    expect(err?.message).to.contain('already integrated by an integration of another tenant');
-    expect(err?.message).to.not.contain('Acme secret project');
+    expect(err?.apiCode, err?.message).to.equal('group_conflict');
+    expect(err?.message).to.match(/^sync\.groups: group "Acme Corp" \(570\) contains ".*" \(\d+\), which is already integrated by integration "/);
+    expect((await svc.update('acme', child.id, { displayName: 'child renamed' })).displayName).to.equal('child renamed');
+    await svc.remove('acme', child.id);
   });
 
   it('a removal while an edit of a pushed integration checks the groups: the pushed target stays withdrawn', async () => {

@@ -254,10 +254,17 @@ export class IntegrationsService {
   }
 
   /** Which UEM an integration talks to: two integrations of the same UEM share groups. */
+  /**
+   * Which UEM an integration syncs, for the group rule, within its tenant. Across tenants two
+   * integrations are never "the same UEM": a server address is only a name (a connector resolves it
+   * on its own network, and a connector-target route does not use it at all), so a tenant naming
+   * another tenant's server could claim its groups, lock it out of editing its own integration, and
+   * learn from 409s which groups it syncs.
+   */
   private static uemKey(rec: Pick<IntegrationRecord, 'tenant' | 'route' | 'serverAddress' | 'vendor'>): string {
-    if (rec.serverAddress) return `${rec.vendor}:${rec.serverAddress.toLowerCase().replace(/\/+$/, '')}`;
+    if (rec.serverAddress) return `${rec.tenant}:${rec.vendor}:${rec.serverAddress.toLowerCase().replace(/\/+$/, '')}`;
     const r = rec.route as { group?: string; target?: string };
-    return `${rec.vendor}:connector:${rec.tenant}:${r.group}:${r.target}`;
+    return `${rec.tenant}:${rec.vendor}:connector:${r.group}:${r.target}`;
   }
 
   /**
@@ -291,15 +298,26 @@ export class IntegrationsService {
     const byId = new Map(groups.map((g) => [g.id, g]));
     const key = IntegrationsService.uemKey(rec);
     const others = all.filter((x) => x.id !== rec.id && IntegrationsService.uemKey(x) === key);
+    const conflict = (what: string, owner: IntegrationRecord): ApiProblem =>
+      new ApiProblem(409, 'group_conflict', `sync.groups: ${what} by integration "${owner.displayName}" (${owner.id}); a group and its children belong to one integration`);
+    const children = new Map<string, UemGroup[]>();
+    for (const g of groups) if (g.parentId) children.set(g.parentId, [...(children.get(g.parentId) ?? []), g]);
     for (const id of rec.sync.groups) {
+      // The group itself or one above it.
       for (let g: UemGroup | undefined = byId.get(id), first = true; g; g = g.parentId ? byId.get(g.parentId) : undefined, first = false) {
         const owner = others.find((x) => x.sync.groups.includes(g!.id));
-        if (owner) {
-          const what = first ? `group "${g.name}" (${g.id}) is already integrated` : `group "${byId.get(id)!.name}" (${id}) is inside "${g.name}" (${g.id}), which is already integrated`;
-          // Another tenant's integration is not named: a tenant key must learn nothing of others.
-          const by = owner.tenant === rec.tenant ? `integration "${owner.displayName}" (${owner.id})` : 'an integration of another tenant';
-          throw new ApiProblem(409, 'group_conflict', `sync.groups: ${what} by ${by}; a group and its children belong to one integration`);
-        }
+        if (owner) throw conflict(first ? `group "${g.name}" (${g.id}) is already integrated` : `group "${byId.get(id)!.name}" (${id}) is inside "${g.name}" (${g.id}), which is already integrated`, owner);
+      }
+      // One below it: checked too, or the integration that had the child could no longer be
+      // edited (its own group now inside one integrated by another).
+      const seen = new Set<string>();
+      for (const below = [...(children.get(id) ?? [])]; below.length > 0; ) {
+        const g = below.pop()!;
+        if (seen.has(g.id)) continue; // a cycle in what the UEM answered
+        seen.add(g.id);
+        const owner = others.find((x) => x.sync.groups.includes(g.id));
+        if (owner) throw conflict(`group "${byId.get(id)!.name}" (${id}) contains "${g.name}" (${g.id}), which is already integrated`, owner);
+        below.push(...(children.get(g.id) ?? []));
       }
     }
   }

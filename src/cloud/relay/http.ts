@@ -28,6 +28,8 @@ export interface RelayHttpDeps extends PrincipalDeps {
   draining(): boolean;
   /** Each call, once it has ended (metrics). */
   onFinished?(e: { tenant: string | undefined; status: number; bytesIn: number; bytesOut: number; durationMs: number; errorCode: string | undefined }): void;
+  /** Responses not yet finished, so a drain can let them reach their clients (CloudServer.shutdown). */
+  inflight?: Set<ServerResponse>;
 }
 
 /** Passes a body through until it exceeds `limit` bytes, then fails (and remembers why). */
@@ -118,8 +120,16 @@ function sendError(res: ServerResponse, err: ApiError): void {
  * added to the UEM's answers).
  */
 export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const inflight = deps.inflight;
+  const forget = function (this: ServerResponse): void {
+    inflight!.delete(this);
+  };
   return (req, res) => {
     if (deps.onFinished) watch(req, res, deps.onFinished);
+    if (inflight) {
+      inflight.add(res);
+      res.once('close', forget);
+    }
     void handle(req, res).catch((e: unknown) => {
       // Errors made by the relay itself carry the same header as those made by the connector.
       if (e instanceof ApiError) return sendError(res, new ApiError(e.status, e.code, e.message, { ...e.headers, 'x-uemlink-error': e.code }));

@@ -6,6 +6,9 @@
  *  - the stream was never accepted (open refused, REFUSED_STREAM, GOAWAY above its id): nothing
  *    reached the connector, so the request moves to another connector — if its body was not used;
  *  - the tunnel dropped before any response byte: only GET/HEAD/OPTIONS are retried, once;
+ *  - the connector answered that the UEM never saw the request (`x-uemlink-unsent`: no connection,
+ *    no DNS name, TLS refused, no OAuth2 token): any method without a body goes to the next
+ *    connector, and that connector is tried last for the target for a while (UNSENT_AVOID_MS);
  *  - anything else is reported, never replayed (a POST may have reached the UEM).
  * One deadline covers all attempts: every request ends within the relay timeout, with the answer,
  * an error answer, or an abort.
@@ -79,12 +82,38 @@ export function pickConnector(candidates: LiveSession[]): LiveSession | undefine
   return best;
 }
 
+/** How long a connector that could not reach a target's UEM is tried after the others for it. */
+const UNSENT_AVOID_MS = 10_000;
+
 function isUnprocessed(e: unknown): boolean {
   return e instanceof StreamResetError && e.streamError === StreamError.REFUSED_STREAM;
 }
 
 export class Relay {
+  /** `connectorId \n target` -> until when it is tried last for that target (it could not reach the UEM). */
+  private readonly unreachable = new Map<string, number>();
+
   constructor(private readonly o: RelayOptions) {}
+
+  /**
+   * The candidates, those that lately could not reach the target's UEM left out while another
+   * remains: least-busy-first favoured them, since their fast error answers kept their streams few.
+   */
+  private preferred(cands: LiveSession[], target: string): LiveSession[] {
+    if (this.unreachable.size === 0) return cands;
+    const now = this.o.clock.now();
+    const ok = cands.filter((c) => {
+      const key = `${c.connectorId}\n${target}`;
+      const until = this.unreachable.get(key);
+      if (until === undefined) return true;
+      if (until <= now) {
+        this.unreachable.delete(key);
+        return true;
+      }
+      return false;
+    });
+    return ok.length > 0 ? ok : cands;
+  }
 
   private candidates(r: RelayRequest, exclude: ReadonlySet<string>): LiveSession[] {
     return this.o.registry
@@ -113,10 +142,15 @@ export class Relay {
     const bodyUsed = r.body !== null;
     let retriedAfterDrop = false;
     let lastError: RelayError | undefined;
+    /** A connector's error answer saying the UEM never saw the request, kept in case no other connector is left. */
+    let unsentAnswer: RelayResponse | undefined;
     // Each connector is tried at most once, so this ends.
     for (;;) {
-      const live = pickConnector(this.candidates(r, exclude));
-      if (!live) throw lastError ?? (await this.noRoute(r));
+      const live = pickConnector(this.preferred(this.candidates(r, exclude), r.target));
+      if (!live) {
+        if (unsentAnswer) return unsentAnswer;
+        throw lastError ?? (await this.noRoute(r));
+      }
       exclude.add(live.connectorId);
       let stream: MuxStream;
       try {
@@ -144,8 +178,20 @@ export class Relay {
         // the stream failed before our caller could listen to it, and would wait for its idle
         // timer. Answer as for a reset before the head; nothing has been sent to the client yet.
         if (stream.errored) throw stream.errored;
-        return { head, body: stream, connectorId: live.connectorId };
+        const answer = { head, body: stream, connectorId: live.connectorId };
+        if (head.status === 502 && !bodyUsed && head.headers.some(([k, v]) => v === '1' && k.toLowerCase() === 'x-uemlink-unsent')) {
+          this.unreachable.set(`${live.connectorId}\n${r.target}`, this.o.clock.now() + UNSENT_AVOID_MS);
+          if (this.candidates(r, exclude).length > 0 && !r.signal?.aborted && this.o.clock.now() < deadline) {
+            unsentAnswer?.body.destroy();
+            unsentAnswer = answer;
+            continue;
+          }
+        }
+        unsentAnswer?.body.destroy();
+        return answer;
       } catch (e) {
+        unsentAnswer?.body.destroy();
+        unsentAnswer = undefined;
         if (e instanceof RelayError) throw e;
         const reset = e as StreamResetError;
         const unprocessed = isUnprocessed(e);
