@@ -211,4 +211,23 @@ describe('high availability and failover (found in review)', function () {
     }
     expect(statuses.filter((s) => s !== '200'), 'failed GETs while connector B could serve every one').to.deep.equal([]);
   });
+
+  it('a POST with an empty body that connector A could not send (UEM refused the connection) goes to connector B; B saw Content-Length: 0', async () => {
+    const cloud = await startInprocCloud({ relayTimeoutMs: 5000 });
+    stops.push(() => cloud.shutdown());
+    const dead = await freePort();
+    await connector(cloud, { tenant: 'post', targets: [{ id: 'x', baseUrl: `https://127.0.0.1:${dead}`, auth: { type: 'none' }, tls: { ca: good.caPem } }] });
+    const b = await connector(cloud, { tenant: 'post', targets: [target('x', good)] });
+    const seen = good.seen.length;
+    for (let i = 0; i < 6; i++) {
+      const r = await cloud.relay.fetch('post', 'x', `/commands/${i}`, { method: 'POST', body: '' });
+      const text = await r.text();
+      expect(r.status, `${r.headers.get('x-uemlink-error')} ${text}`).to.equal(200);
+      expect(r.headers.get('x-uemlink-connector')).to.equal(b.id.connectorId);
+    }
+    const hits = good.seen.slice(seen);
+    expect(hits).to.have.length(6);
+    expect(hits.every((h) => h.method === 'POST' && h.headers['content-length'] === '0')).to.equal(true);
+  });
 });
+

@@ -24,6 +24,9 @@ function toReadable(body: unknown): { stream: Readable | null; length?: number }
     // Copied, as fetch does: the caller may reuse its bytes once the call returns, and the tunnel
     // frames a written chunk later, by reference (src/protocol/stream.ts).
     const b = Buffer.from(body);
+    // Empty: no stream (Content-Length: 0 still goes), so the relay may retry it like any request
+    // without a body (a stream, even empty, is a body it cannot replay).
+    if (b.length === 0) return { stream: null, length: 0 };
     return { stream: Readable.from([b]), length: b.length };
   }
   if (body instanceof URLSearchParams) return toReadable(body.toString());

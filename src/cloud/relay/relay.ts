@@ -180,6 +180,8 @@ export class Relay {
         if (stream.errored) throw stream.errored;
         const answer = { head, body: stream, connectorId: live.connectorId };
         if (head.status === 502 && !bodyUsed && head.headers.some(([k, v]) => v === '1' && k.toLowerCase() === 'x-uemlink-unsent')) {
+          // Entries of connectors gone for good are never looked at again: bounded by a reset.
+          if (this.unreachable.size >= 10_000) this.unreachable.clear();
           this.unreachable.set(`${live.connectorId}\n${r.target}`, this.o.clock.now() + UNSENT_AVOID_MS);
           if (this.candidates(r, exclude).length > 0 && !r.signal?.aborted && this.o.clock.now() < deadline) {
             unsentAnswer?.body.destroy();
