@@ -96,6 +96,8 @@ export class ConnectorDaemon {
   private renewing: Promise<void> | undefined;
   private renewal: { resolve(v: { certificate: string; caCertificate: string }): void; reject(e: Error): void } | undefined;
   private renewTimer: TimerHandle | undefined;
+  /** The target ids the last dial's HELLO advertised (afterConnect sends the list again if it changed meanwhile). */
+  private dialedTargets: string[] | undefined;
   /** The retry of a renewal the cloud asked for, while the session that asked is open. */
   private renewRetry: { timer: TimerHandle; session: MuxSession } | undefined;
   private renewFailures = 0;
@@ -252,7 +254,11 @@ export class ConnectorDaemon {
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
       // Options are rebuilt per dial: targets (and, after a renewal, the key) may have changed.
-      connect: async () => connectTunnel({ ...(await this.tunnelOptions(this._identity ?? identity)), tlsSessions, prepareSession: (s) => this.listen(s) }),
+      connect: async () => {
+        const o = await this.tunnelOptions(this._identity ?? identity);
+        this.dialedTargets = o.targets;
+        return connectTunnel({ ...o, tlsSessions, prepareSession: (s) => this.listen(s) });
+      },
     });
     let first = true;
     sup.on('session', () => {
@@ -343,6 +349,11 @@ export class ConnectorDaemon {
   }
 
   private afterConnect(): void {
+    // Targets that changed while dialling (an admin's decision on a cloud-managed target): their
+    // message went to no session, and the HELLO carried the list as it was before; the cloud would
+    // route by that stale list until the next change or reconnect.
+    const now = this.targetIds();
+    if (this.dialedTargets && now.join('\n') !== this.dialedTargets.join('\n')) this.supervisor?.session?.sendControl({ type: 'targets', targets: now });
     this.maybeRenew();
     if (this.renewTimer === undefined) {
       // Long-lived sessions: look again twice a day.

@@ -229,5 +229,29 @@ describe('high availability and failover (found in review)', function () {
     expect(hits).to.have.length(6);
     expect(hits.every((h) => h.method === 'POST' && h.headers['content-length'] === '0')).to.equal(true);
   });
+
+  it('a local decision on a cloud-managed target taken while the connector dials reaches the cloud (the HELLO carried the list before it)', async () => {
+    const cloud = await startInprocCloud({ relayTimeoutMs: 5000 });
+    stops.push(() => cloud.shutdown());
+    const a = await connector(cloud, { tenant: 'dial', group: 'site', extra: { cloudManagedTargets: { allowedHosts: ['127.0.0.1'] } } });
+    await cloud.managedTargets.put('dial', 'm', { group: 'site', baseUrl: good.baseUrl, auth: { type: 'none' }, tls: { ca: good.caPem } });
+    await until(() => cloud.registry.get(a.id.connectorId)?.targets.includes('m'), 5000, 'm routable');
+    // The next dial: its HELLO is built with "m", then a local admin rejects "m" before the session is up.
+    const daemon = a.daemon as any;
+    const orig = daemon.tunnelOptions.bind(daemon);
+    let once = true;
+    daemon.tunnelOptions = async (...args: unknown[]) => {
+      const o = await orig(...args);
+      if (once) {
+        once = false;
+        await daemon.managed.decide('m', 'refused', 'rejected on the local page');
+      }
+      return o;
+    };
+    const before = cloud.registry.get(a.id.connectorId)!.session;
+    transportOf(cloud, a.id.connectorId).terminate();
+    await until(() => cloud.registry.get(a.id.connectorId) && cloud.registry.get(a.id.connectorId)!.session !== before, 10_000, 'the new session');
+    await until(() => !cloud.registry.get(a.id.connectorId)!.targets.includes('m'), 5000, 'the cloud to stop routing "m" to the connector that rejected it');
+  });
 });
 
