@@ -236,11 +236,17 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     let verified: { cert: KnownCertificate; fingerprint: string } | undefined;
     let why: string | undefined;
+    /** A certificate of this connector, with its key, that is only not valid yet by this clock. */
+    let notYet: { validFromMs: number; problem: string } | undefined;
     for (const c of candidates) {
       const x = this.certificate(c.pem, c.fingerprint);
-      const problem = o.ca.problem(x.facts, o.clock.now());
+      const now = o.clock.now();
+      const problem = o.ca.problem(x.facts, now);
       if (problem) {
         why ??= problem;
+        if (now < x.facts.validFromMs && !o.ca.problem(x.facts, x.facts.validFromMs) && cryptoVerify('sha256', message, x.publicKey, sig)) {
+          notYet ??= { validFromMs: x.facts.validFromMs, problem };
+        }
         continue;
       }
       if (cryptoVerify('sha256', message, x.publicKey, sig)) {
@@ -248,6 +254,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         break;
       }
       why ??= "signature does not match the connector's certificate (wrong key, or a replayed handshake)";
+    }
+    if (!verified && notYet) {
+      // This cloud's clock was stepped back (NTP, it ran fast) since it issued the certificate: a
+      // passing condition, not a bad identity. AUTH_FAILED is permanent, and a connector that had
+      // just renewed has no older key to fall back on: it was locked out until someone re-paired it.
+      const wait = Math.min(Math.max(1000, notYet.validFromMs - o.clock.now() + 1000), 600_000);
+      throw new Refusal('CLOCK_SKEW', `${notYet.problem}; retrying`, wait);
     }
     if (!verified) throw new Refusal('AUTH_FAILED', why ?? 'authentication failed');
     if (!t.isOpen) return; // the connector gave up while we were checking
@@ -370,7 +383,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       await o.store.update((s) => {
         const rec = s.connectors[live.connectorId];
         if (!rec || rec.revokedAt) throw new Error('this connector is no longer paired');
-        if (rec.renewedAt && o.clock.now() - Date.parse(rec.renewedAt) < RENEW_MIN_INTERVAL_MS) {
+        // (A renewal dated ahead of this clock, made while it ran fast, does not count: it blocked
+        // renewals for the size of the correction.)
+        const since = rec.renewedAt ? o.clock.now() - Date.parse(rec.renewedAt) : Infinity;
+        if (since >= 0 && since < RENEW_MIN_INTERVAL_MS) {
           throw new Error(`the certificate was renewed less than ${RENEW_MIN_INTERVAL_MS / 60_000} minutes ago`);
         }
         // The grace certificate is the one the connector holds (it signed this session's handshake):

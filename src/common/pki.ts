@@ -128,8 +128,9 @@ export function issueCertificate(spec: IssueSpec): string {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forgePublicKey(spec.publicKeyPem);
   cert.serialNumber = certificateSerial(randomBytes(16));
-  // Backdated a little: clocks of the two sides are rarely equal.
-  const nb = spec.notBefore ?? new Date(Date.now() - 5 * 60_000);
+  // Backdated an hour: clocks of the two sides are rarely equal, and a cloud whose clock NTP steps
+  // back (it ran fast) must still accept what it issued minutes before.
+  const nb = spec.notBefore ?? new Date(Date.now() - 3600_000);
   cert.validity.notBefore = nb;
   cert.validity.notAfter = new Date(nb.getTime() + spec.days * 86_400_000);
   cert.setSubject(attrs(spec.subject));

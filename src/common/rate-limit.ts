@@ -14,6 +14,11 @@ interface Entry {
 export class FailureLimiter {
   private readonly entries = new Map<string, Entry>();
 
+  /** Whether `e`'s window is over at `now`; one that starts after `now` is over too (a clock stepped back kept a one-minute lockout for the size of the step). */
+  private over(e: Entry, now: number): boolean {
+    return now >= e.windowStart + this.windowMs || now < e.windowStart;
+  }
+
   constructor(
     private readonly maxFailures: number,
     private readonly windowMs = 60_000,
@@ -27,7 +32,7 @@ export class FailureLimiter {
     if (!e) return 0;
     const now = this.clock.now();
     const end = e.windowStart + this.windowMs;
-    if (now >= end) {
+    if (this.over(e, now)) {
       this.entries.delete(key);
       return 0;
     }
@@ -37,7 +42,7 @@ export class FailureLimiter {
   fail(key: string): void {
     const now = this.clock.now();
     let e = this.entries.get(key);
-    if (!e || now >= e.windowStart + this.windowMs) {
+    if (!e || this.over(e, now)) {
       if (this.entries.size >= this.maxKeys) this.sweep(now);
       e = { windowStart: now, failures: 0 };
       this.entries.delete(key);
@@ -57,7 +62,7 @@ export class FailureLimiter {
   }
 
   private sweep(now: number): void {
-    for (const [k, e] of this.entries) if (now >= e.windowStart + this.windowMs) this.entries.delete(k);
+    for (const [k, e] of this.entries) if (this.over(e, now)) this.entries.delete(k);
     // Still full: drop the oldest (Map iterates in insertion order).
     for (const k of this.entries.keys()) {
       if (this.entries.size < this.maxKeys) break;

@@ -26,6 +26,8 @@ export interface BackoffOptions {
 export class Backoff {
   private attempt = 0;
   private outageStart: number | undefined;
+  /** The clock as `next` last read it: a reading before it means the clock was stepped back. */
+  private lastNow: number | undefined;
   private readonly random: () => number;
 
   constructor(private readonly o: BackoffOptions) {
@@ -52,6 +54,10 @@ export class Backoff {
 
   /** Delay before the next dial, after a failure (or a disconnect) at `now`. */
   next(now: number, floorMs = 0): number {
+    // A clock stepped back during an outage (NTP) made it look seconds long: the ceiling fell to
+    // the base delay, a redial a second until the clock caught up. The outage keeps its length.
+    if (this.outageStart !== undefined && this.lastNow !== undefined && now < this.lastNow) this.outageStart -= this.lastNow - now;
+    this.lastNow = now;
     this.outageStart ??= now;
     const exp = Math.min(this.o.capMs, this.o.baseMs * 2 ** Math.min(this.attempt, 30));
     const outage = Math.max(this.o.baseMs, now - this.outageStart);

@@ -38,6 +38,7 @@ export const CloseCode = {
   HEARTBEAT_TIMEOUT: 4009,
   PROTOCOL_ERROR: 4010,
   HANDSHAKE_TIMEOUT: 4011,
+  CLOCK_SKEW: 4012,
   OVERLOADED: 4029,
 } as const;
 
@@ -52,6 +53,8 @@ export const GoAwayCodes = {
   PROTOCOL_ERROR: { close: CloseCode.PROTOCOL_ERROR, error: 'TUNNEL_PROTOCOL_ERROR', permanent: false },
   HANDSHAKE_TIMEOUT: { close: CloseCode.HANDSHAKE_TIMEOUT, error: 'TUNNEL_HANDSHAKE_TIMEOUT', permanent: false },
   OVERLOADED: { close: CloseCode.OVERLOADED, error: 'TUNNEL_OVERLOADED', permanent: false },
+  /** The connector's certificate is not valid yet by the cloud's clock (a clock stepped back): retried when it is. */
+  CLOCK_SKEW: { close: CloseCode.CLOCK_SKEW, error: 'TUNNEL_CLOCK_SKEW', permanent: false },
 } as const satisfies Record<string, { close: number; error: ErrorCode; permanent: boolean }>;
 export type GoAwayCode = keyof typeof GoAwayCodes;
 

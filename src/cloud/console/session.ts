@@ -66,7 +66,7 @@ export class SessionStore {
     const s = this.sessions.get(k);
     if (!s) return undefined;
     const now = this.clock.now();
-    if (now - s.lastSeen >= this.idleMs) {
+    if (this.idle(s, now)) {
       this.sessions.delete(k);
       return undefined;
     }
@@ -82,8 +82,17 @@ export class SessionStore {
     return this.sessions.size;
   }
 
+  /**
+   * Idle past the limit — or last seen more than a minute ahead of this clock: after the clock is
+   * stepped back, how long the session sat unused cannot be told, and counting from the future
+   * kept it alive for the size of the step on top of the idle limit.
+   */
+  private idle(s: ConsoleSession, now: number): boolean {
+    return now - s.lastSeen >= this.idleMs || s.lastSeen - now > 60_000;
+  }
+
   private sweep(now: number): void {
-    for (const [k, s] of this.sessions) if (now - s.lastSeen >= this.idleMs) this.sessions.delete(k);
+    for (const [k, s] of this.sessions) if (this.idle(s, now)) this.sessions.delete(k);
   }
 }
 
