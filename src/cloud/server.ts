@@ -140,7 +140,7 @@ export class CloudServer {
       if (msg.type === 'target.status') void store.read().then((s) => managed.onStatus(live, msg, s.connectors[live.connectorId]));
     });
     const relay = new Relay({ registry, store, clock, book, timeoutMs: config.relay.timeoutMs });
-    const relayClient = new RelayClient(relay);
+    const relayClient = new RelayClient(relay, config.relay.timeoutMs);
     const inventory = InventoryDb.open(config.dataDir);
     const integrations = new IntegrationsService({
       store,

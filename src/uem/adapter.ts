@@ -143,12 +143,51 @@ export function rateLimitResetMs(header: string | null, now = Date.now()): numbe
 }
 
 /** The UemError for a non-OK answer (status, Retry-After, the relay's own error codes). */
+/** Largest answer an adapter reads (a page of devices is a few MiB at most). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads at most `max` bytes of a body as UTF-8 and cancels the rest: `res.text()` read whatever a
+ * broken or hostile UEM sent, an endless error page included, into the shared cloud's memory.
+ */
+export async function readText(res: Response, max: number): Promise<{ text: string; over: boolean }> {
+  if (!res.body) return { text: '', over: false };
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  let over = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (n + value.length > max) {
+        parts.push(value.subarray(0, max - n));
+        over = true;
+        break;
+      }
+      parts.push(value);
+      n += value.length;
+    }
+  } finally {
+    if (over) await reader.cancel().catch(() => undefined);
+    else reader.releaseLock();
+  }
+  return { text: Buffer.concat(parts).toString('utf8'), over };
+}
+
+/** A successful answer's text, refused (`protocol`) beyond MAX_ANSWER_BYTES. */
+export async function answerText(res: Response, what: string): Promise<string> {
+  const { text, over } = await readText(res, MAX_ANSWER_BYTES);
+  if (over) throw new UemError('protocol', `${what}: the answer is larger than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB`);
+  return text;
+}
+
 export async function errorForResponse(res: Response, what: string): Promise<UemError> {
   const relayCode = res.headers.get('x-uemlink-error');
   let detail = '';
   let text = '';
   try {
-    text = (await res.text()).slice(0, 500);
+    text = (await readText(res, 4096)).text.slice(0, 500);
     const j = JSON.parse(text) as { message?: unknown; errorCode?: unknown };
     if (typeof j.message === 'string') detail = `: ${j.message}`;
   } catch {

@@ -13,7 +13,7 @@
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
-import { UemError, rateLimitResetMs, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
+import { UemError, rateLimitResetMs, readText, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
 import type { InventoryDb, SyncCounts } from '../inventory/db.js';
 import type { SyncSettings, TaggingSettings } from './model.js';
 import { redactString } from '../../common/redact.js';
@@ -92,7 +92,9 @@ export function resilientFetch(fetch: UemFetch, o: RetryOptions): UemFetch {
       if (res.status === 429) {
         let stated = retryAfterMs(res.headers.get('retry-after')) ?? rateLimitResetMs(res.headers.get('x-ratelimit-reset'));
         if (stated === undefined && o.throttleWait) {
-          const text = await res.text().catch(() => '');
+          const text = await readText(res, 4096)
+            .then((r) => r.text)
+            .catch(() => '');
           stated = o.throttleWait(text);
           // Read for its wait: a copy goes on if it is not retried.
           res = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });

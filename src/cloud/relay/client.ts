@@ -10,6 +10,7 @@ import type { HeaderList } from '../../protocol/messages.js';
 import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
 import { RelayError, type Relay } from './relay.js';
+import { StreamError } from '../../protocol/codes.js';
 
 /** Statuses a fetch Response must have no body for (the tunnel carries no 1xx heads). */
 const NULL_BODY_STATUS = new Set([204, 205, 304]);
@@ -35,7 +36,11 @@ function toReadable(body: unknown): { stream: Readable | null; length?: number }
 }
 
 export class RelayClient {
-  constructor(private readonly relay: Relay) {}
+  /** `idleMs`: an answer nobody reads for this long is reset (the relay API's timeout for a stalled client). */
+  constructor(
+    private readonly relay: Relay,
+    private readonly idleMs = 0,
+  ) {}
 
   /** `route.group`: only the tenant's connectors of that group may carry the call. */
   async fetch(tenant: string, target: string, path: string, init: RequestInit = {}, route: { group?: string } = {}): Promise<Response> {
@@ -82,7 +87,19 @@ export class RelayClient {
         signal.addEventListener('abort', onAbort, { once: true });
         r.body.once('close', () => signal.removeEventListener('abort', onAbort));
       }
-      return new Response(Readable.toWeb(r.body) as ReadableStream<Uint8Array>, { status: r.head.status, headers: h });
+      const web = Readable.toWeb(r.body) as ReadableStream<Uint8Array>;
+      if (this.idleMs > 0) {
+        // As the relay API does for a client that stops reading: an answer left unread (a caller
+        // that forgot it) held its stream, its window of data and the connector's UEM connection for
+        // ever, and once the target's connections were all held, every later call timed out.
+        // Watched after toWeb, which pauses the stream while its reader does not read.
+        const body = r.body;
+        const timer = setTimeout(() => body.reset(StreamError.TIMEOUT, 'the answer was not read within the relay timeout'), this.idleMs);
+        timer.unref();
+        body.on('data', () => timer.refresh());
+        body.once('close', () => clearTimeout(timer));
+      }
+      return new Response(web, { status: r.head.status, headers: h });
     } catch (e) {
       if (e instanceof RelayError) {
         if (e.code === 'cancelled') throw new DOMException('the request was aborted', 'AbortError');

@@ -25,7 +25,7 @@
  * 'rate_limited' with retryAfterMs from Retry-After, or else from the vendor's "Expected available
  * in N seconds" message.
  */
-import { API_ROOT, errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { API_ROOT, answerText, errorForResponse, readText, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
 import { chunks, isObj, pool } from './common.js';
 
 /** The largest `per_page` the adapter asks for (the simulator's maximum; open-source clients use it). */
@@ -150,9 +150,8 @@ function drfMessage(body: unknown): { text: string; field?: string } | undefined
  * URL is not an API route: wrong server address) = 'protocol'.
  */
 async function hexnodeError(res: Response, what: string): Promise<UemError> {
-  const text = await res
-    .clone()
-    .text()
+  const text = await readText(res.clone(), 4096)
+    .then((r) => r.text)
     .catch(() => '');
   const base = await errorForResponse(res, what);
   if (res.headers.get('x-uemlink-error')) return base;
@@ -222,8 +221,9 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await answerText(res, what);
     } catch (e) {
+      if (e instanceof UemError) throw e;
       throw transportError(`${what} (reading the answer)`, e);
     }
     try {

@@ -21,7 +21,7 @@
  * Device ids are EPMM's `common.uuid`. Like every adapter it neither retries nor sleeps: failures are
  * UemErrors with a kind.
  */
-import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { answerText, errorForResponse, readText, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
 import { chunks, isObj, pool, singleFlight } from './common.js';
 
 /** The largest `limit` EPMM accepts (documented for labels; devices clients use it too). */
@@ -191,7 +191,7 @@ function epmmMessage(text: string): string | undefined {
 async function errorFor(res: Response, what: string): Promise<UemError> {
   let text = '';
   try {
-    text = await res.text();
+    text = (await readText(res, 4096)).text;
   } catch {
     /* the body broke off: the status still says enough */
   }
@@ -248,8 +248,9 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
     if (!res.ok) throw await errorFor(res, what);
     let text: string;
     try {
-      text = await res.text();
+      text = await answerText(res, what);
     } catch (e) {
+      if (e instanceof UemError) throw e;
       throw transportError(`${what} (reading the answer)`, e);
     }
     try {

@@ -21,7 +21,7 @@
  *
  * Like every adapter it neither retries nor sleeps: failures are UemErrors with a kind.
  */
-import { errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
+import { answerText, errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
 import { chunks, isObj, pool, singleFlight, type Json } from './common.js';
 
 /**
@@ -204,8 +204,9 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
     if (!res.ok) throw await errorForResponse(res, what);
     let text: string;
     try {
-      text = await res.text();
+      text = await answerText(res, what);
     } catch (e) {
+      if (e instanceof UemError) throw e;
       throw transportError(`${what} (reading the answer)`, e);
     }
     try {
