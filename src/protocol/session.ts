@@ -119,7 +119,8 @@ const noop = (): void => {};
  * A DATA payload as the stream keeps it. Decoded payloads are views into their tunnel message (no
  * copy); a small one held by a reader that does not read kept its whole message alive, so a
  * stalled stream of small frames pinned ~30 times its window (26 MiB for a 1 MiB window, measured).
- * Small parts of large messages are copied; bulk frames stay views.
+ * Small parts of large messages are copied when the stream queues them; bulk frames, and any frame
+ * a flowing reader takes at once, stay views.
  */
 function pinless(data: Buffer): Buffer {
   const whole = data.buffer.byteLength;
@@ -580,7 +581,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         s.recvWindow.receive(f.data.length, f.streamId);
         s.status = step.status;
         s.deliveredBytes += f.data.length;
-        s.push(pinless(f.data));
+        // A reader taking the bytes at once (flowing, nothing queued) keeps no view: no copy.
+        s.push(s.readableFlowing === true && s.readableLength === 0 ? f.data : pinless(f.data));
         // The END this frame carries is applied before the credit step: a reader that took the
         // bytes inside push() must not earn credit (or window growth) for a stream the peer ended.
         if (f.end === true && this.endFlag) this.endFromFlag(f.streamId);
