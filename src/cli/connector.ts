@@ -51,7 +51,10 @@ export function connectorCommands(program: Command): void {
         const token = await readToken(opts);
         const r = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token, { force: opts.force === true });
         process.stdout.write(`${r.connectorId}\n`);
-        process.stderr.write(`paired with ${r.cloudUrl} as ${r.connectorId} (tenant ${r.tenant}, group ${r.group})\n`);
+        process.stderr.write(
+          `paired with ${r.cloudUrl} as ${r.connectorId} (tenant ${r.tenant}, group ${r.group})\n` +
+            'next: a running connector takes up this identity within seconds; otherwise start it (systemctl start uemlink-connector), then check it with `uemlink connector status`\n',
+        );
       }),
     );
 

@@ -78,6 +78,9 @@ export interface DaemonOptions {
   renewRetry?: { baseMs: number; capMs: number };
 }
 
+/** How often a paired daemon looks for a pairing made by the CLI (watchIdentity). */
+const IDENTITY_WATCH_MS = 5000;
+
 export class ConnectorDaemon {
   readonly state: ConnectorStateStore;
   readonly localTargets: Target[];
@@ -86,6 +89,8 @@ export class ConnectorDaemon {
   private supervisor: Supervisor | undefined;
   private _identity: Identity | undefined;
   private pollTimer: TimerHandle | undefined;
+  /** The watch for a pairing made by the CLI while paired (watchIdentity). */
+  private identityTimer: TimerHandle | undefined;
   private pairing = false;
   private pairChain: Promise<unknown> = Promise.resolve();
   private healthTimer: TimerHandle | undefined;
@@ -211,6 +216,39 @@ export class ConnectorDaemon {
     return buildTunnelOptions(this.config, identity, this.targetIds(), this.clock, extra);
   }
 
+  /**
+   * `connector pair --force` from the command line while this daemon runs writes a new identity:
+   * taken up here within seconds, as a pairing from the page is. The daemon went on with the old
+   * (often revoked) identity until a restart, while `diagnose` already showed the new one.
+   */
+  private watchIdentity(): void {
+    if (this.stopping || this.identityTimer !== undefined) return;
+    this.identityTimer = this.clock.setTimeout(() => {
+      this.identityTimer = undefined;
+      void this.state.identity().then(
+        (id) => {
+          const was = this._identity?.connectorId;
+          if (!this.stopping && !this.pairing && id && was !== undefined && id.connectorId !== was) {
+            this.o.logger.info('paired again from the command line: the tunnel starts over with the new identity', { connectorId: id.connectorId, was });
+            const run = this.pairChain.then(() => this.restartTunnel());
+            this.pairChain = run.catch((err: unknown) => this.o.logger.error('cannot start the tunnel after pairing', { err }));
+          }
+          this.watchIdentity();
+        },
+        () => this.watchIdentity(),
+      );
+    }, IDENTITY_WATCH_MS);
+  }
+
+  /** Drains the tunnel and starts it again with the identity in the state (after a pairing). */
+  private async restartTunnel(): Promise<void> {
+    await this.supervisor?.stop(Math.min(this.config.drainTimeoutMs, 5000));
+    for (const t of this.managed?.targets() ?? []) t.close();
+    this.supervisor = undefined;
+    const identity = await this.state.identity();
+    if (identity && !this.stopping) await this.startTunnel(identity);
+  }
+
   private pollForPairing(): void {
     this.pollTimer = this.clock.setTimeout(() => {
       this.pollTimer = undefined;
@@ -235,6 +273,7 @@ export class ConnectorDaemon {
   private async startTunnel(identity: Identity): Promise<void> {
     if (this.supervisor || this.stopping) return; // one tunnel per connector
     this._identity = identity;
+    this.watchIdentity();
     const cfg = this.config;
     const logger = this.o.logger;
     this.managed = new ManagedTargets({
@@ -288,11 +327,7 @@ export class ConnectorDaemon {
     this.pollTimer = undefined;
     try {
       const outcome = await pairConnector(this.config, this.state, token, opts);
-      await this.supervisor?.stop(Math.min(this.config.drainTimeoutMs, 5000));
-      for (const t of this.managed?.targets() ?? []) t.close();
-      this.supervisor = undefined;
-      const identity = await this.state.identity();
-      if (identity && !this.stopping) await this.startTunnel(identity);
+      await this.restartTunnel();
       return outcome;
     } finally {
       this.pairing = false;
@@ -463,6 +498,7 @@ export class ConnectorDaemon {
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
+    if (this.identityTimer !== undefined) this.clock.clearTimeout(this.identityTimer);
     if (this.healthTimer !== undefined) this.clock.clearTimeout(this.healthTimer);
     if (this.renewTimer !== undefined) this.clock.clearInterval(this.renewTimer);
     if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);

@@ -147,6 +147,24 @@ describe('e2e: pairing and the tunnel (real processes)', function () {
     expect(cloud.proc.hasLog((l) => l.message === 'tunnel refused' && l.code === 'REVOKED')).to.equal(true);
   });
 
+  it('a revoked connector paired again from the CLI (--force) while it runs takes up the new identity without a restart', async () => {
+    const t1 = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token as string;
+    const { c, id } = await pairedConnector(t1);
+    await c.start();
+    await until(async () => (await connectorEntry(cloud, id))?.connected, 10_000, 'connected');
+    expect((await cloud.api('DELETE', `/api/v1/connectors/${id}`)).status).to.equal(204);
+    await c.proc.waitLog((l) => l.code === 'TUNNEL_REVOKED', 5000, 'the revocation');
+    // The runbook's answer to TUNNEL_REVOKED: a new token, pair again.
+    const t2 = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token as string;
+    const forced = await c.pair(t2, ['--force']);
+    expect(forced.code, forced.stderr).to.equal(0);
+    const newId = forced.stdout.trim().split(/\s+/).find((w) => w.startsWith('cn_'));
+    expect(newId, forced.stdout).to.be.a('string').and.not.equal(id);
+    // Before: the daemon went on with the revoked identity until it was restarted.
+    await until(async () => (await connectorEntry(cloud, newId!))?.connected, 20_000, 'the running daemon connected with its new identity');
+    await c.proc.stop();
+  });
+
   it('comes back within 10 s after the cloud is killed -9 and restarted after a short outage', async () => {
     const t = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token as string;
     const { c, id } = await pairedConnector(t);
