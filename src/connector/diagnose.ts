@@ -306,8 +306,10 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
       }
       const body = await readSmall(res.body);
       const status = res.statusCode;
-      if (status >= 200 && status < 400) return { detail: `HTTP ${status} from ${t.baseUrl.host}${t.healthPath ?? '/'}` };
-      throw fail(`HTTP ${status} from ${t.baseUrl.host}${t.healthPath ?? '/'}${body.message ? `: ${body.message}` : ''}`, statusHint(t, status, body));
+      // The URL as called: the base path and the health path (the base path was left out).
+      const where = `${t.baseUrl.host}${t.baseUrl.pathname.replace(/\/+$/, '')}${t.healthPath ?? '/'}`;
+      if (status >= 200 && status < 400) return { detail: `HTTP ${status} from ${where}` };
+      throw fail(`HTTP ${status} from ${where}${body.message ? `: ${body.message}` : ''}`, statusHint(t, status, body));
     });
   }
   return { ok: checks.every((c) => c.status !== 'fail'), startedAt, checks };
@@ -329,6 +331,8 @@ function targetHint(t: Target, err: UpstreamError): string {
     if (c === 'CERT_HAS_EXPIRED') return `the UEM's certificate${err.peerCert ? ` ("${err.peerCert.subject}")` : ''} has expired: renew it on the UEM server`;
     if (c === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the certificate does not name the host in baseUrl: use the name in the certificate, or set tls.serverName';
     if (c === 'ERR_UEMLINK_PIN_MISMATCH') return 'the certificate changed since tls.pinSha256 was set: check the new certificate, then update the pin';
+    // Not a certificate at all: no CA file would help.
+    if (c === 'ERR_SSL_WRONG_VERSION_NUMBER' || c === 'EPROTO') return `the server on that port does not speak TLS: check the port and scheme of baseUrl of target "${t.id}" (http:// for a plain-HTTP port, or the UEM's HTTPS port)`;
     return `the UEM's certificate${err.peerCert ? ` is issued by "${err.peerCert.issuer}", which` : ''} is not trusted: export the UEM's CA certificate (PEM) and set tls.caFile of target "${t.id}"`;
   }
   if (err.code === 'upstream_auth') {

@@ -14,6 +14,7 @@ import { createTestPki, generateRsaKeyPair, issueCertificate } from '../../src/c
 import { runConnector } from '../../src/connector/app.js';
 import { loadConnectorConfig } from '../../src/connector/config.js';
 import { diagnose } from '../../src/connector/diagnose.js';
+import { Target } from '../../src/connector/targets/target.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
 import type { Supervisor } from '../../src/connector/supervisor.js';
 import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
@@ -70,6 +71,31 @@ describe('diagnostics and observability (found in review)', function () {
         }
       } finally {
         await silent.close();
+      }
+    });
+
+    it('a target whose https:// port speaks plain HTTP: the hint says to check the port and scheme, not to add a CA (found in a walkthrough)', async () => {
+      const plain = createNetServer((sock) => {
+        sock.once('data', () => sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n'));
+        sock.on('error', () => {});
+      });
+      await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
+      try {
+        const port = (plain.address() as { port: number }).port;
+        const dir = tempDir('uemlink-rv-diag-');
+        const cfg = loadConnectorConfig(writeConfig(dir, { stateDir: './state', targets: [{ id: 'ws1', baseUrl: `https://127.0.0.1:${port}/API`, auth: { type: 'none' }, healthPath: '/system/info' }] }));
+        const targets = cfg.targets.map((t) => Target.resolve(t as never, { where: t.id, origin: 'local', configFile: cfg.file } as never));
+        try {
+          const d = await diagnose({ config: cfg, identity: undefined, targets });
+          const c = d.checks.find((x) => x.id === 'target.ws1.request')!;
+          expect(c.status).to.equal('fail');
+          expect(c.hint).to.match(/does not speak TLS: check the port and scheme of baseUrl of target "ws1"/);
+          expect(c.hint).to.not.match(/caFile/);
+        } finally {
+          for (const t of targets) t.close();
+        }
+      } finally {
+        plain.close();
       }
     });
 
