@@ -1,7 +1,10 @@
 /** `uemlink connector ...` */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
+import { parseHostPort, resolveFrom } from '../common/config.js';
 import { writeFile } from 'node:fs/promises';
 import { RecentProblems, createLogger, silentLogger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
@@ -26,7 +29,10 @@ async function readToken(opts: { token?: string; tokenFile?: string }): Promise<
       return t;
     } catch (e) {
       if (e instanceof UemlinkError) throw e;
-      throw new UemlinkError('USAGE', `--token-file ${opts.tokenFile} cannot be read: ${(e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      // Pairing runs as the service user (docs/runbook.md): a token left in root's home is not readable by it.
+      const hint = code === 'EACCES' ? `; put it where user ${userInfo().username} can read it, or pass it in UEMLINK_PAIRING_TOKEN` : '';
+      throw new UemlinkError('USAGE', `--token-file ${opts.tokenFile} cannot be read: ${(e as Error).message}${hint}`);
     }
   }
   const t = opts.token ?? process.env.UEMLINK_PAIRING_TOKEN;
@@ -83,8 +89,7 @@ export function connectorCommands(program: Command): void {
     .option('--json', 'print /api/status as JSON')
     .action(
       action(async (opts: { config: string; json?: boolean }) => {
-        const cfg = loadConnectorConfig(opts.config);
-        const status = await fetchStatus(cfg);
+        const status = await fetchStatus(pageOf(opts.config));
         process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
         process.exitCode = status.ready ? 0 : 1;
       }),
@@ -111,7 +116,26 @@ export function connectorCommands(program: Command): void {
     .requiredOption('-o, --output <file>', 'where to write the bundle')
     .action(
       action(async (opts: { config: string; output: string }) => {
-        const cfg = loadConnectorConfig(opts.config);
+        let cfg: ConnectorConfig;
+        try {
+          cfg = loadConnectorConfig(opts.config);
+        } catch (e) {
+          // A bundle is asked for when something is wrong, a bad edit of the config included: made
+          // anyway, with the error, the config as it is and the running connector's status.
+          if (!(e instanceof UemlinkError) || e.code !== 'CONFIG_INVALID') throw e;
+          const raw = rawConfig(opts.config);
+          const stateDir = typeof raw?.stateDir === 'string' ? resolveFrom(opts.config, raw.stateDir) : undefined;
+          const buf = await buildSupportBundle({
+            configFile: opts.config,
+            status: await fetchStatus(pageOf(opts.config)).catch((err: unknown) => ({ error: `the running connector's status is unavailable: ${(err as Error).message}` })),
+            diagnosis: { error: `not run: the config is invalid: ${e.message}` },
+            ...(stateDir ? { system: await systemFacts(stateDir), auditFile: typeof (raw?.audit as { file?: unknown })?.file === 'string' ? resolveFrom(opts.config, (raw!.audit as { file: string }).file) : `${stateDir}/audit.log` } : {}),
+            ...(typeof raw?.logFile === 'string' ? { logFile: resolveFrom(opts.config, raw.logFile) } : {}),
+          });
+          await writeFile(opts.output, buf, { mode: 0o600 });
+          process.stderr.write(`wrote ${opts.output} (${buf.length} bytes); the config is invalid (${e.message}): the bundle says so\n`);
+          return;
+        }
         const status = await fetchStatus(cfg).catch((e: unknown) => ({ error: `the running connector's status is unavailable: ${(e as Error).message}` }));
         const diagnosis = await diagnoseOffline(cfg, silentLogger()).catch((e: unknown) => ({ error: (e as Error).message }));
         const buf = await buildSupportBundle({
@@ -129,7 +153,46 @@ export function connectorCommands(program: Command): void {
 }
 
 /** GET /api/status from the running connector's local page. */
-async function fetchStatus(cfg: ConnectorConfig): Promise<ConnectorStatus> {
+/** What `status` needs of the config: where the local page listens, and its certificate. */
+type PageAddress = { health: { listen: { host: string; port: number }; tls?: { cert: string } | undefined } };
+
+/** The config file as JSON, or undefined. */
+function rawConfig(file: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The local page's address from the config; from a config that does not validate (a typo in an
+ * unrelated key), from its `health` section alone, with a warning: `status` and `support-bundle`
+ * are what one runs after a bad edit, and they only need that.
+ */
+function pageOf(file: string): PageAddress {
+  try {
+    return loadConnectorConfig(file);
+  } catch (e) {
+    if (!(e instanceof UemlinkError) || e.code !== 'CONFIG_INVALID') throw e;
+    const health = (rawConfig(file)?.health ?? {}) as { listen?: unknown; tls?: { certFile?: unknown } };
+    const listen = parseHostPort(typeof health.listen === 'string' ? health.listen : '127.0.0.1:8081');
+    if (!listen) throw e;
+    let tls: { cert: string } | undefined;
+    if (health.tls && typeof health.tls.certFile === 'string') {
+      try {
+        tls = { cert: readFileSync(resolveFrom(file, health.tls.certFile), 'utf8') };
+      } catch {
+        throw e;
+      }
+    }
+    process.stderr.write(`uemlink: warning: ${e.message}; reading the running connector's status at the health.listen the file names\n`);
+    return { health: { listen, tls } };
+  }
+}
+
+async function fetchStatus(cfg: PageAddress): Promise<ConnectorStatus> {
   const { host, port } = cfg.health.listen;
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const url = `${cfg.health.tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}/api/status`;

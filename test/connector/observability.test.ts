@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { createServer as createHttpsServer } from 'node:https';
 import { requestJson } from '../../src/connector/http-json.js';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -270,6 +271,32 @@ describe('diagnostics and observability (found in review)', function () {
         await running.shutdown();
       }
     }
+
+    it('after a bad edit of the config (a typo), `connector status` still reads the running connector and `support-bundle` still writes a bundle, both saying what is wrong (found in a walkthrough)', async () => {
+      const pki = createTestPki(['127.0.0.1', 'localhost']);
+      const dir = tempDir('uemlink-rv-cli-');
+      writeFileSync(join(dir, 'page.crt'), pki.certPem);
+      writeFileSync(join(dir, 'page.key'), pki.keyPem, { mode: 0o600 });
+      writeFileSync(join(dir, 'admin.pw'), 'correct-horse-battery\n', { mode: 0o600 });
+      const port = await freePort();
+      const good = { stateDir: './state', health: { listen: `127.0.0.1:${port}`, tls: { certFile: 'page.crt', keyFile: 'page.key' }, adminPasswordFile: 'admin.pw', checkIntervalSeconds: 0 } };
+      const file = writeConfig(dir, good);
+      const running = await runConnector(loadConnectorConfig(file), silentLogger());
+      try {
+        writeConfig(dir, { ...good, loglevel: 'debug' }); // the admin's edit, with a typo
+        const st = await cli(['connector', 'status', '--config', file], { timeoutMs: 20_000 });
+        expect(st.stderr).to.contain('unknown key "loglevel"').and.contain('reading the running connector');
+        expect(st.stdout).to.contain('not paired');
+        const out = join(dir, 'bundle.tar.gz');
+        const b = await cli(['connector', 'support-bundle', '--config', file, '-o', out], { timeoutMs: 60_000 });
+        expect(b.code, b.stderr).to.equal(0);
+        expect(b.stderr).to.contain('the config is invalid');
+        const listing = gunzipSync(readFileSync(out)).toString('latin1');
+        expect(listing).to.contain('status.json').and.contain('not run: the config is invalid');
+      } finally {
+        await running.shutdown();
+      }
+    });
 
     it('`connector status` reads a local page served with health.tls by a certificate from a CA (the usual case)', async () => {
       const pki = createTestPki(['127.0.0.1', 'localhost']);
