@@ -13,7 +13,7 @@ export const REDACTED = '[REDACTED]';
 const SECRET_KEY_RE =
   /^(?:.*(?:password|passwd|secret|token|apikey|api[-_]key|privatekey|private[-_]key|credential|cookie|authorization|signature|nonce|csrf).*|auth|key|pass|pwd|value)$/i;
 /** Keys that look sensitive but carry no secret and are needed to diagnose. */
-const SAFE_KEYS = new Set(['tokenUrl', 'expiresAt', 'tokenType', 'apiKeyHeader', 'keyFile', 'passwordFile', 'valueFile', 'clientSecretFile', 'apiKeyFile', 'adminTokenFile', 'tokenFile']);
+const SAFE_KEYS = new Set(['tokenUrl', 'expiresAt', 'tokenType', 'apiKeyHeader', 'keyFile', 'passwordFile', 'valueFile', 'clientSecretFile', 'apiKeyFile', 'adminTokenFile', 'tokenFile', 'credentialsFile']);
 
 const PATTERNS: Array<[RegExp, string]> = [
   // The cloud's own credentials have a shape, so they are scrubbed by it rather than registered

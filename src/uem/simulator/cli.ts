@@ -108,7 +108,7 @@ export function simulateUemCommand(program: Command): void {
         }
         // Where things are, never the secrets themselves: they stay in the 0600 credentials file.
         process.stderr.write(
-          `${opts.vendor} UEM simulator listening on ${sim.url} (API ${sim.baseUrl}, token endpoint ${sim.tokenUrl})\n` +
+          `${opts.vendor} UEM simulator listening on ${sim.url} (API ${sim.baseUrl}${sim.tokenUrl ? `, token endpoint ${sim.tokenUrl}` : ', no OAuth2: basic credentials only'})\n` +
             `  CA certificate to trust: ${sim.caFile}\n` +
             `  credentials:             ${sim.credentialsFile}\n` +
             `  fault control:           GET/PUT ${sim.url}${CONTROL_PATH}/faults with header x-simulator-control: <"controlToken" in ${sim.credentialsFile}>\n` +
