@@ -90,7 +90,7 @@ export function connectorCommands(program: Command): void {
     .action(
       action(async (opts: { config: string; json?: boolean }) => {
         const status = await fetchStatus(pageOf(opts.config));
-        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, opts.config));
         process.exitCode = status.ready ? 0 : 1;
       }),
     );
@@ -206,7 +206,7 @@ async function fetchStatus(cfg: PageAddress): Promise<ConnectorStatus> {
   }
 }
 
-function formatStatus(s: ConnectorStatus): string {
+function formatStatus(s: ConnectorStatus, configFile: string): string {
   const lines: string[] = [];
   const t = s.tunnel;
   lines.push(`connector  ${s.paired ? `${s.connectorId} (tenant ${s.tenant}, group ${s.group})` : 'not paired'}  version ${s.version}`);
@@ -226,5 +226,15 @@ function formatStatus(s: ConnectorStatus): string {
     lines.push(`target     ${x.id}  ${x.baseUrl}  ${reach}${cert}`);
   }
   for (const p of s.pendingTargets) lines.push(`pending    cloud-managed target ${p.id} → ${p.baseUrl}: approve or reject it on the local page`);
+  // What to do, not only what is wrong.
+  if (!s.ready) {
+    const revoked = t.lastError?.code === 'TUNNEL_REVOKED';
+    const next = !s.paired
+      ? `pair it: uemlink connector pair --config ${configFile} --token-file FILE (a token from the cloud), or paste the pairing string on the local page`
+      : revoked
+        ? `pair it again with a new token (connector pair --force, or "Pair again" on the local page); \`uemlink connector diagnose --config ${configFile}\` checks the rest`
+        : `uemlink connector diagnose --config ${configFile} checks each step to the cloud and to each UEM, with hints`;
+    lines.push(`next       ${next}`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -287,6 +287,7 @@ describe('diagnostics and observability (found in review)', function () {
         const st = await cli(['connector', 'status', '--config', file], { timeoutMs: 20_000 });
         expect(st.stderr).to.contain('unknown key "loglevel"').and.contain('reading the running connector');
         expect(st.stdout).to.contain('not paired');
+        expect(st.stdout).to.match(/^next {7}pair it: uemlink connector pair --config .* --token-file FILE/m);
         const out = join(dir, 'bundle.tar.gz');
         const b = await cli(['connector', 'support-bundle', '--config', file, '-o', out], { timeoutMs: 60_000 });
         expect(b.code, b.stderr).to.equal(0);
