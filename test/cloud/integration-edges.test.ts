@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { Clock } from '../../src/common/clock.js';
 import { Target } from '../../src/connector/targets/target.js';
-import { appSync, describeError, deviceSync, resilientFetch, tagging, type SyncTarget } from '../../src/cloud/integrations/engine.js';
+import { appSync, describeError, deviceSync, resilientFetch, tagging } from '../../src/cloud/integrations/engine.js';
 import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { IntegrationRunner } from '../../src/cloud/integrations/runner.js';
@@ -17,38 +17,13 @@ import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/s
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
-
-/** A clock whose timers fire at once and move time forward (so waits cost nothing). */
-function jumpingClock(): Clock & { slept: number[] } {
-  let now = Date.now();
-  const slept: number[] = [];
-  return {
-    slept,
-    now: () => now,
-    setTimeout: (fn, ms) => {
-      slept.push(ms);
-      return setImmediate(() => {
-        now += ms;
-        fn();
-      });
-    },
-    clearTimeout: (h) => clearImmediate(h as NodeJS.Immediate),
-    setInterval: (fn, ms) => setInterval(fn, ms),
-    clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-  };
-}
+import { jumpingClock, syncTarget } from '../helpers/integrations.js';
 
 function simTarget(sim: RunningSimulator, auth: unknown): Target {
   return Target.resolve({ id: 't', baseUrl: sim.baseUrl, auth, tls: { ca: sim.caPem }, timeoutMs: 10_000, maxConcurrent: 8, allow: [] } as any, { where: 't', origin: 'local' });
 }
 
-const it0 = (over: Partial<SyncTarget['sync']> = {}, tag: Partial<SyncTarget['tagging']> = {}, vendor: SyncTarget['vendor'] = 'workspace-one'): SyncTarget => ({
-  id: 'int_review',
-  tenant: 'acme',
-  vendor,
-  sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, ...over },
-  tagging: { ...DEFAULT_TAGGING, ...tag },
-});
+const it0 = syncTarget;
 
 describe('integration edges: Workspace ONE (simulator)', function () {
   this.timeout(60_000);

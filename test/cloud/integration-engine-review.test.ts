@@ -4,46 +4,19 @@
  * guides promise and the engine did not deliver (kept as regression tests).
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
-import type { Clock } from '../../src/common/clock.js';
-import { systemClock } from '../../src/common/clock.js';
-import { silentLogger } from '../../src/common/log.js';
 import { Target } from '../../src/connector/targets/target.js';
-import { appSync, deviceSync, resilientFetch, type SyncTarget } from '../../src/cloud/integrations/engine.js';
-import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
+import { appSync, deviceSync, resilientFetch } from '../../src/cloud/integrations/engine.js';
 import { IntegrationsService } from '../../src/cloud/integrations/service.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
-import { openCloudStore } from '../../src/cloud/state.js';
 import { UemError, type UemFetch } from '../../src/uem/adapter.js';
 import { createWorkspaceOneAdapter } from '../../src/uem/adapters/workspace-one.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
+import { integrationsService, jumpingClock, syncTarget } from '../helpers/integrations.js';
 
-/** A clock whose timers fire at once and move time forward (so waits cost nothing). */
-function jumpingClock(): Clock {
-  let now = Date.now();
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) =>
-      setImmediate(() => {
-        now += ms;
-        fn();
-      }),
-    clearTimeout: (h) => clearImmediate(h as NodeJS.Immediate),
-    setInterval: (fn, ms) => setInterval(fn, ms),
-    clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-  };
-}
-
-const it0 = (over: Partial<SyncTarget['sync']> = {}, tag: Partial<SyncTarget['tagging']> = {}): SyncTarget => ({
-  id: 'int_review',
-  tenant: 'acme',
-  vendor: 'workspace-one',
-  sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, ...over },
-  tagging: { ...DEFAULT_TAGGING, ...tag },
-});
+const it0 = syncTarget;
 
 // ---- engine against the Workspace ONE simulator ----------------------------------------------------
 
@@ -133,18 +106,7 @@ describe('integration engine (found in review): statuses and policy groups (serv
   before(async () => {
     sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir('engrev-svc-sim-'), devices: 120, seed: 5 });
     db = new InventoryDb(':memory:');
-    svc = new IntegrationsService({
-      store: openCloudStore(tempDir('engrev-svc-')),
-      key: randomBytes(32),
-      db,
-      relay: {} as any,
-      managed: { remove: async () => {}, put: async () => {}, list: async () => [] } as any,
-      registry: {} as any,
-      clock: systemClock,
-      logger: silentLogger(),
-      retryBaseMs: 10,
-      firstRunWithinMs: 3_600_000,
-    });
+    svc = integrationsService({ db });
   });
   after(async () => {
     await svc?.stop();
@@ -286,18 +248,7 @@ describe('integration engine (found in review): the schedule after an edit (serv
   before(async () => {
     sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir('engrev-sched-sim-'), devices: 60, seed: 9 });
     db = new InventoryDb(':memory:');
-    svc = new IntegrationsService({
-      store: openCloudStore(tempDir('engrev-sched-')),
-      key: randomBytes(32),
-      db,
-      relay: {} as any,
-      managed: { remove: async () => {}, put: async () => {}, list: async () => [] } as any,
-      registry: {} as any,
-      clock: systemClock,
-      logger: silentLogger(),
-      retryBaseMs: 10,
-      firstRunWithinMs: 200, // first runs within 0.2 s of a start (30 s in production)
-    });
+    svc = integrationsService({ db, firstRunWithinMs: 200 }); // first runs within 0.2 s of a start (30 s in production)
   });
   after(async () => {
     await svc?.stop();

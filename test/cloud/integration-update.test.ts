@@ -3,15 +3,12 @@
  * a Pause and a running sync's status are not the edit's to overwrite, nor is a running sync's client.
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
-import { systemClock } from '../../src/common/clock.js';
-import { silentLogger } from '../../src/common/log.js';
 import { IntegrationsService } from '../../src/cloud/integrations/service.js';
-import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { openCloudStore } from '../../src/cloud/state.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { tempDir } from '../helpers/procs.js';
+import { integrationsService } from '../helpers/integrations.js';
 
 describe('integration edits while other things happen', function () {
   this.timeout(60_000);
@@ -21,18 +18,7 @@ describe('integration edits while other things happen', function () {
   before(async () => {
     sim = await startSimulator({ vendor: 'workspace-one', listen: { host: '127.0.0.1', port: 0 }, stateDir: tempDir('review-svc-sim-'), devices: 60, seed: 3 });
     store = openCloudStore(tempDir('review-svc-'));
-    svc = new IntegrationsService({
-      store,
-      key: randomBytes(32),
-      db: new InventoryDb(':memory:'),
-      relay: {} as any,
-      managed: { remove: async () => {}, put: async () => {} } as any,
-      registry: {} as any,
-      clock: systemClock,
-      logger: silentLogger(),
-      retryBaseMs: 10,
-      firstRunWithinMs: 3_600_000,
-    });
+    svc = integrationsService({ store });
   });
   after(async () => {
     await svc?.stop();
@@ -107,10 +93,7 @@ describe('integration edits while other things happen', function () {
     // The group check of a pushed integration goes through a connector; here none answers, slowly,
     // so the edit is refused (502) and undoes its push after the removal has withdrawn the target.
     const managedOps: string[] = [];
-    const slow = new IntegrationsService({
-      store: openCloudStore(tempDir('review-svc-push-')),
-      key: randomBytes(32),
-      db: new InventoryDb(':memory:'),
+    const slow = integrationsService({
       relay: {
         fetch: async () => {
           await new Promise((r) => setTimeout(r, 300));
@@ -121,11 +104,6 @@ describe('integration edits while other things happen', function () {
         put: async (_t: string, id: string) => void managedOps.push(`put ${id}`),
         remove: async (_t: string, id: string) => void managedOps.push(`remove ${id}`),
       } as any,
-      registry: {} as any,
-      clock: systemClock,
-      logger: silentLogger(),
-      retryBaseMs: 10,
-      firstRunWithinMs: 3_600_000,
     });
     try {
       const rec = await slow.create('acme', { vendor: 'workspace-one', displayName: 'pushed', serverAddress: 'https://uem.example.com', auth: { type: 'basic', username: 'u', password: 'p', apiKey: 'k' }, route: { via: 'connector', group: 'site-x', push: true } });

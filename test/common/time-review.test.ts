@@ -2,27 +2,15 @@
  * Time-handling review: wall-clock steps (NTP, VM resume), skew between connector and cloud.
  * Each test states the scenario an operator meets and what should happen.
  */
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { systemClock, type Clock } from '../../src/common/clock.js';
-import { createLogger, type Logger } from '../../src/common/log.js';
 import { FailureLimiter } from '../../src/common/rate-limit.js';
 import { Backoff } from '../../src/connector/backoff.js';
 import { SessionStore } from '../../src/cloud/console/session.js';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { connectAs, offsetClock, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { until } from '../helpers/procs.js';
-
-function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger({ component: 'connector', level: 'debug', stream }), lines };
-}
+import { capturingLogger } from '../helpers/logs.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

@@ -3,10 +3,9 @@
  * before anyone listens, pairing racing the unpaired poll, renewals asked for twice, and the audit
  * lines of requests a shutdown's drain cut.
  */
-import { Writable } from 'node:stream';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger, type Logger, silentLogger } from '../../src/common/log.js';
+import { silentLogger } from '../../src/common/log.js';
 import { type Clock, systemClock } from '../../src/common/clock.js';
 import { type ConnectorConfig, loadConnectorConfig } from '../../src/connector/config.js';
 import { tempDir, until } from '../helpers/procs.js';
@@ -26,17 +25,7 @@ import { startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { UemlinkError } from '../../src/common/errors.js';
 import { ConnectorStateStore } from '../../src/connector/state.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-
-function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger({ component: 'connector', level: 'debug', stream }), lines };
-}
+import { capturingLogger } from '../helpers/logs.js';
 
 /** A clock whose timers of exactly `ms` are captured (not scheduled) so a test can fire them. */
 function capturingClock(ms: number): Clock & { captured: Array<{ fn: () => void; cleared: boolean }> } {
