@@ -127,6 +127,7 @@ export function connectorCommands(program: Command): void {
           const stateDir = typeof raw?.stateDir === 'string' ? resolveFrom(opts.config, raw.stateDir) : undefined;
           const buf = await buildSupportBundle({
             configFile: opts.config,
+            configError: e.message,
             status: await fetchStatus(pageOf(opts.config)).catch((err: unknown) => ({ error: `the running connector's status is unavailable: ${(err as Error).message}` })),
             diagnosis: { error: `not run: the config is invalid: ${e.message}` },
             ...(stateDir ? { system: await systemFacts(stateDir), auditFile: typeof (raw?.audit as { file?: unknown })?.file === 'string' ? resolveFrom(opts.config, (raw!.audit as { file: string }).file) : `${stateDir}/audit.log` } : {}),

@@ -14,6 +14,8 @@ import type { ConnectorStatus, SystemFacts } from './status.js';
 
 export interface BundleInput {
   configFile: string;
+  /** Why the config does not validate, when it does not: then it is left out (see redactedConfig). */
+  configError?: string;
   status: ConnectorStatus | { error: string };
   diagnosis: Diagnosis | { error: string };
   logFile?: string;
@@ -37,7 +39,9 @@ export async function tail(file: string, maxLines: number): Promise<string> {
   }
 }
 
-async function redactedConfig(file: string): Promise<string> {
+async function redactedConfig(file: string, configError?: string): Promise<string> {
+  // Left out too: a secret under a misspelt key ("passwrd") is neither named as one nor loaded.
+  if (configError !== undefined) return `(${file} does not validate, so it is left out of the bundle: a secret under a misspelt key cannot be told apart. The error: ${configError})\n`;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -81,7 +85,7 @@ export async function buildSupportBundle(input: BundleInput): Promise<Buffer> {
   add('status.json', `${JSON.stringify(redact(input.status), null, 2)}\n`);
   add('diagnostics.json', `${JSON.stringify(redact(input.diagnosis), null, 2)}\n`);
   add('diagnostics.txt', 'checks' in input.diagnosis ? `${formatDiagnosis(input.diagnosis)}\n` : `${input.diagnosis.error}\n`);
-  add('config.json', await redactedConfig(input.configFile));
+  add('config.json', await redactedConfig(input.configFile, input.configError));
   for (const [name, file] of [
     ['logs/connector.log', input.logFile],
     ['logs/audit.log', input.auditFile],

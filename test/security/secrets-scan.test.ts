@@ -442,11 +442,18 @@ describe('security: planted secrets never leave where they belong', function () 
       },
     });
     throwaway.push(badConn);
-    for (const cmd of ['run', 'diagnose', 'support-bundle']) {
-      const o = await cli(['connector', cmd, '--config', badConn.configFile, ...(cmd === 'support-bundle' ? ['-o', join(badConn.dir, 'b.tgz')] : [])]);
+    for (const cmd of ['run', 'diagnose']) {
+      const o = await cli(['connector', cmd, '--config', badConn.configFile]);
       expect(o.code, `connector ${cmd} with a bad config`).to.not.equal(0);
       see(`uemlink connector ${cmd} (bad config)`, o.stdout + o.stderr);
     }
+    // A support bundle is made with a bad config too (it is what support asks for after a bad
+    // edit), and the config's secrets, one under a misspelt key among them, stay out of it.
+    const badBundle = join(badConn.dir, 'b.tgz');
+    const bb = await cli(['connector', 'support-bundle', '--config', badConn.configFile, '-o', badBundle]);
+    expect(bb.code, bb.stderr).to.equal(0);
+    see('uemlink connector support-bundle (bad config)', bb.stdout + bb.stderr);
+    for (const e of await gunzipTar(readFileSync(badBundle))) see(`support bundle (bad config) ${e.name}`, e.text);
     const badCloudDir = tempDir('uemlink-sec-badcloud-');
     ownDirs.push(badCloudDir);
     writeFileSync(join(badCloudDir, 'cloud.json'), JSON.stringify({ listen: '127.0.0.1:0', publicUrl: `https://admin:${S.publicUrlPassword}@relay.example.com`, dataDir: './data', adminToken: S.shortAdminToken }));
