@@ -241,11 +241,7 @@ export class ManagedTargets {
           if (r) this.recheckPolicy(r);
           if (r) cur = r;
         });
-        if (cur.state !== 'accepted' && this.accepted.has(def.id)) {
-          this.accepted.get(def.id)!.close();
-          this.accepted.delete(def.id);
-          this.changed();
-        }
+        if (cur.state !== 'accepted' && this.deactivate(def.id)) this.changed();
       }
       return cur.reason ? { id: def.id, state: cur.state, reason: cur.reason } : { id: def.id, state: cur.state };
     }
@@ -289,10 +285,7 @@ export class ManagedTargets {
           d.targets = d.targets.filter((t) => t.id !== def.id);
           d.targets.push(rec);
         });
-        if (this.accepted.has(def.id)) {
-          this.accepted.get(def.id)!.close();
-          this.accepted.delete(def.id);
-        }
+        this.deactivate(def.id);
         this.changed();
         this.o.logger.warn('cloud-managed target refused: its definition cannot be used', { target: def.id, reason });
         return { id: def.id, state: 'refused', reason };
@@ -302,10 +295,7 @@ export class ManagedTargets {
       d.targets = d.targets.filter((t) => t.id !== def.id);
       d.targets.push(rec);
     });
-    if (!allowed && this.accepted.has(def.id)) {
-      this.accepted.get(def.id)!.close();
-      this.accepted.delete(def.id);
-    }
+    if (!allowed) this.deactivate(def.id);
     this.changed();
     this.o.logger.info('cloud-managed target offered', { target: def.id, host, state: rec.state });
     return rec.reason ? { id: def.id, state: rec.state, reason: rec.reason } : { id: def.id, state: rec.state };
@@ -331,10 +321,7 @@ export class ManagedTargets {
       else delete rec.reason;
     });
     if (decision === 'accepted') this.activate(rec!);
-    else {
-      this.accepted.get(id)?.close();
-      this.accepted.delete(id);
-    }
+    else this.deactivate(id);
     this.changed();
     this.o.logger.info('cloud-managed target decided', { target: id, state: decision });
     return view(rec!);
@@ -345,8 +332,13 @@ export class ManagedTargets {
     await this.store.update((d) => {
       d.targets = d.targets.filter((t) => t.id !== id);
     });
+    if (this.deactivate(id)) this.changed();
+  }
+
+  /** Stops serving target `id` (its connections closed); whether it was being served. */
+  private deactivate(id: string): boolean {
     this.accepted.get(id)?.close();
-    if (this.accepted.delete(id)) this.changed();
+    return this.accepted.delete(id);
   }
 
   /** The cloud's full list for this connector: anything else it once offered is gone. */

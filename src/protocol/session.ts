@@ -591,12 +591,9 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       case 'end':
         this.onEnd(s, step.status);
         return;
-      case 'reset': {
-        const err = new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true);
-        this.retire(s, err);
-        s.destroy(err);
+      case 'reset':
+        this.endWith(s, new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true));
         return;
-      }
       case 'window':
         s.sendWindow.grant(f.increment, f.streamId);
         if (s.pending.length > 0 || s.pendingEnd) {
@@ -661,9 +658,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // Streams we opened above the peer's last processed id were never seen: fail them as retryable.
     for (const s of [...this.streams.values()]) {
       if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id)) {
-        const err = new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true);
-        this.retire(s, err);
-        s.destroy(err);
+        this.endWith(s, new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true));
       }
     }
     this.emit('goaway', g);
@@ -838,6 +833,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
    * after it: a generic error there hid a lost tunnel or a refused stream from the relay, which
    * then neither retried an idempotent request elsewhere nor said the connector was lost.
    */
+  /** Retires `s` and destroys it, both with `err` (its queued writes fail with it too). */
+  private endWith(s: MuxStream, err: StreamResetError): void {
+    this.retire(s, err);
+    s.destroy(err);
+  }
+
   private retire(s: MuxStream, cause?: Error): void {
     if (!this.streams.delete(s.id)) return;
     this.grownBytes -= s.recvWindow.grown;
@@ -886,9 +887,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.outBytes = 0;
     for (const s of [...this.streams.values()]) {
       const beforeResponse = s.role === 'initiator' && !s.status.responseReceived;
-      const err = new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local);
-      this.retire(s, err);
-      s.destroy(err);
+      this.endWith(s, new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local));
     }
     this.emit('close', info);
   }
