@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UemlinkError } from './errors.js';
+import { didYouMean } from './did-you-mean.js';
 import { secrets } from './redact.js';
 
 
@@ -47,21 +48,66 @@ export function parseConfig<S extends z.ZodType>(file: string, text: string, sch
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const lines = r.error.issues.map((i) => `${basename(file)}: ${formatPath(i.path)}: ${issueMessage(i)}`);
+    const lines = r.error.issues.map((i) => `${basename(file)}: ${formatPath(i.path)}: ${issueMessage(i, schema)}`);
     throw new UemlinkError('CONFIG_INVALID', lines.join('\n'));
   }
   return r.data;
 }
 
-function issueMessage(i: z.core.$ZodIssue): string {
+function issueMessage(i: z.core.$ZodIssue, schema: z.ZodType): string {
   switch (i.code) {
-    case 'unrecognized_keys':
-      return `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)`;
+    case 'unrecognized_keys': {
+      const known = keysAt(schema, i.path);
+      const hints = i.keys.map((k) => [k, didYouMean(k, known)] as const);
+      const named = hints.map(([k, m]) => (m ? `"${k}" (did you mean "${m}"?)` : `"${k}"`)).join(', ');
+      return `unknown key${i.keys.length > 1 ? 's' : ''} ${named}${hints.every(([, m]) => m) ? '' : ' (check the spelling)'}`;
+    }
     case 'invalid_type':
       return /received undefined/.test(i.message) ? 'is required' : `must be ${article(i.expected)}`;
     default:
       return i.message;
   }
+}
+
+/**
+ * The keys an object schema accepts at a path of the input, for "did you mean". Walks through the
+ * wrappers a config schema uses (defaults, pipes, arrays, records, unions: every option's keys, as
+ * the option that matched is not known here). Unknown shapes give no keys, so no hint.
+ */
+export function keysAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): Set<string> {
+  const out = new Set<string>();
+  const walk = (s: z.core.$ZodType, depth: number): void => {
+    const def = s._zod.def as unknown as Record<string, unknown> & { type: string };
+    const inner = (k: string) => walk(def[k] as z.core.$ZodType, depth);
+    switch (def.type) {
+      case 'optional': case 'nullable': case 'default': case 'prefault': case 'catch': case 'readonly': case 'nonoptional':
+        return inner('innerType');
+      case 'pipe':
+        return inner('in');
+      case 'lazy':
+        return walk((def.getter as () => z.core.$ZodType)(), depth);
+      case 'union':
+        for (const o of def.options as z.core.$ZodType[]) walk(o, depth);
+        return;
+      case 'intersection':
+        inner('left');
+        return inner('right');
+      default:
+        break;
+    }
+    if (depth === path.length) {
+      if (def.type === 'object') for (const k of Object.keys(def.shape as object)) out.add(k);
+      return;
+    }
+    const step = path[depth];
+    if (def.type === 'object' && typeof step === 'string') {
+      const child = (def.shape as Record<string, z.core.$ZodType>)[step];
+      if (child) walk(child, depth + 1);
+    } else if (def.type === 'array' && typeof step === 'number') walk(def.element as z.core.$ZodType, depth + 1);
+    else if (def.type === 'record') walk(def.valueType as z.core.$ZodType, depth + 1);
+  };
+  walk(schema, 0);
+  return out;
 }
 
 function article(t: string): string {

@@ -31,7 +31,11 @@ describe('connector config errors name the file and the key', () => {
     ['bad header name', t({ auth: { type: 'apiKey', header: 'bad header', value: 'v' } }), 'targets[0].auth.header: must be a valid HTTP header name'],
     ['lower-case method', t({ allow: [{ methods: ['get'], pathPrefix: '/x' }] }), 'targets[0].allow[0].methods'],
     ['escaping prefix', t({ allow: [{ methods: '*', pathPrefix: '/x/../y' }] }), 'targets[0].allow[0].pathPrefix'],
-    ['typo', { stateDir: './s', targest: [] }, 'unknown key "targest"'],
+    ['typo', { stateDir: './s', targest: [] }, 'connector.json: (top level): unknown key "targest" (did you mean "targets"?)'],
+    ['typo in a target\'s auth', t({ auth: { type: 'basic', username: 'u', password: 'p', pasword: 'p' } }), 'targets[0].auth: unknown key "pasword" (did you mean "password"?)'],
+    ['wrong case', { stateDir: './s', loglevel: 'info' }, 'unknown key "loglevel" (did you mean "logLevel"?)'],
+    ['typo under tunnel', { stateDir: './s', tunnel: { heartbeatSecond: 5 } }, 'tunnel: unknown key "heartbeatSecond" (did you mean "heartbeatSeconds"?)'],
+    ['unrelated key', { stateDir: './s', banana: 'yellow' }, 'unknown key "banana" (check the spelling)'],
     ['duplicate ids', { stateDir: './s', targets: [t({}).targets[0], t({}).targets[0]] }, 'targets[1].id: "ws1" is used by another target'],
     ['bad allowedHosts', { stateDir: './s', cloudManagedTargets: { allowedHosts: ['http://x'] } }, 'cloudManagedTargets.allowedHosts[0]'],
     ['pin garbage', t({ tls: { pinSha256: 'abc' } }), 'ok'], // pins are checked when targets are resolved (see relay tests)
