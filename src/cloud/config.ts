@@ -1,6 +1,6 @@
 /** The cloud relay's config file (docs/config.md#cloud). */
 import { z } from 'zod';
-import { configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { ConfigProblems, configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 import { secrets } from '../common/redact.js';
 
 const httpUrl = z.string().refine((s) => {
@@ -92,14 +92,8 @@ export interface CloudConfig {
 
 export function loadCloudConfig(file: string): CloudConfig {
   const c = parseConfig(file, readConfigFile(file), CloudConfigSchema);
-  if (c.adminToken && c.adminTokenFile) throw configError(file, 'adminToken', 'set adminToken or adminTokenFile, not both');
-  let adminToken: string | undefined;
-  if (c.adminTokenFile) adminToken = readSecretFile(file, 'adminTokenFile', c.adminTokenFile);
-  else if (c.adminToken) adminToken = c.adminToken;
-  else adminToken = process.env.UEMLINK_ADMIN_TOKEN;
-  if (!adminToken) throw configError(file, 'adminToken', 'is required (or adminTokenFile, or the UEMLINK_ADMIN_TOKEN environment variable)');
-  if (adminToken.length < 16) throw configError(file, 'adminToken', 'must be at least 16 characters');
-  secrets.add(adminToken);
+  const problems = new ConfigProblems();
+  const adminToken = problems.attempt(() => adminTokenOf(file, c)) ?? '';
   const out: CloudConfig = {
     file,
     listen: parseHostPort(c.listen)!,
@@ -119,13 +113,24 @@ export function loadCloudConfig(file: string): CloudConfig {
   if (c.logLevel) out.logLevel = c.logLevel;
   if (c.metrics) out.metrics = { listen: parseHostPort(c.metrics.listen)! };
   if (c.tls) {
-    const certFile = resolveFrom(file, c.tls.certFile);
-    out.tls = {
-      certFile,
-      cert: readFileForKey(file, 'tls.certFile', certFile),
-      key: readSecretFile(file, 'tls.keyFile', c.tls.keyFile),
-      maxConcurrentHandshakes: c.tls.maxConcurrentHandshakes,
-    };
+    const tls = c.tls;
+    const certFile = resolveFrom(file, tls.certFile);
+    const cert = problems.attempt(() => readFileForKey(file, 'tls.certFile', certFile));
+    const key = problems.attempt(() => readSecretFile(file, 'tls.keyFile', tls.keyFile));
+    if (cert !== undefined && key !== undefined) out.tls = { certFile, cert, key, maxConcurrentHandshakes: tls.maxConcurrentHandshakes };
   }
+  problems.throwIfAny();
   return out;
+}
+
+function adminTokenOf(file: string, c: z.infer<typeof CloudConfigSchema>): string {
+  if (c.adminToken && c.adminTokenFile) throw configError(file, 'adminToken', 'set adminToken or adminTokenFile, not both');
+  let adminToken: string | undefined;
+  if (c.adminTokenFile) adminToken = readSecretFile(file, 'adminTokenFile', c.adminTokenFile);
+  else if (c.adminToken) adminToken = c.adminToken;
+  else adminToken = process.env.UEMLINK_ADMIN_TOKEN;
+  if (!adminToken) throw configError(file, 'adminToken', 'is required (or adminTokenFile, or the UEMLINK_ADMIN_TOKEN environment variable)');
+  if (adminToken.length < 16) throw configError(file, 'adminToken', 'must be at least 16 characters');
+  secrets.add(adminToken);
+  return adminToken;
 }

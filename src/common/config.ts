@@ -118,18 +118,48 @@ export function readConfigFile(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new UemlinkError('CONFIG_UNREADABLE', `cannot read config ${file}: ${why}`);
+    throw new UemlinkError('CONFIG_UNREADABLE', `cannot read config ${file}: ${whyUnreadable(e)}`);
+  }
+}
+
+/** Why a file could not be read, in words for the common cases (ENOENT, EACCES). */
+export function whyUnreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+}
+
+/**
+ * Gathers the problems found after the schema (files named by keys, cross-key rules), so that all of
+ * them are reported together, as the schema's own are: an admin fixes a config in one pass.
+ */
+export class ConfigProblems {
+  private readonly lines: string[] = [];
+
+  /** Runs a step; a config error is noted and gives undefined, anything else is thrown. */
+  attempt<T>(step: () => T): T | undefined {
+    try {
+      return step();
+    } catch (e) {
+      if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') {
+        this.lines.push(e.message);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** Throws one CONFIG_INVALID listing every problem noted, one per line. */
+  throwIfAny(): void {
+    if (this.lines.length > 0) throw new UemlinkError('CONFIG_INVALID', this.lines.join('\n'));
   }
 }
 
 /** Reads a (non-secret) file named by a config key; errors name the config file and the key. */
 export function readFileForKey(configFile: string, key: string, p: string): string {
   try {
-    return readConfigFile(p);
+    return readFileSync(p, 'utf8');
   } catch (e) {
-    throw configError(configFile, key, (e as Error).message);
+    throw configError(configFile, key, `cannot read ${p}: ${whyUnreadable(e)}`);
   }
 }
 
@@ -148,9 +178,7 @@ export function readSecretFile(configFile: string, key: string, p: string): stri
   try {
     v = readFileSync(full, 'utf8').replace(/\r?\n$/, '');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw configError(configFile, key, `cannot read ${full}: ${why}`);
+    throw configError(configFile, key, `cannot read ${full}: ${whyUnreadable(e)}`);
   }
   if (v.length === 0) throw configError(configFile, key, `${full} is empty`);
   secrets.add(v);

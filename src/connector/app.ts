@@ -12,7 +12,7 @@ import { diagnose, type Diagnosis } from './diagnose.js';
 import { ConnectorStateStore } from './state.js';
 import { systemFacts } from './status.js';
 import { buildSupportBundle } from './support-bundle.js';
-import { Target } from './targets/target.js';
+import { resolveLocalTargets } from './targets/target.js';
 import { buildTunnelOptions } from './daemon.js';
 import { ManagedTargets } from './managed-targets.js';
 
@@ -68,7 +68,7 @@ export async function runConnector(cfg: ConnectorConfig, logger: Logger, recent?
 export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Promise<Diagnosis> {
   const state = new ConnectorStateStore(cfg.stateDir);
   const identity = await state.identity();
-  const targets = cfg.targets.map((def, i) => Target.resolve(def, { configFile: cfg.file, where: `targets[${i}]`, origin: 'local' }));
+  const targets = resolveLocalTargets(cfg.file, cfg.targets);
   if (identity) {
     const managed = new ManagedTargets({ stateDir: cfg.stateDir, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
     await managed.load().catch(() => {});

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isHostPattern } from './host-policy.js';
 import { LocalTargetSchema, type TargetDefinition } from './targets/schema.js';
-import { configError, hostPort, isLoopbackHost, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
+import { ConfigProblems, configError, hostPort, isLoopbackHost, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 import { secrets } from '../common/redact.js';
 
 const cloudUrl = z.string().refine((s) => {
@@ -108,9 +108,10 @@ export interface ConnectorConfig {
 
 export function loadConnectorConfig(file: string): ConnectorConfig {
   const c = parseConfig(file, readConfigFile(file), ConnectorConfigSchema);
+  const problems = new ConfigProblems();
   const seen = new Set<string>();
   c.targets.forEach((t, i) => {
-    if (seen.has(t.id)) throw configError(file, ['targets', i, 'id'], `"${t.id}" is used by another target`);
+    if (seen.has(t.id)) problems.attempt(() => { throw configError(file, ['targets', i, 'id'], `"${t.id}" is used by another target`); });
     seen.add(t.id);
   });
   const out: ConnectorConfig = {
@@ -140,19 +141,20 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
     ],
   };
   if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
-    throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`);
+    problems.attempt(() => { throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`); });
   }
   if (c.health.tls) {
-    out.health.tls = {
-      cert: readFileForKey(file, 'health.tls.certFile', resolveFrom(file, c.health.tls.certFile)),
-      key: readSecretFile(file, 'health.tls.keyFile', c.health.tls.keyFile),
-    };
+    const tls = c.health.tls;
+    const cert = problems.attempt(() => readFileForKey(file, 'health.tls.certFile', resolveFrom(file, tls.certFile)));
+    const key = problems.attempt(() => readSecretFile(file, 'health.tls.keyFile', tls.keyFile));
+    if (cert !== undefined && key !== undefined) out.health.tls = { cert, key };
   }
   if (c.health.adminPasswordFile) out.health.adminPasswordFile = resolveFrom(file, c.health.adminPasswordFile);
   if (c.proxy) {
     const u = new URL(c.proxy.url);
     if (c.proxy.username) u.username = encodeURIComponent(c.proxy.username);
-    if (c.proxy.passwordFile) u.password = encodeURIComponent(readSecretFile(file, 'proxy.passwordFile', c.proxy.passwordFile));
+    const passwordFile = c.proxy.passwordFile;
+    if (passwordFile) u.password = encodeURIComponent(problems.attempt(() => readSecretFile(file, 'proxy.passwordFile', passwordFile)) ?? '');
     if (u.password) secrets.add(decodeURIComponent(u.password));
     out.proxy = { url: u.toString(), noProxy: c.proxy.noProxy };
   }
@@ -160,5 +162,6 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
   if (c.cloudUrl) out.cloudUrl = c.cloudUrl;
   if (c.cloud.caFile) out.cloudCaFile = resolveFrom(file, c.cloud.caFile);
   if (c.logLevel) out.logLevel = c.logLevel;
+  problems.throwIfAny();
   return out;
 }

@@ -23,7 +23,7 @@ import { createRelayHandler } from './relay.js';
 import { ConnectorStateStore, type Identity } from './state.js';
 import { collectStatus, type ConnectorStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
-import { Target } from './targets/target.js';
+import { Target, resolveLocalTargets } from './targets/target.js';
 import { connectTunnel, type TunnelClientOptions } from './tunnel-client.js';
 
 /**
@@ -119,15 +119,10 @@ export class ConnectorDaemon {
       certificatePem: () => this._identity?.certificate,
     });
     // Resolving reads secret files and CA bundles: a problem stops the start with file and key.
-    this.localTargets = config.targets.map((def, i) =>
-      Target.resolve(def, {
-        configFile: config.file,
-        where: `targets[${i}]`,
-        origin: 'local',
-        clock: this.clock,
-        oauthHooks: { onTokenRequest: (outcome) => this.metrics.tokenRequested(def.id, outcome) },
-      }),
-    );
+    this.localTargets = resolveLocalTargets(config.file, config.targets, (def) => ({
+      clock: this.clock,
+      oauthHooks: { onTokenRequest: (outcome) => this.metrics.tokenRequested(def.id, outcome) },
+    }));
     this.audit = createAuditLog({
       ...config.audit,
       onError: (err) => o.logger.error('cannot write the audit log: relayed calls are not recorded until it can be written again', { file: config.audit.file, err }),

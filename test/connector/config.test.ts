@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { loadConnectorConfig } from '../../src/connector/config.js';
 import { loadCloudConfig } from '../../src/cloud/config.js';
 import { tempDir } from '../helpers/procs.js';
+import { resolveLocalTargets } from '../../src/connector/targets/target.js';
+import type { UemlinkError } from '../../src/common/errors.js';
 
 function load(cfg: unknown, name = 'connector.json'): string {
   const dir = tempDir();
@@ -72,5 +74,72 @@ describe('connector config errors name the file and the key', () => {
     } finally {
       if (saved !== undefined) process.env.UEMLINK_ADMIN_TOKEN = saved;
     }
+  });
+});
+
+describe('problems found after the schema are reported together', () => {
+  it('connector: every missing file and cross-key problem is listed at once, the config key first on each line', () => {
+    const cfg = {
+      stateDir: './s',
+      health: { listen: '0.0.0.0:8080', tls: { certFile: 'page.crt', keyFile: 'page.key' } },
+      proxy: { url: 'http://proxy.corp.local:3128', username: 'u', passwordFile: 'proxy.pw' },
+      targets: [t({}).targets[0], t({}).targets[0]],
+    };
+    const lines = load(cfg).split('\n');
+    expect(lines).to.have.length(4);
+    expect(lines[0]).to.match(/^connector\.json: targets\[1\]\.id: "ws1" is used by another target$/);
+    expect(lines[1]).to.match(/^connector\.json: health\.tls\.certFile: cannot read \/.*page\.crt: no such file$/);
+    expect(lines[2]).to.match(/^connector\.json: health\.tls\.keyFile: cannot read .*page\.key: no such file$/);
+    expect(lines[3]).to.match(/^connector\.json: proxy\.passwordFile: cannot read .*proxy\.pw: no such file$/);
+  });
+
+  it('connector: every target whose secret or CA file cannot be read is named, not only the first', () => {
+    const dir = tempDir();
+    const f = join(dir, 'connector.json');
+    const target = (id: string, auth: Record<string, unknown>, tls: Record<string, unknown> = {}) => ({ id, baseUrl: 'https://uem.corp.local', auth, tls });
+    writeFileSync(
+      f,
+      JSON.stringify({
+        stateDir: './s',
+        targets: [
+          target('ws1', { type: 'basic', username: 'u', passwordFile: 'ws1.pw' }),
+          target('ok', { type: 'none' }),
+          target('epmm', { type: 'apiKey', header: 'X-Key', valueFile: 'epmm.key' }),
+          target('hex', { type: 'none' }, { caFile: 'hex-ca.pem' }),
+        ],
+      }),
+    );
+    const cfg = loadConnectorConfig(f);
+    const err = (() => {
+      try {
+        resolveLocalTargets(cfg.file, cfg.targets);
+        return undefined;
+      } catch (e) {
+        return e as UemlinkError;
+      }
+    })();
+    expect(err?.code).to.equal('CONFIG_INVALID');
+    const lines = err!.message.split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(/^connector\.json: targets\[0\]\.auth\.passwordFile: cannot read .*ws1\.pw: no such file$/);
+    expect(lines[1]).to.match(/^connector\.json: targets\[2\]\.auth\.valueFile: cannot read .*epmm\.key: no such file$/);
+    expect(lines[2]).to.match(/^connector\.json: targets\[3\]\.tls\.caFile: cannot read .*hex-ca\.pem: no such file$/);
+  });
+
+  it('cloud: a missing admin token and unreadable TLS files are listed together', () => {
+    const dir = tempDir();
+    const f = join(dir, 'cloud.json');
+    writeFileSync(f, JSON.stringify({ listen: '127.0.0.1:9443', publicUrl: 'https://relay.example.com', dataDir: './d', adminTokenFile: 'admin.token', tls: { certFile: 'relay.crt', keyFile: 'relay.key' } }));
+    let msg = '';
+    try {
+      loadCloudConfig(f);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    const lines = msg.split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(/^cloud\.json: adminTokenFile: cannot read .*admin\.token: no such file$/);
+    expect(lines[1]).to.match(/^cloud\.json: tls\.certFile: /);
+    expect(lines[2]).to.match(/^cloud\.json: tls\.keyFile: /);
   });
 });

@@ -11,7 +11,8 @@ import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { Exchange } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import { systemClock, type Clock } from '../../common/clock.js';
-import { configError, resolveFrom } from '../../common/config.js';
+import { configError, resolveFrom, whyUnreadable } from '../../common/config.js';
+import { UemlinkError } from '../../common/errors.js';
 import { type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -116,7 +117,7 @@ function secretOf(inline: string | undefined, file: string | undefined, configFi
   try {
     v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
   } catch (e) {
-    throw new Error(`${key}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new Error(`${key}: cannot read ${p}: ${whyUnreadable(e)}`);
   }
   if (!v) throw new Error(`${key}: ${p} is empty`);
   // A value sent as a header must be sendable: otherwise every request failed with a 502 instead.
@@ -164,6 +165,31 @@ export interface ResolveContext {
   origin: TargetOrigin;
   clock?: Clock;
   oauthHooks?: OAuthHooks;
+}
+
+/**
+ * Resolves the config file's targets, reporting every target's problem at once (one line each), so
+ * that an install with three placeholder secret files is fixed in one pass, not three restarts.
+ */
+export function resolveLocalTargets(configFile: string, defs: readonly TargetDefinition[], extra: (def: TargetDefinition) => Partial<ResolveContext> = () => ({})): Target[] {
+  const out: Target[] = [];
+  const problems: string[] = [];
+  defs.forEach((def, i) => {
+    try {
+      out.push(Target.resolve(def, { configFile, where: `targets[${i}]`, origin: 'local', ...extra(def) }));
+    } catch (e) {
+      if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') problems.push(e.message);
+      else {
+        for (const t of out) t.close();
+        throw e;
+      }
+    }
+  });
+  if (problems.length > 0) {
+    for (const t of out) t.close();
+    throw new UemlinkError('CONFIG_INVALID', problems.join('\n'));
+  }
+  return out;
 }
 
 export class Target {
@@ -235,7 +261,7 @@ export class Target {
         try {
           text = readFileSync(p, 'utf8');
         } catch (e) {
-          throw new TrustError(`${p}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          throw new TrustError(`cannot read ${p}: ${whyUnreadable(e)}`);
         }
         ({ pems: caPems, info: caInfo } = parseCaBundle(text, p));
       } else if (tlsDef.ca) {
