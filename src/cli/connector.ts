@@ -57,8 +57,14 @@ export function connectorCommands(program: Command): void {
         const token = await readToken(opts);
         const r = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token, { force: opts.force === true });
         process.stdout.write(`${r.connectorId}\n`);
+        const replaced = !r.replaced
+          ? ''
+          : r.replaced.revoked
+            ? `the previous identity ${r.replaced.connectorId} is revoked in the cloud\n`
+            : `warning: the cloud did not retire the previous identity ${r.replaced.connectorId} (${r.replaced.reason}): revoke it there (DELETE /api/v1/connectors/${r.replaced.connectorId})\n`;
         process.stderr.write(
           `paired with ${r.cloudUrl} as ${r.connectorId} (tenant ${r.tenant}, group ${r.group})\n` +
+            replaced +
             'next: a running connector takes up this identity within seconds; otherwise start it (systemctl start uemlink-connector), then check it with `uemlink connector status`\n',
         );
       }),

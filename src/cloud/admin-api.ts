@@ -43,6 +43,7 @@ export interface ConnectorView {
   pairedAt: string;
   revoked: boolean;
   revokedAt: string | null;
+  replacedBy: string | null;
   certificate: { notAfter: string; fingerprint256: string };
   session: null | { epoch: number; remoteAddress: string; rttMs: number | null; protocol: number; activeStreams: number; draining: boolean };
 }
@@ -63,6 +64,7 @@ export function connectorView(rec: ConnectorRecord, deps: Pick<AdminApiDeps, 're
     pairedAt: rec.pairedAt,
     revoked: rec.revokedAt !== undefined,
     revokedAt: rec.revokedAt ?? null,
+    replacedBy: rec.replacedBy ?? null,
     certificate: { notAfter: rec.notAfter, fingerprint256: rec.fingerprint256 },
     session: live
       ? {
@@ -176,10 +178,15 @@ export function adminApi(deps: AdminApiDeps): Router {
     }
     if (tenant !== undefined) deps.pairTenantLimiter.fail(tenant);
     try {
-      const result = await deps.pairing.redeem({ token: body.token, csr: body.csr, hostname: body.hostname, version: body.version });
+      const result = await deps.pairing.redeem({ token: body.token, csr: body.csr, hostname: body.hostname, version: body.version, replaces: body.replaces });
       deps.pairLimiter.forgive(ip);
       if (tenant !== undefined) deps.pairTenantLimiter.forgive(tenant);
-      deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote });
+      deps.logger.info('connector paired', { connectorId: result.connectorId, tenant: result.tenant, group: result.group, remote, ...(result.replaces ? { replaces: result.replaces } : {}) });
+      if (result.replaces?.revoked) {
+        const old = result.replaces.connectorId;
+        const wasConnected = deps.registry.disconnect(old, 'REVOKED', `this connector was paired again as ${result.connectorId}`);
+        deps.logger.warn('connector revoked', { connectorId: old, wasConnected, via: 'pairing again', replacedBy: result.connectorId });
+      }
       res.status(201).json(result);
     } catch (e) {
       const counted = e instanceof UemlinkError && e.code.startsWith('PAIR_');

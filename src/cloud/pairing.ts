@@ -10,8 +10,9 @@ import { systemClock, type Clock } from '../common/clock.js';
 import { UemlinkError } from '../common/errors.js';
 import { mintPairingToken, parsePairingToken, secretMatches } from '../common/pairing-token.js';
 import { MAX_CSR_CHARS } from '../common/pki.js';
+import { verifyReplacement } from '../common/replacement.js';
 import type { ConnectorCA } from './ca.js';
-import { GROUP_RE, TENANT_RE, type CloudStore } from './state.js';
+import { CONNECTOR_ID_RE, GROUP_RE, TENANT_RE, type CloudState, type CloudStore } from './state.js';
 
 export const DEFAULT_TOKEN_TTL_S = 3600;
 export const MAX_TOKEN_TTL_S = 7 * 24 * 3600;
@@ -36,7 +37,15 @@ export interface PairRequest {
   csr: unknown;
   hostname?: unknown;
   version?: unknown;
+  /** `{ connectorId, signature }`: the identity this pairing replaces, with proof (common/replacement.ts). */
+  replaces?: unknown;
 }
+
+/**
+ * What became of the identity a re-pairing named. Not retiring it never fails the pairing: the admin
+ * wants a working connector, and the answer says which record to revoke by hand.
+ */
+export type Replacement = { connectorId: string; revoked: true } | { connectorId: string; revoked: false; reason: string };
 
 export interface PairResult {
   connectorId: string;
@@ -45,6 +54,7 @@ export interface PairResult {
   certificate: string;
   caCertificate: string;
   cloudUrl: string;
+  replaces?: Replacement;
 }
 
 function invalid(message: string): UemlinkError {
@@ -113,6 +123,7 @@ export class PairingService {
     const hostname = typeof req.hostname === 'string' ? req.hostname.slice(0, 255) : '';
     const version = typeof req.version === 'string' ? req.version.slice(0, 64) : '';
     const connectorId = `cn_${randomBytes(10).toString('hex')}`;
+    const replaces = replacementRequest(req.replaces);
     return this.store.update((s) => {
       const now = this.clock.now();
       const t = s.pairingTokens.find((x) => x.id === parsed.id);
@@ -139,7 +150,7 @@ export class PairingService {
         targets: [],
         managedTargets: [],
       };
-      return {
+      const result: PairResult = {
         connectorId,
         tenant: t.tenant,
         group: t.group,
@@ -147,6 +158,48 @@ export class PairingService {
         caCertificate: this.ca.certificatePem,
         cloudUrl: this.publicUrl,
       };
+      if (replaces) result.replaces = retire(s, replaces, { tenant: t.tenant, tokenId: parsed.id, csr: req.csr as string, by: connectorId, at: t.usedAt });
+      return result;
     });
   }
+}
+
+interface ReplacementRequest {
+  connectorId: string;
+  signature: string;
+}
+
+/** The `replaces` field as sent, or undefined when absent; a malformed one is refused (400). */
+function replacementRequest(v: unknown): ReplacementRequest | undefined {
+  if (v === undefined || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof v !== 'object' || typeof r.connectorId !== 'string' || !CONNECTOR_ID_RE.test(r.connectorId)) {
+    throw invalid('replaces.connectorId: must be a connector id (cn_ and 20 hex digits)');
+  }
+  if (typeof r.signature !== 'string' || r.signature.length > 2048 || !/^[A-Za-z0-9+/]+={0,2}$/.test(r.signature)) {
+    throw invalid('replaces.signature: must be a base64 signature');
+  }
+  return { connectorId: r.connectorId, signature: r.signature };
+}
+
+/**
+ * Retires the replaced identity inside the pairing's own store update: revoked, its certificates
+ * (current and pre-renewal) blocked, and linked to its successor. Only within the token's tenant,
+ * and only with a valid proof from that identity's key.
+ */
+function retire(s: CloudState, r: ReplacementRequest, ctx: { tenant: string; tokenId: string; csr: string; by: string; at: string }): Replacement {
+  const old = Object.hasOwn(s.connectors, r.connectorId) ? s.connectors[r.connectorId] : undefined;
+  const refuse = (reason: string): Replacement => ({ connectorId: r.connectorId, revoked: false, reason });
+  // One answer for "unknown" and "another tenant's": a token of tenant A learns nothing about B.
+  if (!old || old.tenant !== ctx.tenant) return refuse(`no connector ${r.connectorId} in tenant ${ctx.tenant}`);
+  const certs = [old.certificate, ...(old.previousCertificate ? [old.previousCertificate] : [])];
+  if (!verifyReplacement(certs, r.signature, r.connectorId, ctx.tokenId, ctx.csr)) return refuse(`the proof was not made with ${r.connectorId}'s key`);
+  if (!old.revokedAt) {
+    old.revokedAt = ctx.at;
+    for (const fingerprint256 of [old.fingerprint256, old.previousFingerprint256]) {
+      if (fingerprint256 && !s.revokedCertificates.some((x) => x.fingerprint256 === fingerprint256)) s.revokedCertificates.push({ fingerprint256, connectorId: old.id, revokedAt: ctx.at });
+    }
+  }
+  old.replacedBy = ctx.by;
+  return { connectorId: old.id, revoked: true };
 }

@@ -39,6 +39,8 @@ export const ConnectorRecord = z.object({
   previousCertificate: z.string().optional(),
   previousFingerprint256: z.string().optional(),
   renewedAt: iso.optional(),
+  /** The connector that re-pairing put in this one's place (this one is revoked then). */
+  replacedBy: z.string().regex(CONNECTOR_ID_RE).optional(),
   /** The connector's last answers about cloud-managed targets. */
   managedTargets: z.array(z.object({ id: z.string(), state: z.enum(['accepted', 'pending', 'refused']), reason: z.string().optional(), at: iso })).default([]),
 });

@@ -7,6 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import { UemlinkError } from '../common/errors.js';
 import { parsePairingToken } from '../common/pairing-token.js';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
+import { signReplacement } from '../common/replacement.js';
 import { secrets } from '../common/redact.js';
 import { VERSION } from '../common/version.js';
 import type { ConnectorConfig } from './config.js';
@@ -19,6 +20,8 @@ export interface PairOutcome {
   tenant: string;
   group: string;
   cloudUrl: string;
+  /** The identity this pairing replaced, and whether the cloud retired it (absent: none to replace). */
+  replaced?: { connectorId: string; revoked: boolean; reason?: string };
 }
 
 /** The cloud's HTTP base for API calls: the config's cloudUrl wins over the token's. */
@@ -72,12 +75,17 @@ export async function pairConnector(
   const csr = createCsr(keys.privateKeyPem, { CN: host.slice(0, 64) || 'connector' });
   const ca = await readCloudCa(cfg);
   const url = new URL('api/v1/pair', apiBase(cloudUrl)).toString();
+  // Ask the cloud to retire the identity being replaced, with proof that it is ours. Only to the
+  // cloud that issued it: another cloud has no such record, and needs no old connector id.
+  const replaces = existing && sameOrigin(existing.cloudUrl, cloudUrl)
+    ? { connectorId: existing.connectorId, signature: signReplacement(existing.privateKeyPem, existing.connectorId, token.id, csr) }
+    : undefined;
   const proxy = proxyFor(url, cfg.proxy);
   let res;
   try {
     res = await requestJson(url, {
       method: 'POST',
-      body: { token: tokenText.trim(), csr, hostname: host, version: VERSION },
+      body: { token: tokenText.trim(), csr, hostname: host, version: VERSION, ...(replaces ? { replaces } : {}) },
       ...(ca ? { ca } : {}),
       ...(proxy ? { agent: proxyAgent(proxy, ca) } : {}),
       timeoutMs: 30_000,
@@ -114,5 +122,23 @@ export async function pairConnector(
     pairedAt: new Date().toISOString(),
   };
   await state.save(identity, keys.privateKeyPem);
-  return { connectorId: identity.connectorId, tenant: identity.tenant, group: identity.group, cloudUrl };
+  const outcome: PairOutcome = { connectorId: identity.connectorId, tenant: identity.tenant, group: identity.group, cloudUrl };
+  if (replaces) outcome.replaced = replacementOf(body.replaces, replaces.connectorId);
+  return outcome;
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(apiBase(a)).origin === new URL(apiBase(b)).origin;
+  } catch {
+    return false;
+  }
+}
+
+/** The cloud's answer about the replaced identity; a cloud that predates re-pairing proofs says nothing. */
+function replacementOf(v: unknown, asked: string): NonNullable<PairOutcome['replaced']> {
+  const r = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+  if (r.revoked === true) return { connectorId: asked, revoked: true };
+  const reason = typeof r.reason === 'string' ? r.reason.slice(0, 200) : 'this cloud does not retire replaced connectors';
+  return { connectorId: asked, revoked: false, reason };
 }

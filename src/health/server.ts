@@ -44,6 +44,8 @@ export interface HealthServerOptions {
 
 const DONE: Record<string, string> = {
   paired: 'Paired. The tunnel is starting.',
+  repaired: 'Paired again. The tunnel is starting; the cloud revoked the previous identity.',
+  'repaired-kept': 'Paired again. The tunnel is starting. The cloud did not revoke the previous identity: revoke it in the cloud (its id is in the log).',
   approved: 'Approved: the target is active and offered to the cloud.',
   rejected: 'Rejected: the target is not used.',
 };
@@ -170,8 +172,9 @@ export class HealthServer {
       const token = typeof body.token === 'string' ? body.token : '';
       try {
         const r = await o.backend.pair(token, body.force === '1');
-        o.logger.info('paired from the local page', { connectorId: r.connectorId, tenant: r.tenant });
-        res.redirect(303, '/?done=paired');
+        o.logger.info('paired from the local page', { connectorId: r.connectorId, tenant: r.tenant, ...(r.replaced ? { replaced: r.replaced } : {}) });
+        if (r.replaced && !r.replaced.revoked) o.logger.warn('the cloud did not revoke the replaced identity: revoke it there', { connectorId: r.replaced.connectorId, reason: r.replaced.reason });
+        res.redirect(303, `/?done=${!r.replaced ? 'paired' : r.replaced.revoked ? 'repaired' : 'repaired-kept'}`);
       } catch (e) {
         await failed(req, res, e);
       }

@@ -166,7 +166,7 @@ describe('cloud HTTP API: the contract as scripts use it (found in review)', fun
       const r = await raw('GET', `/api/v1/connectors/${id.connectorId}`);
       expect(r.status, r.text).to.equal(200);
       const v = r.body;
-      expect(Object.keys(v).sort()).to.deep.equal(['certificate', 'connected', 'connectedAt', 'group', 'hostname', 'id', 'lastSeen', 'pairedAt', 'revoked', 'revokedAt', 'session', 'targets', 'tenant', 'version'].sort());
+      expect(Object.keys(v).sort()).to.deep.equal(['certificate', 'connected', 'connectedAt', 'group', 'hostname', 'id', 'lastSeen', 'pairedAt', 'replacedBy', 'revoked', 'revokedAt', 'session', 'targets', 'tenant', 'version'].sort());
       expect(v.connected).to.equal(false);
       expect(v.session).to.equal(null);
       expect(v.revokedAt).to.equal(null);

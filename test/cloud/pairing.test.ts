@@ -9,6 +9,7 @@ import forge from 'node-forge';
 import { createCsr, generateRsaKeyPair, parseCsr } from '../../src/common/pki.js';
 import { ConnectorCA } from '../../src/cloud/ca.js';
 import { PairingService } from '../../src/cloud/pairing.js';
+import { signReplacement } from '../../src/common/replacement.js';
 import { openCloudStore } from '../../src/cloud/state.js';
 import { tempDir } from '../helpers/procs.js';
 
@@ -158,6 +159,78 @@ function hostileCsr(nBytes: number, eBytes: number): string {
   return f.pki.certificationRequestToPem(csr);
 }
 
+describe('pairing again retires the identity it replaces', function () {
+  this.timeout(60_000);
+  const oldKeys = generateRsaKeyPair(2048);
+  const newKeys = generateRsaKeyPair(2048);
+  const oldCsr = createCsr(oldKeys.privateKeyPem, { CN: 'host' });
+  const newCsr = createCsr(newKeys.privateKeyPem, { CN: 'host' });
+
+  async function paired(tenant = 'acme') {
+    const dir = tempDir();
+    const store = openCloudStore(dir);
+    const { ca } = await ConnectorCA.loadOrCreate(dir);
+    const svc = new PairingService(store, ca, 'https://relay.example.com', 365);
+    const first = await svc.redeem({ token: (await svc.createToken({ tenant })).token, csr: oldCsr });
+    return { store, svc, oldId: first.connectorId };
+  }
+  const tokenId = (token: string) => parsePairingToken(token).id;
+
+  it('with a proof from the old key: the old record is revoked, its certificate blocked, and it names its successor', async () => {
+    const { store, svc, oldId } = await paired();
+    const token = (await svc.createToken({ tenant: 'acme', group: 'branch' })).token;
+    const r = await svc.redeem({ token, csr: newCsr, replaces: { connectorId: oldId, signature: signReplacement(oldKeys.privateKeyPem, oldId, tokenId(token), newCsr) } });
+    expect(r.replaces).to.deep.equal({ connectorId: oldId, revoked: true });
+    const s = await store.read();
+    expect(s.connectors[oldId]).to.include({ replacedBy: r.connectorId });
+    expect(s.connectors[oldId]!.revokedAt).to.be.a('string');
+    expect(s.revokedCertificates.map((c) => c.fingerprint256)).to.include(s.connectors[oldId]!.fingerprint256);
+    expect(s.connectors[r.connectorId]!.revokedAt).to.equal(undefined);
+  });
+
+  it('pairs but revokes nothing when the proof was made by another key, for another token or another CSR', async () => {
+    const { store, svc, oldId } = await paired();
+    const cases: Array<(token: string) => string> = [
+      (token) => signReplacement(newKeys.privateKeyPem, oldId, tokenId(token), newCsr), // not the old key
+      () => signReplacement(oldKeys.privateKeyPem, oldId, 'AAAAAAAAAAAA', newCsr), // replayed from another pairing
+      (token) => signReplacement(oldKeys.privateKeyPem, oldId, tokenId(token), oldCsr), // for another CSR
+    ];
+    for (const proof of cases) {
+      const token = (await svc.createToken({ tenant: 'acme' })).token;
+      const r = await svc.redeem({ token, csr: newCsr, replaces: { connectorId: oldId, signature: proof(token) } });
+      expect(r.connectorId).to.match(/^cn_/);
+      expect(r.replaces).to.deep.equal({ connectorId: oldId, revoked: false, reason: `the proof was not made with ${oldId}'s key` });
+    }
+    expect((await store.read()).connectors[oldId]!.revokedAt).to.equal(undefined);
+  });
+
+  it("another tenant's connector is never revoked, and the answer does not tell it exists", async () => {
+    const { store, svc, oldId } = await paired('globex');
+    const token = (await svc.createToken({ tenant: 'acme' })).token;
+    const r = await svc.redeem({ token, csr: newCsr, replaces: { connectorId: oldId, signature: signReplacement(oldKeys.privateKeyPem, oldId, tokenId(token), newCsr) } });
+    const unknown = 'cn_00000000000000000000';
+    const r2 = await svc.redeem({ token: (await svc.createToken({ tenant: 'acme' })).token, csr: newCsr, replaces: { connectorId: unknown, signature: 'AAAA' } });
+    expect(r.replaces).to.deep.equal({ connectorId: oldId, revoked: false, reason: `no connector ${oldId} in tenant acme` });
+    expect(r2.replaces).to.deep.equal({ connectorId: unknown, revoked: false, reason: `no connector ${unknown} in tenant acme` });
+    expect((await store.read()).connectors[oldId]!.revokedAt).to.equal(undefined);
+  });
+
+  it('a malformed replaces field is refused naming the field, and leaves the token unused', async () => {
+    const { store, svc, oldId } = await paired();
+    const token = (await svc.createToken({ tenant: 'acme' })).token;
+    for (const [replaces, field] of [
+      [{ connectorId: 'cn_x', signature: 'AAAA' }, 'replaces.connectorId'],
+      [{ connectorId: oldId, signature: 'not base64!' }, 'replaces.signature'],
+      ['cn_x', 'replaces.connectorId'],
+    ] as const) {
+      const e = await svc.redeem({ token, csr: newCsr, replaces }).then(() => undefined, (x: Error & { code: string }) => x);
+      expect(e?.code).to.equal('INVALID_INPUT');
+      expect(e?.message).to.match(new RegExp(`^${field.replace('.', '\\.')}: `));
+    }
+    expect((await store.read()).pairingTokens.find((t) => t.id === tokenId(token))?.usedAt).to.equal(undefined);
+  });
+});
+
 describe('hostile certificate requests (found in review)', () => {
   it('a key too large, or with a huge exponent, is refused by its size before its signature is checked', () => {
     // Were the signature checked first, the junk one would be the reason given (after a long stall).
@@ -181,5 +254,24 @@ describe('hostile certificate requests (found in review)', () => {
     expect(err?.message).to.match(/exponent/);
     const rec = (await store.read()).pairingTokens.find((x) => t.token.includes(x.id));
     expect(rec?.usedAt).to.equal(undefined);
+  });
+});
+
+describe('the console says which connector replaced a revoked one', () => {
+  it('a revoked row names its successor; one revoked by hand does not', async () => {
+    const { connectorsBody } = await import('../../src/cloud/console/pages/connectors.js');
+    const base = {
+      tenant: 'acme', group: 'default', hostname: 'gw', version: '1', connected: false, connectedAt: null, lastSeen: null, targets: [], pairedAt: '2026-01-01T00:00:00.000Z',
+      revoked: true, revokedAt: new Date(Date.now() - 5_000).toISOString(), certificate: { notAfter: '2027-01-01T00:00:00.000Z', fingerprint256: 'AA' }, session: null,
+    };
+    const body = connectorsBody({
+      connectors: [
+        { ...base, id: 'cn_11111111111111111111', replacedBy: 'cn_22222222222222222222' },
+        { ...base, id: 'cn_33333333333333333333', replacedBy: null },
+      ],
+      tenants: ['acme'], filter: undefined, csrf: 'x', now: Date.now(),
+    }).toString();
+    expect(body).to.match(/revoked <time [^>]+>\d+ s ago<\/time>, paired again as <code>cn_22222222222222222222<\/code>/);
+    expect(body.match(/paired again as/g)).to.have.length(1);
   });
 });

@@ -227,11 +227,14 @@ describe('a re-pair while the daemon runs, then a renewal (found in review)', fu
     const cloud = await startInprocCloud();
     const { daemon, id, dir } = await startInprocConnector(cloud);
     try {
-      // What `uemlink connector pair --force` does, as another process: its own store.
+      // What `uemlink connector pair --force` does, as another process: its own store. Into another
+      // tenant, so that the cloud does not revoke the old identity (it retires only within the
+      // token's tenant) and the old session stays open, as with a cloud that cannot retire it.
       const cfg = loadConnectorConfig(join(dir, 'connector.json'));
-      const token = await cloud.pairing.createToken({ tenant: 'acme', group: 'default' });
+      const token = await cloud.pairing.createToken({ tenant: 'globex', group: 'default' });
       const repaired = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token.token, { force: true });
       expect(repaired.connectorId).to.not.equal(id.connectorId);
+      expect(repaired.replaced).to.deep.include({ connectorId: id.connectorId, revoked: false });
       const keysBefore = readdirSync(cfg.stateDir).filter((f) => f.endsWith('.key')).sort();
       // The daemon's session (old identity) is still open; a renewal completes over it.
       const err = await daemon.renewCertificate('test: cloud asked').then(

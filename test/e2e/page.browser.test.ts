@@ -270,6 +270,22 @@ describe('e2e: the local page in a real browser (chromium, real processes)', fun
     expect(await page.locator('details summary').innerText()).to.match(/Pair again/);
     expect((await fetch(`${unpaired.base}/readyz`)).status).to.equal(200);
     await expectAccessible(page, 'paired through the form');
+
+    // "Pair again": the cloud revokes the identity it replaces, and the page says so.
+    const oldId = unpaired.id;
+    await page.locator('details summary').click();
+    await page.getByLabel('New pairing string').fill(await token('acme-form'));
+    const again = page.locator('details form');
+    await again.getByLabel('Local admin password').fill(unpaired.password);
+    const re = await submit(page, again.getByRole('button', { name: 'Pair again' }), '/actions/pair');
+    expect(re.status).to.equal(303);
+    expect(new URL(page.url()).search).to.equal('?done=repaired');
+    expect(await page.locator('.flash.ok').innerText()).to.equal('Paired again. The tunnel is starting; the cloud revoked the previous identity.');
+    const after = (await cloud.api('GET', '/api/v1/connectors?tenant=acme-form')).body.connectors as Array<{ id: string; revoked: boolean; replacedBy: string | null }>;
+    const newRecord = after.find((x) => x.id !== oldId)!;
+    expect(after.find((x) => x.id === oldId)).to.include({ revoked: true, replacedBy: newRecord.id });
+    unpaired.id = newRecord.id;
+    await reloadUntil(page, unpaired.base, async () => (await section(page, 'h-id')).includes(newRecord.id) && (await badge(page)).startsWith('Connected'), 20_000, 'connected as the new identity');
     await page.close();
   });
 

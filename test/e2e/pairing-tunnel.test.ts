@@ -121,6 +121,24 @@ describe('e2e: pairing and the tunnel (real processes)', function () {
     const forced = await c.pair(t2, ['--force']);
     expect(forced.code, forced.stderr).to.equal(0);
     expect(forced.stdout.trim()).to.not.equal(id);
+    // The identity it replaced is retired at once, not left "offline" with a valid certificate.
+    expect(forced.stderr).to.contain(`the previous identity ${id} is revoked in the cloud`);
+    expect(await connectorEntry(cloud, id)).to.include({ revoked: true, replacedBy: forced.stdout.trim() });
+  });
+
+  it('a running connector paired again with --force: its old session ends, the daemon takes up the new identity, the old one is revoked', async () => {
+    const t1 = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token as string;
+    const { c, id } = await pairedConnector(t1);
+    await c.start();
+    await until(async () => (await connectorEntry(cloud, id))?.connected, 10_000, 'connected');
+    const t2 = (await cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme', group: 'branch' })).body.token as string;
+    const forced = await c.pair(t2, ['--force']);
+    expect(forced.code, forced.stderr).to.equal(0);
+    const newId = forced.stdout.trim();
+    await until(async () => (await connectorEntry(cloud, newId))?.connected, 20_000, 'the running daemon connected with its new identity');
+    expect(await connectorEntry(cloud, id)).to.include({ connected: false, revoked: true, replacedBy: newId });
+    expect(cloud.proc.hasLog((l) => l.message === 'connector revoked' && l.connectorId === id && l.via === 'pairing again')).to.equal(true);
+    await c.proc.stop();
   });
 
   it('revocation closes the session within 1 s and refuses the connector from then on', async () => {

@@ -60,7 +60,9 @@ const COLUMNS = ['State', 'Tenant', 'Group', 'Host name', 'Version', 'Last seen'
 function row(c: ConnectorView, now: number, filtered: boolean): Html {
   const seen = c.connected ? html`${ago(c.lastSeen, now)}<br><small class="muted">connected ${ago(c.connectedAt, now)}</small>` : ago(c.lastSeen, now);
   const action = c.revoked
-    ? html`<span class="muted">revoked ${ago(c.revokedAt, now)}</span>`
+    ? c.replacedBy
+      ? html`<span class="muted">revoked ${ago(c.revokedAt, now)}, paired again as <code>${c.replacedBy}</code></span>`
+      : html`<span class="muted">revoked ${ago(c.revokedAt, now)}</span>`
     : html`<a href="${BASE}/connectors/${c.id}/revoke${filtered ? '?filtered=1' : ''}">Revoke<span class="sr"> connector ${c.id}</span></a>`;
   const cells: Html[] = [
     stateLabel(c),
