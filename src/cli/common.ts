@@ -31,11 +31,21 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
   };
 }
 
+let daemon = false;
+/** Marks this process as a long-running daemon (`connector run`, `cloud run`, `simulate-uem`, `demo`). */
+export function becomeDaemon(): void {
+  daemon = true;
+}
+export function isDaemon(): boolean {
+  return daemon;
+}
+
 /**
  * Runs `shutdown` on the first SIGTERM/SIGINT, then exits 0. A second signal exits at once (an admin
  * who presses Ctrl-C twice means it).
  */
 export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) => void): void {
+  becomeDaemon();
   let stopping = false;
   const handler = (sig: NodeJS.Signals): void => {
     if (stopping) {

@@ -5,7 +5,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
 import { parseHostPort, resolveFrom } from '../common/config.js';
-import { writeFile } from 'node:fs/promises';
+import { writePrivateFile } from '../common/fs-secure.js';
 import { RecentProblems, createLogger, silentLogger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
 import { diagnoseOffline, runConnector } from '../connector/app.js';
@@ -17,6 +17,11 @@ import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { action, logMissingNodeFlags, onTerminate } from './common.js';
+
+/** A --token-file value that is probably a pasted token: ulpt…, or long with no path separator. */
+function looksLikeToken(v: string): boolean {
+  return /^ulpt/i.test(v) || (v.length > 40 && !v.includes('/'));
+}
 
 /** The pairing token: --token, --token-file, or UEMLINK_PAIRING_TOKEN (argv is visible to `ps`). */
 async function readToken(opts: { token?: string; tokenFile?: string }): Promise<string> {
@@ -32,7 +37,11 @@ async function readToken(opts: { token?: string; tokenFile?: string }): Promise<
       const code = (e as NodeJS.ErrnoException).code;
       // Pairing runs as the service user (docs/runbook.md): a token left in root's home is not readable by it.
       const hint = code === 'EACCES' ? `; put it where user ${userInfo().username} can read it, or pass it in UEMLINK_PAIRING_TOKEN` : '';
-      throw new UemlinkError('USAGE', `--token-file ${opts.tokenFile} cannot be read: ${(e as Error).message}${hint}`);
+      // A token pasted where its file was meant (one character off, so redaction by shape misses
+      // it) must not be echoed: a name that looks like one is not repeated.
+      const named = looksLikeToken(opts.tokenFile) ? '(a value that looks like a pairing token, not a file name)' : opts.tokenFile;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? 'cannot be read';
+      throw new UemlinkError('USAGE', `--token-file ${named} cannot be read: ${why}${hint}`);
     }
   }
   const t = opts.token ?? process.env.UEMLINK_PAIRING_TOKEN;
@@ -134,12 +143,14 @@ export function connectorCommands(program: Command): void {
           const buf = await buildSupportBundle({
             configFile: opts.config,
             configError: e.message,
-            status: await fetchStatus(pageOf(opts.config)).catch((err: unknown) => ({ error: `the running connector's status is unavailable: ${(err as Error).message}` })),
+            // pageOf throws at once for a health section it cannot read: inside the promise, so that
+            // the bundle is still made.
+            status: await Promise.resolve().then(() => fetchStatus(pageOf(opts.config))).catch((err: unknown) => ({ error: `the running connector's status is unavailable: ${(err as Error).message}` })),
             diagnosis: { error: `not run: the config is invalid: ${e.message}` },
             ...(stateDir ? { system: await systemFacts(stateDir), auditFile: typeof (raw?.audit as { file?: unknown })?.file === 'string' ? resolveFrom(opts.config, (raw!.audit as { file: string }).file) : `${stateDir}/audit.log` } : {}),
             ...(typeof raw?.logFile === 'string' ? { logFile: resolveFrom(opts.config, raw.logFile) } : {}),
           });
-          await writeFile(opts.output, buf, { mode: 0o600 });
+          await writePrivateFile(opts.output, buf, 'support bundle');
           process.stderr.write(`wrote ${opts.output} (${buf.length} bytes); the config is invalid (${e.message}): the bundle says so\n`);
           return;
         }
@@ -153,7 +164,7 @@ export function connectorCommands(program: Command): void {
           system: await systemFacts(cfg.stateDir),
           ...(cfg.logFile ? { logFile: cfg.logFile } : {}),
         });
-        await writeFile(opts.output, buf, { mode: 0o600 });
+        await writePrivateFile(opts.output, buf, 'support bundle');
         process.stderr.write(`wrote ${opts.output} (${buf.length} bytes)\n`);
       }),
     );

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createApiKey } from '../cloud/api-keys.js';
 import { loadCloudConfig } from '../cloud/config.js';
@@ -61,7 +61,8 @@ export function demoCommand(program: Command): void {
         const devices = wholeNumber('--devices', opts.devices, 0, 1_000_000)!;
         const wantCloudPort = wholeNumber('--cloud-port', opts.cloudPort, 0, 65535)!;
         const wantPagePort = wholeNumber('--page-port', opts.pagePort, 0, 65535)!;
-        const dir = opts.dir;
+        // Absolute: the connector's config resolves its paths against its own directory.
+        const dir = resolve(opts.dir);
         if (existsSync(dir)) {
           if (!existsSync(join(dir, MARKER))) throw new Error(`${dir} exists and is not a demo directory; choose another with --dir`);
           rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,8 @@ import './v8-flags.js'; // first: V8 settings before anything else is evaluated
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.js';
 import { cloudCommands } from './cloud.js';
-import { EXIT } from './common.js';
+import { EXIT, isDaemon } from './common.js';
+import { redactString } from '../common/redact.js';
 import { connectorCommands } from './connector.js';
 import { simulateUemCommand } from '../uem/simulator/cli.js';
 import { demoCommand } from './demo.js';
@@ -19,8 +20,20 @@ import { demoCommand } from './demo.js';
 const program = new Command('uemlink')
   .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')
   .version(VERSION, '-V, --version')
+  // Commander echoes what it could not parse ("unknown option '--tokne=ulpt1…'"): redacted like
+  // every other message. Set before the sub-commands are added, which copy it.
+  .configureOutput({ writeErr: (str) => process.stderr.write(redactString(str)) })
   .showHelpAfterError()
   .exitOverride();
+
+// A reader that went away (`uemlink … | head -1`, a journald restart) is not a crash: a command
+// exits quietly with what it meant to exit with; a daemon keeps relaying without its stdout.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    if (!isDaemon()) process.exit(process.exitCode ?? EXIT.OK);
+  });
+}
 
 cloudCommands(program);
 connectorCommands(program);

@@ -139,7 +139,7 @@ export class ConnectorCA {
 
   /** Adds a signing generation; the older ones keep verifying. Returns the new generation number. */
   static async rotate(dataDir: string): Promise<number> {
-    const { ca } = await ConnectorCA.loadOrCreate(dataDir);
+    const { ca } = await ConnectorCA.loadOrCreate(dataDir, { create: false });
     const g = newGeneration(ca.current.n + 1);
     await writeGeneration(dataDir, g);
     return g.n;

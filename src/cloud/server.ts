@@ -7,7 +7,8 @@ import { CloudMetrics, portOf } from './metrics.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Server as HttpServer } from 'node:http';
 import { basename } from 'node:path';
-import { sweepOrphanTemps } from '../common/fs-secure.js';
+import { ensurePrivateDir, sweepOrphanTemps } from '../common/fs-secure.js';
+import { takeDaemonLock, type DaemonLock } from '../common/daemon-lock.js';
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -78,6 +79,8 @@ export function originForm(url: string, ownHosts: ReadonlyArray<string | undefin
 
 export class CloudServer {
   private draining = false;
+  /** The data dir's daemon lock, released when stopped. */
+  private lock: DaemonLock | undefined;
   /** The `metrics.listen` listener, when configured. */
   metricsServer: HttpServer | undefined;
 
@@ -103,6 +106,20 @@ export class CloudServer {
   ) {}
 
   static async start(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
+    // One cloud per data dir: two ran every integration twice and raced on the inventory.
+    await ensurePrivateDir(config.dataDir);
+    const lock = takeDaemonLock(config.dataDir, 'cloud', 'stop it first (systemctl stop uemlink-cloud), or give this one another dataDir');
+    try {
+      const self = await CloudServer.startLocked(config, opts);
+      self.lock = lock;
+      return self;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static async startLocked(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
     const clock = opts.clock ?? systemClock;
     const logger = opts.logger;
     const store = openCloudStore(config.dataDir, { onLockCompromised: (err) => logger.error('lost the state file lock', { err }) });
@@ -361,6 +378,7 @@ export class CloudServer {
     this.server.closeAllConnections();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
+    this.lock?.release();
     this.logger.info('stopped');
   }
 }

@@ -34,7 +34,7 @@ import type { CertFacts, ConnectorCA } from './ca.js';
 import type { PresenceBook } from './presence-book.js';
 import type { LiveSession, SessionRegistry } from './registry.js';
 import { RetrySchedule } from './retry-schedule.js';
-import type { CloudStore } from './state.js';
+import { CONNECTOR_ID_RE, type CloudStore } from './state.js';
 
 export interface TunnelServerOptions {
   store: CloudStore;
@@ -72,6 +72,23 @@ export interface TunnelServerEvents {
 interface KnownCertificate {
   publicKey: KeyObject;
   facts: CertFacts;
+}
+
+/**
+ * Who a refused handshake said it was (its HELLO, unauthenticated): behind NAT or a balancer the
+ * address alone names nobody among thousands of connectors.
+ */
+function claimedBy(hello: Buffer | undefined): { connectorId?: string; software?: string } {
+  if (!hello) return {};
+  try {
+    const h = JSON.parse(hello.toString('utf8')) as Record<string, unknown>;
+    return {
+      ...(typeof h.connectorId === 'string' && CONNECTOR_ID_RE.test(h.connectorId) ? { connectorId: h.connectorId } : {}),
+      ...(typeof h.software === 'string' ? { software: h.software.slice(0, 64) } : {}),
+    };
+  } catch {
+    return {};
+  }
 }
 
 class Refusal extends Error {
@@ -167,7 +184,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         if (r.retryAfterMs !== undefined) g.retryAfterMs = r.retryAfterMs;
         t.send(encodeFrame({ kind: 'goaway', json: jsonPayload(g) }));
         t.close(GoAwayCodes[r.code].close, closeReason(r.message));
-        o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress });
+        o.logger.warn('tunnel refused', { code: r.code, reason: r.message, remote: t.remoteAddress, ...claimedBy(helloBytes) });
         if (!counted) this.emit('handshake', r.code.toLowerCase());
       };
       const timer = o.clock.setTimeout(

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'STATE_WRITE_FAILED'
   | 'STATE_LOCKED'
   | 'STATE_CHANGED'
+  | 'ALREADY_RUNNING'
   // pairing
   | 'PAIR_TOKEN_MALFORMED'
   | 'PAIR_TOKEN_UNKNOWN'

@@ -206,7 +206,7 @@ export function unsupportedTransferCoding(headers: HeaderList): string | undefin
 }
 
 /** Response headers travel back without hop-by-hop ones. */
-export function forwardableResponseHeaders(headers: HeaderList): HeaderList {
+export function forwardableResponseHeaders(headers: HeaderList, from: 'relay' | 'uem' = 'relay'): HeaderList {
   // (Runs twice per relayed call: the Set only when a Connection header names others.)
   let named: Set<string> | undefined;
   for (const [name, value] of headers) {
@@ -215,10 +215,28 @@ export function forwardableResponseHeaders(headers: HeaderList): HeaderList {
   const out: HeaderList = [];
   for (const pair of headers) {
     const n = pair[0].toLowerCase();
+    // The UEM's answer must not speak for uemlink: an x-uemlink-error of its own was counted as
+    // the relay's error (a metric label per value), an x-uemlink-unsent had the cloud send the
+    // request again through another connector.
+    if (from === 'uem' && n.startsWith(OWN_HEADER_PREFIX)) continue;
     if (!HOP_BY_HOP.has(n) && !named?.has(n)) out.push(pair);
   }
   return out;
 }
+
+const OWN_HEADER_PREFIX = 'x-uemlink-';
+
+/**
+ * The error codes uemlink's own answers carry in x-uemlink-error (docs/errors.md). Anything else is
+ * counted as "other": a metric label per value a connector sends would grow without bound.
+ */
+export const RELAY_ERROR_CODES: ReadonlySet<string> = new Set([
+  'unauthorized', 'forbidden', 'rate_limited', 'not_found', 'unsupported_media_type', 'bad_request', 'request_timeout', 'bad_json',
+  'too_large', 'internal', 'busy', 'draining', 'overloaded', 'bad_path', 'bad_header', 'headers_too_large', 'unsupported_transfer_coding',
+  'unknown_target', 'no_connector', 'connector_lost', 'connector_error', 'upstream_timeout', 'cancelled', 'wrong_tenant', 'not_allowed',
+  'method_not_allowed', 'duplicate_request', 'upstream_unreachable', 'upstream_tls', 'upstream_auth', 'upstream_protocol',
+  'upstream_headers_too_large',
+]);
 
 /** Node's rawHeaders ([k, v, k, v, ...]) as pairs. */
 export function pairsFromRaw(raw: string[]): HeaderList {

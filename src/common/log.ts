@@ -76,7 +76,21 @@ export interface LoggerOptions {
   file?: { path: string; maxBytes?: number; maxFiles?: number };
 }
 
+/**
+ * A stdout whose reader went away (a journald restart, `| head -1`) raised an unhandled 'error' at
+ * the next line, which killed the daemon: the lines are dropped instead, the relay goes on.
+ */
+let stdoutGuarded = false;
+function guardStdout(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
+  if (!opts.stream) guardStdout();
   const transports: winston.transport[] = [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })];
   if (opts.recent) transports.push(opts.recent);
   let fileProblem: string | undefined;

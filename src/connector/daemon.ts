@@ -8,6 +8,7 @@ import { hostname as osHostname } from 'node:os';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { ensurePrivateDir, sweepOrphanTemps } from '../common/fs-secure.js';
+import { takeDaemonLock, type DaemonLock } from '../common/daemon-lock.js';
 import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
@@ -107,6 +108,9 @@ export class ConnectorDaemon {
   private renewRetry: { timer: TimerHandle; session: MuxSession } | undefined;
   private renewFailures = 0;
 
+  /** The state dir's daemon lock, released at shutdown. */
+  private lock: DaemonLock | undefined;
+
   private constructor(
     readonly config: ConnectorConfig,
     private readonly o: DaemonOptions,
@@ -139,18 +143,36 @@ export class ConnectorDaemon {
   }
 
   static async start(config: ConnectorConfig, o: DaemonOptions): Promise<ConnectorDaemon> {
-    const d = new ConnectorDaemon(config, o);
     await ensurePrivateDir(config.stateDir);
-    const swept = await sweepOrphanTemps(config.stateDir);
-    if (swept > 0) o.logger.info('removed the temp files of writes an earlier process did not finish', { count: swept, stateDir: config.stateDir });
-    const identity = await d.state.identity(); // corrupt state stops the start with its path
-    if (identity) await d.startTunnel(identity);
-    else {
-      o.logger.warn('this connector is not paired yet: pair it on the local page or with "uemlink connector pair"', { stateDir: config.stateDir });
-      d.pollForPairing();
+    // Before anything dials: a second daemon on this state dir replaced the running one's session.
+    const lock = takeDaemonLock(config.stateDir, 'connector', 'stop it first (systemctl stop uemlink-connector); `uemlink connector status` shows it');
+    let d: ConnectorDaemon;
+    try {
+      d = new ConnectorDaemon(config, o);
+    } catch (e) {
+      lock.release();
+      throw e;
     }
-    d.scheduleHealthChecks(0);
+    d.lock = lock;
+    try {
+      await d.begin();
+    } catch (e) {
+      await d.shutdown().catch(() => {});
+      throw e;
+    }
     return d;
+  }
+
+  private async begin(): Promise<void> {
+    const swept = await sweepOrphanTemps(this.config.stateDir);
+    if (swept > 0) this.o.logger.info('removed the temp files of writes an earlier process did not finish', { count: swept, stateDir: this.config.stateDir });
+    const identity = await this.state.identity(); // corrupt state stops the start with its path
+    if (identity) await this.startTunnel(identity);
+    else {
+      this.o.logger.warn('this connector is not paired yet: pair it on the local page or with "uemlink connector pair"', { stateDir: this.config.stateDir });
+      this.pollForPairing();
+    }
+    this.scheduleHealthChecks(0);
   }
 
   get identity(): Identity | undefined {
@@ -503,5 +525,6 @@ export class ConnectorDaemon {
     await this.handler.idle(2000);
     for (const t of this.allTargets()) t.close();
     await this.audit.close();
+    this.lock?.release();
   }
 }

@@ -69,6 +69,7 @@ export async function pairConnector(
     );
   }
   const token = parsePairingToken(tokenText);
+  await state.assertWritable();
   const cloudUrl = cfg.cloudUrl ?? token.cloudUrl;
   const keys = generateRsaKeyPair(2048);
   const host = osHostname();

@@ -151,7 +151,9 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
   return handler;
 
   async function handle(s: MuxStream): Promise<void> {
-    const started = deps.clock.now();
+    // Durations on the monotonic clock: a wall-clock step (NTP) gave negative audit durations and a
+    // histogram _sum that fell, which rate() reads as a counter reset.
+    const started = performance.now();
     const head = s.request;
     const method = head.method.toUpperCase();
     let bytesIn = 0;
@@ -162,7 +164,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
     const over = new Promise<void>((r) => (finished = r));
     const finish = (status: number, error?: string): void => {
       finished();
-      const durationMs = deps.clock.now() - started;
+      const durationMs = Math.round(performance.now() - started);
       deps.audit.record({
         tenant: head.tenant ?? deps.tenant() ?? '',
         target: head.target,
@@ -285,7 +287,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       return;
     }
     try {
-      s.respond({ status, headers: forwardableResponseHeaders(rawHead) });
+      s.respond({ status, headers: forwardableResponseHeaders(rawHead, 'uem') });
     } catch (e) {
       // The UEM's headers do not fit in one frame (TUNNEL_FRAME_TOO_LARGE): answer with our own
       // error instead, and let go of the upstream response.

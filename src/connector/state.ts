@@ -66,6 +66,22 @@ export class ConnectorStateStore {
    * name another one by now (`connector pair --force` while the daemon ran), the renewal is dropped
    * (STATE_CHANGED) instead of bringing the old connector back and deleting the new one's key.
    */
+  /**
+   * Fails unless the state directory can be written, as `save` will need. Pairing checks it before
+   * redeeming its single-use token: one spent on a pairing that could not be stored was lost.
+   */
+  async assertWritable(): Promise<void> {
+    const probe = join(this.stateDir, '.write-probe');
+    try {
+      await ensurePrivateDir(this.stateDir);
+      await writePrivateFile(probe, '', 'state directory probe');
+      await unlink(probe);
+    } catch (e) {
+      const why = e instanceof UemlinkError ? e.message : (e as Error).message;
+      throw new UemlinkError('STATE_WRITE_FAILED', `cannot write the state directory ${this.stateDir} (${why}); the pairing token was not used: run pair as the service user, or fix the directory's owner`, { cause: e });
+    }
+  }
+
   async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: { of: { connectorId: string; keyFile: string } } } = {}): Promise<void> {
     await ensurePrivateDir(this.stateDir);
     // A renewed key gets a new file: until state.json names it, the old key (still accepted by the

@@ -38,7 +38,7 @@ export function targetFetch(target: Target): UemFetch {
         timeoutMs: target.timeoutMs,
       });
       const h = new Headers();
-      for (const [k, v] of forwardableResponseHeaders(pairsFromRaw(res.rawHeaders))) h.append(k, v);
+      for (const [k, v] of forwardableResponseHeaders(pairsFromRaw(res.rawHeaders), 'uem')) h.append(k, v);
       const status = res.statusCode;
       if ([101, 103, 204, 205, 304].includes(status) || init.method === 'HEAD') {
         res.body.resume();

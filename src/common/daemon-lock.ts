@@ -1,0 +1,119 @@
+/**
+ * One daemon per state directory. A second `connector run` on a config already in use dialled the
+ * tunnel with the same identity, replaced the live session (TUNNEL_REPLACED, a ~30 s outage) and
+ * only then failed on the page's port; a second cloud on one data dir ran every integration twice.
+ *
+ * The lock is a file `daemon.lock` holding the holder's pid, its start time (/proc) and host name.
+ * A holder on this host is alive when that pid still runs with that start time, so a lock left by
+ * a kill -9 is taken over at once (a unit restarting 2 s later must not wait for a timeout, nor
+ * hit systemd's start limit). A holder on another host (a volume shared between containers) cannot
+ * be looked up: it touches the file every few seconds, and one untouched for 15 s is dead.
+ */
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { UemlinkError } from './errors.js';
+
+const TOUCH_MS = 5_000;
+const STALE_MS = 15_000;
+
+interface Holder {
+  pid: number;
+  start: string;
+  host: string;
+}
+
+export interface DaemonLock {
+  readonly file: string;
+  release(): void;
+}
+
+/** The start time of a process (clock ticks since boot, /proc/PID/stat field 22); '' when unknown. */
+export function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function holderOf(file: string): Holder | undefined {
+  try {
+    const h = JSON.parse(readFileSync(file, 'utf8')) as Partial<Holder>;
+    return typeof h.pid === 'number' && typeof h.start === 'string' && typeof h.host === 'string' ? (h as Holder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(file: string, h: Holder | undefined, now: number): boolean {
+  if (h && h.host === hostname()) {
+    // This process holding it (an in-process restart) is no other daemon.
+    if (h.pid === process.pid) return false;
+    const start = processStart(h.pid);
+    return start !== '' && start === h.start;
+  }
+  // Another host's holder, or a lock half-written: only its freshness tells.
+  try {
+    return now - statSync(file).mtimeMs < STALE_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes `dir`'s daemon lock or throws ALREADY_RUNNING naming the holder. `what` names the daemon in
+ * the message ("connector", "cloud").
+ */
+export function takeDaemonLock(dir: string, what: string, hint: string): DaemonLock {
+  const file = join(dir, 'daemon.lock');
+  const me: Holder = { pid: process.pid, start: processStart(process.pid), host: hostname() };
+  for (let attempt = 0; ; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UemlinkError('STATE_WRITE_FAILED', `cannot create ${file}: ${(e as Error).message}`, { cause: e });
+      const h = holderOf(file);
+      if (alive(file, h, Date.now()) || attempt > 0) {
+        const who = h ? `pid ${h.pid} on ${h.host}` : 'another process';
+        throw new UemlinkError('ALREADY_RUNNING', `another ${what} (${who}) is running with ${dir}: ${hint} (lock file ${file})`);
+      }
+      // Its holder is gone: take it over (one retry: two starting at once, one wins the create).
+      try {
+        unlinkSync(file);
+      } catch {
+        /* removed meanwhile by the other starter */
+      }
+      continue;
+    }
+    writeSync(fd, JSON.stringify(me));
+    closeSync(fd);
+    break;
+  }
+  const touch = setInterval(() => {
+    try {
+      const t = new Date();
+      utimesSync(file, t, t);
+    } catch {
+      /* a removed dir: nothing to keep fresh */
+    }
+  }, TOUCH_MS);
+  touch.unref();
+  return {
+    file,
+    release() {
+      clearInterval(touch);
+      const h = holderOf(file);
+      if (h && h.pid === me.pid && h.start === me.start && h.host === me.host) {
+        try {
+          unlinkSync(file);
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * The `uemlink` CLI as an admin scripting it meets it (found in a review): pipes closed early,
+ * secrets in usage errors, tokens spent on pairings that could not be stored, a second daemon,
+ * bundles and demo paths. The real CLI in temp dirs, on loopback.
+ */
+import { expect } from 'chai';
+import { ConnectorCA } from '../../src/cloud/ca.js';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, cli, freePort, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../helpers/procs.js';
+
+/** Runs the CLI with its stdout closed by the reader at once (`uemlink … | true`). */
+function runWithClosedStdout(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    p.stdout.destroy();
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`uemlink ${args.join(' ')} did not finish; stderr: ${stderr}`));
+    }, 30_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+/** Runs the CLI as another user (root only) or as is. */
+function runAs(args: string[], uid: number | undefined): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid === undefined ? {} : { uid, gid: uid }) });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`uemlink ${args.join(' ')} did not finish; stderr: ${stderr}`));
+    }, 60_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('CLI edges (found in review)', function () {
+  this.timeout(90_000);
+
+  describe('with a cloud', () => {
+    let cloud: Cloud;
+    const connectors: Connector[] = [];
+    before(async () => {
+      cloud = await startCloud();
+    });
+    after(async () => {
+      for (const c of connectors) await c.proc?.stop();
+      await cloud?.proc.stop();
+    });
+
+    async function token(): Promise<string> {
+      const t = await cli(['cloud', 'token', 'create', '--config', cloud.configFile, '--tenant', 'acme']);
+      expect(t.code, t.stderr).to.equal(0);
+      return t.stdout.trim();
+    }
+
+    it('a typo in the flag name (--tokne=TOKEN) does not print the pairing token on stderr', async () => {
+      const c = await makeConnector();
+      const tok = await token();
+      const r = await cli(['connector', 'pair', '--config', c.configFile, `--tokne=${tok}`]);
+      expect(r.code).to.equal(2);
+      const secret = tok.split('.')[3]!;
+      expect(r.stderr, 'the usage error must not carry the token').to.not.contain(secret);
+    });
+
+    it('a pairing token pasted with a typo where a file is expected (--token-file) is not printed on stderr', async () => {
+      const c = await makeConnector();
+      const tok = await token();
+      const typo = tok.replace(/^ulpt1\./, 'ulpt1,'); // one wrong character: no longer the token's shape
+      const r = await cli(['connector', 'pair', '--config', c.configFile, '--token-file', typo]);
+      expect(r.code).to.equal(2);
+      expect(r.stderr, 'the error message carries the pasted token').to.not.contain(tok.split('.')[3]!);
+    });
+
+    it('pair into a state dir it cannot write fails without using up the token', async () => {
+      const dir = tempDir('uemlink-review-pair-');
+      chmodSync(dir, 0o755);
+      mkdirSync(join(dir, 'state'), { mode: 0o755 });
+      const asRoot = process.getuid?.() === 0;
+      if (!asRoot) chmodSync(join(dir, 'state'), 0o555); // root writes anywhere: run as nobody instead
+      const configFile = join(dir, 'connector.json');
+      writeFileSync(configFile, JSON.stringify({ stateDir: './state', health: { listen: `127.0.0.1:${await freePort()}` }, targets: [] }), { mode: 0o644 });
+      const tok = await token();
+      const tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, tok, { mode: 0o644 });
+
+      const r = await runAs(['connector', 'pair', '--config', configFile, '--token-file', tokenFile], asRoot ? 65534 : undefined);
+      expect(r.code, r.stderr).to.not.equal(0);
+      expect(r.stderr).to.contain(join(dir, 'state')).and.contain('the pairing token was not used');
+
+      // The admin fixes the permissions and runs the same command again: the token must still work.
+      const c = await makeConnector();
+      const again = await c.pair(tok);
+      expect(again.code, `the first, failed attempt used up the token: ${again.stderr}`).to.equal(0);
+    });
+
+    it('a second `connector run` on the same config does not knock the running connector off its tunnel', async () => {
+      const c = await makeConnector();
+      connectors.push(c);
+      const p = await c.pair(await token());
+      expect(p.code, p.stderr).to.equal(0);
+      await c.start();
+      await c.proc.waitLog((l) => l.message === 'tunnel connected', 15_000, 'the tunnel');
+      await c.proc.waitLog((l) => l.message === 'local page listening', 15_000, 'the local page');
+
+      const second = await cli(['connector', 'run', '--config', c.configFile], { timeoutMs: 20_000 });
+      expect(second.code, 'the second instance must stop').to.equal(1);
+      expect(second.stderr).to.match(/another connector \(pid \d+ on .*\) is running with .*state/).and.contain('systemctl stop uemlink-connector');
+      await sleep(1000);
+      const lost = c.proc.logs.filter((l) => l.message === 'tunnel lost' || l.code === 'TUNNEL_REPLACED');
+      expect(lost, 'the running connector lost its tunnel to a second instance that then failed').to.deep.equal([]);
+    });
+  });
+
+  it('`cloud ca status | true` (reader gone) exits without an EPIPE stack trace', async () => {
+    const dir = tempDir('uemlink-review-epipe-');
+    const cfg = join(dir, 'cloud.json');
+    writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:1', publicUrl: 'http://127.0.0.1:1', dataDir: './data', adminToken: 'a-local-admin-token-1234' }));
+    await ConnectorCA.loadOrCreate(join(dir, 'data')); // a CA to list, as the cloud's first start makes it
+    const r = await runWithClosedStdout(['cloud', 'ca', 'status', '--config', cfg]);
+    expect(r.stderr).to.not.match(/EPIPE|Unhandled 'error' event|node:events/);
+  });
+
+  it('`connector run | head -1` (reader gone) does not crash the daemon with an EPIPE stack trace', async () => {
+    const c = await makeConnector(); // unpaired: no cloud needed
+    const p = spawn(process.execPath, [CLI, 'connector', 'run', '--config', c.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+    // head -1: read one line, then go away.
+    await new Promise<void>((resolve) => {
+      let buf = '';
+      p.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('\n')) {
+          p.stdout.destroy();
+          resolve();
+        }
+      });
+    });
+    const code = await Promise.race([exited, sleep(5000).then(() => 'running' as const)]);
+    if (code === 'running') {
+      p.kill('SIGKILL');
+      await exited;
+    }
+    expect(stderr).to.not.match(/EPIPE|Unhandled 'error' event/);
+  });
+
+  it('support-bundle with a typo in health.listen still writes the bundle (the runbook: made anyway, with the error)', async () => {
+    const dir = tempDir('uemlink-review-bundle-');
+    const cfg = join(dir, 'connector.json');
+    writeFileSync(cfg, JSON.stringify({ stateDir: './state', health: { listen: '127.0.0.1:808111' }, targets: [] }));
+    const out = join(dir, 'bundle.tar.gz');
+    const r = await cli(['connector', 'support-bundle', '--config', cfg, '-o', out]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(existsSync(out)).to.equal(true);
+  });
+
+  it('support-bundle over an existing file leaves it 0600 (docs/api.md: "writes a .tar.gz (0600)")', async () => {
+    const c = await makeConnector();
+    const out = join(c.dir, 'bundle.tar.gz');
+    writeFileSync(out, '', { mode: 0o644 });
+    chmodSync(out, 0o644);
+    const r = await cli(['connector', 'support-bundle', '--config', c.configFile, '-o', out]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect((statSync(out).mode & 0o777).toString(8)).to.equal('600');
+  });
+
+  it('demo --dir with a relative path starts (it is resolved against the working directory)', async () => {
+    const cwd = tempDir('uemlink-review-demo-');
+    const p = spawn(process.execPath, [CLI, 'demo', '--dir', 'demo', '--cloud-port', '0', '--page-port', '0', '--devices', '5'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let code: number | null | undefined;
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => p.on('exit', (c) => ((code = c), resolve())));
+    try {
+      await until(() => code !== undefined || stdout.includes('uemlink demo is running'), 60_000, 'the demo to start or exit');
+      expect(code, `the demo exited ${code}: ${stderr}`).to.equal(undefined);
+    } finally {
+      if (code === undefined) {
+        p.kill('SIGINT');
+        await Promise.race([exited, sleep(15_000)]);
+        if (code === undefined) p.kill('SIGKILL');
+      }
+    }
+  });
+
+  it('cloud ca rotate pointed at an empty dataDir refuses instead of creating a CA (as ca status does)', async () => {
+    const dir = tempDir('uemlink-review-ca-');
+    const cfg = join(dir, 'cloud.json');
+    writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:1', publicUrl: 'http://127.0.0.1:1', dataDir: './mistyped-data', adminToken: 'a-local-admin-token-1234' }));
+    const status = await cli(['cloud', 'ca', 'status', '--config', cfg]);
+    expect(status.code).to.equal(1); // "there is no connector CA in …; check dataDir"
+    const r = await cli(['cloud', 'ca', 'rotate', '--config', cfg]);
+    expect(r.code, 'rotating a CA that does not exist must fail').to.not.equal(0);
+    expect(existsSync(join(dir, 'mistyped-data', 'ca.key')), 'a new CA root was created in the wrong place').to.equal(false);
+  });
+});
