@@ -25,7 +25,7 @@ export function offsetClock(): Clock & { advance(ms: number): void } {
 }
 
 export async function startInprocCloud(
-  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string; maxConcurrentHandshakes?: number }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number; metrics?: boolean } = {},
+  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string; maxConcurrentHandshakes?: number }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number; metrics?: boolean; dataDir?: string } = {},
 ): Promise<CloudServer> {
   const dir = tempDir('uemlink-inproc-');
   const port = await freePort();
@@ -33,7 +33,7 @@ export async function startInprocCloud(
     file: join(dir, 'cloud.json'),
     listen: { host: '127.0.0.1', port },
     publicUrl: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    dataDir: join(dir, 'data'),
+    dataDir: opts.dataDir ?? join(dir, 'data'),
     adminToken: ADMIN_TOKEN,
     tunnel: {
       heartbeatSeconds: opts.heartbeatSeconds ?? 15,

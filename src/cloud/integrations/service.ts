@@ -77,7 +77,11 @@ export class IntegrationsService {
   constructor(private readonly o: IntegrationsOptions) {}
 
   async start(): Promise<void> {
-    for (const rec of (await this.o.store.read()).integrations) this.startRunner(rec);
+    const recs = (await this.o.store.read()).integrations;
+    // Rows of integrations removed while a cloud stopped half-way (state written, rows not).
+    const purged = this.o.db.purgeExcept(new Set(recs.map((r) => r.id)));
+    if (purged > 0) this.o.logger.info('removed the inventory of integrations that no longer exist', { integrations: purged });
+    for (const rec of recs) this.startRunner(rec);
   }
 
   async stop(): Promise<void> {
@@ -460,10 +464,12 @@ export class IntegrationsService {
     // Whatever the route now: an integration moved off a pushed target before that withdrew it
     // left the target behind (absent, this is a no-op).
     await this.o.managed.remove(tenant, IntegrationsService.pushedTargetId(id)).catch(() => {});
+    // The rows first: a stop between the two then leaves an integration with an empty inventory
+    // (its next sync fills it), never rows, with their PII, that nothing owns.
+    this.o.db.deleteIntegration(id);
     await this.o.store.update((s) => {
       s.integrations = s.integrations.filter((x) => x.id !== id);
     });
-    this.o.db.deleteIntegration(id);
     this.o.logger.info('integration removed', { integration: id, tenant });
   }
 

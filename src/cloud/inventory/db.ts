@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
+import { UemlinkError } from '../../common/errors.js';
 import type { UemApp, UemDevice } from '../../uem/adapter.js';
 
 /** A device as stored: the normalized vendor fields plus the cloud's own verdicts. */
@@ -55,6 +56,31 @@ CREATE TABLE IF NOT EXISTS tag_departed (
   integration_id TEXT NOT NULL, device_id TEXT NOT NULL, tag_name TEXT NOT NULL, departed_at TEXT NOT NULL,
   PRIMARY KEY (integration_id, device_id, tag_name)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tag_members_device ON tag_members (integration_id, device_id);
+CREATE TABLE IF NOT EXISTS app_counts (
+  integration_id TEXT NOT NULL, tenant TEXT NOT NULL, app_id TEXT NOT NULL, name TEXT NOT NULL, devices INTEGER NOT NULL,
+  PRIMARY KEY (integration_id, app_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS app_counts_tenant ON app_counts (tenant, app_id);
+CREATE TABLE IF NOT EXISTS app_version_counts (
+  integration_id TEXT NOT NULL, app_id TEXT NOT NULL, version TEXT NOT NULL, devices INTEGER NOT NULL,
+  PRIMARY KEY (integration_id, app_id, version)
+) WITHOUT ROWID;
+`;
+
+/**
+ * The schema's version (PRAGMA user_version), so that a later release can migrate and an earlier
+ * one can refuse a file it does not understand. 0: made before versions were recorded (no device
+ * index on tag_members, no app counts). 2: this schema.
+ */
+export const INVENTORY_SCHEMA_VERSION = 2;
+
+/** Fills the app counts of a file made before they existed (version 0), once. */
+const FILL_APP_COUNTS = `
+INSERT OR REPLACE INTO app_counts (integration_id, tenant, app_id, name, devices)
+  SELECT a.integration_id, d.tenant, a.app_id, max(a.name), count(*) FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id GROUP BY a.integration_id, a.app_id;
+INSERT OR REPLACE INTO app_version_counts (integration_id, app_id, version, devices)
+  SELECT integration_id, app_id, coalesce(version, ''), count(*) FROM device_apps GROUP BY integration_id, app_id, coalesce(version, '');
 `;
 
 /** How long a deleted device that carried tags is remembered, in case it comes back. */
@@ -146,22 +172,61 @@ export interface SyncCounts {
   writes: number;
 }
 
+/** An error opening the file, naming it, with what an admin can do (SQLite's own words name nothing). */
+function inventoryError(file: string, e: unknown): UemlinkError {
+  const code = (e as { code?: string }).code ?? '';
+  const msg = (e as Error).message;
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new UemlinkError('STATE_CORRUPT', `inventory database ${file} is not a readable SQLite database (${msg}): restore it from a backup, or move it aside (the next syncs rebuild devices and apps from the UEMs; verdicts and tag memberships are lost)`, { cause: e });
+  }
+  return new UemlinkError('STATE_UNREADABLE', `inventory database ${file} cannot be opened: ${msg}`, { cause: e });
+}
+
 export class InventoryDb {
   readonly db: Db;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     // The inventory holds device PII: 0600 like every other file in the data dir (it was created
     // 0644 under the umask). SQLite gives the -wal and -shm files the database file's mode, so
     // creating it 0600 first covers them; an existing database from an older version is fixed too.
-    if (file !== ':memory:') {
-      closeSync(openSync(file, 'a', 0o600));
-      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    let db: Db | undefined;
+    try {
+      if (file !== ':memory:') {
+        closeSync(openSync(file, 'a', 0o600));
+        for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+      }
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      // Deleted and overwritten values are zeroed in the file, not left in free space: turning a
+      // PII switch off, or removing an integration, must leave the values nowhere on disk.
+      db.pragma('secure_delete = ON');
+      // A damaged file failed every sync and page later, with no file named: refused here instead.
+      const check = db.pragma('quick_check', { simple: true }) as string;
+      if (check !== 'ok') throw Object.assign(new Error(`damaged (${check.slice(0, 200)})`), { code: 'SQLITE_CORRUPT' });
+      this.db = db;
+      this.migrate();
+    } catch (e) {
+      db?.close();
+      if (e instanceof UemlinkError) throw e;
+      throw inventoryError(file, e);
     }
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+  }
+
+  /** Creates or brings the schema up to this release's version; refuses a newer one. */
+  private migrate(): void {
+    const v = this.db.pragma('user_version', { simple: true }) as number;
+    if (v > INVENTORY_SCHEMA_VERSION) {
+      throw new UemlinkError('STATE_INVALID', `inventory database ${this.file} was written by a newer uemlink (inventory schema ${v}; this release reads up to ${INVENTORY_SCHEMA_VERSION}): run that release, or restore a backup made by this one`);
+    }
+    if (v === INVENTORY_SCHEMA_VERSION) return;
+    this.db.transaction(() => {
+      const existed = (this.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'devices'").get() as { n: number }).n > 0;
+      this.db.exec(SCHEMA);
+      if (existed) this.db.exec(FILL_APP_COUNTS);
+      this.db.pragma(`user_version = ${INVENTORY_SCHEMA_VERSION}`);
+    }).immediate();
   }
 
   static open(dataDir: string): InventoryDb {
@@ -170,6 +235,32 @@ export class InventoryDb {
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * Moves what the WAL holds into the file and empties it: its old frames still held the values a
+   * PII erase or a removal just zeroed. Best effort (a reader in the middle keeps its frames).
+   */
+  private truncateWal(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* busy: the next checkpoint does it */
+    }
+  }
+
+  /**
+   * Removes the rows of integrations that are no longer configured: a cloud stopped between the
+   * state write and the rows' removal left them (with their PII) in the tenant's lists for good.
+   * Returns how many integrations' rows went.
+   */
+  purgeExcept(keep: ReadonlySet<string>): number {
+    const ids = new Set<string>();
+    for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts']) {
+      for (const r of this.db.prepare(`SELECT DISTINCT integration_id AS id FROM ${t}`).all() as Array<{ id: string }>) if (!keep.has(r.id)) ids.add(r.id);
+    }
+    for (const id of ids) this.deleteIntegration(id);
+    return ids.size;
   }
 
   /** How many devices would be deleted by `plan`, without writing (for the threshold). */
@@ -184,9 +275,11 @@ export class InventoryDb {
   applyDeviceSync(integrationId: string, tenant: string, w: SyncWrite): SyncCounts {
     const counts: SyncCounts = { added: 0, updated: 0, unchanged: 0, deleted: 0, pendingDeletion: 0, writes: 0 };
     const existing = new Map<string, { hash: string; missing: number }>();
-    for (const r of this.db.prepare('SELECT id, hash, missing FROM devices WHERE integration_id = ?').iterate(integrationId) as IterableIterator<{ id: string; hash: string; missing: number }>) {
-      existing.set(r.id, { hash: r.hash, missing: r.missing });
-    }
+    const readExisting = (): void => {
+      for (const r of this.db.prepare('SELECT id, hash, missing FROM devices WHERE integration_id = ?').iterate(integrationId) as IterableIterator<{ id: string; hash: string; missing: number }>) {
+        existing.set(r.id, { hash: r.hash, missing: r.missing });
+      }
+    };
     const insert = this.db.prepare(`INSERT INTO devices (integration_id, id, tenant, udid, serial, name, phone, owner_email, owner_name, platform, os, model, enrollment, compliance, last_seen, groups, hash, missing, first_seen, updated_at)
       VALUES (@integration_id, @id, @tenant, @udid, @serial, @name, @phone, @owner_email, @owner_name, @platform, @os, @model, @enrollment, @compliance, @last_seen, @groups, @hash, 0, @now, @now)`);
     const update = this.db.prepare(`UPDATE devices SET udid=@udid, serial=@serial, name=@name, phone=@phone, owner_email=@owner_email, owner_name=@owner_name, platform=@platform, os=@os,
@@ -204,8 +297,11 @@ export class InventoryDb {
     const returnTags = this.db.prepare('INSERT OR IGNORE INTO tag_members (integration_id, tag_name, device_id) SELECT integration_id, tag_name, device_id FROM tag_departed WHERE integration_id = ? AND device_id = ?');
     const forgetDeparted = this.db.prepare('DELETE FROM tag_departed WHERE integration_id = ? AND device_id = ?');
     const at = Date.parse(w.now);
-    if (Number.isFinite(at)) this.db.prepare('DELETE FROM tag_departed WHERE integration_id = ? AND departed_at < ?').run(integrationId, new Date(at - DEPARTED_KEEP_MS).toISOString());
+    // IMMEDIATE, and the read inside it: another writer's commit between a read outside and the
+    // writes failed the whole sync (a UNIQUE constraint on a device it had just added).
     this.db.transaction(() => {
+      readExisting();
+      if (Number.isFinite(at)) this.db.prepare('DELETE FROM tag_departed WHERE integration_id = ? AND departed_at < ?').run(integrationId, new Date(at - DEPARTED_KEEP_MS).toISOString());
       const seenIds = new Set<string>();
       for (const { device: d, groups } of w.seen) {
         if (seenIds.has(d.id)) continue;
@@ -254,6 +350,7 @@ export class InventoryDb {
         const missing = prev.missing + 1;
         if (missing >= w.deleteAfter && w.allowDeletion) {
           del.run(integrationId, id);
+          this.uncountApps(integrationId, id);
           delApps.run(integrationId, id);
           departTags.run(w.now, integrationId, id);
           delTags.run(integrationId, id);
@@ -264,7 +361,7 @@ export class InventoryDb {
         }
         counts.writes++;
       }
-    })();
+    }).immediate();
     return counts;
   }
 
@@ -272,25 +369,76 @@ export class InventoryDb {
   applyApps(integrationId: string, deviceId: string, apps: UemApp[]): boolean {
     const h = appsHash(apps);
     const q = this.appStatements();
-    const cur = q.hash.get(integrationId, deviceId) as { apps_hash: string | null } | undefined;
+    const cur = q.hash.get(integrationId, deviceId) as { apps_hash: string | null; tenant: string } | undefined;
     if (!cur || cur.apps_hash === h) return false;
     this.db.transaction(() => {
-      q.clear.run(integrationId, deviceId);
-      for (const a of apps) q.insert.run(integrationId, deviceId, a.id, a.name, a.version);
+      // Only what changed is written, rows and counts alike: a new version of one app among twenty
+      // is one row and two count updates, not forty.
+      const before = new Map<string, { name: string; version: string | null }>();
+      for (const a of q.list.all(integrationId, deviceId) as Array<{ app_id: string; name: string; version: string | null }>) before.set(a.app_id, a);
+      // One row per app id (a list naming one twice keeps the last, as the table does).
+      const after = new Map<string, UemApp>();
+      for (const a of apps) after.set(a.id, a);
+      for (const [id, old] of before) {
+        if (after.has(id)) continue;
+        q.remove.run(integrationId, deviceId, id);
+        this.uncount(integrationId, id, old.version);
+      }
+      for (const [id, a] of after) {
+        const old = before.get(id);
+        if (old && old.name === a.name && old.version === a.version) continue;
+        q.upsert.run(integrationId, deviceId, id, a.name, a.version);
+        if (!old) {
+          q.countApp.run(integrationId, cur.tenant, id, a.name);
+          q.countVersion.run(integrationId, id, a.version ?? '');
+          continue;
+        }
+        if (old.name !== a.name) q.nameApp.run(a.name, integrationId, id);
+        if (old.version !== a.version) {
+          this.uncountVersion(integrationId, id, old.version);
+          q.countVersion.run(integrationId, id, a.version ?? '');
+        }
+      }
       q.setHash.run(h, integrationId, deviceId);
     })();
     return true;
   }
 
+  /** Takes a device's current apps out of the counts (before the device is deleted). */
+  private uncountApps(integrationId: string, deviceId: string): void {
+    for (const a of this.appStatements().list.all(integrationId, deviceId) as Array<{ app_id: string; version: string | null }>) this.uncount(integrationId, a.app_id, a.version);
+  }
+
+  private uncount(integrationId: string, appId: string, version: string | null): void {
+    const q = this.appStatements();
+    const left = q.uncountApp.get(integrationId, appId) as { devices: number } | undefined;
+    if (left && left.devices <= 0) q.dropApp.run(integrationId, appId);
+    this.uncountVersion(integrationId, appId, version);
+  }
+
+  private uncountVersion(integrationId: string, appId: string, version: string | null): void {
+    const q = this.appStatements();
+    const left = q.uncountVersion.get(integrationId, appId, version ?? '') as { devices: number } | undefined;
+    if (left && left.devices <= 0) q.dropVersion.run(integrationId, appId, version ?? '');
+  }
+
   // Prepared once: an app sync calls applyApps once per device, and compiling the SQL each time
   // cost more than running it.
-  private appQ: { hash: Statement; clear: Statement; insert: Statement; setHash: Statement } | undefined;
+  private appQ: Record<'hash' | 'upsert' | 'remove' | 'setHash' | 'list' | 'countApp' | 'nameApp' | 'countVersion' | 'uncountApp' | 'uncountVersion' | 'dropApp' | 'dropVersion', Statement> | undefined;
   private appStatements(): NonNullable<InventoryDb['appQ']> {
     return (this.appQ ??= {
-      hash: this.db.prepare('SELECT apps_hash FROM devices WHERE integration_id = ? AND id = ?'),
-      clear: this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ?'),
-      insert: this.db.prepare('INSERT OR REPLACE INTO device_apps (integration_id, device_id, app_id, name, version) VALUES (?, ?, ?, ?, ?)'),
+      hash: this.db.prepare('SELECT apps_hash, tenant FROM devices WHERE integration_id = ? AND id = ?'),
+      upsert: this.db.prepare('INSERT OR REPLACE INTO device_apps (integration_id, device_id, app_id, name, version) VALUES (?, ?, ?, ?, ?)'),
+      remove: this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ? AND app_id = ?'),
       setHash: this.db.prepare('UPDATE devices SET apps_hash = ? WHERE integration_id = ? AND id = ?'),
+      list: this.db.prepare('SELECT app_id, name, version FROM device_apps WHERE integration_id = ? AND device_id = ?'),
+      countApp: this.db.prepare('INSERT INTO app_counts (integration_id, tenant, app_id, name, devices) VALUES (?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1, name = max(name, excluded.name)'),
+      nameApp: this.db.prepare('UPDATE app_counts SET name = max(name, ?) WHERE integration_id = ? AND app_id = ?'),
+      countVersion: this.db.prepare('INSERT INTO app_version_counts (integration_id, app_id, version, devices) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1'),
+      uncountApp: this.db.prepare('UPDATE app_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? RETURNING devices'),
+      uncountVersion: this.db.prepare('UPDATE app_version_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? AND version = ? RETURNING devices'),
+      dropApp: this.db.prepare('DELETE FROM app_counts WHERE integration_id = ? AND app_id = ?'),
+      dropVersion: this.db.prepare('DELETE FROM app_version_counts WHERE integration_id = ? AND app_id = ? AND version = ?'),
     });
   }
 
@@ -310,13 +458,15 @@ export class InventoryDb {
         for (const r of rows) n += upd.run(placeholder(r.udid, r.id), integrationId, r.id).changes;
       }
     })();
+    this.truncateWal();
     return n;
   }
 
   deleteIntegration(integrationId: string): void {
     this.db.transaction(() => {
-      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
+      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
     })();
+    this.truncateWal();
   }
 
   deviceIds(integrationId: string): string[] {
@@ -370,20 +520,29 @@ export class InventoryDb {
     return this.db.prepare('SELECT app_id AS id, name, version FROM device_apps WHERE integration_id = ? AND device_id = ? ORDER BY name').all(integrationId, deviceId) as UemApp[];
   }
 
-  /** The tenant-wide app catalogue: name, bundle id, versions, device count. */
+  /**
+   * The tenant-wide app catalogue: name, bundle id, versions, device count. Read from the counts
+   * kept as app lists change: grouping the tenant's app rows (a million at 50,000 devices) took
+   * seconds per page, with the event loop, and so every tunnel and relayed call, waiting.
+   */
   catalogue(tenant: string, opts: { search?: string; page: number; pageSize: number }): { apps: Array<{ id: string; name: string; versions: string[]; devices: number }>; total: number } {
     const p: Record<string, unknown> = { tenant, limit: opts.pageSize, offset: opts.page * opts.pageSize };
     let filter = '';
     if (opts.search) {
-      filter = "AND (a.app_id LIKE @q ESCAPE '\\' OR a.name LIKE @q ESCAPE '\\')";
+      filter = "AND (app_id LIKE @q ESCAPE '\\' OR name LIKE @q ESCAPE '\\')";
       p.q = `%${opts.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
     }
-    const base = `FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id WHERE d.tenant = @tenant ${filter}`;
-    const total = (this.db.prepare(`SELECT count(DISTINCT a.app_id) AS n ${base}`).get(p) as { n: number }).n;
-    const rows = this.db
-      .prepare(`SELECT a.app_id AS id, max(a.name) AS name, group_concat(DISTINCT a.version) AS versions, count(DISTINCT a.integration_id || '/' || a.device_id) AS devices ${base} GROUP BY a.app_id ORDER BY devices DESC, name LIMIT @limit OFFSET @offset`)
-      .all(p) as Array<{ id: string; name: string; versions: string | null; devices: number }>;
-    return { apps: rows.map((r) => ({ id: r.id, name: r.name, versions: r.versions ? r.versions.split(',').sort() : [], devices: r.devices })), total };
+    const base = `FROM app_counts WHERE tenant = @tenant ${filter}`;
+    const total = (this.db.prepare(`SELECT count(DISTINCT app_id) AS n ${base}`).get(p) as { n: number }).n;
+    // app_id last: a stable order, so that pages neither repeat nor skip an app.
+    const rows = this.db.prepare(`SELECT app_id AS id, max(name) AS name, sum(devices) AS devices ${base} GROUP BY app_id ORDER BY devices DESC, name, app_id LIMIT @limit OFFSET @offset`).all(p) as Array<{ id: string; name: string; devices: number }>;
+    const versions = new Map<string, Set<string>>(rows.map((r) => [r.id, new Set<string>()]));
+    if (rows.length > 0) {
+      const marks = rows.map(() => '?').join(',');
+      const q = `SELECT v.app_id AS id, v.version AS version FROM app_version_counts v JOIN app_counts c ON c.integration_id = v.integration_id AND c.app_id = v.app_id WHERE c.tenant = ? AND v.app_id IN (${marks})`;
+      for (const r of this.db.prepare(q).all(tenant, ...rows.map((x) => x.id)) as Array<{ id: string; version: string }>) if (r.version !== '') versions.get(r.id)?.add(r.version);
+    }
+    return { apps: rows.map((r) => ({ id: r.id, name: r.name, versions: [...versions.get(r.id)!].sort(), devices: r.devices })), total };
   }
 
   /** Devices of an integration that have any of `appIds` installed. */
