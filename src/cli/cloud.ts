@@ -1,14 +1,14 @@
 /** `uemlink cloud ...` */
 import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
-import { createLogger } from '../common/log.js';
+import { createLogger, reopenLogFiles } from '../common/log.js';
 import { loadCloudConfig } from '../cloud/config.js';
 import { X509Certificate } from 'node:crypto';
 import { ConnectorCA } from '../cloud/ca.js';
 import { createPairingToken, MAX_TOKEN_TTL_S } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
-import { action, logMissingNodeFlags, onTerminate, wholeNumber } from './common.js';
+import { action, logMissingNodeFlags, onHangup, onTerminate, wholeNumber } from './common.js';
 
 /** The API's field names in a validation message, as the flags an admin typed. */
 const FLAG_OF: Record<string, string> = { tenant: '--tenant', group: '--group', ttlSeconds: '--ttl' };
@@ -37,6 +37,7 @@ export function cloudCommands(program: Command): void {
         logMissingNodeFlags((m, meta) => logger.info(m, meta));
         const starting = CloudServer.start(cfg, { logger });
         onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m)); // see connector run
+        onHangup(reopenLogFiles, (m) => logger.info(m));
         await starting;
       }),
     );

@@ -67,6 +67,17 @@ export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) =>
 }
 
 /**
+ * SIGHUP (a logrotate postrotate script, `systemctl kill -s HUP`) reopens the log files. Unhandled,
+ * it killed the daemon with no drain, and systemd counts that as a clean exit: no restart.
+ */
+export function onHangup(reopen: () => void, log: (msg: string) => void): void {
+  process.on('SIGHUP', () => {
+    reopen();
+    log('SIGHUP: log files reopened');
+  });
+}
+
+/**
  * A daemon started by plain `node main.js` (not bin/uemlink, the unit or the image) runs without the
  * node flags V8 reads only at start (common/v8-tuning.ts): worth one line for whoever reads the log.
  */

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { UemlinkError } from '../common/errors.js';
 import { parseHostPort, resolveFrom } from '../common/config.js';
 import { writePrivateFile } from '../common/fs-secure.js';
-import { RecentProblems, createLogger, silentLogger } from '../common/log.js';
+import { RecentProblems, createLogger, reopenLogFiles, silentLogger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
 import { diagnoseOffline, runConnector } from '../connector/app.js';
 import { loadConnectorConfig, type ConnectorConfig } from '../connector/config.js';
@@ -16,7 +16,7 @@ import { systemFacts, type ConnectorStatus } from '../connector/status.js';
 import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
-import { action, logMissingNodeFlags, onTerminate } from './common.js';
+import { action, logMissingNodeFlags, onHangup, onTerminate } from './common.js';
 
 /** A --token-file value that is probably a pasted token: ulpt…, or long with no path separator. */
 function looksLikeToken(v: string): boolean {
@@ -93,6 +93,10 @@ export function connectorCommands(program: Command): void {
         // a SIGTERM in that window must still drain rather than kill the process mid-stream.
         const starting = runConnector(cfg, logger, recent);
         onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m));
+        onHangup(() => {
+          reopenLogFiles();
+          void starting.then((c) => c.daemon.reopenFiles(), () => {});
+        }, (m) => logger.info(m));
         await starting;
       }),
     );

@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream';
 import winston from 'winston';
 import Transport from 'winston-transport';
 import { redact, redactString } from './redact.js';
+import { createRotatingFile, type RotatingFile } from './rotating-file.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -105,17 +106,26 @@ export function createLogger(opts: LoggerOptions): Logger {
       fileProblem = (e as Error).message;
     }
   }
+  let fileTransport: RotatingFileTransport | undefined;
   if (opts.file && fileProblem === undefined) {
-    // `options` replaces winston's own ({ flags: 'a' }): without the flag every start truncated the
-    // last run's log. The mode applies to files it creates; one that exists is made 0600 here.
+    // The mode applies to files it creates; one that exists is made 0600 here.
     try {
       chmodSync(opts.file.path, 0o600);
     } catch {
-      // not there yet: created 0600 below
+      // not there yet: created 0600 when written
     }
-    transports.push(
-      new winston.transports.File({ filename: opts.file.path, maxsize: opts.file.maxBytes ?? 10 * 1024 * 1024, maxFiles: opts.file.maxFiles ?? 5, tailable: true, options: { flags: 'a', mode: 0o600 } }),
-    );
+    const logFile = opts.file.path;
+    const file = createRotatingFile({
+      file: logFile,
+      maxBytes: opts.file.maxBytes ?? 10 * 1024 * 1024,
+      maxFiles: opts.file.maxFiles ?? 5,
+      // Said on the other transports (stdout); after the current line has gone through.
+      onError: (err) => setImmediate(() => logger.error('cannot write the log file: its lines are lost until it can be written again (stdout still has them)', { logFile, err })),
+      onRecovered: () => setImmediate(() => logger.info('the log file can be written again', { logFile })),
+    });
+    fileTransport = new RotatingFileTransport(file);
+    transports.push(fileTransport);
+    openFiles.add(file);
   }
   const logger = winston.createLogger({
     level: resolveLevel(opts.level),
@@ -126,6 +136,38 @@ export function createLogger(opts: LoggerOptions): Logger {
   skipDisabledLevels(logger);
   if (opts.file && fileProblem !== undefined) logger.error('cannot write the log file: logging to stdout only', { logFile: opts.file.path, reason: fileProblem });
   return logger;
+}
+
+const MESSAGE = Symbol.for('message');
+
+/**
+ * The log file, through common/rotating-file.ts. winston's own File transport stopped draining on a
+ * full disk or a removed directory, and winston then stopped feeding every transport: stdout
+ * (journald) went silent with the file. This one hands the line over and returns at once.
+ */
+class RotatingFileTransport extends Transport {
+  constructor(private readonly file: RotatingFile) {
+    super();
+  }
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    this.file.write(`${String(info[MESSAGE])}\n`);
+    next();
+  }
+  override close(): void {
+    openFiles.delete(this.file);
+    void this.file.close();
+  }
+}
+
+/** The log files of this process's loggers, for SIGHUP. */
+const openFiles = new Set<RotatingFile>();
+
+/**
+ * Closes the log files; the next lines open them again under their names. For SIGHUP, after a
+ * logrotate rule moved them away (a moved file is also noticed at the next write).
+ */
+export function reopenLogFiles(): void {
+  for (const f of openFiles) f.reopen();
 }
 
 /**

@@ -3,8 +3,7 @@
  * without query values, status, bytes, duration, connector id), in its own size-rotated file so it
  * survives journald's retention and can go into support bundles.
  */
-import { createWriteStream, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { createRotatingFile } from '../common/rotating-file.js';
 import { redactString, secrets } from '../common/redact.js';
 
 export interface AuditEntry {
@@ -118,118 +117,19 @@ function redactedPath(p: string): string {
   return r;
 }
 
-/** Lines wait at most this long to be written together (a crash loses at most this much audit). */
-const FLUSH_MS = 50;
-/** ... or until this many bytes wait. */
-const FLUSH_BYTES = 64 * 1024;
-
 /**
- * One JSON line per call, appended through a single WriteStream, rotated by size like logrotate's
- * "copytruncate"-free scheme: file -> file.1 -> file.2 ...
- * It replaced a winston logger here because its per-line format pipeline cost ~10 % of the
- * connector's CPU on small relayed calls (docs/performance.md); the line format is unchanged.
- * Lines are gathered for up to FLUSH_MS and written as one: a write per line cost a thread-pool
- * round trip per relayed call (5 % of the connector's CPU at one request at a time).
+ * One JSON line per call, appended to a size-rotated file (common/rotating-file.ts: lines gathered
+ * for up to 50 ms and written together; a file removed or moved away is written again; failures
+ * said once per episode). It replaced a winston logger here because its per-line format pipeline
+ * cost ~10 % of the connector's CPU on small relayed calls (docs/performance.md); the line format
+ * is unchanged.
  */
-export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles: number; onError?(err: Error): void }): AuditLog {
-  let out: WriteStream | undefined;
-  let size = 0;
-  let failed = false;
-  // Said once per episode (the daemon logs it): lost audit lines must not pass unnoticed, and a
-  // full disk must not turn every relayed call into an error line.
-  let failing = false;
-  const failure = (err: unknown): void => {
-    if (failing) return;
-    failing = true;
-    opts.onError?.(err instanceof Error ? err : new Error(String(err)));
-  };
-  let pending: string[] = [];
-  let pendingBytes = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const open = (): { w: WriteStream; size: number } => {
-    mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
-    // Opened synchronously: the file must exist the moment lines are queued, or a rotation in the
-    // same burst would find nothing to rename and two streams would append to one file.
-    const fd = openSync(opts.file, 'a', 0o600);
-    const at = fstatSync(fd).size;
-    const w = createWriteStream('', { fd });
-    // An audit file that cannot be written (disk full, removed directory) must not take the relay
-    // down: the error is remembered and the next line tries a fresh stream.
-    w.on('error', (err) => {
-      failed = true;
-      failure(err);
-    });
-    return { w, size: at };
-  };
-  /** Writes what waits to the current file (lines queued before a rotation stay in the old file). */
-  const flush = (): void => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (pending.length === 0) return;
-    const text = pending.join('');
-    pending = [];
-    pendingBytes = 0;
-    if (failed) {
-      failed = false;
-      out?.destroy();
-      out = undefined;
-    }
-    try {
-      out ??= open().w;
-    } catch (err) {
-      failure(err);
-      return; // cannot open (disk full, permissions): these lines are lost, the next ones try again
-    }
-    out.write(text, (err) => {
-      if (!err) failing = false;
-    });
-  };
-  const rotate = (): void => {
-    flush();
-    out?.end();
-    out = undefined;
-    try {
-      for (let i = opts.maxFiles - 1; i >= 1; i--) {
-        const from = i === 1 ? opts.file : `${opts.file}.${i - 1}`;
-        if (existsSync(from)) renameSync(from, `${opts.file}.${i}`);
-      }
-      if (opts.maxFiles <= 1) rmSync(opts.file, { force: true });
-    } catch {
-      /* best effort: keep appending to the current file */
-    }
-    size = 0;
-  };
+export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles: number; onError?(err: Error): void; onRecovered?(): void }): AuditLog & { reopen(): void } {
+  const file = createRotatingFile(opts);
   return {
-    record(e) {
-      const line = auditLine(e, isoNow());
-      if (out === undefined && pending.length === 0) {
-        // The size of the file as it is now, so rotation counts what is already there.
-        try {
-          const o = open();
-          out = o.w;
-          size = o.size;
-        } catch {
-          /* retried at the next flush */
-        }
-      }
-      const bytes = Buffer.byteLength(line);
-      if (size > 0 && size + bytes > opts.maxBytes) rotate();
-      pending.push(line);
-      pendingBytes += bytes;
-      size += bytes;
-      if (pendingBytes >= FLUSH_BYTES) flush();
-      else timer ??= setTimeout(flush, FLUSH_MS).unref();
-    },
-    close() {
-      flush();
-      const w = out;
-      out = undefined;
-      if (!w) return Promise.resolve();
-      return new Promise((resolve) => {
-        w.end(() => resolve());
-        setTimeout(resolve, 1000).unref();
-      });
-    },
+    record: (e) => file.write(auditLine(e, isoNow())),
+    reopen: () => file.reopen(),
+    close: () => file.close(),
   };
 }
 

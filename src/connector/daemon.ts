@@ -24,7 +24,7 @@ import { createRelayHandler } from './relay.js';
 import { ConnectorStateStore, type Identity } from './state.js';
 import { collectStatus, type ConnectorStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
-import { Target, resolveLocalTargets } from './targets/target.js';
+import { Target, resolveLocalTargets, type TargetHealth } from './targets/target.js';
 import { connectTunnel, type TunnelClientOptions } from './tunnel-client.js';
 
 /**
@@ -82,6 +82,13 @@ export interface DaemonOptions {
 /** How often a paired daemon looks for a pairing made by the CLI (watchIdentity). */
 const IDENTITY_WATCH_MS = 5000;
 
+/** What is wrong with a target's last health check, by kind (undefined: nothing, or not checked yet). */
+function healthProblem(h: TargetHealth | undefined): string | undefined {
+  if (!h) return undefined;
+  if (!h.reachable) return h.error?.code ?? 'upstream_unreachable';
+  return h.status === 401 || h.status === 403 ? 'auth' : undefined;
+}
+
 export class ConnectorDaemon {
   readonly state: ConnectorStateStore;
   readonly localTargets: Target[];
@@ -96,7 +103,7 @@ export class ConnectorDaemon {
   private pairChain: Promise<unknown> = Promise.resolve();
   private healthTimer: TimerHandle | undefined;
   private readonly clock: Clock;
-  private readonly audit: AuditLog;
+  private readonly audit: AuditLog & { reopen(): void };
   private readonly handler;
   private stopping = false;
   private renewing: Promise<void> | undefined;
@@ -130,6 +137,7 @@ export class ConnectorDaemon {
     this.audit = createAuditLog({
       ...config.audit,
       onError: (err) => o.logger.error('cannot write the audit log: relayed calls are not recorded until it can be written again', { file: config.audit.file, err }),
+      onRecovered: () => o.logger.info('the audit log can be written again', { file: config.audit.file }),
     });
     this.handler = createRelayHandler({
       target: (id) => this.target(id),
@@ -216,7 +224,25 @@ export class ConnectorDaemon {
 
   /** Checks every target now (the page's "check now", and periodically). */
   async checkTargets(): Promise<void> {
-    await Promise.all(this.allTargets().map((t) => t.checkHealth(Math.min(t.timeoutMs, 10_000))));
+    await Promise.all(
+      this.allTargets().map(async (t) => {
+        const before = t.health;
+        this.sayHealthChange(t.id, before, await t.checkHealth(Math.min(t.timeoutMs, 10_000)));
+      }),
+    );
+  }
+
+  /**
+   * A UEM that stops answering, or starts refusing the credentials, is said once when it happens,
+   * and once when it is over: a gauge alone told nobody reading the log.
+   */
+  private sayHealthChange(target: string, before: TargetHealth | undefined, now: TargetHealth): void {
+    const was = healthProblem(before);
+    const is = healthProblem(now);
+    if (is === was) return;
+    if (is === undefined) this.o.logger.info('target healthy again', { target, status: now.status, was });
+    else if (is === 'auth') this.o.logger.warn('target health check: the UEM refuses the credentials', { target, status: now.status, hint: 'check the target\'s auth settings (connector diagnose shows the answer)' });
+    else this.o.logger.warn('target health check: the UEM cannot be reached', { target, code: now.error?.code, reason: now.error?.message, hint: 'run `uemlink connector diagnose`' });
   }
 
   private scheduleHealthChecks(delayMs: number): void {
@@ -512,6 +538,11 @@ export class ConnectorDaemon {
   }
 
   /** SIGTERM: stop taking streams, let in-flight ones finish (drain timeout), close. */
+  /** SIGHUP: the audit log is closed and written again under its name (logrotate moved it). */
+  reopenFiles(): void {
+    this.audit.reopen();
+  }
+
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);

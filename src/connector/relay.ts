@@ -8,6 +8,7 @@
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
+import { Episodes } from '../common/episodes.js';
 import { IDEMPOTENT_METHODS, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, isAllowed, overrideProblem, pairsFromRaw, unsupportedTransferCoding } from '../common/http-policy.js';
 import type { Logger } from '../common/log.js';
 import { redactString } from '../common/redact.js';
@@ -132,6 +133,8 @@ export interface RelayHandler {
 
 export function createRelayHandler(deps: RelayDeps): RelayHandler {
   const idem = deps.idempotency ?? new IdempotencyCache(deps.clock);
+  // Per target: a UEM that is down is said once per minute with a count, not once per request.
+  const upstream = new Episodes(deps.logger, deps.clock);
   const running = new Set<Promise<void>>();
   const handler = (s: MuxStream): void => {
     const p = handle(s).catch((err: unknown) => {
@@ -259,7 +262,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
         finish(499, 'cancelled');
         return;
       }
-      deps.logger.warn('upstream request failed', { target: target.id, code: err.code, reason: err.message });
+      upstream.failed(target.id, err.code, 'upstream request failed', { target: target.id, code: err.code, reason: err.message });
       discardBody(s);
       respondError(s, err.status, err.code, err.message, neverSent(err));
       finish(err.status, err.code);
@@ -280,12 +283,15 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       res.abort(new Error('unsupported transfer coding'));
       done = true;
       const message = `the UEM answered with Transfer-Encoding "${coding.slice(0, 64)}": only "chunked" can be relayed (a Content-Encoding would pass through untouched)`;
-      deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_protocol', transferEncoding: coding.slice(0, 64) });
+      upstream.failed(target.id, 'upstream_protocol', 'upstream response refused', { target: target.id, code: 'upstream_protocol', transferEncoding: coding.slice(0, 64) });
       discardBody(s);
       respondError(s, 502, 'upstream_protocol', message);
       finish(502, 'upstream_protocol');
       return;
     }
+    // After the checks above: a UEM that keeps sending what cannot be relayed is one episode, not a
+    // failure and a recovery per request.
+    upstream.succeeded(target.id, 'upstream reachable again', { target: target.id });
     try {
       s.respond({ status, headers: forwardableResponseHeaders(rawHead, 'uem') });
     } catch (e) {
@@ -294,7 +300,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       res.abort(e as Error);
       done = true;
       const message = `the UEM's response headers do not fit through the tunnel (${(e as Error).message})`;
-      deps.logger.warn('upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
+      upstream.failed(target.id, 'upstream_headers_too_large', 'upstream response refused', { target: target.id, code: 'upstream_headers_too_large' });
       discardBody(s);
       respondError(s, 502, 'upstream_headers_too_large', message);
       finish(502, 'upstream_headers_too_large');

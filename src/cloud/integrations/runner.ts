@@ -257,9 +257,11 @@ export class IntegrationRunner {
       adapter = await this.d.adapterFor(rec, signal);
       const r = await appSync(rec, adapter, this.d.db, signal);
       await this.d.saveStatus(this.id, { appSync: status(s.appSync, 'green', `read the apps of ${r.devices} devices (${r.changed} changed)`, started, true, { devices: r.devices, changed: r.changed, apps: r.apps }) });
+      this.jobOutcome(rec, 'app sync');
     } catch (e) {
       if (signal.aborted) throw e;
       await this.d.saveStatus(this.id, { appSync: status(s.appSync, 'red', `app sync failed: ${describeError(e)}`, started, false) });
+      this.jobOutcome(rec, 'app sync', e);
       return;
     }
     const policies = await this.d.policies(rec.tenant);
@@ -278,9 +280,11 @@ export class IntegrationRunner {
             ? status(s.policyGroups, 'gray', `no app policies${r.removed ? ` (${r.removed} devices taken out of the groups of policies no longer active)` : ''}`, started, true, { ...r })
             : status(s.policyGroups, 'green', `${count(active, 'policy group')} up to date (${r.added} devices added, ${r.removed} removed)`, started, true, { ...r }),
       });
+      this.jobOutcome(rec, 'policy groups');
     } catch (e) {
       if (signal.aborted) throw e;
       await this.d.saveStatus(this.id, { policyGroups: status(s.policyGroups, 'red', `policy groups not updated: ${describeError(e)}`, started, false) });
+      this.jobOutcome(rec, 'policy groups', e);
     }
   }
 
@@ -300,9 +304,28 @@ export class IntegrationRunner {
       const r = await tagging(rec, adapter, this.d.db, signal);
       const text = off ? `tagging is off (${r.removed} devices taken out of its tags)` : `${count(r.groups, 'tag')} up to date (${r.added} added, ${r.removed} removed, ${r.calls} UEM calls)`;
       await this.d.saveStatus(this.id, { tagging: status(s.tagging, off ? 'gray' : 'green', text, started, true, { ...r }) });
+      this.jobOutcome(rec, 'tagging');
     } catch (e) {
       if (signal.aborted) throw e;
       await this.d.saveStatus(this.id, { tagging: status(s.tagging, 'red', `tagging failed: ${describeError(e)}`, started, false) });
+      this.jobOutcome(rec, 'tagging', e);
+    }
+  }
+
+  /** Jobs whose last run failed: said at the first failure of a streak, and when it ends. */
+  private readonly failingJobs = new Set<string>();
+
+  /**
+   * The console showed a failed app sync, policy group pass or tagging pass; the log (what on-call
+   * reads) said nothing. Once per streak, so a UEM refusing for a day is one line, not one per run.
+   */
+  private jobOutcome(rec: IntegrationRecord, job: string, failure?: unknown): void {
+    const meta = { integration: this.id, tenant: rec.tenant, job };
+    if (failure === undefined) {
+      if (this.failingJobs.delete(job)) this.d.logger.info('integration job succeeded again', meta);
+    } else if (!this.failingJobs.has(job)) {
+      this.failingJobs.add(job);
+      this.d.logger.warn('integration job failed', { ...meta, reason: describeError(failure) });
     }
   }
 }
