@@ -109,6 +109,7 @@ export class CloudServer {
     // One cloud per data dir: two ran every integration twice and raced on the inventory.
     await ensurePrivateDir(config.dataDir);
     const lock = takeDaemonLock(config.dataDir, 'cloud', 'stop it first (systemctl stop uemlink-cloud), or give this one another dataDir');
+    if (lock.unheld) opts.logger.warn('cannot create the daemon lock: running without it (a second cloud on this data directory would not be stopped)', { file: lock.file, reason: lock.unheld });
     try {
       const self = await CloudServer.startLocked(config, opts);
       self.lock = lock;

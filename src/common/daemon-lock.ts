@@ -25,6 +25,11 @@ interface Holder {
 
 export interface DaemonLock {
   readonly file: string;
+  /**
+   * Why the lock could not be taken, when the directory cannot be written (a full disk): the
+   * daemon then runs without it, as it ran before there was a lock, and says so.
+   */
+  readonly unheld?: string;
   release(): void;
 }
 
@@ -63,6 +68,13 @@ function alive(file: string, h: Holder | undefined, now: number): boolean {
   }
 }
 
+/** A lock that could not be taken: a full or read-only disk must not stop a daemon that ran before. */
+function unheld(file: string, e: unknown): DaemonLock {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'disk full' : code === 'EROFS' ? 'read-only file system' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+  return { file, unheld: why, release() {} };
+}
+
 /**
  * Takes `dir`'s daemon lock or throws ALREADY_RUNNING naming the holder. `what` names the daemon in
  * the message ("connector", "cloud").
@@ -75,7 +87,7 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
     try {
       fd = openSync(file, 'wx', 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UemlinkError('STATE_WRITE_FAILED', `cannot create ${file}: ${(e as Error).message}`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return unheld(file, e);
       const h = holderOf(file);
       if (alive(file, h, Date.now()) || attempt > 0) {
         const who = h ? `pid ${h.pid} on ${h.host}` : 'another process';
@@ -89,7 +101,17 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
       }
       continue;
     }
-    writeSync(fd, JSON.stringify(me));
+    try {
+      writeSync(fd, JSON.stringify(me));
+    } catch (e) {
+      closeSync(fd);
+      try {
+        unlinkSync(file);
+      } catch {
+        /* nothing to remove */
+      }
+      return unheld(file, e);
+    }
     closeSync(fd);
     break;
   }

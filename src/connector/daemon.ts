@@ -154,6 +154,7 @@ export class ConnectorDaemon {
     await ensurePrivateDir(config.stateDir);
     // Before anything dials: a second daemon on this state dir replaced the running one's session.
     const lock = takeDaemonLock(config.stateDir, 'connector', 'stop it first (systemctl stop uemlink-connector); `uemlink connector status` shows it');
+    if (lock.unheld) o.logger.warn('cannot create the daemon lock: running without it (a second connector on this state directory would not be stopped)', { file: lock.file, reason: lock.unheld });
     let d: ConnectorDaemon;
     try {
       d = new ConnectorDaemon(config, o);

@@ -74,11 +74,15 @@ export class ConnectorStateStore {
     const probe = join(this.stateDir, '.write-probe');
     try {
       await ensurePrivateDir(this.stateDir);
-      await writePrivateFile(probe, '', 'state directory probe');
+      // As large as what pairing stores (a key and state.json, ~6 KiB) with room to spare: an
+      // empty probe fitted on a full disk where the key then did not.
+      await writePrivateFile(probe, Buffer.alloc(16 * 1024), 'state directory probe');
       await unlink(probe);
     } catch (e) {
-      const why = e instanceof UemlinkError ? e.message : (e as Error).message;
-      throw new UemlinkError('STATE_WRITE_FAILED', `cannot write the state directory ${this.stateDir} (${why}); the pairing token was not used: run pair as the service user, or fix the directory's owner`, { cause: e });
+      const cause = (e as { cause?: unknown }).cause ?? e;
+      const code = (cause as NodeJS.ErrnoException).code;
+      const why = code === 'ENOSPC' ? 'disk full' : code === 'EROFS' ? 'read-only file system' : code === 'EACCES' ? 'permission denied (run pair as the service user, or fix the directory\'s owner)' : (cause as Error).message;
+      throw new UemlinkError('STATE_WRITE_FAILED', `cannot write the state directory ${this.stateDir}: ${why}; nothing was changed, and the pairing token was not used`, { cause: e });
     }
   }
 

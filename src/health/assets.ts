@@ -21,6 +21,7 @@ dt.wide, dd.wide { grid-column:1/-1; } dt.wide { margin-top:.25rem; }
 .good { color:var(--good); } .bad { color:var(--bad); } .warn { color:var(--warn); } .muted { color:var(--muted); }
 .flash { margin:0; padding:.75rem 1rem; border-radius:.5rem; border:1px solid; }
 .flash.ok { color:var(--good); background:#eef8f0; } .flash.error { color:var(--bad); background:#fdf0f1; } .flash.warn { color:var(--warn); background:#fff8e6; }
+.field-error { color:var(--bad); font-weight:600; margin:0; } input[aria-invalid="true"] { box-shadow:0 0 0 2px var(--bad); }
 .scroll { overflow-x:auto; }
 table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; vertical-align:top; padding:.4rem .5rem; border-bottom:1px solid var(--line); }
@@ -56,7 +57,7 @@ footer { max-width:72rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--m
 }
 `;
 
-/** Refreshes the page every 10 s, unless someone is typing, a form is half filled, or something has the focus. */
+/** Refreshes the page every 10 s, unless paused, scrolled, someone is typing, a form is half filled, or something has the focus. */
 export const PAGE_JS = `
 document.documentElement.classList.add('js');
 // A pairing refused (a mistyped password) must not cost the pasted pairing string, which the
@@ -74,7 +75,29 @@ document.documentElement.classList.add('js');
     });
   } catch (e) { /* storage unavailable: nothing kept */ }
 })();
+// A refused form comes back as a new page: the focus goes to the field marked invalid (read with
+// its error), else to the error at the top.
+(function () {
+  var target = document.querySelector('main [aria-invalid="true"]') || document.querySelector('main .flash.error');
+  if (target) target.focus();
+})();
+// "Pause auto-refresh" (WCAG 2.2.2): kept for this tab across the page's own reloads.
+var PAUSE = 'uemlink-refresh-paused';
+var paused = false;
+try { paused = sessionStorage.getItem(PAUSE) === '1'; } catch (e) { /* storage unavailable */ }
+var toggle = document.getElementById('refresh-toggle');
+if (toggle) {
+  toggle.setAttribute('aria-pressed', String(paused));
+  toggle.addEventListener('click', function () {
+    paused = !paused;
+    toggle.setAttribute('aria-pressed', String(paused));
+    try { if (paused) sessionStorage.setItem(PAUSE, '1'); else sessionStorage.removeItem(PAUSE); } catch (e) { /* kept for this page only */ }
+  });
+}
 setInterval(function () {
+  // Someone reading further down (scrolled, or a screen reader's browse mode there) would be
+  // thrown back to the top.
+  if (paused || window.scrollY > 0) return;
   var busy = Array.prototype.some.call(document.querySelectorAll('input:not([type=hidden]), textarea'), function (el) { return el.value !== ''; });
   // Anything focused (a link a keyboard user rests on, a field) or selected: a reload would take it away.
   var focused = document.activeElement && document.activeElement !== document.body && document.activeElement !== document.documentElement;

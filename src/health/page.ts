@@ -17,6 +17,8 @@ export interface PageView {
   passwordFile?: string;
   /** false: the answer to a form (at /actions/…), which does not refresh itself. */
   live?: boolean;
+  /** The id of the password field whose form was refused for a wrong password: marked there. */
+  wrongPassword?: string;
 }
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -62,9 +64,20 @@ function dl(rows: Array<[string, string] | [string, string, true]>): string {
   return `<dl>${rows.map(([k, v, wide]) => `<dt${wide ? ' class="wide"' : ''}>${esc(k)}</dt><dd${wide ? ' class="wide"' : ''}>${v}</dd>`).join('')}</dl>`;
 }
 
-function passwordField(id: string, file: string | undefined): string {
+function passwordField(id: string, v: PageView): string {
+  const file = v.passwordFile;
   const hint = file ? `<small id="${id}-hint" class="muted">In ${esc(file)} on the connector's machine (root and the service user can read it).</small>` : '';
-  return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required${file ? ` aria-describedby="${id}-hint"` : ''}>${hint}`;
+  return `<label for="${id}">Local admin password</label><input id="${id}" name="password" type="password" autocomplete="current-password" required${passwordState(id, v, Boolean(file))}>${wrongPasswordText(id, v)}${hint}`;
+}
+
+/** aria-invalid and the error's id on the password field the refused form sent; its hint in any case. */
+function passwordState(id: string, v: PageView, hinted: boolean): string {
+  const ids = [...(v.wrongPassword === id ? [`${id}-error`] : []), ...(hinted ? [`${id}-hint`] : [])];
+  return `${v.wrongPassword === id ? ' aria-invalid="true"' : ''}${ids.length ? ` aria-describedby="${ids.join(' ')}"` : ''}`;
+}
+
+function wrongPasswordText(id: string, v: PageView): string {
+  return v.wrongPassword === id ? `<p class="field-error" id="${id}-error">Wrong local admin password: nothing was done.</p>` : '';
 }
 
 function form(action: string, csrf: string, inner: string, button: string): string {
@@ -105,7 +118,7 @@ export function renderPage(v: PageView): string {
   const state = t.state;
   const parts: string[] = [];
 
-  if (v.flash) parts.push(`<p class="flash ${v.flash.kind}" role="${v.flash.kind === 'error' ? 'alert' : 'status'}">${esc(v.flash.text)}</p>`);
+  if (v.flash) parts.push(`<p class="flash ${v.flash.kind}" role="${v.flash.kind === 'error' ? 'alert' : 'status'}"${v.flash.kind === 'error' ? ' tabindex="-1"' : ''}>${esc(v.flash.text)}</p>`);
   if (!s.ready && s.paired) parts.push(`<p class="flash warn" role="status">Not ready: ${esc(s.notReadyReason ?? '')}</p>`);
 
   // Identity and pairing
@@ -122,7 +135,7 @@ export function renderPage(v: PageView): string {
       ])}<details${v.repair ? ' open' : ''}><summary>Pair again (replaces this identity)</summary>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair', v.passwordFile)}`,
+        `<label for="token2">New pairing string</label><textarea id="token2" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea><input type="hidden" name="force" value="1">${passwordField('pw-repair', v)}`,
         'Pair again',
       )}</details></section>`,
     );
@@ -131,7 +144,7 @@ export function renderPage(v: PageView): string {
       `<section aria-labelledby="h-pair"><h2 id="h-pair">Pair this connector</h2><p>Paste the pairing string issued by the cloud (it starts with <code>ulpt1.</code>).</p>${form(
         '/actions/pair',
         v.csrf,
-        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea>${passwordField('pw-pair', v.passwordFile)}`,
+        `<label for="token">Pairing string</label><textarea id="token" name="token" rows="3" required spellcheck="false" autocomplete="off"></textarea>${passwordField('pw-pair', v)}`,
         'Pair',
       )}<p class="muted">Version ${esc(s.version)}</p></section>`,
     );
@@ -192,7 +205,7 @@ export function renderPage(v: PageView): string {
       // on the named button, not a keystroke meant to finish typing the password.
       const noImplicit = '<button type="submit" disabled hidden>Choose Approve or Reject</button>';
       const buttons = `${noImplicit}${approve ? '<button type="submit">Approve</button>' : ''}${reject ? `<button type="submit"${approve ? ` formaction="${esc(base)}/reject" class="secondary"` : ''}>Reject</button>` : ''}`;
-      const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="offeredAt" value="${esc(m.offeredAt)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required><div class="buttons">${buttons}</div></form>`;
+      const decide = `<form method="post" action="${esc(base)}/${approve ? 'approve' : 'reject'}"><input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="offeredAt" value="${esc(m.offeredAt)}"><label for="${pw}">Local admin password<span class="sr"> for ${esc(m.id)}</span></label><input id="${pw}" name="password" type="password" autocomplete="current-password" required${passwordState(pw, v, false)}>${wrongPasswordText(pw, v)}<div class="buttons">${buttons}</div></form>`;
       const others = m.contacts.filter((h) => h !== m.host);
       const also = others.length > 0 ? `<p><small>Also contacts: ${others.map((h) => `<span class="url">${esc(h)}</span>`).join(', ')} (OAuth2 token endpoint)</small></p>` : '';
       return `<li><p><strong>${esc(m.id)}</strong> → <span class="url">${esc(m.baseUrl)}</span> <span class="tag ${esc(m.state)}">${esc(m.state)}</span></p>${also}${m.reason ? `<p><small>${esc(m.reason)}</small></p>` : ''}${decide}</li>`;
@@ -221,20 +234,20 @@ export function renderPage(v: PageView): string {
   );
 
   parts.push(
-    `<section aria-labelledby="h-support"><h2 id="h-support">Support bundle</h2><p>A .tar.gz with status, diagnostics, the redacted config and recent logs, for support staff. Secrets are removed.</p>${form('/actions/support-bundle', v.csrf, passwordField('pw-bundle', v.passwordFile), 'Download support bundle')}</section>`,
+    `<section aria-labelledby="h-support"><h2 id="h-support">Support bundle</h2><p>A .tar.gz with status, diagnostics, the redacted config and recent logs, for support staff. Secrets are removed.</p>${form('/actions/support-bundle', v.csrf, passwordField('pw-bundle', v), 'Download support bundle')}</section>`,
   );
 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
-<title>${esc(STATE_TEXT[state])} · uemlink connector${s.connectorId ? ` ${esc(s.connectorId)}` : ''}</title>
+<title>${v.flash?.kind === 'error' ? 'Error: ' : ''}${esc(STATE_TEXT[state])} · uemlink connector${s.connectorId ? ` ${esc(s.connectorId)}` : ''}</title>
 <link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head>
 <body><header><h1>uemlink connector</h1><p class="badge state-${state}" role="status" aria-live="polite">${esc(STATE_TEXT[state])}${s.ready ? ' · ready' : ''}</p></header>
 <main>${parts.join('\n')}</main>
 <footer><p>Updated <time datetime="${new Date().toISOString()}">${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC</time>. ${
     v.live === false
       ? 'This page shows the result of an action and does not refresh itself: <a href="/">back to the live status</a>.'
-      : '<noscript>Reload the page to update it.</noscript><span class="js-only">The page refreshes itself every 10 s (not while you type, a form is open or something on it has the focus).</span>'
+      : '<noscript>Reload the page to update it.</noscript><span class="js-only">The page refreshes itself every 10 s (not while you type, a form is open, the page is scrolled down or something on it has the focus). <button type="button" class="secondary" id="refresh-toggle" aria-pressed="false">Pause auto-refresh</button></span>'
   } Machine-readable: <a href="/api/status">/api/status</a>, <a href="/metrics">/metrics</a>, <a href="/readyz">/readyz</a>.</p></footer>
 </body></html>`;
 }

@@ -18,7 +18,7 @@ import type { PairOutcome } from '../connector/pair.js';
 import type { ConnectorStatus } from '../connector/status.js';
 import { PAGE_CSS, PAGE_JS } from './assets.js';
 import { csrfProblem, csrfToken, hostProblem, localHostnames, passwordMatches } from './auth.js';
-import { renderPage, type PageView } from './page.js';
+import { esc, renderPage, type PageView } from './page.js';
 
 export interface HealthBackend {
   status(): Promise<ConnectorStatus>;
@@ -146,7 +146,7 @@ export class HealthServer {
       if (!passwordMatches((req.body as Record<string, unknown>).password, o.adminPassword)) {
         limiter.fail(ip);
         o.logger.warn('local page: wrong admin password', { remote: req.socket.remoteAddress, path: req.path });
-        await page(req, res, 401, { flash: { kind: 'error', text: `Wrong local admin password.${o.adminPasswordFile ? ` It is in ${o.adminPasswordFile} on the connector's machine (readable by root and the service user).` : ''}` }, ...keptToken(req) });
+        await page(req, res, 401, { flash: { kind: 'error', text: `Wrong local admin password.${o.adminPasswordFile ? ` It is in ${o.adminPasswordFile} on the connector's machine (readable by root and the service user).` : ''}` }, wrongPassword: passwordFieldOf(req), ...keptToken(req) });
         return false;
       }
       return true;
@@ -157,6 +157,14 @@ export class HealthServer {
      * (no secret in a page): the page's script keeps what was pasted in the tab's sessionStorage
      * until a pairing succeeds (assets.ts).
      */
+    /** The password field of the form a request came from (page.ts names them). */
+    const passwordFieldOf = (req: Request): string => {
+      if (req.path === '/actions/pair') return (req.body as Record<string, unknown> | undefined)?.force === '1' ? 'pw-repair' : 'pw-pair';
+      if (req.path === '/actions/support-bundle') return 'pw-bundle';
+      const id = (req.params as Record<string, string | undefined>).id;
+      return req.path.startsWith('/actions/targets/') && id ? `pw-mt-${esc(id)}` : '';
+    };
+
     const keptToken = (req: Request): Partial<PageView> => (req.path === '/actions/pair' && (req.body as Record<string, unknown> | undefined)?.force === '1' ? { repair: true } : {});
 
     const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {

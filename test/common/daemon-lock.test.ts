@@ -76,6 +76,12 @@ describe('one daemon per state directory (daemon.lock)', function () {
     expect(existsSync(file), 'another holder’s lock is not removed').to.equal(true);
   });
 
+  it('a directory that cannot be written gives a lock not held, with the reason, instead of stopping the daemon', () => {
+    const lock = takeDaemonLock(join(tempDir(), 'missing', 'dir'), 'connector', 'x');
+    expect(lock.unheld).to.be.a('string').and.not.equal('');
+    lock.release();
+  });
+
   it("reads this process's start time; a pid that does not run has none", () => {
     expect(processStart(process.pid)).to.match(/^\d+$/);
     expect(processStart(2 ** 22 + 1)).to.equal('');

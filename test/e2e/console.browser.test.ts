@@ -245,7 +245,11 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     const wrong = await submit(page, page.getByRole('button', { name: 'Sign in' }), '/console/login');
     expect(wrong.status).to.equal(401);
     expect(wrong.origin, 'the form post carries our Origin (Referrer-Policy: same-origin)').to.equal(cloud.url);
-    expect(await page.getByRole('alert').innerText()).to.equal('The admin token is not valid.');
+    // Said at the field (aria-invalid, aria-describedby), which takes the focus.
+    expect(await page.locator('#token-error').innerText()).to.equal('The admin token is not valid.');
+    expect(await page.locator('#token').getAttribute('aria-invalid')).to.equal('true');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).to.equal('token');
+    expect(await page.title()).to.match(/^Error: Sign in/);
     expect((await ctx.cookies(`${cloud.url}/console/`)).some((c) => c.name === 'uemlink_console'), 'no session').to.equal(false);
     await expectAccessible(page, 'the refused sign-in');
     await shot(page, 'login-refused.png');

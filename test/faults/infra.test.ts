@@ -199,7 +199,7 @@ describe('faults: the connector state file (under load)', function () {
         const token = (await lab.cloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token as string;
         const p = await lab.conn.pair(token, ['--force']);
         expect(p.code, p.stderr).to.equal(1);
-        expect(p.stderr).to.contain('disk full').and.contain('previous version was kept');
+        expect(p.stderr).to.contain('disk full').and.contain('nothing was changed, and the pairing token was not used');
         expect(readFileSync(stateFile()), 'state.json unchanged').to.deep.equal(before);
         expect(keys(), 'key files unchanged').to.deep.equal(keysBefore);
 

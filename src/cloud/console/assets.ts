@@ -116,4 +116,10 @@ document.addEventListener('click', function (e) {
 document.addEventListener('focusin', function (e) {
   if (e.target && e.target.matches && e.target.matches('textarea.token')) e.target.select();
 });
+// A refused form comes back as a new page, where a role="alert" is not reliably announced: the
+// focus goes to the first field marked invalid (read with its error), else to the error itself.
+document.addEventListener('DOMContentLoaded', function () {
+  var target = document.querySelector('main [aria-invalid="true"]') || document.querySelector('main .flash.error');
+  if (target) target.focus();
+});
 `;

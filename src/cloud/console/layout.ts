@@ -21,11 +21,14 @@ export interface ShellView {
   flash?: Flash | undefined;
   body: Html;
   now: number;
+  /** The answer refuses what was sent (4xx): the title says so first. */
+  refused?: boolean;
 }
 
 export function flashBox(f: Flash | undefined): Html {
   if (!f) return html``;
-  return html`<p class="flash ${f.kind}" role="${f.kind === 'error' ? 'alert' : 'status'}">${f.text}</p>`;
+  // An error can take the focus (console.js moves it there on load when no field is marked).
+  return html`<p class="flash ${f.kind}" role="${f.kind === 'error' ? 'alert' : 'status'}"${f.kind === 'error' ? html` tabindex="-1"` : ''}>${f.text}</p>`;
 }
 
 export function csrfField(csrf: string): Html {
@@ -58,7 +61,7 @@ export function shell(v: ShellView): string {
   const doc = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
-<title>${v.title} · uemlink cloud console</title>
+<title>${v.refused ? 'Error: ' : ''}${v.title} · uemlink cloud console</title>
 <link rel="stylesheet" href="${BASE}/assets/console.css"><script src="${BASE}/assets/console.js" defer></script></head>
 <body><header class="top"><p class="brand">uemlink cloud</p>${badge}${nav}</header>
 <main id="main">${flashBox(v.flash)}${v.body}</main>

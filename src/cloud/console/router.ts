@@ -16,7 +16,7 @@ import type { UemGroup } from '../../uem/adapter.js';
 import { connectorView, revokeConnector } from '../admin-api.js';
 import { clientAddress, limiterKey, safeEqual } from '../admin-auth.js';
 import { ApiProblem, type IntegrationsService } from '../integrations/service.js';
-import type { InventoryDb } from '../inventory/db.js';
+import type { DeviceFilter, InventoryDb } from '../inventory/db.js';
 import type { PairingService } from '../pairing.js';
 import type { PresenceBook } from '../presence-book.js';
 import type { SessionRegistry } from '../registry.js';
@@ -155,6 +155,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
           title: opts.title,
           body: opts.body,
           now: now(),
+          refused: status >= 400 && status < 500,
           ...(opts.active ? { active: opts.active } : {}),
           ...(opts.flash ? { flash: opts.flash } : {}),
           ...(s ? { signedIn: { csrf: s.csrf, connected: deps.registry.size, tenant: opts.tenant } } : {}),
@@ -217,9 +218,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   r.post('/login', form, (req, res) => {
     const body = (req.body ?? {}) as Body;
     const next = safeNext(body.next);
-    const again = (status: number, text: string): void => {
+    // `atField`: the token entered is what is wrong, said at its field; otherwise at the top.
+    const again = (status: number, text: string, atField = false): void => {
       const csrf = anonymousCsrf(req, res, secure);
-      page(res, status, { title: 'Sign in', flash: { kind: 'error', text }, body: loginBody({ csrf, next }) });
+      page(res, status, { title: 'Sign in', ...(atField ? {} : { flash: { kind: 'error' as const, text } }), body: loginBody({ csrf, next, ...(atField ? { error: text } : {}) }) });
     };
     const problem = csrfProblem(req, { secure, publicUrl: deps.publicUrl });
     if (problem) return again(403, problem);
@@ -230,11 +232,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return again(429, `Too many failed attempts from this address. Wait ${Math.ceil(wait / 1000)} s and try again.`);
     }
     const token = one(body.token);
-    if (!token) return again(400, 'Enter the admin token.');
+    if (!token) return again(400, 'Enter the admin token.', true);
     if (!safeEqual(token, deps.adminToken)) {
       deps.adminLimiter.fail(ip);
       deps.logger.warn('console: sign-in refused (wrong admin token)', { remote: clientAddress(req) });
-      return again(401, 'The admin token is not valid.');
+      return again(401, 'The admin token is not valid.', true);
     }
     sessions.destroy(cookie(req, SESSION_COOKIE)); // a new id at every sign-in (no fixation)
     const { id, session } = sessions.create(ip);
@@ -289,9 +291,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   async function connectorsPage(req: Request, res: Response, status: number, extra: { issued?: Awaited<ReturnType<PairingService['createToken']>>; issuedAgain?: boolean; form?: TokenForm; flash?: Flash } = {}): Promise<void> {
     const s = await deps.store.read();
-    const list = Object.values(s.connectors)
-      .sort((a, b) => a.pairedAt.localeCompare(b.pairedAt))
-      .map((c) => connectorView(c, deps));
+    const list = Object.values(s.connectors).map((c) => connectorView(c, deps));
+    const st = req.query.state;
     const all = await tenants();
     const t = req.query.tenant;
     const filter = typeof t === 'string' && TENANT_RE.test(t) ? t : undefined;
@@ -307,6 +308,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         connectors: list,
         tenants: all,
         filter,
+        search: searchParam(req.query.search),
+        state: st === 'connected' || st === 'offline' || st === 'revoked' ? st : undefined,
+        page: pageParam(req.query.page),
         csrf: (res.locals.session as ConsoleSession).csrf,
         now: now(),
         ...(extra.issued ? { issued: extra.issued } : {}),
@@ -593,8 +597,13 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const integration = list.find((i) => i.id === asked)?.id;
     const search = searchParam(req.query.search);
     let pageNo = pageParam(req.query.page);
+    const filter: DeviceFilter = {};
+    for (const k of ['compliance', 'risk', 'platform'] as const) {
+      const v = req.query[k];
+      if (typeof v === 'string' && v !== '') filter[k] = v.slice(0, 100);
+    }
     const q = (p: number): ReturnType<InventoryDb['listDevices']> =>
-      deps.inventory.listDevices(tenant, { page: p - 1, pageSize: PAGE_SIZE, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}) });
+      deps.inventory.listDevices(tenant, { page: p - 1, pageSize: PAGE_SIZE, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}), ...filter });
     let r2 = q(pageNo);
     const last = Math.max(1, Math.ceil(r2.total / PAGE_SIZE));
     if (pageNo > last) r2 = q((pageNo = last));
@@ -602,8 +611,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       title: `Devices of ${tenant}`,
       active: 'devices',
       tenant,
-      flash: asked && !integration ? { kind: 'warn', text: `Tenant ${tenant} has no integration ${asked}: showing all its devices.` } : undefined,
-      body: devicesBody({ tenants: all.includes(tenant) ? all : [...all, tenant], tenant, integrations: list, integration, search, page: pageNo, devices: r2.devices, total: r2.total, now: now() }),
+      // An integration of another tenant is what the form still held when the tenant was switched:
+      // dropped without a word. Only an id no tenant has is worth a warning.
+      flash: asked && !integration && !(await deps.store.read()).integrations.some((i) => i.id === asked) ? { kind: 'warn', text: `Tenant ${tenant} has no integration ${asked}: showing all its devices.` } : undefined,
+      body: devicesBody({ tenants: all.includes(tenant) ? all : [...all, tenant], tenant, integrations: list, integration, search, filter, facets: deps.inventory.deviceFacets(tenant), page: pageNo, devices: r2.devices, total: r2.total, now: now() }),
     });
   });
 

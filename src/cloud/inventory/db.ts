@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS devices (
   PRIMARY KEY (integration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS devices_tenant ON devices (tenant, integration_id);
+CREATE INDEX IF NOT EXISTS devices_tenant_compliance ON devices (tenant, compliance);
+CREATE INDEX IF NOT EXISTS devices_tenant_platform ON devices (tenant, platform);
+CREATE INDEX IF NOT EXISTS devices_tenant_risk ON devices (tenant, risk);
 CREATE TABLE IF NOT EXISTS device_apps (
   integration_id TEXT NOT NULL, device_id TEXT NOT NULL, app_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT,
   PRIMARY KEY (integration_id, device_id, app_id)
@@ -149,6 +152,13 @@ function toRow(r: RawDevice): DeviceRow {
     firstSeen: r.first_seen,
     updatedAt: r.updated_at,
   };
+}
+
+/** Exact-value filters of a device list. */
+export interface DeviceFilter {
+  compliance?: string;
+  risk?: string;
+  platform?: string;
 }
 
 export interface SyncWrite {
@@ -499,12 +509,20 @@ export class InventoryDb {
   }
 
   /** A page of a tenant's devices (optionally one integration, optionally matching `search`). */
-  listDevices(tenant: string, opts: { integrationId?: string; search?: string; page: number; pageSize: number }): { devices: DeviceRow[]; total: number } {
+  listDevices(tenant: string, opts: { integrationId?: string; search?: string; page: number; pageSize: number } & DeviceFilter): { devices: DeviceRow[]; total: number } {
     const where = ['tenant = @tenant'];
     const p: Record<string, unknown> = { tenant, limit: opts.pageSize, offset: opts.page * opts.pageSize };
     if (opts.integrationId) {
       where.push('integration_id = @integrationId');
       p.integrationId = opts.integrationId;
+    }
+    // Exact values, as the console offers them (deviceFacets): an operator narrows 50,000 devices
+    // to the noncompliant or high-risk ones.
+    for (const [key, column] of [['compliance', 'compliance'], ['risk', 'risk'], ['platform', 'platform']] as const) {
+      const value = opts[key];
+      if (value === undefined) continue;
+      where.push(`${column} = @${key}`);
+      p[key] = value;
     }
     if (opts.search) {
       where.push('(name LIKE @q OR serial LIKE @q OR udid LIKE @q OR owner_email LIKE @q OR model LIKE @q OR id LIKE @q)');
@@ -514,6 +532,13 @@ export class InventoryDb {
     const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${w}`).get(p) as { n: number }).n;
     const rows = this.db.prepare(`SELECT * FROM devices WHERE ${w} ORDER BY integration_id, id LIMIT @limit OFFSET @offset`).all(p) as RawDevice[];
     return { devices: rows.map(toRow), total };
+  }
+
+  /** The compliance states and platforms a tenant's devices have (at most 50 of each), for filters. */
+  deviceFacets(tenant: string): { compliance: string[]; platform: string[] } {
+    const values = (column: 'compliance' | 'platform'): string[] =>
+      (this.db.prepare(`SELECT DISTINCT ${column} AS v FROM devices WHERE tenant = ? AND ${column} IS NOT NULL ORDER BY v LIMIT 50`).all(tenant) as Array<{ v: string }>).map((r) => r.v);
+    return { compliance: values('compliance'), platform: values('platform') };
   }
 
   appsOf(integrationId: string, deviceId: string): UemApp[] {

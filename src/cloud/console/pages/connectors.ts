@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectorView } from '../../admin-api.js';
 import type { IssuedToken } from '../../pairing.js';
 import { ago, html, plural, query, utc, type Html } from '../html.js';
-import { BASE, actionForm, csrfField } from '../layout.js';
+import { BASE, actionForm, csrfField, pager } from '../layout.js';
 
 export type ConnectorState = 'connected' | 'offline' | 'revoked';
 
@@ -47,6 +47,11 @@ export interface ConnectorsView {
   connectors: ConnectorView[];
   tenants: string[];
   filter: string | undefined;
+  /** Matched against id, host name, tenant, group and version (any case). */
+  search?: string;
+  state?: ConnectorState | undefined;
+  /** 1-based; past the last page shows the last. */
+  page?: number;
   csrf: string;
   now: number;
   issued?: IssuedToken;
@@ -91,34 +96,58 @@ ${again ? html`<p class="flash warn" role="status">This form was sent again (a r
 function tokenForm(v: ConnectorsView): Html {
   const f = v.form ?? { tenant: v.filter ?? '', group: 'default', ttl: '3600' };
   const err = f.error ? html`<p class="field-error" id="pt-error" role="alert">${f.error}</p>` : '';
-  const described = f.error ? html` aria-describedby="pt-error"` : '';
+  // The refusal names its field ("group: must be …"): only that one is marked; one that names
+  // none marks both.
+  const named = f.error ? /^(?:Not created\. )?(tenant|group|ttlSeconds):/.exec(f.error)?.[1] : undefined;
+  const mark = (field: string): Html | string => (f.error && (named === undefined || named === field) ? html` aria-invalid="true" aria-describedby="pt-error"` : '');
   return html`<section class="card" aria-labelledby="h-pair"><h2 id="h-pair">Create a pairing token</h2>
 <p>A token pairs one connector with a tenant and a connector group. Integrations reach their UEM through a connector of their group.</p>
 ${err}
 <form class="row" method="post" action="${BASE}/connectors/pairing-token">${csrfField(v.csrf)}<input type="hidden" name="once" value="${randomBytes(12).toString('base64url')}">
-<div class="field"><label for="pt-tenant">Tenant</label><input id="pt-tenant" name="tenant" value="${f.tenant}" required maxlength="63" pattern="[a-z0-9][a-z0-9\\-]{0,62}" list="pt-tenants" autocomplete="off" spellcheck="false" autocapitalize="off"${described}>
+<div class="field"><label for="pt-tenant">Tenant</label><input id="pt-tenant" name="tenant" value="${f.tenant}" required maxlength="63" pattern="[a-z0-9][a-z0-9\\-]{0,62}" list="pt-tenants" autocomplete="off" spellcheck="false" autocapitalize="off"${mark('tenant')}>
 <datalist id="pt-tenants">${v.tenants.map((t) => html`<option value="${t}"></option>`)}</datalist></div>
-<div class="field"><label for="pt-group">Connector group</label><input id="pt-group" name="group" value="${f.group}" required maxlength="63" autocomplete="off" spellcheck="false" autocapitalize="off"${described}></div>
-<div class="field"><label for="pt-ttl">Valid for</label><select id="pt-ttl" name="ttlSeconds">${TTL_CHOICES.map(
+<div class="field"><label for="pt-group">Connector group</label><input id="pt-group" name="group" value="${f.group}" required maxlength="63" autocomplete="off" spellcheck="false" autocapitalize="off"${mark('group')}></div>
+<div class="field"><label for="pt-ttl">Valid for</label><select id="pt-ttl" name="ttlSeconds"${named === 'ttlSeconds' ? mark('ttlSeconds') : ''}>${TTL_CHOICES.map(
     ([s, label]) => html`<option value="${s}"${String(s) === f.ttl ? html` selected` : ''}>${label}</option>`,
   )}</select></div>
 <button type="submit">Create pairing token</button></form>
 <p class="hint">Tenant: lower-case letters, digits and dashes. Group: letters, digits, dots, dashes, underscores.</p></section>`;
 }
 
+/** Connectors a page shows: an MSP has hundreds, and one table of them all was 800 KB. */
+export const CONNECTORS_PAGE_SIZE = 50;
+
+/** Problems first (offline), then connected, then revoked; newest pairing first within each. */
+const STATE_ORDER: Record<ConnectorState, number> = { offline: 0, connected: 1, revoked: 2 };
+
 export function connectorsBody(v: ConnectorsView): Html {
-  const list = v.filter ? v.connectors.filter((c) => c.tenant === v.filter) : v.connectors;
+  const q = (v.search ?? '').toLowerCase();
+  const matches = (c: ConnectorView): boolean =>
+    !q || [c.id, c.hostname, c.tenant, c.group, c.version].some((f) => f.toLowerCase().includes(q));
+  const inScope = v.connectors.filter((c) => (!v.filter || c.tenant === v.filter) && matches(c));
   const counts = { connected: 0, offline: 0, revoked: 0 };
-  for (const c of list) counts[stateOf(c)]++;
-  const filter = html`<form class="row" method="get" action="${BASE}/connectors" aria-label="Filter connectors"><div class="field"><label for="cf-tenant">Show tenant</label><select id="cf-tenant" name="tenant"><option value="">All tenants</option>${v.tenants.map(
+  for (const c of inScope) counts[stateOf(c)]++;
+  const list = (v.state ? inScope.filter((c) => stateOf(c) === v.state) : inScope).sort(
+    (a, b) => STATE_ORDER[stateOf(a)] - STATE_ORDER[stateOf(b)] || b.pairedAt.localeCompare(a.pairedAt) || a.id.localeCompare(b.id),
+  );
+  const pages = Math.max(1, Math.ceil(list.length / CONNECTORS_PAGE_SIZE));
+  const pageNo = Math.min(Math.max(1, v.page ?? 1), pages);
+  const shown = list.slice((pageNo - 1) * CONNECTORS_PAGE_SIZE, pageNo * CONNECTORS_PAGE_SIZE);
+  const params = { tenant: v.filter, state: v.state, search: v.search || undefined };
+  const filter = html`<form class="row" method="get" action="${BASE}/connectors" aria-label="Filter connectors" role="search"><div class="field"><label for="cf-tenant">Show tenant</label><select id="cf-tenant" name="tenant"><option value="">All tenants</option>${v.tenants.map(
     (t) => html`<option value="${t}"${t === v.filter ? html` selected` : ''}>${t}</option>`,
-  )}</select></div><button type="submit" class="secondary">Filter</button></form>`;
+  )}</select></div><div class="field"><label for="cf-state">State</label><select id="cf-state" name="state"><option value="">Any state</option>${(['offline', 'connected', 'revoked'] as const).map(
+    (st) => html`<option value="${st}"${st === v.state ? html` selected` : ''}>${STATE[st][1]}</option>`,
+  )}</select></div><div class="field"><label for="cf-search">Search</label><input id="cf-search" name="search" type="search" value="${v.search ?? ''}" maxlength="100" autocomplete="off" spellcheck="false" aria-describedby="cf-hint"></div><button type="submit" class="secondary">Filter</button></form><p class="hint" id="cf-hint">Searches connector ids, host names, tenants, groups and versions. Offline connectors are listed first.</p>`;
+  const where = html`${v.filter ? html` in tenant ${v.filter}` : ''}${v.search ? html` matching “${v.search}”` : ''}`;
   const table =
     list.length === 0
-      ? html`<p>No connectors${v.filter ? html` in tenant ${v.filter}` : ''} yet. Create a pairing token below and pair one.</p>`
-      : html`<div class="scroll"><table class="cards connectors"><caption>${plural(list.length, 'connector')}: ${counts.connected} connected, ${counts.offline} offline, ${counts.revoked} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
+      ? v.connectors.some((c) => !v.filter || c.tenant === v.filter)
+        ? html`<p>No ${v.state ? STATE[v.state][1].toLowerCase() : ''} connectors${where}.</p>`
+        : html`<p>No connectors${v.filter ? html` in tenant ${v.filter}` : ''} yet. Create a pairing token below and pair one.</p>`
+      : html`${pager(`${BASE}/connectors`, params, pageNo, CONNECTORS_PAGE_SIZE, list.length, 'connector')}<div class="scroll"><table class="cards connectors"><caption>${plural(inScope.length, 'connector')}${where}: ${counts.connected} connected, ${counts.offline} offline, ${counts.revoked} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
           (c) => html`<th scope="col">${c}</th>`,
-        )}</tr></thead><tbody>${list.map((c) => row(c, v.now, v.filter !== undefined))}</tbody></table></div>`;
+        )}</tr></thead><tbody>${shown.map((c) => row(c, v.now, v.filter !== undefined))}</tbody></table></div>${pager(`${BASE}/connectors`, params, pageNo, CONNECTORS_PAGE_SIZE, list.length, 'connector', 'Pages (end of the list)')}`;
   return html`<h1>Connectors</h1>
 ${v.issued ? issuedBox(v.issued, v.now, v.issuedAgain === true) : ''}
 <section class="card" aria-labelledby="h-list"><h2 id="h-list">Paired connectors</h2>${filter}${table}</section>

@@ -1,5 +1,8 @@
 /** Devices and apps of a tenant: paged tables (50 a page) with a search box, all plain GET forms. */
-import type { DeviceRow } from '../../inventory/db.js';
+import type { DeviceFilter, DeviceRow } from '../../inventory/db.js';
+
+/** The risk levels a device can have (the integrations API's verdicts). */
+const RISKS = ['none', 'low', 'medium', 'high'] as const;
 import type { IntegrationRecord } from '../../state.js';
 import { ago, html, type Html } from '../html.js';
 import { BASE, pager } from '../layout.js';
@@ -20,6 +23,9 @@ export interface DevicesView {
   integrations: IntegrationRecord[];
   integration: string | undefined;
   search: string;
+  filter: DeviceFilter;
+  /** The values the tenant's devices have, offered by the filters. */
+  facets: { compliance: string[]; platform: string[] };
   page: number;
   devices: DeviceRow[];
   total: number;
@@ -33,7 +39,12 @@ export function devicesBody(v: DevicesView): Html {
   const filter = html`<div class="field"><label for="q-integration">Integration</label><select id="q-integration" name="integration"><option value="">All integrations</option>${v.integrations.map(
     (i) => html`<option value="${i.id}"${i.id === v.integration ? html` selected` : ''}>${i.displayName}</option>`,
   )}</select></div>`;
-  const params = { tenant: v.tenant, integration: v.integration, search: v.search || undefined };
+  const choice = (id: string, name: keyof DeviceFilter, label: string, values: readonly string[]): Html =>
+    html`<div class="field"><label for="${id}">${label}</label><select id="${id}" name="${name}"><option value="">Any</option>${values.map(
+      (x) => html`<option value="${x}"${x === v.filter[name] ? html` selected` : ''}>${x}</option>`,
+    )}</select></div>`;
+  const filters = html`${filter}${choice('q-compliance', 'compliance', 'Compliance', v.facets.compliance)}${choice('q-risk', 'risk', 'Risk', RISKS)}${choice('q-platform', 'platform', 'Platform', v.facets.platform)}`;
+  const params = { tenant: v.tenant, integration: v.integration, search: v.search || undefined, ...v.filter };
   const rows = v.devices.map((d) => {
     const cells: Html[] = [
       html`${d.platform}${d.os ? html` <span class="muted">${d.os}</span>` : ''}`,
@@ -51,12 +62,12 @@ export function devicesBody(v: DevicesView): Html {
   });
   const table =
     v.total === 0
-      ? html`<p>${v.search ? html`No device matches “${v.search}”.` : 'No devices yet: they appear after an integration\'s first device sync.'}</p>`
+      ? html`<p>${v.search || Object.keys(v.filter).length > 0 ? html`No device matches${v.search ? html` “${v.search}”` : ''}${Object.keys(v.filter).length > 0 ? ' the filters' : ''}.` : 'No devices yet: they appear after an integration\'s first device sync.'}</p>`
       : html`${pager(`${BASE}/devices`, params, v.page, PAGE_SIZE, v.total, 'device')}<div class="scroll"><table class="cards devices"><caption class="sr">Devices of ${v.tenant}</caption><thead><tr><th scope="col">Device</th>${DEVICE_COLUMNS.map(
           (c) => html`<th scope="col">${c}</th>`,
         )}</tr></thead><tbody>${rows}</tbody></table></div>${pager(`${BASE}/devices`, params, v.page, PAGE_SIZE, v.total, 'device', 'Pages (end of the list)')}`;
   return html`<h1>Devices of ${v.tenant}</h1>
-<section class="card" aria-label="Filters">${searchForm(`${BASE}/devices`, v.tenants, v.tenant, v.search, filter, 'devices')}<p class="hint">Searches names, serial numbers, UDIDs, owners' e-mail addresses and models.</p></section>
+<section class="card" aria-label="Filters">${searchForm(`${BASE}/devices`, v.tenants, v.tenant, v.search, filters, 'devices')}<p class="hint">Searches names, serial numbers, UDIDs, owners' e-mail addresses and models.</p></section>
 <section class="card" aria-label="Device list">${table}</section>`;
 }
 
@@ -81,7 +92,7 @@ export function appsBody(v: AppsView): Html {
       ? html`<p>${v.search ? html`No app matches “${v.search}”.` : 'No apps yet: they appear after an integration\'s first app sync.'}</p>`
       : html`${pager(`${BASE}/apps`, params, v.page, PAGE_SIZE, v.total, 'app')}<div class="scroll"><table class="cards apps"><caption class="sr">Apps of ${v.tenant}</caption><thead><tr><th scope="col">App</th>${COLS.map(
           (c, i) => html`<th scope="col"${i === 2 ? html` class="num"` : ''}>${c}</th>`,
-        )}</tr></thead><tbody>${rows}</tbody></table></div>`;
+        )}</tr></thead><tbody>${rows}</tbody></table></div>${pager(`${BASE}/apps`, params, v.page, PAGE_SIZE, v.total, 'app', 'Pages (end of the list)')}`;
   return html`<h1>Apps of ${v.tenant}</h1>
 <section class="card" aria-label="Filters">${searchForm(`${BASE}/apps`, v.tenants, v.tenant, v.search, html``, 'apps')}<p class="hint">Searches app names and identifiers (bundle ids, package names). Devices: how many devices have the app.</p></section>
 <section class="card" aria-label="App list">${table}</section>`;
