@@ -17,6 +17,8 @@ export interface AuditEntry {
   durationMs: number;
   connectorId: string;
   error?: string;
+  /** The cloud's id for the request (x-uemlink-request-id in the client's answer). */
+  requestId?: string;
 }
 
 const LINE_SEPARATORS = /[\u0085\u2028\u2029]/g;
@@ -45,7 +47,7 @@ export function auditLine(e: AuditEntry, time: string): string {
   return (
     `{"level":"info","message":"relay","tenant":${s(e.tenant)},"target":${s(e.target)},"method":${s(e.method)},"path":${s(auditPath(e.path))}` +
     `,"status":${num(e.status)},"bytesIn":${num(e.bytesIn)},"bytesOut":${num(e.bytesOut)},"durationMs":${num(e.durationMs)},"connectorId":${s(e.connectorId)}` +
-    `${e.error !== undefined ? `,"error":${s(e.error)}` : ''},"time":${s(time)}}\n`
+    `${e.error !== undefined ? `,"error":${s(e.error)}` : ''}${e.requestId !== undefined ? `,"requestId":${s(e.requestId)}` : ''},"time":${s(time)}}\n`
   );
 }
 

@@ -179,6 +179,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
         durationMs,
         connectorId: deps.connectorId() ?? '',
         ...(error ? { error } : {}),
+        ...(head.idempotencyKey !== undefined ? { requestId: head.idempotencyKey } : {}),
       });
       deps.onFinished?.({ target: head.target, status, bytesIn, bytesOut, durationMs, ...(error ? { error } : {}) });
     };
@@ -262,7 +263,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
         finish(499, 'cancelled');
         return;
       }
-      upstream.failed(target.id, err.code, 'upstream request failed', { target: target.id, code: err.code, reason: err.message });
+      upstream.failed(target.id, err.code, 'upstream request failed', { target: target.id, code: err.code, reason: err.message, requestId: head.idempotencyKey });
       discardBody(s);
       respondError(s, err.status, err.code, err.message, neverSent(err));
       finish(err.status, err.code);

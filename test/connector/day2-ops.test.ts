@@ -299,6 +299,25 @@ describe('day-2 operations: logs, metrics, audit (found in review)', function ()
       }
     });
 
+    it("a relayed call carries a request id shared by the client's answer and the connector's audit line", async () => {
+      cloud = await startInprocCloud();
+      up = await startUpstream({ handler: (_req, res) => void res.writeHead(200, { 'content-length': '2', 'x-request-id': 'the-uem-own-id' }).end('ok') });
+      const { daemon, dir } = await startInprocConnector(cloud, { targets: [{ id: 'ws1', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem } }] });
+      try {
+        const r = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/relay/acme/ws1/mdm/devices`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        expect(r.status).to.equal(200);
+        await r.arrayBuffer();
+        await daemon.shutdown(); // flushes the audit log
+        const audit = readFileSync(join(dir, 'state', 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        const id = r.headers.get('x-uemlink-request-id');
+        expect(id).to.match(/^[0-9a-f-]{36}$/);
+        expect(audit[0]).to.include({ requestId: id, path: '/mdm/devices' });
+        expect(r.headers.get('x-request-id'), "the UEM's own header is left alone").to.equal('the-uem-own-id');
+      } finally {
+        await daemon.shutdown().catch(() => {});
+      }
+    });
+
     it('an app sync that fails is said in the cloud log (not only on the console), naming the integration', async () => {
       const { logger, lines } = capturingLogger();
       const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };

@@ -246,7 +246,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       out.push(n, v);
       if (n === 'x-uemlink-error') errorCode.set(res, RELAY_ERROR_CODES.has(v) ? v : 'other');
     }
-    out.push('x-uemlink-connector', r.connectorId);
+    out.push('x-uemlink-connector', r.connectorId, 'x-uemlink-request-id', r.requestId);
     try {
       res.writeHead(r.head.status, out);
     } catch (e) {

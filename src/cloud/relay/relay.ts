@@ -55,6 +55,11 @@ export interface RelayResponse {
   head: ResponseHead;
   body: MuxStream;
   connectorId: string;
+  /**
+   * The id the connector's audit line and warnings carry for this request (the head's
+   * idempotencyKey), given to the client as x-uemlink-request-id.
+   */
+  requestId: string;
 }
 
 export interface RelayOptions {
@@ -178,7 +183,7 @@ export class Relay {
         // the stream failed before our caller could listen to it, and would wait for its idle
         // timer. Answer as for a reset before the head; nothing has been sent to the client yet.
         if (stream.errored) throw stream.errored;
-        const answer = { head, body: stream, connectorId: live.connectorId };
+        const answer = { head, body: stream, connectorId: live.connectorId, requestId: idempotencyKey };
         if (head.status === 502 && !bodyUsed && head.headers.some(([k, v]) => v === '1' && k.toLowerCase() === 'x-uemlink-unsent')) {
           // Entries of connectors gone for good are never looked at again: bounded by a reset.
           if (this.unreachable.size >= 10_000) this.unreachable.clear();
