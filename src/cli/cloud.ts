@@ -8,7 +8,7 @@ import { ConnectorCA } from '../cloud/ca.js';
 import { createPairingToken, MAX_TOKEN_TTL_S } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
-import { action, logMissingNodeFlags, onHangup, onTerminate, wholeNumber } from './common.js';
+import { action, becomeDaemon, logMissingNodeFlags, onHangup, onTerminate, wholeNumber } from './common.js';
 
 /** The API's field names in a validation message, as the flags an admin typed. */
 const FLAG_OF: Record<string, string> = { tenant: '--tenant', group: '--group', ttlSeconds: '--ttl' };
@@ -32,6 +32,7 @@ export function cloudCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
     .action(
       action(async (opts: { config: string }) => {
+        becomeDaemon();
         const cfg = loadCloudConfig(opts.config);
         const logger = createLogger({ component: 'cloud', level: cfg.logLevel });
         logMissingNodeFlags((m, meta) => logger.info(m, meta));

@@ -16,7 +16,7 @@ import { systemFacts, type ConnectorStatus } from '../connector/status.js';
 import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
-import { action, logMissingNodeFlags, onHangup, onTerminate } from './common.js';
+import { action, becomeDaemon, logMissingNodeFlags, onHangup, onTerminate } from './common.js';
 
 /** A --token-file value that is probably a pasted token: ulpt…, or long with no path separator. */
 function looksLikeToken(v: string): boolean {
@@ -85,6 +85,7 @@ export function connectorCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'connector config file (JSON)')
     .action(
       action(async (opts: { config: string }) => {
+        becomeDaemon();
         const cfg = loadConnectorConfig(opts.config);
         const recent = new RecentProblems(50);
         const logger = createLogger({ component: 'connector', level: cfg.logLevel, recent, ...(cfg.logFile ? { file: { path: cfg.logFile } } : {}) });

@@ -20,7 +20,7 @@ import { runConnector } from '../connector/app.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
 import { startSimulator } from '../uem/simulator/server.js';
-import { action, onTerminate, wholeNumber } from './common.js';
+import { action, becomeDaemon, onTerminate, wholeNumber } from './common.js';
 
 const MARKER = '.uemlink-demo';
 
@@ -58,6 +58,7 @@ export function demoCommand(program: Command): void {
     .option('--devices <n>', 'simulated devices', '200')
     .action(
       action(async (opts: { dir: string; cloudPort: string; pagePort: string; devices: string }) => {
+        becomeDaemon(); // from its first line: a stdout lost while it starts must not end it
         const devices = wholeNumber('--devices', opts.devices, 0, 1_000_000)!;
         const wantCloudPort = wholeNumber('--cloud-port', opts.cloudPort, 0, 65535)!;
         const wantPagePort = wholeNumber('--page-port', opts.pagePort, 0, 65535)!;

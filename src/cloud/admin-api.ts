@@ -95,7 +95,11 @@ export async function revokeConnector(
     if (!c) return false;
     if (!c.revokedAt) {
       c.revokedAt = now;
-      s.revokedCertificates.push({ fingerprint256: c.fingerprint256, connectorId: id, revokedAt: now });
+      // The certificate before its last renewal is still accepted until the connector uses the
+      // new one: blocked too, as pairing again does.
+      for (const fingerprint256 of [c.fingerprint256, c.previousFingerprint256]) {
+        if (fingerprint256 && !s.revokedCertificates.some((x) => x.fingerprint256 === fingerprint256)) s.revokedCertificates.push({ fingerprint256, connectorId: id, revokedAt: now });
+      }
     }
     return true;
   });

@@ -200,6 +200,8 @@ function retire(s: CloudState, r: ReplacementRequest, ctx: { tenant: string; tok
       if (fingerprint256 && !s.revokedCertificates.some((x) => x.fingerprint256 === fingerprint256)) s.revokedCertificates.push({ fingerprint256, connectorId: old.id, revokedAt: ctx.at });
     }
   }
-  old.replacedBy = ctx.by;
+  // The first successor is the one that replaced it; a later proof with the same old key (the
+  // machine paired a third time) leaves that record as it was.
+  old.replacedBy ??= ctx.by;
   return { connectorId: old.id, revoked: true };
 }

@@ -9,7 +9,7 @@
  * hit systemd's start limit). A holder on another host (a volume shared between containers) cannot
  * be looked up: it touches the file every few seconds, and one untouched for 15 s is dead.
  */
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UemlinkError } from './errors.js';
@@ -21,6 +21,17 @@ interface Holder {
   pid: number;
   start: string;
   host: string;
+  /** The PID namespace (/proc/self/ns/pid): containers sharing a host name have their own. */
+  ns?: string;
+}
+
+/** This process's PID namespace ('' when /proc cannot tell). */
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
 }
 
 export interface DaemonLock {
@@ -53,19 +64,62 @@ function holderOf(file: string): Holder | undefined {
   }
 }
 
-function alive(file: string, h: Holder | undefined, now: number): boolean {
-  if (h && h.host === hostname()) {
-    // This process holding it (an in-process restart) is no other daemon.
-    if (h.pid === process.pid) return false;
-    const start = processStart(h.pid);
-    return start !== '' && start === h.start;
-  }
-  // Another host's holder, or a lock half-written: only its freshness tells.
+function fresh(file: string, now: number): boolean {
   try {
     return now - statSync(file).mtimeMs < STALE_MS;
   } catch {
     return false;
   }
+}
+
+function alive(file: string, h: Holder | undefined, me: Holder, now: number): boolean {
+  // Its pid means something here only on this host, in this PID namespace, with /proc to read.
+  if (h && h.host === me.host && (h.ns ?? '') === (me.ns ?? '') && me.ns && me.start) {
+    // This process holding it (an in-process restart) is no other daemon.
+    if (h.pid === process.pid) return false;
+    const start = processStart(h.pid);
+    if (start !== '') return start === h.start;
+    // No such process now: dead.
+    try {
+      process.kill(h.pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    }
+    return fresh(file, now);
+  }
+  // Another host or container, no /proc, or a lock half-written: only its freshness tells.
+  return fresh(file, now);
+}
+
+/**
+ * Taking over a dead holder's lock is itself serialized by a second file created exclusively:
+ * two daemons that both judged the holder dead would otherwise both delete and re-create the lock
+ * (the second deleting the first one's new lock) and both run. One left by a starter that died in
+ * the middle (milliseconds) is removed once a few seconds old.
+ */
+function takeoverGuard(file: string): (() => void) | undefined {
+  const guard = `${file}.takeover`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      closeSync(openSync(guard, 'wx', 0o600));
+      return () => {
+        try {
+          unlinkSync(guard);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+      try {
+        if (Date.now() - statSync(guard).mtimeMs < 5_000) return undefined;
+        unlinkSync(guard);
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+  }
+  return undefined;
 }
 
 /** A lock that could not be taken: a full or read-only disk must not stop a daemon that ran before. */
@@ -81,23 +135,33 @@ function unheld(file: string, e: unknown): DaemonLock {
  */
 export function takeDaemonLock(dir: string, what: string, hint: string): DaemonLock {
   const file = join(dir, 'daemon.lock');
-  const me: Holder = { pid: process.pid, start: processStart(process.pid), host: hostname() };
+  const me: Holder = { pid: process.pid, start: processStart(process.pid), host: hostname(), ns: pidNamespace() };
+  let release: (() => void) | undefined;
   for (let attempt = 0; ; attempt++) {
     let fd: number;
     try {
       fd = openSync(file, 'wx', 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return unheld(file, e);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        release?.();
+        return unheld(file, e);
+      }
       const h = holderOf(file);
-      if (alive(file, h, Date.now()) || attempt > 0) {
+      const refuse = (): never => {
+        release?.();
         const who = h ? `pid ${h.pid} on ${h.host}` : 'another process';
         throw new UemlinkError('ALREADY_RUNNING', `another ${what} (${who}) is running with ${dir}: ${hint} (lock file ${file})`);
-      }
-      // Its holder is gone: take it over (one retry: two starting at once, one wins the create).
+      };
+      if (attempt > 0 || alive(file, h, me, Date.now())) refuse();
+      // Its holder is gone: take it over, one starter at a time; under the guard, look again
+      // (another starter may have taken it over just before).
+      release = takeoverGuard(file);
+      if (!release) refuse();
+      if (JSON.stringify(holderOf(file)) !== JSON.stringify(h)) refuse();
       try {
         unlinkSync(file);
       } catch {
-        /* removed meanwhile by the other starter */
+        /* gone meanwhile */
       }
       continue;
     }
@@ -110,11 +174,13 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
       } catch {
         /* nothing to remove */
       }
+      release?.();
       return unheld(file, e);
     }
     closeSync(fd);
     break;
   }
+  release?.();
   const touch = setInterval(() => {
     try {
       const t = new Date();
@@ -129,7 +195,7 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
     release() {
       clearInterval(touch);
       const h = holderOf(file);
-      if (h && h.pid === me.pid && h.start === me.start && h.host === me.host) {
+      if (h && h.pid === me.pid && h.start === me.start && h.host === me.host && (h.ns ?? '') === (me.ns ?? '')) {
         try {
           unlinkSync(file);
         } catch {

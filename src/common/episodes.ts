@@ -2,15 +2,14 @@
  * Repeated failures said once per episode, not once per event. A UEM that is down failed every
  * relayed call with its own warning: a client retrying wrote gigabytes a day, tripped journald's
  * rate limit (which then dropped the lines that mattered) and pushed the cause out of the status
- * page's recent problems. Per key (a target): the first failure of a kind is logged at once; the
- * same kind again within `windowMs` is counted, and the count goes with the next line logged after
- * the window (or with the recovery); the first success after failures logs one "recovered" line.
+ * page's recent problems. Per key (a target) and kind: the first failure is logged at once; the
+ * same again within `windowMs` is counted, and the count goes with the next line logged after the
+ * window; the first success after failures logs one "recovered" line with the total.
  */
 import type { Clock } from './clock.js';
 import type { Logger } from './log.js';
 
 interface Episode {
-  kind: string;
   since: number;
   saidAt: number;
   unsaid: number;
@@ -18,7 +17,9 @@ interface Episode {
 }
 
 export class Episodes {
-  private readonly open = new Map<string, Episode>();
+  /** Per key, its open episodes by kind: a UEM failing two ways in turn (a dead node behind its
+   * balancer) is two episodes, each counted, not a line per request. */
+  private readonly open = new Map<string, Map<string, Episode>>();
 
   constructor(
     private readonly logger: Logger,
@@ -29,27 +30,35 @@ export class Episodes {
   /** A failure of `kind` for `key`; `message` and `meta` are those of its warning. */
   failed(key: string, kind: string, message: string, meta: Record<string, unknown>): void {
     const now = this.clock.now();
-    const e = this.open.get(key);
-    if (e && e.kind === kind && now - e.saidAt >= 0 && now - e.saidAt < this.windowMs) {
+    let kinds = this.open.get(key);
+    if (!kinds) this.open.set(key, (kinds = new Map()));
+    const e = kinds.get(kind);
+    if (e && now - e.saidAt >= 0 && now - e.saidAt < this.windowMs) {
       e.unsaid++;
       e.total++;
       return;
     }
-    const repeated = e && e.kind === kind && e.unsaid > 0 ? { repeated: e.unsaid, overSeconds: Math.round((now - e.saidAt) / 1000) } : {};
+    const repeated = e && e.unsaid > 0 ? { repeated: e.unsaid, overSeconds: Math.round((now - e.saidAt) / 1000) } : {};
     this.logger.warn(message, { ...meta, ...repeated });
-    if (e && e.kind === kind) {
+    if (e) {
       e.saidAt = now;
       e.unsaid = 0;
       e.total++;
-    } else this.open.set(key, { kind, since: now, saidAt: now, unsaid: 0, total: 1 });
+    } else kinds.set(kind, { since: now, saidAt: now, unsaid: 0, total: 1 });
   }
 
-  /** A success for `key`: ends its episode with one line, if it had one. */
+  /** A success for `key`: ends its episodes with one line, if it had any. */
   succeeded(key: string, message: string, meta: Record<string, unknown>): void {
     if (this.open.size === 0) return; // the common case, kept cheap: one check per relayed call
-    const e = this.open.get(key);
-    if (!e) return;
+    const kinds = this.open.get(key);
+    if (!kinds) return;
     this.open.delete(key);
-    this.logger.info(message, { ...meta, failures: e.total, lastFailure: e.kind, forSeconds: Math.max(0, Math.round((this.clock.now() - e.since) / 1000)) });
+    let failures = 0;
+    let since = Infinity;
+    for (const e of kinds.values()) {
+      failures += e.total;
+      since = Math.min(since, e.since);
+    }
+    this.logger.info(message, { ...meta, failures, failedWith: [...kinds.keys()], forSeconds: Math.max(0, Math.round((this.clock.now() - since) / 1000)) });
   }
 }

@@ -71,11 +71,18 @@ export function createRotatingFile(opts: RotatingFileOptions): RotatingFile {
     out?.w.end();
     out = undefined;
   };
-  /** The open file is no longer the one under the name (removed, moved away by logrotate). */
+  /**
+   * The open file is no longer the one under the name (removed, moved away by logrotate). One
+   * truncated under us (logrotate's copytruncate) is counted from its new size: rotating it at
+   * the old count cut a near-empty file and shifted logrotate's own numbered files.
+   */
   const replaced = (): boolean => {
     if (!out) return false;
     try {
-      return statSync(opts.file).ino !== out.ino;
+      const st = statSync(opts.file);
+      if (st.ino !== out.ino) return true;
+      if (st.size < size - pendingBytes) size = st.size + pendingBytes;
+      return false;
     } catch {
       return true;
     }
@@ -84,12 +91,16 @@ export function createRotatingFile(opts: RotatingFileOptions): RotatingFile {
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (pending.length === 0) return;
+    const moved = replaced();
     const text = pending.join('');
     pending = [];
     pendingBytes = 0;
-    if (failed || replaced()) {
+    if (failed || moved) {
+      // A failed stream is dropped; one whose file was moved away is ended, so that what it still
+      // queues lands in the moved file rather than nowhere.
+      if (failed) out?.w.destroy();
+      else out?.w.end();
       failed = false;
-      if (out) out.w.destroy();
       out = undefined;
     }
     try {

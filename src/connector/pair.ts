@@ -57,11 +57,17 @@ export async function pairConnector(
   opts: { force?: boolean } = {},
 ): Promise<PairOutcome> {
   secrets.add(tokenText.trim());
+  let keyLost = false;
   const existing = await state.identity().catch((e: unknown) => {
     // A broken identity may be replaced with --force; without it, say what is wrong.
-    if (opts.force) return undefined;
+    if (opts.force) {
+      keyLost = true;
+      return undefined;
+    }
     throw e;
   });
+  // The identity replaced when its key cannot be read: named, so that the warning says which record to revoke.
+  const unproven = keyLost ? (await state.store.read().catch(() => undefined))?.identity : undefined;
   if (existing && !opts.force) {
     throw new UemlinkError(
       'PAIR_ALREADY_PAIRED',
@@ -125,6 +131,8 @@ export async function pairConnector(
   await state.save(identity, keys.privateKeyPem);
   const outcome: PairOutcome = { connectorId: identity.connectorId, tenant: identity.tenant, group: identity.group, cloudUrl };
   if (replaces) outcome.replaced = replacementOf(body.replaces, replaces.connectorId);
+  else if (existing) outcome.replaced = { connectorId: existing.connectorId, revoked: false, reason: `it was issued by ${new URL(apiBase(existing.cloudUrl)).origin}, not this cloud` };
+  else if (unproven) outcome.replaced = { connectorId: unproven.connectorId, revoked: false, reason: 'its key could not be read, so nothing could prove it was ours' };
   return outcome;
 }
 

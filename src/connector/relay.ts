@@ -290,9 +290,6 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       finish(502, 'upstream_protocol');
       return;
     }
-    // After the checks above: a UEM that keeps sending what cannot be relayed is one episode, not a
-    // failure and a recovery per request.
-    upstream.succeeded(target.id, 'upstream reachable again', { target: target.id });
     try {
       s.respond({ status, headers: forwardableResponseHeaders(rawHead, 'uem') });
     } catch (e) {
@@ -307,6 +304,9 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       finish(502, 'upstream_headers_too_large');
       return;
     }
+    // Only once the answer is on its way: a UEM that keeps sending what cannot be relayed is one
+    // episode, not a failure and a recovery per request.
+    upstream.succeeded(target.id, 'upstream reachable again', { target: target.id });
     // The tunnel's flow control is the body's backpressure: a full stream pauses the UEM's answer.
     s.on('drain', () => res.resume());
     res.pipe({

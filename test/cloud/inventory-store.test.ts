@@ -192,18 +192,18 @@ describe('inventory store edges (found in review)', function () {
   // ---- the app catalogue: counts kept as lists change, equal to grouping every row -----------------
 
   /** The catalogue as the rows say (what the console showed before the counts, one GROUP BY over all). */
-  function grouped(db: InventoryDb, tenant: string): Array<{ id: string; devices: number; versions: string[] }> {
+  function grouped(db: InventoryDb, tenant: string): Array<{ id: string; name: string; devices: number; versions: string[] }> {
     const rows = db.db
-      .prepare(`SELECT a.app_id AS id, count(*) AS devices FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id WHERE d.tenant = ? GROUP BY a.app_id`)
-      .all(tenant) as Array<{ id: string; devices: number }>;
+      .prepare(`SELECT a.app_id AS id, max(a.name) AS name, count(*) AS devices FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id WHERE d.tenant = ? GROUP BY a.app_id`)
+      .all(tenant) as Array<{ id: string; name: string; devices: number }>;
     const versions = db.db.prepare(`SELECT DISTINCT a.app_id AS id, a.version AS version FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id WHERE d.tenant = ? AND a.version IS NOT NULL`).all(tenant) as Array<{ id: string; version: string }>;
     return rows.map((r) => ({ ...r, versions: versions.filter((v) => v.id === r.id).map((v) => v.version).sort() })).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
   const shown = (db: InventoryDb, tenant: string) =>
-    db.catalogue(tenant, { page: 0, pageSize: 10_000 }).apps.map((a) => ({ id: a.id, devices: a.devices, versions: a.versions })).sort((a, b) => (a.id < b.id ? -1 : 1));
+    db.catalogue(tenant, { page: 0, pageSize: 10_000 }).apps.map((a) => ({ id: a.id, name: a.name, devices: a.devices, versions: a.versions })).sort((a, b) => (a.id < b.id ? -1 : 1));
 
   it('the catalogue equals the grouped rows after any sequence of app lists, replaced lists, deleted devices and removed integrations', () => {
-    const app = fc.record({ id: fc.constantFrom('com.a', 'com.b', 'com.c', 'com,d'), name: fc.constantFrom('A', 'B'), version: fc.option(fc.constantFrom('1.0', '2.0', '1,5'), { nil: null }) });
+    const app = fc.record({ id: fc.constantFrom('com.a', 'com.b', 'com.c', 'com,d'), name: fc.constantFrom('A', 'B', 'C'), version: fc.option(fc.constantFrom('1.0', '2.0', '1,5'), { nil: null }) });
     const step = fc.oneof(
       fc.record({ kind: fc.constant('apps' as const), integration: fc.constantFrom('int_a', 'int_b', 'int_c'), device: fc.nat(5), apps: fc.array(app, { maxLength: 4 }) }),
       fc.record({ kind: fc.constant('sync' as const), integration: fc.constantFrom('int_a', 'int_b', 'int_c'), keep: fc.nat(6) }),
@@ -251,13 +251,13 @@ describe('inventory store edges (found in review)', function () {
     db.applyApps('int_a', dev(2).id, [{ id: 'com.a', name: 'A', version: '2' }]);
     const before = shown(db, 'acme');
     // What a file of the earlier release looks like: no counts, no device index on tag_members, version 0.
-    db.db.exec('DROP TABLE app_counts; DROP TABLE app_version_counts; DROP INDEX tag_members_device');
+    db.db.exec('DROP TABLE app_counts; DROP TABLE app_version_counts; DROP TABLE app_name_counts; DROP INDEX tag_members_device');
     db.db.pragma('user_version = 0');
     db.close();
     const again = InventoryDb.open(dir);
     expect(again.db.pragma('user_version', { simple: true })).to.equal(INVENTORY_SCHEMA_VERSION);
     expect(shown(again, 'acme')).to.deep.equal(before).and.deep.equal(grouped(again, 'acme'));
-    expect(before).to.deep.equal([{ id: 'com.a', devices: 2, versions: ['1', '2'] }, { id: 'com.b', devices: 1, versions: [] }]);
+    expect(before).to.deep.equal([{ id: 'com.a', name: 'A', devices: 2, versions: ['1', '2'] }, { id: 'com.b', name: 'B', devices: 1, versions: [] }]);
     again.close();
   });
 

@@ -25,10 +25,14 @@ describe('failures said once per episode', () => {
     expect(lines[1]).to.include({ level: 'warn', message: 'upstream request failed', target: 'ws1', repeated: 100, overSeconds: 70 });
   });
 
-  it('another kind of failure is said at once; another key is its own episode', () => {
+  it('another kind of failure is its own episode, said at once; kinds failing in turn are each counted; another key is its own', () => {
     const { ep, lines } = setup();
     ep.failed('ws1', 'upstream_unreachable', 'upstream request failed', {});
     ep.failed('ws1', 'upstream_tls', 'upstream request failed', {});
+    for (let i = 0; i < 50; i++) {
+      ep.failed('ws1', 'upstream_unreachable', 'upstream request failed', {});
+      ep.failed('ws1', 'upstream_tls', 'upstream request failed', {});
+    }
     ep.failed('epmm', 'upstream_tls', 'upstream request failed', {});
     ep.failed('epmm', 'upstream_tls', 'upstream request failed', {});
     expect(lines.map((l) => l.message)).to.have.length(3);
@@ -44,7 +48,8 @@ describe('failures said once per episode', () => {
     ep.succeeded('ws1', 'upstream reachable again', { target: 'ws1' });
     ep.succeeded('ws1', 'upstream reachable again', { target: 'ws1' });
     expect(lines).to.have.length(2);
-    expect(lines[1]).to.include({ level: 'info', message: 'upstream reachable again', target: 'ws1', failures: 10, lastFailure: 'upstream_unreachable', forSeconds: 42 });
+    expect(lines[1]).to.include({ level: 'info', message: 'upstream reachable again', target: 'ws1', failures: 10, forSeconds: 42 });
+    expect(lines[1]!.failedWith).to.deep.equal(['upstream_unreachable']);
   });
 
   it('a clock stepped back does not silence failures', () => {

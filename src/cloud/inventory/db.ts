@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS app_version_counts (
   integration_id TEXT NOT NULL, app_id TEXT NOT NULL, version TEXT NOT NULL, devices INTEGER NOT NULL,
   PRIMARY KEY (integration_id, app_id, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS app_name_counts (
+  integration_id TEXT NOT NULL, app_id TEXT NOT NULL, name TEXT NOT NULL, devices INTEGER NOT NULL,
+  PRIMARY KEY (integration_id, app_id, name)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -84,6 +88,8 @@ INSERT OR REPLACE INTO app_counts (integration_id, tenant, app_id, name, devices
   SELECT a.integration_id, d.tenant, a.app_id, max(a.name), count(*) FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id GROUP BY a.integration_id, a.app_id;
 INSERT OR REPLACE INTO app_version_counts (integration_id, app_id, version, devices)
   SELECT integration_id, app_id, coalesce(version, ''), count(*) FROM device_apps GROUP BY integration_id, app_id, coalesce(version, '');
+INSERT OR REPLACE INTO app_name_counts (integration_id, app_id, name, devices)
+  SELECT integration_id, app_id, name, count(*) FROM device_apps GROUP BY integration_id, app_id, name;
 `;
 
 /** How long a deleted device that carried tags is remembered, in case it comes back. */
@@ -266,7 +272,7 @@ export class InventoryDb {
    */
   purgeExcept(keep: ReadonlySet<string>): number {
     const ids = new Set<string>();
-    for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts']) {
+    for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) {
       for (const r of this.db.prepare(`SELECT DISTINCT integration_id AS id FROM ${t}`).all() as Array<{ id: string }>) if (!keep.has(r.id)) ids.add(r.id);
     }
     for (const id of ids) this.deleteIntegration(id);
@@ -392,7 +398,7 @@ export class InventoryDb {
       for (const [id, old] of before) {
         if (after.has(id)) continue;
         q.remove.run(integrationId, deviceId, id);
-        this.uncount(integrationId, id, old.version);
+        this.uncount(integrationId, id, old.name, old.version);
       }
       for (const [id, a] of after) {
         const old = before.get(id);
@@ -400,10 +406,14 @@ export class InventoryDb {
         q.upsert.run(integrationId, deviceId, id, a.name, a.version);
         if (!old) {
           q.countApp.run(integrationId, cur.tenant, id, a.name);
+          this.countName(integrationId, id, a.name);
           q.countVersion.run(integrationId, id, a.version ?? '');
           continue;
         }
-        if (old.name !== a.name) q.nameApp.run(a.name, integrationId, id);
+        if (old.name !== a.name) {
+          this.uncountName(integrationId, id, old.name);
+          this.countName(integrationId, id, a.name);
+        }
         if (old.version !== a.version) {
           this.uncountVersion(integrationId, id, old.version);
           q.countVersion.run(integrationId, id, a.version ?? '');
@@ -416,11 +426,12 @@ export class InventoryDb {
 
   /** Takes a device's current apps out of the counts (before the device is deleted). */
   private uncountApps(integrationId: string, deviceId: string): void {
-    for (const a of this.appStatements().list.all(integrationId, deviceId) as Array<{ app_id: string; version: string | null }>) this.uncount(integrationId, a.app_id, a.version);
+    for (const a of this.appStatements().list.all(integrationId, deviceId) as Array<{ app_id: string; name: string; version: string | null }>) this.uncount(integrationId, a.app_id, a.name, a.version);
   }
 
-  private uncount(integrationId: string, appId: string, version: string | null): void {
+  private uncount(integrationId: string, appId: string, name: string, version: string | null): void {
     const q = this.appStatements();
+    this.uncountName(integrationId, appId, name);
     const left = q.uncountApp.get(integrationId, appId) as { devices: number } | undefined;
     if (left && left.devices <= 0) q.dropApp.run(integrationId, appId);
     this.uncountVersion(integrationId, appId, version);
@@ -432,9 +443,30 @@ export class InventoryDb {
     if (left && left.devices <= 0) q.dropVersion.run(integrationId, appId, version ?? '');
   }
 
+  /**
+   * The catalogue shows an app under the largest name its devices report (as grouping the rows
+   * did): kept from per-name counts, so a rename, or the device with that name leaving, is seen.
+   */
+  private countName(integrationId: string, appId: string, name: string): void {
+    const q = this.appStatements();
+    const r = q.countName.get(integrationId, appId, name) as { devices: number };
+    if (r.devices === 1) q.refreshName.run(integrationId, appId, integrationId, appId);
+  }
+
+  private uncountName(integrationId: string, appId: string, name: string): void {
+    const q = this.appStatements();
+    const left = q.uncountName.get(integrationId, appId, name) as { devices: number } | undefined;
+    if (left && left.devices <= 0) {
+      q.dropName.run(integrationId, appId, name);
+      q.refreshName.run(integrationId, appId, integrationId, appId);
+    }
+  }
+
   // Prepared once: an app sync calls applyApps once per device, and compiling the SQL each time
   // cost more than running it.
-  private appQ: Record<'hash' | 'upsert' | 'remove' | 'setHash' | 'list' | 'countApp' | 'nameApp' | 'countVersion' | 'uncountApp' | 'uncountVersion' | 'dropApp' | 'dropVersion', Statement> | undefined;
+  private appQ:
+    | Record<'hash' | 'upsert' | 'remove' | 'setHash' | 'list' | 'countApp' | 'countVersion' | 'uncountApp' | 'uncountVersion' | 'dropApp' | 'dropVersion' | 'countName' | 'uncountName' | 'dropName' | 'refreshName', Statement>
+    | undefined;
   private appStatements(): NonNullable<InventoryDb['appQ']> {
     return (this.appQ ??= {
       hash: this.db.prepare('SELECT apps_hash, tenant FROM devices WHERE integration_id = ? AND id = ?'),
@@ -442,13 +474,16 @@ export class InventoryDb {
       remove: this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ? AND app_id = ?'),
       setHash: this.db.prepare('UPDATE devices SET apps_hash = ? WHERE integration_id = ? AND id = ?'),
       list: this.db.prepare('SELECT app_id, name, version FROM device_apps WHERE integration_id = ? AND device_id = ?'),
-      countApp: this.db.prepare('INSERT INTO app_counts (integration_id, tenant, app_id, name, devices) VALUES (?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1, name = max(name, excluded.name)'),
-      nameApp: this.db.prepare('UPDATE app_counts SET name = max(name, ?) WHERE integration_id = ? AND app_id = ?'),
+      countApp: this.db.prepare('INSERT INTO app_counts (integration_id, tenant, app_id, name, devices) VALUES (?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1'),
       countVersion: this.db.prepare('INSERT INTO app_version_counts (integration_id, app_id, version, devices) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1'),
       uncountApp: this.db.prepare('UPDATE app_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? RETURNING devices'),
       uncountVersion: this.db.prepare('UPDATE app_version_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? AND version = ? RETURNING devices'),
       dropApp: this.db.prepare('DELETE FROM app_counts WHERE integration_id = ? AND app_id = ?'),
       dropVersion: this.db.prepare('DELETE FROM app_version_counts WHERE integration_id = ? AND app_id = ? AND version = ?'),
+      countName: this.db.prepare('INSERT INTO app_name_counts (integration_id, app_id, name, devices) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1 RETURNING devices'),
+      uncountName: this.db.prepare('UPDATE app_name_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? AND name = ? RETURNING devices'),
+      dropName: this.db.prepare('DELETE FROM app_name_counts WHERE integration_id = ? AND app_id = ? AND name = ?'),
+      refreshName: this.db.prepare('UPDATE app_counts SET name = coalesce((SELECT max(name) FROM app_name_counts WHERE integration_id = ? AND app_id = ?), name) WHERE integration_id = ? AND app_id = ?'),
     });
   }
 
@@ -474,7 +509,7 @@ export class InventoryDb {
 
   deleteIntegration(integrationId: string): void {
     this.db.transaction(() => {
-      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
+      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
     })();
     this.truncateWal();
   }

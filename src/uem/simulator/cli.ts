@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { parseHostPort } from '../../common/config.js';
 import { UemlinkError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
-import { action, onTerminate, wholeNumber } from '../../cli/common.js';
+import { action, becomeDaemon, onTerminate, wholeNumber } from '../../cli/common.js';
 import { CONTROL_PATH } from './faults.js';
 import { startSimulator, type RunningSimulator } from './server.js';
 import { SIMULATOR_VENDORS, type SimulatorVendor } from './state.js';
@@ -73,6 +73,7 @@ export function simulateUemCommand(program: Command): void {
     )
     .action(
       action(async (opts: SimulateUemOptions) => {
+        becomeDaemon(); // from its first line: a stdout lost while it starts must not end it
         const listen = parseHostPort(opts.listen);
         if (!listen) throw new UemlinkError('USAGE', `--listen: must be "HOST:PORT" (IPv6 as "[::1]:PORT"), not "${opts.listen}"`);
         const devices = wholeNumber('--devices', opts.devices, 0, 1_000_000);

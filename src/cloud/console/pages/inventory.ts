@@ -39,10 +39,15 @@ export function devicesBody(v: DevicesView): Html {
   const filter = html`<div class="field"><label for="q-integration">Integration</label><select id="q-integration" name="integration"><option value="">All integrations</option>${v.integrations.map(
     (i) => html`<option value="${i.id}"${i.id === v.integration ? html` selected` : ''}>${i.displayName}</option>`,
   )}</select></div>`;
-  const choice = (id: string, name: keyof DeviceFilter, label: string, values: readonly string[]): Html =>
-    html`<div class="field"><label for="${id}">${label}</label><select id="${id}" name="${name}"><option value="">Any</option>${values.map(
-      (x) => html`<option value="${x}"${x === v.filter[name] ? html` selected` : ''}>${x}</option>`,
+  // The value filtered on is offered even when it is not among those listed (at most 50 are), or
+  // the form would show "Any" while the list is filtered, and a second search would drop it.
+  const choice = (id: string, name: keyof DeviceFilter, label: string, listed: readonly string[]): Html => {
+    const current = v.filter[name];
+    const values = current !== undefined && !listed.includes(current) ? [...listed, current] : listed;
+    return html`<div class="field"><label for="${id}">${label}</label><select id="${id}" name="${name}"><option value="">Any</option>${values.map(
+      (x) => html`<option value="${x}"${x === current ? html` selected` : ''}>${x}</option>`,
     )}</select></div>`;
+  };
   const filters = html`${filter}${choice('q-compliance', 'compliance', 'Compliance', v.facets.compliance)}${choice('q-risk', 'risk', 'Risk', RISKS)}${choice('q-platform', 'platform', 'Platform', v.facets.platform)}`;
   const params = { tenant: v.tenant, integration: v.integration, search: v.search || undefined, ...v.filter };
   const rows = v.devices.map((d) => {
