@@ -322,3 +322,12 @@ describe('inventory store edges (found in review)', function () {
   });
 
 });
+
+describe('device filters in the console (found in review)', () => {
+  it('a filter value that is not among the offered ones stays selected (the form would otherwise drop it)', async () => {
+    const { devicesBody } = await import('../../src/cloud/console/pages/inventory.js');
+    const body = devicesBody({ tenants: ['acme'], tenant: 'acme', integrations: [], integration: undefined, search: '', filter: { compliance: 'quarantined' }, facets: { compliance: ['compliant'], platform: [] }, page: 1, devices: [], total: 0, now: Date.now() }).toString();
+    expect(body).to.match(/<option value="quarantined" selected>quarantined<\/option>/);
+    expect(body).to.contain('No device matches the filters.');
+  });
+});

@@ -275,3 +275,43 @@ describe('the console says which connector replaced a revoked one', () => {
     expect(body.match(/paired again as/g)).to.have.length(1);
   });
 });
+
+describe('revocation blocks every certificate a connector holds (found in review)', function () {
+  this.timeout(30_000);
+  it('a connector revoked by hand between a renewal and its first use of the new certificate: both certificates blocked', async () => {
+    const { revokeConnector } = await import('../../src/cloud/admin-api.js');
+    const { silentLogger } = await import('../../src/common/log.js');
+    const dir = tempDir();
+    const store = openCloudStore(dir);
+    const { ca } = await ConnectorCA.loadOrCreate(dir);
+    const svc = new PairingService(store, ca, 'https://relay.example.com', 365);
+    const keys = generateRsaKeyPair(2048);
+    const r = await svc.redeem({ token: (await svc.createToken({ tenant: 'acme' })).token, csr: createCsr(keys.privateKeyPem, { CN: 'h' }) });
+    await store.update((s) => {
+      s.connectors[r.connectorId]!.previousFingerprint256 = 'AA:BB';
+      s.connectors[r.connectorId]!.previousCertificate = 'x';
+    });
+    const done = await revokeConnector({ store, registry: { disconnect: () => false } as never, logger: silentLogger(), clock: { now: () => Date.now() } as never }, r.connectorId);
+    expect(done).to.deep.equal({ wasConnected: false });
+    const blocked = (await store.read()).revokedCertificates.map((c) => c.fingerprint256);
+    expect(blocked).to.include('AA:BB').and.include((await store.read()).connectors[r.connectorId]!.fingerprint256);
+  });
+
+  it('a third pairing with the first key leaves replacedBy naming the connector that replaced it first', async () => {
+    const dir = tempDir();
+    const store = openCloudStore(dir);
+    const { ca } = await ConnectorCA.loadOrCreate(dir);
+    const svc = new PairingService(store, ca, 'https://relay.example.com', 365);
+    const oldKeys = generateRsaKeyPair(2048);
+    const csrOld = createCsr(oldKeys.privateKeyPem, { CN: 'h' });
+    const first = await svc.redeem({ token: (await svc.createToken({ tenant: 'acme' })).token, csr: csrOld });
+    const again = async () => {
+      const token = (await svc.createToken({ tenant: 'acme' })).token;
+      const csr = createCsr(generateRsaKeyPair(2048).privateKeyPem, { CN: 'h' });
+      return svc.redeem({ token, csr, replaces: { connectorId: first.connectorId, signature: signReplacement(oldKeys.privateKeyPem, first.connectorId, parsePairingToken(token).id, csr) } });
+    };
+    const second = await again();
+    await again();
+    expect((await store.read()).connectors[first.connectorId]!.replacedBy).to.equal(second.connectorId);
+  });
+});
