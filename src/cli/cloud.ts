@@ -82,12 +82,13 @@ export function cloudCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'cloud config file (JSON)')
     .requiredOption('--tenant <tenant>', 'tenant the connector will belong to')
     .option('--group <group>', 'connector group', 'default')
-    .option('--ttl <seconds>', 'lifetime in seconds (default 3600, at most 604800)')
+    .option('--ttl <seconds>', 'lifetime in seconds, 60 to 604800 (default 3600)')
     .action(
       action(async (opts: { config: string; tenant: string; group: string; ttl?: string }) => {
+        // Flags first: a script's usage error is exit 2 whatever the config, not 78.
+        const ttlSeconds = wholeNumber('--ttl', opts.ttl, 60, MAX_TOKEN_TTL_S);
         const cfg = loadCloudConfig(opts.config);
         const store = openCloudStore(cfg.dataDir);
-        const ttlSeconds = wholeNumber('--ttl', opts.ttl, 60, MAX_TOKEN_TTL_S);
         const t = await createPairingToken(store, cfg.publicUrl, { tenant: opts.tenant, group: opts.group, ttlSeconds }).catch(asUsage);
         process.stdout.write(`${t.token}\n`);
         process.stderr.write(`token for tenant ${t.tenant}, group ${t.group}, expires ${t.expiresAt}\n`);

@@ -58,12 +58,13 @@ export function connectorCommands(program: Command): void {
     .description('redeem a pairing token and store this connector\'s identity; prints the connector id')
     .requiredOption('-c, --config <file>', 'connector config file (JSON)')
     .option('--token <token>', 'pairing token (prefer --token-file: argv is visible to other users)')
-    .option('--token-file <file>', 'file holding the pairing token')
+    .option('--token-file <file>', 'file holding the pairing token (without either flag: the UEMLINK_PAIRING_TOKEN environment variable)')
     .option('--force', 'pair again even if already paired (the old identity is replaced)')
     .action(
       action(async (opts: { config: string; token?: string; tokenFile?: string; force?: boolean }) => {
-        const cfg = loadConnectorConfig(opts.config);
+        // The token (a flag) first: a usage error is exit 2 whatever the config, not 78.
         const token = await readToken(opts);
+        const cfg = loadConnectorConfig(opts.config);
         const r = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token, { force: opts.force === true });
         process.stdout.write(`${r.connectorId}\n`);
         const replaced = !r.replaced

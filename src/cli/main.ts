@@ -24,6 +24,7 @@ const program = new Command('uemlink')
   // every other message. Set before the sub-commands are added, which copy it.
   .configureOutput({ writeErr: (str) => process.stderr.write(redactString(str)) })
   .showHelpAfterError()
+  .addHelpText('after', '\nExit codes: 0 success, 1 failure (said on stderr), 2 usage error, 78 configuration error (systemd units do not restart on it).\nDocs: docs/runbook.md, docs/api.md (every command), docs/config.md.')
   .exitOverride();
 
 // A reader that went away (`uemlink … | head -1`, a journald restart) is not a crash: a command

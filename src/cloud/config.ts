@@ -130,7 +130,9 @@ function adminTokenOf(file: string, c: z.infer<typeof CloudConfigSchema>): strin
   else if (c.adminToken) adminToken = c.adminToken;
   else adminToken = process.env.UEMLINK_ADMIN_TOKEN;
   if (!adminToken) throw configError(file, 'adminToken', 'is required (or adminTokenFile, or the UEMLINK_ADMIN_TOKEN environment variable)');
-  if (adminToken.length < 16) throw configError(file, 'adminToken', 'must be at least 16 characters');
+  // Named where it came from: a short token from the environment is not the file's fault.
+  const from = c.adminTokenFile ? 'adminTokenFile' : c.adminToken ? 'adminToken' : 'adminToken (from UEMLINK_ADMIN_TOKEN)';
+  if (adminToken.length < 16) throw configError(file, from, 'must be at least 16 characters');
   secrets.add(adminToken);
   return adminToken;
 }

@@ -200,6 +200,23 @@ describe('CLI edges (found in review)', function () {
     }
   });
 
+  it('flags are checked before the config (usage is exit 2 whatever the config), --help lists the exit codes, a short admin token from the environment is named as such', async () => {
+    const ttl = await cli(['cloud', 'token', 'create', '-c', '/nonexistent/cloud.json', '--tenant', 'acme', '--ttl', 'abc']);
+    expect(ttl.code).to.equal(2);
+    expect(ttl.stderr).to.contain('--ttl: must be a whole number from 60 to 604800, not "abc"');
+    const both = await cli(['connector', 'pair', '-c', '/nonexistent/connector.json', '--token', 'x', '--token-file', 'y']);
+    expect(both.code).to.equal(2);
+    expect(both.stderr).to.contain('give --token or --token-file, not both');
+    const help = await cli(['--help']);
+    expect(help.stdout).to.contain('Exit codes: 0 success, 1 failure (said on stderr), 2 usage error, 78 configuration error');
+    const dir = tempDir('uemlink-review-env-');
+    const cfg = join(dir, 'cloud.json');
+    writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:1', publicUrl: 'http://127.0.0.1:1', dataDir: './data' }));
+    const short = await cli(['cloud', 'run', '-c', cfg], { env: { UEMLINK_ADMIN_TOKEN: 'too-short' } });
+    expect(short.code).to.equal(78);
+    expect(short.stderr).to.contain('cloud.json: adminToken (from UEMLINK_ADMIN_TOKEN): must be at least 16 characters').and.not.contain('too-short');
+  });
+
   it('cloud ca rotate pointed at an empty dataDir refuses instead of creating a CA (as ca status does)', async () => {
     const dir = tempDir('uemlink-review-ca-');
     const cfg = join(dir, 'cloud.json');
