@@ -18,11 +18,11 @@ import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { loadConnectorConfig } from '../../src/connector/config.js';
 import { pairConnector } from '../../src/connector/pair.js';
-import { createRelayHandler } from '../../src/connector/relay.js';
 import { ConnectorStateStore } from '../../src/connector/state.js';
 import { Target } from '../../src/connector/targets/target.js';
 import type { UemDevice } from '../../src/uem/adapter.js';
 import { startInprocCloud } from '../helpers/inproc.js';
+import { relayOver } from '../helpers/relay.js';
 import { capturingLogger } from '../helpers/logs.js';
 import { sleep, tempDir } from '../helpers/procs.js';
 import { sessionPair, waitFor } from '../helpers/sessions.js';
@@ -230,21 +230,9 @@ describe('lock, log files, episodes, app counts and re-pairing at their edges (f
     it('a UEM whose response headers never fit through the tunnel is one episode, not a warning and a recovery per request', async () => {
       up = await startUpstream({ handler: (_req, res) => void res.writeHead(200, { 'x-big': 'z'.repeat(3000), 'content-length': '2' }).end('ok') });
       const target = Target.resolve({ id: 'ws1', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem }, timeoutMs: 5000, maxConcurrent: 4, allow: [] } as never, { where: 'ws1', origin: 'local' });
-      const pair = sessionPair({ cloud: { maxFrameSize: 1024 } });
       const { logger, lines } = capturingLogger();
       const finished: number[] = [];
-      pair.connector.on(
-        'stream',
-        createRelayHandler({
-          target: () => target,
-          tenant: () => 'acme',
-          connectorId: () => 'cn_1',
-          audit: { record() {}, close: async () => {} },
-          logger,
-          clock: systemClock,
-          onFinished: (e) => finished.push(e.status),
-        }),
-      );
+      const pair = relayOver(target, { pair: sessionPair({ cloud: { maxFrameSize: 1024 } }), logger, onFinished: (e) => finished.push(e.status) });
       try {
         const N = 20;
         for (let i = 0; i < N; i++) {

@@ -19,14 +19,14 @@ import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { generateRsaKeyPair } from '../../src/common/pki.js';
 import { createAuditLog, type AuditEntry } from '../../src/connector/audit.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
-import { createRelayHandler } from '../../src/connector/relay.js';
 import { Target } from '../../src/connector/targets/target.js';
 import { UemError } from '../../src/uem/adapter.js';
 import { jumpingClock } from '../helpers/integrations.js';
+import { relayOver } from '../helpers/relay.js';
 import { capturingLogger } from '../helpers/logs.js';
 import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, freePort, makeConnector, sleep, tempDir, until } from '../helpers/procs.js';
-import { sessionPair, waitFor } from '../helpers/sessions.js';
+import { waitFor } from '../helpers/sessions.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const LOG_JS = fileURLToPath(new URL('../../src/common/log.js', import.meta.url));
@@ -127,21 +127,9 @@ describe('day-2 operations: logs, metrics, audit (found in review)', function ()
     it('a UEM that is down does not write one warning per relayed request (a client retrying writes GBs a day)', async () => {
       const port = await freePort(); // nothing listens: ECONNREFUSED, as a UEM that is down
       const target = Target.resolve({ id: 'ws1', baseUrl: `https://127.0.0.1:${port}/API`, auth: { type: 'none' }, tls: {}, timeoutMs: 5000, maxConcurrent: 8, allow: [] } as never, { where: 'ws1', origin: 'local' });
-      const pair = sessionPair();
       const { logger, lines } = capturingLogger();
       const finished: number[] = [];
-      pair.connector.on(
-        'stream',
-        createRelayHandler({
-          target: (id) => (id === 'ws1' ? target : undefined),
-          tenant: () => 'acme',
-          connectorId: () => 'cn_1',
-          audit: { record() {}, close: async () => {} },
-          logger,
-          clock: systemClock,
-          onFinished: (e) => finished.push(e.status),
-        }),
-      );
+      const pair = relayOver(target, { logger, onFinished: (e) => finished.push(e.status) });
       try {
         const N = 200;
         for (let i = 0; i < N; i += 20) {
@@ -179,19 +167,7 @@ describe('day-2 operations: logs, metrics, audit (found in review)', function ()
       const target = Target.resolve({ id: 'ws1', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem }, timeoutMs: 5000, maxConcurrent: 4, allow: [] } as never, { where: 'ws1', origin: 'local' });
       const metrics = new ConnectorMetrics({ supervisor: () => undefined, targets: () => [], certificatePem: () => undefined });
       const audit: AuditEntry[] = [];
-      const pair = sessionPair();
-      pair.connector.on(
-        'stream',
-        createRelayHandler({
-          target: () => target,
-          tenant: () => 'acme',
-          connectorId: () => 'cn_1',
-          audit: { record: (e) => audit.push(e), close: async () => {} },
-          logger: capturingLogger().logger,
-          clock,
-          onFinished: (e) => metrics.relayFinished(e),
-        }),
-      );
+      const pair = relayOver(target, { clock, audit, onFinished: (e) => metrics.relayFinished(e) });
       const call = async (): Promise<void> => {
         const s = pair.cloud.openStream({ method: 'GET', path: '/x', target: 'ws1', headers: [] });
         s.on('error', () => {});

@@ -28,24 +28,6 @@ function runWithClosedStdout(args: string[], opts: { uid?: number; gid?: number 
   });
 }
 
-/** Runs the CLI as another user (root only) or as is. */
-function runAs(args: string[], uid: number | undefined): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid === undefined ? {} : { uid, gid: uid }) });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`uemlink ${args.join(' ')} did not finish; stderr: ${stderr}`));
-    }, 60_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('CLI edges (found in review)', function () {
   this.timeout(90_000);
@@ -97,7 +79,7 @@ describe('CLI edges (found in review)', function () {
       const tokenFile = join(dir, 'token');
       writeFileSync(tokenFile, tok, { mode: 0o644 });
 
-      const r = await runAs(['connector', 'pair', '--config', configFile, '--token-file', tokenFile], asRoot ? 65534 : undefined);
+      const r = await cli(['connector', 'pair', '--config', configFile, '--token-file', tokenFile], asRoot ? { uid: 65534 } : {});
       expect(r.code, r.stderr).to.not.equal(0);
       expect(r.stderr).to.contain(join(dir, 'state')).and.contain('the pairing token was not used');
 

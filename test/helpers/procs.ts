@@ -60,9 +60,9 @@ export interface RunResult {
 }
 
 /** Runs the CLI to completion. */
-export function cli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+export function cli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string; /** run as this user and group id (root only) */ uid?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }) });
     live.add(p);
     let stdout = '';
     let stderr = '';
