@@ -128,6 +128,9 @@ describe('console at MSP scale and for assistive technology (found in review)', 
     await Promise.all([page.waitForURL(/search=edge-7/), page.getByRole('button', { name: 'Filter' }).click()]);
     expect(await page.locator('table.connectors tbody tr').count()).to.equal(1);
     expect(await page.locator('table.connectors tbody tr td[data-label="Host name"]').innerText()).to.equal('edge-7.customer-007.example');
+    // Nothing connected: the header's badge says so in gray, not in the green of "all well".
+    expect(await page.locator('header .badge').innerText()).to.equal('0 connectors connected');
+    expect(await page.locator('header .badge').getAttribute('class')).to.equal('badge off');
     await page.goto(`${url}/console/connectors?state=connected`);
     expect(await page.locator('section[aria-labelledby="h-list"] > p:not(.hint)').innerText()).to.equal('No connected connectors.');
   });

@@ -274,6 +274,7 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     const page = await open('/console/connectors');
     expect((await page.locator('h1').innerText()).trim()).to.equal('Connectors');
     expect((await page.locator('header .badge').innerText()).trim()).to.equal('1 connector connected');
+    expect(await page.locator('header .badge').getAttribute('class')).to.equal('badge');
     expect(await page.locator('nav.main a[aria-current="page"]').innerText()).to.equal('Connectors');
     const row = page.locator(`tr[data-connector="${mainId}"]`);
     const cell = async (label: string): Promise<string> => (await row.locator(`td[data-label="${label}"]`).innerText()).trim();

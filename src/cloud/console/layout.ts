@@ -51,7 +51,8 @@ const NAV: Array<[NavKey, string, boolean]> = [
 export function shell(v: ShellView): string {
   const s = v.signedIn;
   const badge = s
-    ? html`<p class="badge" role="status">${plural(s.connected, 'connector')} connected</p>`
+    ? // Green only when something is connected: "0 connectors connected" in green read as all well.
+      html`<p class="badge${s.connected === 0 ? ' off' : ''}" role="status">${plural(s.connected, 'connector')} connected</p>`
     : html`<p class="badge off" role="status">Signed out</p>`;
   const nav = s
     ? html`<nav class="main" aria-label="Console">${NAV.map(
