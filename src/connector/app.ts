@@ -67,7 +67,13 @@ export async function runConnector(cfg: ConnectorConfig, logger: Logger, recent?
 /** Diagnose without a running daemon (the CLI): local targets plus accepted cloud-managed ones. */
 export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Promise<Diagnosis> {
   const state = new ConnectorStateStore(cfg.stateDir);
-  const identity = await state.identity();
+  // A state file that cannot be read is a failed check in the report (JSON included), not a
+  // report that never comes.
+  let identityError: string | undefined;
+  const identity = await state.identity().catch((e: unknown) => {
+    identityError = (e as Error).message;
+    return undefined;
+  });
   const targets = resolveLocalTargets(cfg.file, cfg.targets);
   if (identity) {
     const managed = new ManagedTargets({ stateDir: cfg.stateDir, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
@@ -75,7 +81,7 @@ export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Pro
     targets.push(...managed.targets());
   }
   try {
-    return await diagnose({ config: cfg, identity, targets, tunnelOptions: (id, extra) => buildTunnelOptions(cfg, id, targets.map((t) => t.id), systemClock, extra) });
+    return await diagnose({ config: cfg, identity, ...(identityError ? { identityError } : {}), targets, tunnelOptions: (id, extra) => buildTunnelOptions(cfg, id, targets.map((t) => t.id), systemClock, extra) });
   } finally {
     for (const t of targets) t.close();
   }

@@ -50,6 +50,8 @@ export interface Diagnosis {
 export interface DiagnoseInput {
   config: ConnectorConfig;
   identity: Identity | undefined;
+  /** Why the stored identity could not be read (a corrupt state file): the Pairing check fails with it. */
+  identityError?: string;
   targets: Target[];
   /** Builds tunnel dial options (the daemon's, so proxy and trust are exactly what the tunnel uses). */
   tunnelOptions?: (identity: Identity, extra: Partial<TunnelClientOptions>) => Promise<TunnelClientOptions>;
@@ -177,6 +179,7 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
 
   // ---- identity
   await run(checks, new Step('identity', 'Pairing'), async () => {
+    if (input.identityError) throw fail(input.identityError, 'restore the state file from a backup, or move it aside and pair again');
     if (!id) throw fail('this connector is not paired', 'pair it on the local page, or run "uemlink connector pair --config FILE --token-file FILE"');
     const x = new X509Certificate(id.certificate);
     const left = Math.floor((Date.parse(x.validTo) - Date.now()) / 86_400_000);

@@ -199,6 +199,19 @@ describe('CLI edges (found in review)', function () {
     expect(short.stderr).to.contain('cloud.json: adminToken (from UEMLINK_ADMIN_TOKEN): must be at least 16 characters').and.not.contain('too-short');
   });
 
+  it('diagnose --json with a corrupt state file answers JSON with the Pairing check failed, naming the file', async () => {
+    const c = await makeConnector();
+    mkdirSync(join(c.dir, 'state'), { mode: 0o700 });
+    const stateFile = join(c.dir, 'state', 'state.json');
+    writeFileSync(stateFile, '{"version": 1, "identity": {', { mode: 0o600 });
+    const r = await cli(['connector', 'diagnose', '--config', c.configFile, '--json']);
+    expect(r.code).to.equal(1);
+    const d = JSON.parse(r.stdout) as { ok: boolean; checks: Array<{ id: string; status: string; detail: string }> };
+    expect(d.ok).to.equal(false);
+    expect(d.checks[0]).to.include({ id: 'identity', status: 'fail' });
+    expect(d.checks[0]!.detail).to.contain(stateFile);
+  });
+
   it('cloud ca rotate pointed at an empty dataDir refuses instead of creating a CA (as ca status does)', async () => {
     const dir = tempDir('uemlink-review-ca-');
     const cfg = join(dir, 'cloud.json');
