@@ -212,6 +212,15 @@ describe('CLI edges (found in review)', function () {
     expect(d.checks[0]!.detail).to.contain(stateFile);
   });
 
+  it("simulate-uem --faults that is JSON but not an object ('[]', 'null') is a usage error before anything starts or logs", async () => {
+    for (const faults of ['[]', 'null', '3']) {
+      const r = await cli(['simulate-uem', '--vendor', 'hexnode', '--listen', '127.0.0.1:0', '--state', tempDir('uemlink-sim-'), '--faults', faults]);
+      expect(r.code, faults).to.equal(2);
+      expect(r.stdout, 'nothing logged: it never started').to.equal('');
+      expect(r.stderr).to.contain('--faults: must be a JSON object');
+    }
+  });
+
   it('cloud ca rotate pointed at an empty dataDir refuses instead of creating a CA (as ca status does)', async () => {
     const dir = tempDir('uemlink-review-ca-');
     const cfg = join(dir, 'cloud.json');

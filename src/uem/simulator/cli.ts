@@ -81,11 +81,15 @@ export function simulateUemCommand(program: Command): void {
         const tokenTtlSeconds = wholeNumber('--token-ttl', opts.tokenTtl, 1, 7 * 86_400);
         const quotaPerMinute = wholeNumber('--quota-per-minute', opts.quotaPerMinute, 1, 10_000_000);
         if (opts.faults !== undefined) {
+          // Checked before anything starts: '[]' or 'null' passed the JSON parse and failed only
+          // after the simulator had started and logged where it listens.
+          let parsed: unknown;
           try {
-            JSON.parse(opts.faults);
+            parsed = JSON.parse(opts.faults);
           } catch {
-            throw new UemlinkError('USAGE', '--faults: must be a JSON object, e.g. \'{"serverErrors":3}\'');
+            parsed = undefined;
           }
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UemlinkError('USAGE', '--faults: must be a JSON object, e.g. \'{"serverErrors":3}\'');
         }
         const logger = createLogger({ component: 'uem-simulator' });
         const sim = await startSimulator({
