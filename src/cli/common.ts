@@ -32,7 +32,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
 }
 
 let daemon = false;
-/** Marks this process as a long-running daemon (`connector run`, `cloud run`, `simulate-uem`, `demo`). */
+/**
+ * Marks this process as a long-running daemon (`connector run`, `cloud run`, `simulate-uem`, `demo`):
+ * called first thing in their actions, so that a stdout lost while they start does not end them.
+ */
 export function becomeDaemon(): void {
   daemon = true;
 }
@@ -45,7 +48,6 @@ export function isDaemon(): boolean {
  * who presses Ctrl-C twice means it).
  */
 export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) => void): void {
-  becomeDaemon();
   let stopping = false;
   const handler = (sig: NodeJS.Signals): void => {
     if (stopping) {

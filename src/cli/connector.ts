@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { UemlinkError } from '../common/errors.js';
+import { UemlinkError, fileProblem } from '../common/errors.js';
 import { parseHostPort, resolveFrom } from '../common/config.js';
 import { writePrivateFile } from '../common/fs-secure.js';
 import { RecentProblems, createLogger, reopenLogFiles, silentLogger } from '../common/log.js';
@@ -40,7 +40,8 @@ async function readToken(opts: { token?: string; tokenFile?: string }): Promise<
       // A token pasted where its file was meant (one character off, so redaction by shape misses
       // it) must not be echoed: a name that looks like one is not repeated.
       const named = looksLikeToken(opts.tokenFile) ? '(a value that looks like a pairing token, not a file name)' : opts.tokenFile;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? 'cannot be read';
+      // Never the message itself: it holds the path, which may be the pasted token.
+      const why = fileProblem(e, code ?? 'cannot be read');
       throw new UemlinkError('USAGE', `--token-file ${named} cannot be read: ${why}${hint}`);
     }
   }

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { UemlinkError } from './errors.js';
+import { UemlinkError, fileProblem } from './errors.js';
 import { didYouMean } from './did-you-mean.js';
 import { secrets } from './redact.js';
 
@@ -118,15 +118,10 @@ export function readConfigFile(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UemlinkError('CONFIG_UNREADABLE', `cannot read config ${file}: ${whyUnreadable(e)}`);
+    throw new UemlinkError('CONFIG_UNREADABLE', `cannot read config ${file}: ${fileProblem(e)}`);
   }
 }
 
-/** Why a file could not be read, in words for the common cases (ENOENT, EACCES). */
-export function whyUnreadable(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-}
 
 /**
  * Gathers the problems found after the schema (files named by keys, cross-key rules), so that all of
@@ -135,13 +130,18 @@ export function whyUnreadable(e: unknown): string {
 export class ConfigProblems {
   private readonly lines: string[] = [];
 
+  /** Notes a problem found without a step to run (a cross-key rule). */
+  note(e: UemlinkError): void {
+    this.lines.push(e.message);
+  }
+
   /** Runs a step; a config error is noted and gives undefined, anything else is thrown. */
   attempt<T>(step: () => T): T | undefined {
     try {
       return step();
     } catch (e) {
       if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') {
-        this.lines.push(e.message);
+        this.note(e);
         return undefined;
       }
       throw e;
@@ -159,7 +159,7 @@ export function readFileForKey(configFile: string, key: string, p: string): stri
   try {
     return readFileSync(p, 'utf8');
   } catch (e) {
-    throw configError(configFile, key, `cannot read ${p}: ${whyUnreadable(e)}`);
+    throw configError(configFile, key, `cannot read ${p}: ${fileProblem(e)}`);
   }
 }
 
@@ -178,7 +178,7 @@ export function readSecretFile(configFile: string, key: string, p: string): stri
   try {
     v = readFileSync(full, 'utf8').replace(/\r?\n$/, '');
   } catch (e) {
-    throw configError(configFile, key, `cannot read ${full}: ${whyUnreadable(e)}`);
+    throw configError(configFile, key, `cannot read ${full}: ${fileProblem(e)}`);
   }
   if (v.length === 0) throw configError(configFile, key, `${full} is empty`);
   secrets.add(v);

@@ -12,7 +12,7 @@
 import { closeSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { UemlinkError } from './errors.js';
+import { UemlinkError, fileProblem } from './errors.js';
 
 const TOUCH_MS = 5_000;
 const STALE_MS = 15_000;
@@ -124,9 +124,7 @@ function takeoverGuard(file: string): (() => void) | undefined {
 
 /** A lock that could not be taken: a full or read-only disk must not stop a daemon that ran before. */
 function unheld(file: string, e: unknown): DaemonLock {
-  const code = (e as NodeJS.ErrnoException).code;
-  const why = code === 'ENOSPC' ? 'disk full' : code === 'EROFS' ? 'read-only file system' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-  return { file, unheld: why, release() {} };
+  return { file, unheld: fileProblem(e), release() {} };
 }
 
 /**

@@ -63,6 +63,23 @@ export function isUemlinkError(e: unknown): e is UemlinkError {
   return e instanceof UemlinkError;
 }
 
+const FILE_PROBLEMS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOSPC: 'disk full',
+  EROFS: 'read-only file system',
+};
+
+/**
+ * What went wrong with a file, in words for the errno codes an admin meets (ENOENT, EACCES, ENOSPC,
+ * EROFS); anything else as `fallback`, else its own message.
+ */
+export function fileProblem(e: unknown, fallback?: string): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return (code !== undefined ? FILE_PROBLEMS[code] : undefined) ?? fallback ?? messageOf(e);
+}
+
 /** Best-effort human message of anything thrown, without stack traces (they may carry paths, not secrets). */
 export function messageOf(e: unknown): string {
   if (e instanceof Error) return e.message;

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, chown, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { UemlinkError } from './errors.js';
+import { UemlinkError, fileProblem } from './errors.js';
 
 /**
  * When root writes into a directory that belongs to a service user (an admin running
@@ -54,9 +54,7 @@ export async function writePrivateFile(file: string, content: string | Buffer | 
   } catch (e) {
     await fh?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOSPC' ? 'disk full' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new UemlinkError('STATE_WRITE_FAILED', `cannot write ${what} ${file}: ${why}; the previous version was kept`, { cause: e });
+    throw new UemlinkError('STATE_WRITE_FAILED', `cannot write ${what} ${file}: ${fileProblem(e)}; the previous version was kept`, { cause: e });
   }
   // Make the rename itself durable.
   try {

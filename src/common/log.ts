@@ -106,7 +106,6 @@ export function createLogger(opts: LoggerOptions): Logger {
       fileProblem = (e as Error).message;
     }
   }
-  let fileTransport: RotatingFileTransport | undefined;
   if (opts.file && fileProblem === undefined) {
     // The mode applies to files it creates; one that exists is made 0600 here.
     try {
@@ -123,8 +122,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       onError: (err) => setImmediate(() => logger.error('cannot write the log file: its lines are lost until it can be written again (stdout still has them)', { logFile, err })),
       onRecovered: () => setImmediate(() => logger.info('the log file can be written again', { logFile })),
     });
-    fileTransport = new RotatingFileTransport(file);
-    transports.push(fileTransport);
+    transports.push(new RotatingFileTransport(file));
     openFiles.add(file);
   }
   const logger = winston.createLogger({

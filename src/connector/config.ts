@@ -111,7 +111,7 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
   const problems = new ConfigProblems();
   const seen = new Set<string>();
   c.targets.forEach((t, i) => {
-    if (seen.has(t.id)) problems.attempt(() => { throw configError(file, ['targets', i, 'id'], `"${t.id}" is used by another target`); });
+    if (seen.has(t.id)) problems.note(configError(file, ['targets', i, 'id'], `"${t.id}" is used by another target`));
     seen.add(t.id);
   });
   const out: ConnectorConfig = {
@@ -141,7 +141,7 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
     ],
   };
   if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
-    problems.attempt(() => { throw configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`); });
+    problems.note(configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`));
   }
   if (c.health.tls) {
     const tls = c.health.tls;

@@ -5,7 +5,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { UemlinkError } from '../common/errors.js';
+import { UemlinkError, fileProblem } from '../common/errors.js';
 import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
 import { JsonStore } from '../common/json-store.js';
 
@@ -80,8 +80,7 @@ export class ConnectorStateStore {
       await unlink(probe);
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause ?? e;
-      const code = (cause as NodeJS.ErrnoException).code;
-      const why = code === 'ENOSPC' ? 'disk full' : code === 'EROFS' ? 'read-only file system' : code === 'EACCES' ? 'permission denied (run pair as the service user, or fix the directory\'s owner)' : (cause as Error).message;
+      const why = `${fileProblem(cause)}${(cause as NodeJS.ErrnoException).code === 'EACCES' ? " (run pair as the service user, or fix the directory's owner)" : ''}`;
       throw new UemlinkError('STATE_WRITE_FAILED', `cannot write the state directory ${this.stateDir}: ${why}; nothing was changed, and the pairing token was not used`, { cause: e });
     }
   }

@@ -17,7 +17,7 @@ import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/s
 import type { WorkspaceOneState } from '../../src/uem/simulator/workspace-one.js';
 import { targetFetch } from '../../src/uem/target-fetch.js';
 import { tempDir } from '../helpers/procs.js';
-import { jumpingClock, syncTarget } from '../helpers/integrations.js';
+import { bareIntegration, jumpingClock, syncTarget } from '../helpers/integrations.js';
 
 function simTarget(sim: RunningSimulator, auth: unknown): Target {
   return Target.resolve({ id: 't', baseUrl: sim.baseUrl, auth, tls: { ca: sim.caPem }, timeoutMs: 10_000, maxConcurrent: 8, allow: [] } as any, { where: 't', origin: 'local' });
@@ -295,21 +295,7 @@ describe('integration edges: status text from UEM errors', () => {
 describe('integration edges: the runner reports a failure on the job that failed', () => {
   it("an app job's unexpected failure turns App sync red, not Device sync (found in review)", async () => {
     const patches: Array<Record<string, { indicator: string; message: string }>> = [];
-    const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };
-    const rec = {
-      id: 'int_runner',
-      tenant: 'acme',
-      vendor: 'workspace-one',
-      displayName: 'r',
-      route: { via: 'direct' },
-      sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: [] },
-      tagging: { ...DEFAULT_TAGGING },
-      paused: false,
-      groupsCache: [],
-      status: { uemServer: empty, deviceSync: empty, appSync: empty, tagging: empty, policyGroups: empty },
-      createdAt: new Date().toISOString(),
-      updatedAt: new Date().toISOString(),
-    };
+    const rec = bareIntegration('int_runner');
     const runner = new IntegrationRunner('int_runner', {
       clock: jumpingClock(),
       logger: silentLogger(),

@@ -13,7 +13,6 @@ import { systemClock, type Clock } from '../../src/common/clock.js';
 import { createLogger } from '../../src/common/log.js';
 import { portOf } from '../../src/cloud/metrics.js';
 import type { CloudServer } from '../../src/cloud/server.js';
-import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
 import { IntegrationRunner } from '../../src/cloud/integrations/runner.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { generateRsaKeyPair } from '../../src/common/pki.js';
@@ -21,7 +20,7 @@ import { createAuditLog, type AuditEntry } from '../../src/connector/audit.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
 import { Target } from '../../src/connector/targets/target.js';
 import { UemError } from '../../src/uem/adapter.js';
-import { jumpingClock } from '../helpers/integrations.js';
+import { bareIntegration, jumpingClock } from '../helpers/integrations.js';
 import { relayOver } from '../helpers/relay.js';
 import { capturingLogger } from '../helpers/logs.js';
 import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
@@ -296,22 +295,7 @@ describe('day-2 operations: logs, metrics, audit (found in review)', function ()
 
     it('an app sync that fails is said in the cloud log (not only on the console), naming the integration', async () => {
       const { logger, lines } = capturingLogger();
-      const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };
-      const rec = {
-        id: 'int_ops',
-        tenant: 'acme',
-        vendor: 'workspace-one',
-        displayName: 'ops',
-        route: { via: 'direct' },
-        // No groups and no devices: the device sync has nothing to do; the app sync still runs.
-        sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: [] },
-        tagging: { ...DEFAULT_TAGGING },
-        paused: false,
-        groupsCache: [],
-        status: { uemServer: empty, deviceSync: empty, appSync: empty, tagging: empty, policyGroups: empty },
-        createdAt: new Date().toISOString(),
-        updatedAt: new Date().toISOString(),
-      };
+      const rec = bareIntegration('int_ops');
       const patches: Array<Record<string, { indicator: string; message: string }>> = [];
       const runner = new IntegrationRunner('int_ops', {
         clock: jumpingClock(),

@@ -57,3 +57,25 @@ export function integrationsService(over: Partial<IntegrationsOptions> = {}): In
     ...over,
   });
 }
+
+/**
+ * An integration record as a runner loads it, with no groups and every indicator not run yet:
+ * the device sync has nothing to do, the app sync and the later jobs still run.
+ */
+export function bareIntegration(id: string, tenant = 'acme'): Record<string, unknown> {
+  const empty = { indicator: 'gray', message: 'not yet', lastRun: null, lastSuccess: null, counts: {} };
+  return {
+    id,
+    tenant,
+    vendor: 'workspace-one',
+    displayName: id,
+    route: { via: 'direct' },
+    sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: [] },
+    tagging: { ...DEFAULT_TAGGING },
+    paused: false,
+    groupsCache: [],
+    status: { uemServer: empty, deviceSync: empty, appSync: empty, tagging: empty, policyGroups: empty },
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+  };
+}

@@ -11,8 +11,8 @@ import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { Exchange } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import { systemClock, type Clock } from '../../common/clock.js';
-import { configError, resolveFrom, whyUnreadable } from '../../common/config.js';
-import { UemlinkError } from '../../common/errors.js';
+import { configError, resolveFrom } from '../../common/config.js';
+import { UemlinkError, fileProblem } from '../../common/errors.js';
 import { type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -117,7 +117,7 @@ function secretOf(inline: string | undefined, file: string | undefined, configFi
   try {
     v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
   } catch (e) {
-    throw new Error(`${key}: cannot read ${p}: ${whyUnreadable(e)}`);
+    throw new Error(`${key}: cannot read ${p}: ${fileProblem(e)}`);
   }
   if (!v) throw new Error(`${key}: ${p} is empty`);
   // A value sent as a header must be sendable: otherwise every request failed with a 502 instead.
@@ -261,7 +261,7 @@ export class Target {
         try {
           text = readFileSync(p, 'utf8');
         } catch (e) {
-          throw new TrustError(`cannot read ${p}: ${whyUnreadable(e)}`);
+          throw new TrustError(`cannot read ${p}: ${fileProblem(e)}`);
         }
         ({ pems: caPems, info: caInfo } = parseCaBundle(text, p));
       } else if (tlsDef.ca) {
