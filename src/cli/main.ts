@@ -16,6 +16,7 @@ import { redactString } from '../common/redact.js';
 import { connectorCommands } from './connector.js';
 import { simulateUemCommand } from '../uem/simulator/cli.js';
 import { demoCommand } from './demo.js';
+import { didYouMean } from '../common/did-you-mean.js';
 
 const program = new Command('uemlink')
   .description('Outbound-only connector and cloud relay for on-premises UEM/MDM servers')
@@ -40,6 +41,32 @@ cloudCommands(program);
 connectorCommands(program);
 simulateUemCommand(program);
 demoCommand(program);
+strictHelp(program);
+
+/**
+ * `help NAME` for a NAME that is no command: commander prints the group's help and exits 2 without
+ * saying why, which reads like a help page rather than a typo. Each group gets its own `help`
+ * that names the unknown command (with a "did you mean") as `uemlink bogus` does.
+ */
+function strictHelp(group: Command): void {
+  if (group.commands.length === 0) return;
+  for (const sub of group.commands) strictHelp(sub);
+  group.helpCommand(false);
+  group
+    .command('help [command]')
+    .description('display help for command')
+    .action((name: string | undefined) => {
+      if (name === undefined) group.help();
+      const sub = group.commands.find((c) => c.name() === name && c.name() !== 'help');
+      if (sub) sub.help();
+      const names = group.commands.map((c) => c.name()).filter((n) => n !== 'help');
+      const guess = didYouMean(name!, names);
+      group.error(`error: unknown command '${name}'${guess ? `\n(Did you mean ${guess}?)` : ''}`, {
+        code: 'commander.unknownCommand',
+        exitCode: EXIT.USAGE,
+      });
+    });
+}
 
 try {
   await program.parseAsync(process.argv);

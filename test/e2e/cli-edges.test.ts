@@ -199,6 +199,24 @@ describe('CLI edges (found in review)', function () {
     expect(short.stderr).to.contain('cloud.json: adminToken (from UEMLINK_ADMIN_TOKEN): must be at least 16 characters').and.not.contain('too-short');
   });
 
+  it("`help NAME` for no such command says so (with a guess) and exits 2 at every level; `help NAME` for a real one is its help, exit 0", async () => {
+    const bogus = await cli(['help', 'bogus']);
+    expect(bogus.code).to.equal(2);
+    expect(bogus.stderr).to.contain("error: unknown command 'bogus'").and.contain('Usage: uemlink [options] [command]');
+    const typo = await cli(['connector', 'help', 'pari']);
+    expect(typo.code).to.equal(2);
+    expect(typo.stderr).to.contain("error: unknown command 'pari'\n(Did you mean pair?)");
+    const deep = await cli(['cloud', 'token', 'help', 'crate']);
+    expect(deep.code).to.equal(2);
+    expect(deep.stderr).to.contain("unknown command 'crate'").and.contain('(Did you mean create?)');
+    const real = await cli(['connector', 'help', 'pair']);
+    expect(real.code).to.equal(0);
+    expect(real.stdout).to.contain('Usage: uemlink connector pair [options]');
+    const top = await cli(['help']);
+    expect(top.code).to.equal(0);
+    expect(top.stdout).to.contain('help [command]').and.contain('Exit codes:');
+  });
+
   it('diagnose --json with a corrupt state file answers JSON with the Pairing check failed, naming the file', async () => {
     const c = await makeConnector();
     mkdirSync(join(c.dir, 'state'), { mode: 0o700 });
