@@ -7,7 +7,9 @@ import type { Clock } from '../../src/common/clock.js';
 import { Target } from '../../src/connector/targets/target.js';
 import { appSync, describeError, deviceSync, resilientFetch, tagging } from '../../src/cloud/integrations/engine.js';
 import { DEFAULT_SYNC, DEFAULT_TAGGING } from '../../src/cloud/integrations/model.js';
-import { InventoryDb } from '../../src/cloud/inventory/db.js';
+import { InventoryDb, InventoryStorageError, storageError } from '../../src/cloud/inventory/db.js';
+import { join } from 'node:path';
+import { capturingLogger } from '../helpers/logs.js';
 import { IntegrationRunner } from '../../src/cloud/integrations/runner.js';
 import { silentLogger } from '../../src/common/log.js';
 import { UemError, type UemAdapter, type UemDevice, type UemFetch, type UemGroup } from '../../src/uem/adapter.js';
@@ -312,6 +314,66 @@ describe('integration edges: the runner reports a failure on the job that failed
     const app = patches.filter((p) => p.appSync).map((p) => p.appSync!.indicator);
     expect(app.at(-1)).to.equal('red');
     expect(patches.filter((p) => p.deviceSync).every((p) => p.deviceSync!.indicator !== 'red'), 'Device sync is not blamed').to.equal(true);
+  });
+});
+
+describe('integration edges: the inventory cannot be written', () => {
+  it('a full disk fails the device sync naming the file in the log, not in the tenant\'s status; nothing of the sync is stored', async () => {
+    const dir = tempDir('inv-full-');
+    const db = InventoryDb.open(dir);
+    const { logger, lines } = capturingLogger();
+    const patches: Array<Record<string, { indicator: string; message: string }>> = [];
+    const rec = { ...bareIntegration('int_full'), sync: { ...DEFAULT_SYNC, pii: { ...DEFAULT_SYNC.pii }, groups: ['g1'] } };
+    let devices = [dev('d1')];
+    const runner = new IntegrationRunner('int_full', {
+      clock: jumpingClock(),
+      logger,
+      db,
+      load: async () => rec as never,
+      adapterFor: async () => listAdapter(fakeAdapter(new Map()), () => devices),
+      policies: async () => [],
+      saveStatus: async (_id, patch) => void patches.push(patch as never),
+    });
+    try {
+      await runner.syncNow();
+      expect(db.countDevices('int_full')).to.equal(1);
+      // The disk fills: SQLite may not grow the file by a page.
+      const pages = db.db.pragma('page_count', { simple: true }) as number;
+      db.db.pragma(`max_page_count = ${pages}`);
+      devices = Array.from({ length: 3000 }, (_, i) => ({ ...dev(`d${i}`), name: `a long device name ${'x'.repeat(200)} ${i}` }));
+      await runner.syncNow();
+      const shown = patches.filter((p) => p.deviceSync).at(-1)!.deviceSync!;
+      expect(shown.indicator).to.equal('red');
+      expect(shown.message).to.contain('could not use its inventory database (disk full').and.not.contain(dir);
+      const logged = lines.find((l) => l.message === 'device sync failed');
+      expect(String(logged?.reason)).to.contain(join(dir, 'inventory.sqlite')).and.contain('disk full (SQLITE_FULL)');
+      expect(db.countDevices('int_full'), 'the failed sync stored none of its devices').to.equal(1);
+    } finally {
+      await runner.stop();
+      db.close();
+    }
+  });
+
+  it('every method names the file in its storage errors (a write on a full disk: nothing of it stored; a lock held elsewhere: busy); a bug\'s error is left as it is', () => {
+    const dir = tempDir('inv-errors-');
+    const db = InventoryDb.open(dir);
+    try {
+      db.db.pragma(`max_page_count = ${db.db.pragma('page_count', { simple: true }) as number}`);
+      let err: unknown;
+      try {
+        db.setTagMembers('int_x', 'tag', Array.from({ length: 5000 }, (_, i) => `device-${'y'.repeat(100)}-${i}`), []);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(InventoryStorageError);
+      expect((err as InventoryStorageError).code).to.equal('STATE_WRITE_FAILED');
+      expect((err as Error).message).to.equal(`inventory database ${join(dir, 'inventory.sqlite')}: disk full (SQLITE_FULL)`);
+      expect(db.tagMembers('int_x', 'tag').size).to.equal(0);
+      expect(storageError('f', Object.assign(new Error('no such column: x'), { code: 'SQLITE_ERROR' }))).to.have.property('message', 'no such column: x');
+      expect(storageError('f', Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY_SNAPSHOT' }))).to.include({ code: 'STATE_LOCKED' });
+    } finally {
+      db.close();
+    }
   });
 });
 

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { Clock, TimerHandle } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import type { UemAdapter } from '../../uem/adapter.js';
-import type { InventoryDb } from '../inventory/db.js';
+import { InventoryStorageError, type InventoryDb } from '../inventory/db.js';
 import type { IntegrationRecord } from '../state.js';
 import { UemError } from '../../uem/adapter.js';
 import { appSync, describeError, deviceSync, isTagName, placeholderEmail, policyGroups, tagging, type AppPolicy, type ComponentStatus, type Indicator } from './engine.js';
@@ -227,7 +227,7 @@ export class IntegrationRunner {
       const patch: StatusPatch = { deviceSync: status(s.deviceSync, 'red', `sync failed, nothing was changed: ${msg}`, started, false) };
       if (e instanceof UemError && (e.kind === 'auth' || e.kind === 'unavailable' || e.kind === 'timeout')) patch.uemServer = status(s.uemServer, 'red', msg, started, false);
       await this.d.saveStatus(this.id, patch);
-      this.d.logger.warn('device sync failed', { integration: this.id, tenant: rec.tenant, reason: msg });
+      this.d.logger.warn('device sync failed', { integration: this.id, tenant: rec.tenant, reason: logReason(e) });
     }
   }
 
@@ -325,7 +325,12 @@ export class IntegrationRunner {
       if (this.failingJobs.delete(job)) this.d.logger.info('integration job succeeded again', meta);
     } else if (!this.failingJobs.has(job)) {
       this.failingJobs.add(job);
-      this.d.logger.warn('integration job failed', { ...meta, reason: describeError(failure) });
+      this.d.logger.warn('integration job failed', { ...meta, reason: logReason(failure) });
     }
   }
+}
+
+/** A failure as the operator's log tells it: the status text, but naming the inventory's file where the tenant's status does not. */
+function logReason(e: unknown): string {
+  return e instanceof InventoryStorageError ? e.message : describeError(e);
 }

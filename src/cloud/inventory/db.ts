@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
-import { UemlinkError } from '../../common/errors.js';
+import { UemlinkError, type ErrorCode } from '../../common/errors.js';
 import type { UemApp, UemDevice } from '../../uem/adapter.js';
 
 /** A device as stored: the normalized vendor fields plus the cloud's own verdicts. */
@@ -198,10 +198,51 @@ function inventoryError(file: string, e: unknown): UemlinkError {
   return new UemlinkError('STATE_UNREADABLE', `inventory database ${file} cannot be opened: ${msg}`, { cause: e });
 }
 
+/**
+ * A storage failure while the cloud runs (disk full, a read-only or failing disk, a damaged page, a
+ * lock held elsewhere). SQLite's own words ("database or disk is full") name no file: the message
+ * names it for the operator's log; a tenant is shown `publicMessage`, without the cloud's paths.
+ */
+export class InventoryStorageError extends UemlinkError {
+  constructor(
+    readonly file: string,
+    code: ErrorCode,
+    readonly problem: string,
+    cause: unknown,
+  ) {
+    super(code, `inventory database ${file}: ${problem}`, { cause, retryable: code !== 'STATE_CORRUPT' });
+    this.name = 'InventoryStorageError';
+  }
+
+  get publicMessage(): string {
+    return `the cloud could not use its inventory database (${this.problem}); nothing of this run was stored, and the cloud's operator has the details in its log`;
+  }
+}
+
+const RUNTIME_PROBLEMS: Array<[prefix: string, code: ErrorCode, problem: string]> = [
+  ['SQLITE_FULL', 'STATE_WRITE_FAILED', 'disk full'],
+  ['SQLITE_READONLY', 'STATE_WRITE_FAILED', 'cannot be written (read-only file system, file or directory)'],
+  ['SQLITE_IOERR', 'STATE_WRITE_FAILED', 'disk I/O error'],
+  ['SQLITE_CANTOPEN', 'STATE_UNREADABLE', 'its files cannot be opened'],
+  ['SQLITE_CORRUPT', 'STATE_CORRUPT', 'damaged: restore it from a backup, or move it aside (the next syncs rebuild devices and apps)'],
+  ['SQLITE_NOTADB', 'STATE_CORRUPT', 'not a SQLite database any more: restore it from a backup, or move it aside'],
+  ['SQLITE_BUSY', 'STATE_LOCKED', 'busy: another process holds a lock on it'],
+  ['SQLITE_LOCKED', 'STATE_LOCKED', 'busy: another process holds a lock on it'],
+];
+
+/** SQLite's errors of the disk and the file as InventoryStorageError; anything else (a bug) unchanged. */
+export function storageError(file: string, e: unknown): unknown {
+  if (e instanceof UemlinkError) return e;
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return e;
+  const known = RUNTIME_PROBLEMS.find(([prefix]) => code === prefix || code.startsWith(`${prefix}_`));
+  return known ? new InventoryStorageError(file, known[1], `${known[2]} (${code})`, e) : e;
+}
+
 export class InventoryDb {
   readonly db: Db;
 
-  constructor(private readonly file: string) {
+  constructor(readonly file: string) {
     // The inventory holds device PII: 0600 like every other file in the data dir (it was created
     // 0644 under the umask). SQLite gives the -wal and -shm files the database file's mode, so
     // creating it 0600 first covers them; an existing database from an older version is fixed too.
@@ -657,4 +698,23 @@ export class InventoryDb {
       for (const d of remove) del.run(integrationId, name, d);
     })();
   }
+}
+
+// Every method reports the disk's and the file's failures as InventoryStorageError, naming the
+// file (a sync that failed with "database or disk is full" named nothing). Wrapped here, once,
+// rather than a try in each of the ~30 methods; nested calls pass an already named error through.
+for (const name of Object.getOwnPropertyNames(InventoryDb.prototype)) {
+  const d = Object.getOwnPropertyDescriptor(InventoryDb.prototype, name);
+  if (name === 'constructor' || typeof d?.value !== 'function') continue;
+  const method = d.value as (this: InventoryDb, ...args: unknown[]) => unknown;
+  Object.defineProperty(InventoryDb.prototype, name, {
+    ...d,
+    value: function (this: InventoryDb, ...args: unknown[]): unknown {
+      try {
+        return method.apply(this, args);
+      } catch (e) {
+        throw storageError(this.file, e);
+      }
+    },
+  });
 }
