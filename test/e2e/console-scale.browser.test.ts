@@ -135,12 +135,13 @@ describe('console at MSP scale and for assistive technology (found in review)', 
     expect(await page.locator('section[aria-labelledby="h-list"] > p:not(.hint)').innerText()).to.equal('No connected connectors.');
   });
 
-  it('S3: devices: an operator narrows the devices to the noncompliant ones with a filter (and the pager keeps it)', async () => {
+  it('S3: devices: an operator narrows the devices to the noncompliant ones with a filter (and the pager keeps it); counts in the thousands are grouped', async () => {
     const noncompliant = Math.floor((DEVICES - 1) / 3) + 1;
     await page.goto(`${url}/console/devices?tenant=customer-000`);
     await page.getByLabel('Compliance').selectOption('noncompliant');
     await Promise.all([page.waitForURL(/compliance=noncompliant/), page.getByRole('button', { name: 'Search' }).click()]);
-    expect((await page.locator('nav.pages span').first().innerText()).replace(/\s+/g, ' ')).to.equal(`Page 1 of ${Math.ceil(noncompliant / 50)} (1–50 of ${noncompliant} devices)`);
+    expect((await page.locator('nav.pages span').first().innerText()).replace(/\s+/g, ' ')).to.equal(`Page 1 of ${Math.ceil(noncompliant / 50)} (1–50 of ${noncompliant.toLocaleString('en-US')} devices)`);
+    expect(noncompliant.toLocaleString('en-US'), 'a count in the thousands is shown grouped (2,667, not 2667)').to.contain(',');
     expect(new Set(await page.locator('table.devices td[data-label="Compliance"]').allInnerTexts())).to.deep.equal(new Set(['noncompliant']));
     expect(await page.getByRole('link', { name: /Next page/ }).first().getAttribute('href')).to.contain('compliance=noncompliant');
     expect(await page.getByLabel('Risk').locator('option').allInnerTexts()).to.deep.equal(['Any', 'none', 'low', 'medium', 'high']);

@@ -57,6 +57,13 @@ export function ago(iso: string | null | undefined, now: number, never = 'never'
   return html`<time datetime="${new Date(t).toISOString()}" title="${utc(iso)}">${rel}</time>`;
 }
 
+const GROUPED = new Intl.NumberFormat('en-US');
+
+/** A count as the console shows it: 12,345 (a fleet's 50000 devices read as 5,000 at a glance). */
+export function count(n: number): string {
+  return GROUPED.format(n);
+}
+
 export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
+  return `${count(n)} ${n === 1 ? one : many}`;
 }

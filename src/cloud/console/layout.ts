@@ -2,7 +2,7 @@
  * The console's page shell and shared pieces: header (status badge, navigation, sign-out), flash
  * messages, form helpers, the tenant picker and paging links. Server-rendered; works without JS.
  */
-import { html, plural, query, type Html } from './html.js';
+import { count, html, plural, query, type Html } from './html.js';
 
 export const BASE = '/console';
 
@@ -85,7 +85,7 @@ export function pager(path: string, params: Record<string, string | undefined>, 
   const first = total === 0 ? 0 : (page - 1) * pageSize + 1;
   const last = Math.min(total, page * pageSize);
   const link = (p: number, label: string, rel: string): Html => html`<a href="${path}${query({ ...params, page: p > 1 ? p : undefined })}" rel="${rel}">${label}</a>`;
-  return html`<nav class="pages" aria-label="${label}"><span>Page ${page} of ${pages} (${first}–${last} of ${plural(total, noun)})</span>${page > 1 ? link(page - 1, '← Previous page', 'prev') : ''}${
+  return html`<nav class="pages" aria-label="${label}"><span>Page ${count(page)} of ${count(pages)} (${count(first)}–${count(last)} of ${plural(total, noun)})</span>${page > 1 ? link(page - 1, '← Previous page', 'prev') : ''}${
     page < pages ? link(page + 1, 'Next page →', 'next') : ''
   }</nav>`;
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectorView } from '../../admin-api.js';
 import type { IssuedToken } from '../../pairing.js';
-import { ago, html, plural, query, utc, type Html } from '../html.js';
+import { ago, count, html, plural, query, utc, type Html } from '../html.js';
 import { BASE, actionForm, csrfField, pager } from '../layout.js';
 
 export type ConnectorState = 'connected' | 'offline' | 'revoked';
@@ -145,7 +145,7 @@ export function connectorsBody(v: ConnectorsView): Html {
       ? v.connectors.some((c) => !v.filter || c.tenant === v.filter)
         ? html`<p>No ${v.state ? STATE[v.state][1].toLowerCase() : ''} connectors${where}.</p>`
         : html`<p>No connectors${v.filter ? html` in tenant ${v.filter}` : ''} yet. Create a pairing token below and pair one.</p>`
-      : html`${pager(`${BASE}/connectors`, params, pageNo, CONNECTORS_PAGE_SIZE, list.length, 'connector')}<div class="scroll"><table class="cards connectors"><caption>${plural(inScope.length, 'connector')}${where}: ${counts.connected} connected, ${counts.offline} offline, ${counts.revoked} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
+      : html`${pager(`${BASE}/connectors`, params, pageNo, CONNECTORS_PAGE_SIZE, list.length, 'connector')}<div class="scroll"><table class="cards connectors"><caption>${plural(inScope.length, 'connector')}${where}: ${count(counts.connected)} connected, ${count(counts.offline)} offline, ${count(counts.revoked)} revoked</caption><thead><tr><th scope="col">Connector</th>${COLUMNS.map(
           (c) => html`<th scope="col">${c}</th>`,
         )}</tr></thead><tbody>${shown.map((c) => row(c, v.now, v.filter !== undefined))}</tbody></table></div>${pager(`${BASE}/connectors`, params, pageNo, CONNECTORS_PAGE_SIZE, list.length, 'connector', 'Pages (end of the list)')}`;
   return html`<h1>Connectors</h1>

@@ -4,7 +4,7 @@ import type { DeviceFilter, DeviceRow } from '../../inventory/db.js';
 /** The risk levels a device can have (the integrations API's verdicts). */
 const RISKS = ['none', 'low', 'medium', 'high'] as const;
 import type { IntegrationRecord } from '../../state.js';
-import { ago, html, type Html } from '../html.js';
+import { ago, count, html, type Html } from '../html.js';
 import { BASE, pager } from '../layout.js';
 
 export const PAGE_SIZE = 50;
@@ -90,7 +90,7 @@ export function appsBody(v: AppsView): Html {
   const COLS = ['Identifier', 'Versions', 'Devices'];
   const rows = v.apps.map(
     (a) =>
-      html`<tr><th scope="row" class="wrap">${a.name}</th><td data-label="${COLS[0]}" class="wrap"><code>${a.id}</code></td><td data-label="${COLS[1]}" class="wrap">${a.versions.join(', ') || '—'}</td><td data-label="${COLS[2]}" class="num">${a.devices}</td></tr>`,
+      html`<tr><th scope="row" class="wrap">${a.name}</th><td data-label="${COLS[0]}" class="wrap"><code>${a.id}</code></td><td data-label="${COLS[1]}" class="wrap">${a.versions.join(', ') || '—'}</td><td data-label="${COLS[2]}" class="num">${count(a.devices)}</td></tr>`,
   );
   const table =
     v.total === 0
