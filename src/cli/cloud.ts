@@ -5,7 +5,7 @@ import { createLogger, reopenLogFiles } from '../common/log.js';
 import { loadCloudConfig } from '../cloud/config.js';
 import { X509Certificate } from 'node:crypto';
 import { ConnectorCA } from '../cloud/ca.js';
-import { createPairingToken, MAX_TOKEN_TTL_S } from '../cloud/pairing.js';
+import { checkTokenRequest, createPairingToken, MAX_TOKEN_TTL_S } from '../cloud/pairing.js';
 import { CloudServer } from '../cloud/server.js';
 import { openCloudStore } from '../cloud/state.js';
 import { action, becomeDaemon, logMissingNodeFlags, onHangup, onTerminate, wholeNumber } from './common.js';
@@ -87,6 +87,11 @@ export function cloudCommands(program: Command): void {
       action(async (opts: { config: string; tenant: string; group: string; ttl?: string }) => {
         // Flags first: a script's usage error is exit 2 whatever the config, not 78.
         const ttlSeconds = wholeNumber('--ttl', opts.ttl, 60, MAX_TOKEN_TTL_S);
+        try {
+          checkTokenRequest({ tenant: opts.tenant, group: opts.group, ttlSeconds });
+        } catch (e) {
+          asUsage(e);
+        }
         const cfg = loadCloudConfig(opts.config);
         const store = openCloudStore(cfg.dataDir);
         const t = await createPairingToken(store, cfg.publicUrl, { tenant: opts.tenant, group: opts.group, ttlSeconds }).catch(asUsage);

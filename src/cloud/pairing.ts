@@ -72,7 +72,8 @@ export function validateTenant(v: unknown, key = 'tenant'): string {
 }
 
 /** Issues a token (used by the API and by `uemlink cloud token create`, through the same store). */
-export async function createPairingToken(store: CloudStore, publicUrl: string, req: TokenRequest, clock: Clock = systemClock): Promise<IssuedToken> {
+/** A token request checked, with its defaults (pure: the CLI checks its flags before it reads the config). */
+export function checkTokenRequest(req: TokenRequest): { tenant: string; group: string; ttl: number } {
   const tenant = validateTenant(req.tenant);
   const group = req.group === undefined ? 'default' : req.group;
   if (typeof group !== 'string' || !GROUP_RE.test(group)) {
@@ -82,6 +83,11 @@ export async function createPairingToken(store: CloudStore, publicUrl: string, r
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60 || ttl > MAX_TOKEN_TTL_S) {
     throw invalid(`ttlSeconds: must be a whole number from 60 to ${MAX_TOKEN_TTL_S} (7 days)`);
   }
+  return { tenant, group, ttl };
+}
+
+export async function createPairingToken(store: CloudStore, publicUrl: string, req: TokenRequest, clock: Clock = systemClock): Promise<IssuedToken> {
+  const { tenant, group, ttl } = checkTokenRequest(req);
   const now = clock.now();
   const minted = mintPairingToken(publicUrl);
   const expiresAt = new Date(now + ttl * 1000).toISOString();

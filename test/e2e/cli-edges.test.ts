@@ -186,6 +186,11 @@ describe('CLI edges (found in review)', function () {
     const ttl = await cli(['cloud', 'token', 'create', '-c', '/nonexistent/cloud.json', '--tenant', 'acme', '--ttl', 'abc']);
     expect(ttl.code).to.equal(2);
     expect(ttl.stderr).to.contain('--ttl: must be a whole number from 60 to 604800, not "abc"');
+    for (const [flag, value, says] of [['--tenant', 'BAD tenant', '--tenant: '], ['--group', 'a/b', '--group: must be 1-63']] as const) {
+      const r = await cli(['cloud', 'token', 'create', '-c', '/nonexistent/cloud.json', '--tenant', flag === '--tenant' ? value : 'acme', ...(flag === '--group' ? ['--group', value] : [])]);
+      expect(r.code, `${flag} ${value} with a config that cannot be read`).to.equal(2);
+      expect(r.stderr).to.contain(says);
+    }
     const both = await cli(['connector', 'pair', '-c', '/nonexistent/connector.json', '--token', 'x', '--token-file', 'y']);
     expect(both.code).to.equal(2);
     expect(both.stderr).to.contain('give --token or --token-file, not both');
