@@ -143,6 +143,10 @@ export function loadConnectorConfig(file: string): ConnectorConfig {
   if (!isLoopbackHost(out.health.listen.host) && !c.health.tls && !c.health.allowPlainHttp) {
     problems.note(configError(file, 'health.listen', `listening on ${c.health.listen} (beyond loopback) needs health.tls, or health.allowPlainHttp: true to accept plain HTTP`));
   }
+  if (c.health.requireTargets && c.health.checkIntervalSeconds === 0) {
+    // Readiness would wait for a check that never runs: never ready, with nothing saying why.
+    problems.note(configError(file, 'health.requireTargets', 'needs the target health checks, which health.checkIntervalSeconds: 0 turns off'));
+  }
   if (c.health.tls) {
     const tls = c.health.tls;
     const cert = problems.attempt(() => readFileForKey(file, 'health.tls.certFile', resolveFrom(file, tls.certFile)));

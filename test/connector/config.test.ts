@@ -40,6 +40,8 @@ describe('connector config errors name the file and the key', () => {
     ['unrelated key', { stateDir: './s', banana: 'yellow' }, 'unknown key "banana" (check the spelling)'],
     ['duplicate ids', { stateDir: './s', targets: [t({}).targets[0], t({}).targets[0]] }, 'targets[1].id: "ws1" is used by another target'],
     ['bad allowedHosts', { stateDir: './s', cloudManagedTargets: { allowedHosts: ['http://x'] } }, 'cloudManagedTargets.allowedHosts[0]'],
+    ['readiness on checks that never run', { stateDir: './s', health: { requireTargets: true, checkIntervalSeconds: 0 } }, 'connector.json: health.requireTargets: needs the target health checks, which health.checkIntervalSeconds: 0 turns off'],
+    ['readiness on checks every hour', { stateDir: './s', health: { requireTargets: true, checkIntervalSeconds: 3600 } }, 'ok'],
     ['pin garbage', t({ tls: { pinSha256: 'abc' } }), 'ok'], // pins are checked when targets are resolved (see relay tests)
   ];
   for (const [name, cfg, msg] of cases) {
