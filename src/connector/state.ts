@@ -96,7 +96,7 @@ export class ConnectorStateStore {
       await this.store.update((s) => {
         const of = opts.renewal?.of;
         if (of && (s.identity?.connectorId !== of.connectorId || s.identity.keyFile !== of.keyFile)) {
-          throw new UemlinkError('STATE_CHANGED', `the connector was paired again (now ${s.identity?.connectorId ?? 'unpaired'}) while ${of.connectorId} renewed its certificate: the renewal is dropped; restart the connector to use the new pairing`);
+          throw new UemlinkError('STATE_CHANGED', `the connector was paired again (now ${s.identity?.connectorId ?? 'unpaired'}) while ${of.connectorId} renewed its certificate: the renewal is dropped; the running connector takes up the new pairing within seconds`);
         }
         oldKey = s.identity?.keyFile;
         s.identity = { ...identity, keyFile };
