@@ -73,9 +73,14 @@ export function connectorCommands(program: Command): void {
           : r.replaced.revoked
             ? `the previous identity ${r.replaced.connectorId} is revoked in the cloud\n`
             : `warning: the cloud did not retire the previous identity ${r.replaced.connectorId} (${r.replaced.reason}): revoke it there (DELETE /api/v1/connectors/${r.replaced.connectorId})\n`;
+        // A shell's HTTPS_PROXY is not the service's: paired here, the service would dial directly and fail.
+        const proxy = r.proxyFromEnvironment
+          ? `warning: pairing went through the proxy ${r.proxyFromEnvironment} from this shell's environment (HTTPS_PROXY or HTTP_PROXY), which the service does not see: set proxy.url in ${opts.config} for the tunnel\n`
+          : '';
         process.stderr.write(
           `paired with ${r.cloudUrl} as ${r.connectorId} (tenant ${r.tenant}, group ${r.group})\n` +
             replaced +
+            proxy +
             'next: a running connector takes up this identity within seconds; otherwise start it (systemctl start uemlink-connector), then check it with `uemlink connector status`\n',
         );
       }),

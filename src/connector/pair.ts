@@ -22,6 +22,8 @@ export interface PairOutcome {
   cloudUrl: string;
   /** The identity this pairing replaced, and whether the cloud retired it (absent: none to replace). */
   replaced?: { connectorId: string; revoked: boolean; reason?: string };
+  /** The proxy pairing went through when it came from this process's environment, not the config (label, no credentials). */
+  proxyFromEnvironment?: string;
 }
 
 /** The cloud's HTTP base for API calls: the config's cloudUrl wins over the token's. */
@@ -130,6 +132,7 @@ export async function pairConnector(
   };
   await state.save(identity, keys.privateKeyPem);
   const outcome: PairOutcome = { connectorId: identity.connectorId, tenant: identity.tenant, group: identity.group, cloudUrl };
+  if (proxy && !cfg.proxy) outcome.proxyFromEnvironment = proxyLabel(proxy);
   if (replaces) outcome.replaced = replacementOf(body.replaces, replaces.connectorId);
   else if (existing) outcome.replaced = { connectorId: existing.connectorId, revoked: false, reason: `it was issued by ${new URL(apiBase(existing.cloudUrl)).origin}, not this cloud` };
   else if (unproven) outcome.replaced = { connectorId: unproven.connectorId, revoked: false, reason: 'its key could not be read, so nothing could prove it was ours' };

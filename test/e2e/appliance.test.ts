@@ -384,6 +384,22 @@ describe('e2e: the connector as an appliance', function () {
       expect(e.connected).to.equal(true);
     });
 
+    it("pairing through the shell's HTTPS_PROXY works and warns that the service will not see it (set proxy.url); with proxy.url, no warning", async () => {
+      const u = new URL(proxy.url);
+      u.username = proxy.user;
+      u.password = proxy.password;
+      const fromEnv = await makeConnector({ env: { HTTPS_PROXY: u.toString(), HTTP_PROXY: u.toString() } });
+      conns.push(fromEnv);
+      const r = await fromEnv.pair((await nsCloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain(`warning: pairing went through the proxy http://${u.host} from this shell's environment (HTTPS_PROXY or HTTP_PROXY), which the service does not see: set proxy.url in`);
+      expect(r.stderr, 'the proxy password is not echoed').to.not.contain(proxy.password);
+      const fromConfig = await proxied(proxy.password);
+      const r2 = await fromConfig.pair((await nsCloud.api('POST', '/api/v1/pairing-tokens', { tenant: 'acme' })).body.token);
+      expect(r2.code, r2.stderr).to.equal(0);
+      expect(r2.stderr).to.not.contain('warning: pairing went through the proxy');
+    });
+
     it('a wrong proxy password is named clearly in status, on the page and by diagnose', async () => {
       const good = await proxied(proxy.password);
       await pairedAndRunning(nsCloud, good);
