@@ -11,11 +11,13 @@
 #     uemlink-connector connector pair --config /etc/uemlink/connector.json --token-file /run/uemlink/pairing.token
 #   docker run -d --name uemlink-connector --restart unless-stopped --init --stop-timeout 45 \
 #     -v /srv/uemlink/connector.json:/etc/uemlink/connector.json:ro \
-#     -v uemlink-state:/var/lib/uemlink \
+#     -v uemlink-state:/var/lib/uemlink -v uemlink-logs:/var/log/uemlink \
 #     uemlink-connector
 #
-# - The mounted files must be readable by uid 10001 (mode 0644, or 0640 with group 10001). Secret
-#   files the config names (UEM passwords, API keys) are mounted the same way, e.g. next to the config.
+# - The mounted files must be readable by uid 10001: owned by it, the config 0640 and secret files
+#   the config names (UEM passwords, API keys) 0600, e.g. next to the config. Not world-readable.
+# - /var/log/uemlink (the audit log of config/connector.example.json) is a volume too: in the
+#   container's own layer it went with every `docker rm` (an image upgrade).
 # - --stop-timeout 45: SIGTERM drains in-flight requests (drainTimeoutSeconds, default 30); Docker's
 #   default of 10 s would cut that short. Same budget as the unit's TimeoutStopSec=45.
 # - --init: node is PID 1 here and does not reap processes it did not start itself.
@@ -85,7 +87,7 @@ COPY --from=build /src/dist/src ./dist/src
 RUN ln -s /opt/uemlink/dist/src/cli/main.js /usr/local/bin/uemlink
 
 # Declared after the directory was created with its owner and mode: a new named volume copies them.
-VOLUME /var/lib/uemlink
+VOLUME /var/lib/uemlink /var/log/uemlink
 WORKDIR /var/lib/uemlink
 USER 10001:10001
 

@@ -67,7 +67,7 @@ sh_quote() {
 
 # --- options ---------------------------------------------------------------------------------------
 component=connector
-prefix=${PREFIX:-$DEFAULT_PREFIX}
+prefix=${PREFIX:-}
 destdir=${DESTDIR:-}
 node=${NODE:-}
 src_dir=
@@ -105,6 +105,23 @@ conf_dir=/etc/$svc
 state_dir=/var/lib/$svc
 log_dir=/var/log/$svc
 conf_file=$conf_dir/$conf_name
+
+unit_dir=$destdir/etc/systemd/system
+unit_file=$unit_dir/$unit
+
+# An upgrade (a run with a unit already installed) goes where the first run put the program, with
+# the node it chose, unless told otherwise: a plain re-run after `--prefix /srv/uemlink` installed a
+# second copy in the default place, pointed the unit at it and orphaned the first.
+if [ -z "$prefix" ]; then
+  prefix=$DEFAULT_PREFIX
+  if [ -f "$unit_file" ] && [ ! -L "$unit_file" ]; then
+    installed_prefix=$(sed -n 's#^ExecStart=\(/[^ ]*\)/bin/uemlink .*#\1#p' "$unit_file" | head -n 1)
+    if [ -n "$installed_prefix" ] && [ "$installed_prefix" != "$DEFAULT_PREFIX" ]; then
+      prefix=$installed_prefix
+      say "  upgrading the install in $prefix (the installed unit runs it; --prefix to move it)"
+    fi
+  fi
+fi
 
 # --- checks ----------------------------------------------------------------------------------------
 # PREFIX ends up in the unit's ExecStart= (where %, spaces and quotes mean something) and in a sed
@@ -153,6 +170,15 @@ grep -qx "User=$svc" "$src_dir/systemd/$unit" || die "systemd/$unit does not say
 
 # The service runs the node found now, by absolute path (systemd does not search PATH the way a login
 # shell does, and a later `nvm use` must not change what the service runs).
+if [ -z "$node" ] && [ -f "$destdir$prefix/bin/uemlink" ]; then
+  # The node the installed wrapper runs (written by this script: exec 'NODE' FLAGS 'MAIN' "$@").
+  installed_node=$(sed -n "s#^exec '\\([^']*\\)' .*#\\1#p" "$destdir$prefix/bin/uemlink" | head -n 1)
+  if [ -n "$installed_node" ] && [ -x "$installed_node" ]; then
+    node=$installed_node
+  elif [ -n "$installed_node" ]; then
+    warn "the installed wrapper ran $installed_node, which is gone: using the node on PATH (--node to choose)"
+  fi
+fi
 if [ -z "$node" ]; then
   node=$(command -v node || true)
   [ -n "$node" ] || die "node not found on PATH: install Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR or pass --node PATH"
@@ -344,36 +370,62 @@ else
 fi
 
 # --- 5. unit ---------------------------------------------------------------------------------------
-unit_dir=$destdir/etc/systemd/system
+unit_dir=$destdir/etc/systemd/system # destdir is absolute by now
 unit_file=$unit_dir/$unit
 mkdir -p "$unit_dir"
-tmp_file=$(mktemp "$unit_dir/.$unit.XXXXXX")
-# The unit runs $DEFAULT_PREFIX/bin/uemlink; point it at the wrapper for any other PREFIX.
-sed "s#^ExecStart=$DEFAULT_PREFIX/bin/uemlink #ExecStart=$prefix/bin/uemlink #" "$src_dir/systemd/$unit" >"$tmp_file"
-grep -q "^ExecStart=$prefix/bin/uemlink " "$tmp_file" || die "systemd/$unit: ExecStart= does not start with $DEFAULT_PREFIX/bin/uemlink"
-if [ -f "$unit_file" ] && cmp -s "$tmp_file" "$unit_file"; then
-  rm -f -- "$tmp_file"
-  say "  unchanged /etc/systemd/system/$unit"
-else
-  chown 0:0 "$tmp_file"
-  chmod 0644 "$tmp_file"
-  mv -- "$tmp_file" "$unit_file"
-  say "  installed /etc/systemd/system/$unit (local changes belong in: systemctl edit ${unit%.service})"
+# What the admin decided about the unit stays decided: a masked unit (a link to /dev/null) is not
+# replaced, and only a first install enables it (an upgrade re-enabled a connector taken out of
+# service on purpose, and two connectors with one identity then take each other's tunnel).
+masked=0
+first_install=1
+if [ -L "$unit_file" ] && [ "$(readlink -- "$unit_file")" = /dev/null ]; then
+  masked=1
+  first_install=0
+elif [ -e "$unit_file" ]; then
+  first_install=0
 fi
-tmp_file=
+if [ "$masked" -eq 1 ]; then
+  say "  kept      /etc/systemd/system/$unit masked (systemctl unmask ${unit%.service}, then run this again to install the unit)"
+else
+  tmp_file=$(mktemp "$unit_dir/.$unit.XXXXXX")
+  # The unit runs $DEFAULT_PREFIX/bin/uemlink; point it at the wrapper for any other PREFIX.
+  sed "s#^ExecStart=$DEFAULT_PREFIX/bin/uemlink #ExecStart=$prefix/bin/uemlink #" "$src_dir/systemd/$unit" >"$tmp_file"
+  grep -q "^ExecStart=$prefix/bin/uemlink " "$tmp_file" || die "systemd/$unit: ExecStart= does not start with $DEFAULT_PREFIX/bin/uemlink"
+  if [ -f "$unit_file" ] && cmp -s "$tmp_file" "$unit_file"; then
+    rm -f -- "$tmp_file"
+    say "  unchanged /etc/systemd/system/$unit"
+  else
+    chown 0:0 "$tmp_file"
+    chmod 0644 "$tmp_file"
+    mv -- "$tmp_file" "$unit_file"
+    say "  installed /etc/systemd/system/$unit (local changes belong in: systemctl edit ${unit%.service})"
+  fi
+  tmp_file=
+fi
 
 # --- 6. systemd ------------------------------------------------------------------------------------
 if [ -n "$destdir" ]; then
-  say "  DESTDIR:  systemctl not run; on the target: systemctl daemon-reload && systemctl enable $unit"
+  if [ "$first_install" -eq 1 ]; then
+    say "  DESTDIR:  systemctl not run; on the target: systemctl daemon-reload && systemctl enable $unit"
+  else
+    say "  DESTDIR:  systemctl not run; on the target: systemctl daemon-reload"
+  fi
 elif [ -d /run/systemd/system ]; then
   # Always: the unit file may be unchanged but never loaded (installed while systemd was not running).
   systemctl daemon-reload
-  # Enabled (starts at boot), not started: it needs a config and, for the connector, pairing first.
-  systemctl enable --quiet "$unit"
-  say "  enabled   $unit (not started)"
-  if systemctl is-active --quiet "$unit"; then
-    say "  note:     $unit is running the previous version: systemctl restart ${unit%.service}"
+  if [ "$first_install" -eq 1 ]; then
+    # Enabled (starts at boot), not started: it needs a config and, for the connector, pairing first.
+    systemctl enable --quiet "$unit"
+    say "  enabled   $unit (not started)"
+  else
+    say "  kept      $unit $(systemctl is-enabled "$unit" 2>/dev/null || true) (as it was; systemctl enable/disable to change it)"
   fi
+  # The program files are shared: the other component, if installed, runs the previous version too.
+  for u in uemlink-connector.service uemlink-cloud.service; do
+    if systemctl is-active --quiet "$u"; then
+      say "  note:     $u is running the previous version: systemctl restart ${u%.service}"
+    fi
+  done
 else
   say "  note:     systemd is not running here; later: systemctl daemon-reload && systemctl enable $unit"
 fi

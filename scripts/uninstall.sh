@@ -145,9 +145,13 @@ else
   if [ -d "$destdir$prefix/lib" ]; then
     find "$destdir$prefix/lib" -mindepth 1 -maxdepth 1 -name '.uemlink.*' -exec rm -rf -- {} +
   fi
-  for d in "$prefix/bin" "$prefix/lib" "$prefix"; do
-    [ ! -d "$destdir$d" ] || rmdir --ignore-fail-on-non-empty -- "$destdir$d"
-  done
+  # Only a prefix of uemlink's own (/opt/uemlink, /srv/uemlink): under a shared one (/usr/local)
+  # bin/ and lib/ are the system's, empty or not, and were removed with --prefix /usr/local.
+  if [ "${prefix##*/}" = uemlink ]; then
+    for d in "$prefix/bin" "$prefix/lib" "$prefix"; do
+      [ ! -d "$destdir$d" ] || rmdir --ignore-fail-on-non-empty -- "$destdir$d"
+    done
+  fi
 fi
 
 # --- config, state, logs, user ---------------------------------------------------------------------

@@ -17,9 +17,11 @@ import {
   cpSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   readFileSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -406,6 +408,11 @@ describe('install.sh and uninstall.sh into a temporary root (DESTDIR)', function
         if (existsSync(lib) && !existsSync(join(destdir, 'usr/lib/systemd/system'))) {
           cpSync(lib, join(destdir, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
         }
+      }
+      // ExecReload= runs the system's /bin/kill, which a real root has and DESTDIR does not.
+      if (!existsSync(join(destdir, 'bin/kill'))) {
+        mkdirSync(join(destdir, 'bin'), { recursive: true });
+        copyFileSync(realpathSync('/bin/kill'), join(destdir, 'bin/kill'));
       }
       return run(analyze, ['verify', `--root=${destdir}`, unit]);
     }

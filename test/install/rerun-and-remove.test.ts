@@ -1,6 +1,6 @@
 /**
- * Review (install/upgrade/uninstall as an admin does it): what a second run of install.sh and a run
- * of uninstall.sh do to what the admin decided. Each test fails on the code as reviewed.
+ * Install, upgrade and uninstall as an admin does them (found in review): what a second run of
+ * install.sh and a run of uninstall.sh do to what the admin decided.
  *
  * The DESTDIR tests run the scripts into a temporary root, as test/install/install.test.ts does.
  * The "disabled unit" test needs the non-DESTDIR code path (systemctl is only run there): it runs
@@ -11,10 +11,10 @@
 import { expect } from 'chai';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../../helpers/procs.js';
-import { INSTALL, UNINSTALL, describeRun, isRoot, makeRoot, run, skipBecause, which } from '../../helpers/install.js';
+import { tempDir } from '../helpers/procs.js';
+import { INSTALL, UNINSTALL, describeRun, isRoot, makeRoot, run, skipBecause, which } from '../helpers/install.js';
 
-describe('review: install.sh run again (upgrade) keeps what the admin decided', function () {
+describe('install review: install.sh run again (upgrade) keeps what the admin decided', function () {
   this.timeout(180_000);
   const dirs: string[] = [];
   after(() => {
@@ -95,7 +95,7 @@ describe('review: install.sh run again (upgrade) keeps what the admin decided', 
   });
 });
 
-describe('review: uninstall.sh removes only what install.sh created', function () {
+describe('install review: uninstall.sh removes only what install.sh created', function () {
   this.timeout(180_000);
   let root: string | undefined;
   after(() => {
