@@ -38,7 +38,10 @@ export function cloudCommands(program: Command): void {
         logMissingNodeFlags((m, meta) => logger.info(m, meta));
         const starting = CloudServer.start(cfg, { logger });
         onTerminate(async () => (await starting).shutdown(), (m) => logger.info(m)); // see connector run
-        onHangup(reopenLogFiles, (m) => logger.info(m));
+        onHangup(() => {
+          reopenLogFiles();
+          void starting.then((c) => c.reopenFiles(), () => {});
+        }, (m) => logger.info(m));
         await starting;
       }),
     );

@@ -1,4 +1,5 @@
 /** The cloud relay's config file (docs/config.md#cloud). */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigProblems, configError, hostPort, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 import { secrets } from '../common/redact.js';
@@ -54,6 +55,15 @@ export const CloudConfigSchema = z.strictObject({
       timeoutSeconds: z.number().min(1).max(3600).default(60),
       /** Largest request body the relay accepts (413 too_large beyond). */
       maxRequestBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+      /** A JSON line per call to the relay API (off unless present; `{}` takes the defaults). */
+      accessLog: z
+        .strictObject({
+          /** Default: relay-access.log in the data directory. */
+          file: z.string().min(1).optional(),
+          maxBytes: z.number().int().min(64 * 1024).default(100 * 1024 * 1024),
+          maxFiles: z.number().int().min(1).max(100).default(5),
+        })
+        .optional(),
     })
     .prefault({}),
   integrations: z
@@ -85,7 +95,7 @@ export interface CloudConfig {
   drainTimeoutMs: number;
   pairing: { maxFailuresPerMinute: number; maxFailuresPerTenantPerMinute?: number; certificateDays: number; renewBeforeDays: number };
   maxPendingHandshakes: number;
-  relay: { timeoutMs: number; maxRequestBytes: number };
+  relay: { timeoutMs: number; maxRequestBytes: number; accessLog?: { file: string; maxBytes: number; maxFiles: number } };
   integrations: { retryBaseMs?: number; firstRunWithinSeconds?: number };
   metrics?: { listen: HostPort };
 }
@@ -111,6 +121,8 @@ export function loadCloudConfig(file: string): CloudConfig {
     },
   };
   if (c.logLevel) out.logLevel = c.logLevel;
+  const access = c.relay.accessLog;
+  if (access) out.relay.accessLog = { file: access.file ? resolveFrom(file, access.file) : join(out.dataDir, 'relay-access.log'), maxBytes: access.maxBytes, maxFiles: access.maxFiles };
   if (c.metrics) out.metrics = { listen: parseHostPort(c.metrics.listen)! };
   if (c.tls) {
     const tls = c.tls;

@@ -4,6 +4,7 @@
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
 import { CloudMetrics, portOf } from './metrics.js';
+import { createAuditLog, type AuditLog } from '../common/audit.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Server as HttpServer } from 'node:http';
 import { basename } from 'node:path';
@@ -24,7 +25,7 @@ import { DEFAULT_MAX_TLS_HANDSHAKES, type CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
 import { ManagedTargetsService } from './managed-targets.js';
 import { RelayClient } from './relay/client.js';
-import { isRelayUrl, relayHttp } from './relay/http.js';
+import { accessLogEntry, isRelayUrl, relayHttp, type RelayFinished } from './relay/http.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
 import { gateTlsHandshakes, type HandshakeGate } from './handshake-gate.js';
@@ -83,6 +84,8 @@ export class CloudServer {
   private lock: DaemonLock | undefined;
   /** The `metrics.listen` listener, when configured. */
   metricsServer: HttpServer | undefined;
+  /** The relay's access log (`relay.accessLog`), when configured. */
+  private accessLog: (AuditLog & { reopen(): void }) | undefined;
 
   private constructor(
     readonly config: CloudConfig,
@@ -181,6 +184,14 @@ export class CloudServer {
     app.set('etag', false);
     let self: CloudServer | undefined;
     const relayResponses = new Set<ServerResponse>();
+    const accessFile = config.relay.accessLog?.file;
+    const accessLog = config.relay.accessLog
+      ? createAuditLog({
+          ...config.relay.accessLog,
+          onError: (err) => logger.error('cannot write the relay access log: calls are not recorded until it can be written again', { file: accessFile, err }),
+          onRecovered: () => logger.info('the relay access log can be written again', { file: accessFile }),
+        })
+      : undefined;
     const relayListener = relayHttp({
       relay,
       inflight: relayResponses,
@@ -191,8 +202,15 @@ export class CloudServer {
       maxRequestBytes: config.relay.maxRequestBytes,
       idleTimeoutMs: config.relay.timeoutMs,
       draining: () => self?.draining ?? false,
-      // Counted only when someone can read the figures (a listener and a closure per call).
-      ...(config.metrics ? { onFinished: (e: Parameters<CloudMetrics['relayFinished']>[0]) => metrics.relayFinished(e) } : {}),
+      // Reported only when someone reads the figures or the log (a listener and a closure per call).
+      ...(config.metrics || accessLog
+        ? {
+            onFinished: (e: RelayFinished) => {
+              if (config.metrics) metrics.relayFinished(e);
+              accessLog?.record(accessLogEntry(e));
+            },
+          }
+        : {}),
     });
     // The console sets its own, stricter security headers (and answers everything under /console).
     app.use('/console', consoleRouter({ adminToken: config.adminToken, adminLimiter, store, registry, book, pairing, integrations, inventory, logger, clock, secure: Boolean(config.tls) || /^(https|wss):/i.test(config.publicUrl), publicUrl: config.publicUrl }));
@@ -323,6 +341,7 @@ export class CloudServer {
     });
     tickets?.rotate((key) => (server as HttpsServer).setTicketKeys(key));
     self = new CloudServer(config, store, ca, registry, tunnels, pairing, managed, relayClient, integrations, inventory, book, server, logger, tickets, gate, metrics, relayResponses);
+    self.accessLog = accessLog;
     if (config.metrics) {
       try {
         self.metricsServer = await metrics.serve(config.metrics.listen);
@@ -336,6 +355,11 @@ export class CloudServer {
     const addr = server.address() as AddressInfo;
     logger.info('cloud relay listening', { address: addr.address, port: addr.port, publicUrl: config.publicUrl, tls: Boolean(config.tls), version: VERSION });
     return self;
+  }
+
+  /** SIGHUP: the access log is reopened under its name (after logrotate moved it). */
+  reopenFiles(): void {
+    this.accessLog?.reopen();
   }
 
   get port(): number {
@@ -379,6 +403,9 @@ export class CloudServer {
     this.server.closeAllConnections();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
+    // After the connections' close events, which record the last calls.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.accessLog?.close();
     this.lock?.release();
     this.logger.info('stopped');
   }

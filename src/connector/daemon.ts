@@ -13,7 +13,7 @@ import type { Logger, RecentProblems } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { MuxSession } from '../protocol/session.js';
 import { TlsSessionCache } from '../transport/ws.js';
-import { createAuditLog, type AuditLog } from './audit.js';
+import { createAuditLog, type AuditLog } from '../common/audit.js';
 import { Backoff } from './backoff.js';
 import type { ConnectorConfig } from './config.js';
 import { ManagedTargets } from './managed-targets.js';

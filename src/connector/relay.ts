@@ -15,7 +15,7 @@ import { redactString } from '../common/redact.js';
 import { StreamError } from '../protocol/codes.js';
 import type { HeaderList } from '../protocol/messages.js';
 import type { MuxStream } from '../protocol/stream.js';
-import type { AuditLog } from './audit.js';
+import type { AuditLog } from '../common/audit.js';
 import { IdempotencyCache } from './idempotency.js';
 import type { Exchange } from './targets/exchange.js';
 import { UpstreamError, type Target } from './targets/target.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { auditLine, auditPath, createAuditLog, isoNow } from '../../src/connector/audit.js';
+import { auditLine, auditPath, createAuditLog, isoNow } from '../../src/common/audit.js';
 import { REDACTED, secrets } from '../../src/common/redact.js';
 import { tempDir } from '../helpers/procs.js';
 

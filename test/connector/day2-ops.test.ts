@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ import type { CloudServer } from '../../src/cloud/server.js';
 import { IntegrationRunner } from '../../src/cloud/integrations/runner.js';
 import { InventoryDb } from '../../src/cloud/inventory/db.js';
 import { generateRsaKeyPair } from '../../src/common/pki.js';
-import { createAuditLog, type AuditEntry } from '../../src/connector/audit.js';
+import { createAuditLog, type AuditEntry } from '../../src/common/audit.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
 import { Target } from '../../src/connector/targets/target.js';
 import { UemError } from '../../src/uem/adapter.js';
@@ -24,7 +24,7 @@ import { bareIntegration, jumpingClock } from '../helpers/integrations.js';
 import { relayOver } from '../helpers/relay.js';
 import { capturingLogger } from '../helpers/logs.js';
 import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
-import { ADMIN_TOKEN, freePort, makeConnector, sleep, tempDir, until } from '../helpers/procs.js';
+import { ADMIN_TOKEN, freePort, makeConnector, sleep, startCloud, tempDir, until } from '../helpers/procs.js';
 import { waitFor } from '../helpers/sessions.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -112,6 +112,26 @@ describe('day-2 operations: logs, metrics, audit (found in review)', function ()
         expect(c.proc.exitCode, `the connector was killed by SIGHUP, no drain, no log line (exit code ${String(c.proc.exitCode)}, signal ${String(c.proc.child.signalCode)})`).to.equal(undefined);
       } finally {
         await c.proc.stop();
+      }
+    });
+  });
+
+  describe('cloud signals', () => {
+    it('SIGHUP makes `cloud run` reopen its relay access log under its name (logrotate moved it away)', async () => {
+      const cloud = await startCloud({ extra: { relay: { accessLog: { file: 'logs/relay-access.log' } } } });
+      const file = join(cloud.dir, 'logs', 'relay-access.log');
+      const call = (path: string): Promise<number> => fetch(`${cloud.url}/api/v1/relay/acme/ws1/${path}`).then((r) => r.status);
+      try {
+        expect(await call('before')).to.equal(401);
+        await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('/before'), 5000, 'the first line');
+        renameSync(file, `${file}.1`);
+        cloud.proc.kill('SIGHUP');
+        await cloud.proc.waitLog((l) => l.message === 'SIGHUP: log files reopened', 5000, 'the reopen');
+        expect(await call('after')).to.equal(401);
+        await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('/after'), 5000, 'the line in a new file');
+        expect(readFileSync(`${file}.1`, 'utf8')).to.not.contain('/after');
+      } finally {
+        await cloud.proc.stop();
       }
     });
   });

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { systemClock } from '../../src/common/clock.js';
 import { silentLogger } from '../../src/common/log.js';
 import { createRelayHandler } from '../../src/connector/relay.js';
-import type { AuditEntry } from '../../src/connector/audit.js';
+import type { AuditEntry } from '../../src/common/audit.js';
 import { Target } from '../../src/connector/targets/target.js';
 import type { MuxStream } from '../../src/protocol/stream.js';
 import type { ResponseHead } from '../../src/protocol/messages.js';

@@ -1,7 +1,7 @@
 /** The connector's relay handler over an in-memory session pair, for tests of one target. */
 import { systemClock } from '../../src/common/clock.js';
 import { silentLogger, type Logger } from '../../src/common/log.js';
-import type { AuditEntry } from '../../src/connector/audit.js';
+import type { AuditEntry } from '../../src/common/audit.js';
 import { createRelayHandler, type RelayDeps } from '../../src/connector/relay.js';
 import type { Target } from '../../src/connector/targets/target.js';
 import { sessionPair, type Pair } from './sessions.js';

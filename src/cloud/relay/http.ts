@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
+import type { AuditEntry } from '../../common/audit.js';
 import { Cancel } from '../../common/cancel.js';
 import { RELAY_ERROR_CODES, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
@@ -26,10 +27,63 @@ export interface RelayHttpDeps extends PrincipalDeps {
   /** Response body idle timeout. */
   idleTimeoutMs: number;
   draining(): boolean;
-  /** Each call, once it has ended (metrics). */
-  onFinished?(e: { tenant: string | undefined; status: number; bytesIn: number; bytesOut: number; durationMs: number; errorCode: string | undefined }): void;
+  /** Each call, once it has ended (metrics, the access log). */
+  onFinished?(e: RelayFinished): void;
   /** Responses not yet finished, so a drain can let them reach their clients (CloudServer.shutdown). */
   inflight?: Set<ServerResponse>;
+}
+
+/** What the relay learnt about a call while it handled it (gathered only when someone reports calls). */
+interface CallFacts {
+  /** The tenant and target named in the URL (the caller's claim until `authorized`). */
+  tenant?: string;
+  target?: string;
+  /** The path (and query) relative to the target, as forwarded once checked, as requested before. */
+  path?: string;
+  authorized: boolean;
+  principal?: string;
+  connectorId?: string;
+  requestId?: string;
+}
+
+/** A call as reported when it has ended. */
+export interface RelayFinished {
+  /** The tenant the call was authorized for; undefined when it was refused before (a metrics label). */
+  tenant: string | undefined;
+  /** The tenant named in the URL, authorized or not. */
+  requestedTenant: string | undefined;
+  target: string | undefined;
+  method: string;
+  path: string | undefined;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  errorCode: string | undefined;
+  /** `admin` or `key:<id>`; undefined when the caller was not authenticated. */
+  principal: string | undefined;
+  connectorId: string | undefined;
+  requestId: string | undefined;
+  client: string | undefined;
+}
+
+/** A finished call as the access log writes it (the audit line's fields; the URL's tenant even when refused). */
+export function accessLogEntry(e: RelayFinished): AuditEntry {
+  return {
+    tenant: e.requestedTenant ?? '',
+    target: e.target ?? '',
+    method: e.method,
+    path: e.path ?? '',
+    status: e.status,
+    bytesIn: e.bytesIn,
+    bytesOut: e.bytesOut,
+    durationMs: Math.round(e.durationMs),
+    ...(e.connectorId !== undefined ? { connectorId: e.connectorId } : {}),
+    ...(e.errorCode !== undefined ? { error: e.errorCode } : {}),
+    ...(e.requestId !== undefined ? { requestId: e.requestId } : {}),
+    ...(e.principal !== undefined ? { principal: e.principal } : {}),
+    ...(e.client !== undefined ? { client: e.client } : {}),
+  };
 }
 
 /** Passes a body through until it exceeds `limit` bytes, then fails (and remembers why). */
@@ -90,8 +144,6 @@ function promisedLength(method: string, status: number, headers: readonly (reado
   return undefined;
 }
 
-/** The tenant a call was authorized for (its metrics label), by response. */
-const authorizedTenant = new WeakMap<ServerResponse, string>();
 /** Responses that sent 100 Continue (the client's body is on its way, or has come). */
 const continued = new WeakSet<ServerResponse>();
 /** The x-uemlink-error a response carries (the relay's or the connector's), by response. */
@@ -125,12 +177,13 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     inflight!.delete(this);
   };
   return (req, res) => {
-    if (deps.onFinished) watch(req, res, deps.onFinished);
+    const facts: CallFacts | undefined = deps.onFinished ? { authorized: false } : undefined;
+    if (facts) watch(req, res, facts, deps.onFinished!);
     if (inflight) {
       inflight.add(res);
       res.once('close', forget);
     }
-    void handle(req, res).catch((e: unknown) => {
+    void handle(req, res, facts).catch((e: unknown) => {
       // Errors made by the relay itself carry the same header as those made by the connector.
       if (e instanceof ApiError) return sendError(res, new ApiError(e.status, e.code, e.message, { ...e.headers, 'x-uemlink-error': e.code }));
       if (e instanceof RelayError) return sendError(res, new ApiError(e.status, e.code, e.message, { 'x-uemlink-error': e.code }));
@@ -146,24 +199,33 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
    * out: the response, head included), from the socket's totals, so the body paths need no
    * counting of their own.
    */
-  function watch(req: IncomingMessage, res: ServerResponse, report: NonNullable<RelayHttpDeps['onFinished']>): void {
+  function watch(req: IncomingMessage, res: ServerResponse, facts: CallFacts, report: NonNullable<RelayHttpDeps['onFinished']>): void {
     const started = performance.now();
     const sock = req.socket;
     const readAtStart = sock.bytesRead;
     const writtenAtStart = sock.bytesWritten;
+    const client = sock.remoteAddress; // read now: a destroyed socket may no longer say
     res.once('close', () => {
       report({
-        tenant: authorizedTenant.get(res),
+        tenant: facts.authorized ? facts.tenant : undefined,
+        requestedTenant: facts.tenant,
+        target: facts.target,
+        method: req.method ?? 'GET',
+        path: facts.path,
         status: res.headersSent ? res.statusCode : 0,
         bytesIn: Math.max(0, sock.bytesRead - readAtStart),
         bytesOut: Math.max(0, sock.bytesWritten - writtenAtStart),
         durationMs: performance.now() - started,
         errorCode: errorCode.get(res),
+        principal: facts.principal,
+        connectorId: facts.connectorId,
+        requestId: facts.requestId,
+        client,
       });
     });
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, facts: CallFacts | undefined): Promise<void> {
     const cancel = new Cancel();
     // The client went away before the answer was complete: cancel, which resets the stream and
     // makes the connector abort its call to the UEM. Watched from the start: the client may leave
@@ -174,7 +236,14 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     if (deps.draining()) throw new ApiError(503, 'draining', 'this relay is shutting down; retry', { 'Retry-After': '1' });
     const parsed = parseRelayUrl(req.url ?? '');
     if (!parsed) throw new ApiError(400, 'bad_path', 'use /api/v1/relay/{tenant}/{target}/{path}');
+    if (facts) {
+      // As requested, bounded: a refused call's URL is the caller's, of any length.
+      facts.tenant = parsed.tenant.slice(0, 64);
+      facts.target = parsed.target.slice(0, 64);
+      facts.path = parsed.rest.slice(0, 2048);
+    }
     const principal = await principalOf(req, deps);
+    if (facts) facts.principal = principal.kind === 'admin' ? 'admin' : `key:${principal.keyId}`;
     const method = req.method ?? 'GET';
     // Refused here as well as by the connector (relay.ts says why): no TRACE or CONNECT reaches one.
     if (method === 'TRACE' || method === 'CONNECT') throw new ApiError(405, 'method_not_allowed', `${method} is never relayed (it would expose the UEM credentials or open a tunnel)`, { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
@@ -182,10 +251,11 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     requireTenant(principal, parsed.tenant);
     // Named in metrics only now: a label per name any anonymous caller puts in a URL would grow
     // without bound.
-    if (deps.onFinished) authorizedTenant.set(res, parsed.tenant);
+    if (facts) facts.authorized = true;
     if (!TARGET_ID_RE.test(parsed.target)) throw new ApiError(400, 'bad_path', `"${parsed.target.slice(0, 64)}" is not a target id`);
     const path = checkRelativePath(parsed.rest);
     if (!path.ok) throw new ApiError(400, 'bad_path', path.reason);
+    if (facts) facts.path = `${path.path}${path.query}`;
     // RFC 9110 §7.6.2: OPTIONS with Max-Forwards 0 is answered by the first recipient, not forwarded.
     if (method === 'OPTIONS' && String(req.headers['max-forwards'] ?? '').trim() === '0') {
       res.writeHead(200, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS', 'content-length': 0 });
@@ -247,6 +317,10 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
       if (n === 'x-uemlink-error') errorCode.set(res, RELAY_ERROR_CODES.has(v) ? v : 'other');
     }
     out.push('x-uemlink-connector', r.connectorId, 'x-uemlink-request-id', r.requestId);
+    if (facts) {
+      facts.connectorId = r.connectorId;
+      facts.requestId = r.requestId;
+    }
     try {
       res.writeHead(r.head.status, out);
     } catch (e) {

@@ -1,10 +1,12 @@
 /**
  * The audit log of relayed calls: one JSON line per request (time, tenant, target, method, path
  * without query values, status, bytes, duration, connector id), in its own size-rotated file so it
- * survives journald's retention and can go into support bundles.
+ * survives journald's retention and can go into support bundles. The connector writes it for every
+ * call it relays (audit.file); the cloud, when asked (relay.accessLog), for every call to its relay
+ * API, with who called and from where.
  */
-import { createRotatingFile } from '../common/rotating-file.js';
-import { redactString, secrets } from '../common/redact.js';
+import { createRotatingFile } from './rotating-file.js';
+import { redactString, secrets } from './redact.js';
 
 export interface AuditEntry {
   tenant: string;
@@ -15,10 +17,15 @@ export interface AuditEntry {
   bytesIn: number;
   bytesOut: number;
   durationMs: number;
-  connectorId: string;
+  /** The connector that relayed the call (the cloud's line has none when no connector was reached). */
+  connectorId?: string;
   error?: string;
   /** The cloud's id for the request (x-uemlink-request-id in the client's answer). */
   requestId?: string;
+  /** Cloud only: who called, `admin` or `key:<API key id>` (absent: not authenticated). */
+  principal?: string;
+  /** Cloud only: the client's address as the cloud's socket sees it. */
+  client?: string;
 }
 
 const LINE_SEPARATORS = /[\u0085\u2028\u2029]/g;
@@ -46,8 +53,9 @@ export function auditLine(e: AuditEntry, time: string): string {
   const s = jsonString;
   return (
     `{"level":"info","message":"relay","tenant":${s(e.tenant)},"target":${s(e.target)},"method":${s(e.method)},"path":${s(auditPath(e.path))}` +
-    `,"status":${num(e.status)},"bytesIn":${num(e.bytesIn)},"bytesOut":${num(e.bytesOut)},"durationMs":${num(e.durationMs)},"connectorId":${s(e.connectorId)}` +
-    `${e.error !== undefined ? `,"error":${s(e.error)}` : ''}${e.requestId !== undefined ? `,"requestId":${s(e.requestId)}` : ''},"time":${s(time)}}\n`
+    `,"status":${num(e.status)},"bytesIn":${num(e.bytesIn)},"bytesOut":${num(e.bytesOut)},"durationMs":${num(e.durationMs)}${e.connectorId !== undefined ? `,"connectorId":${s(e.connectorId)}` : ''}` +
+    `${e.error !== undefined ? `,"error":${s(e.error)}` : ''}${e.requestId !== undefined ? `,"requestId":${s(e.requestId)}` : ''}` +
+    `${e.principal !== undefined ? `,"principal":${s(e.principal)}` : ''}${e.client !== undefined ? `,"client":${s(e.client)}` : ''},"time":${s(time)}}\n`
   );
 }
 

@@ -1,0 +1,116 @@
+/**
+ * Adverse-network review: a slow but live link between connector and cloud (real processes, the
+ * fault lab's TCP proxy trickling bytes at a steady rate, heartbeat 1 s on both sides).
+ *
+ * The heartbeat declares the peer dead when a PING is unanswered and no *complete WebSocket
+ * message* arrived during one interval (session.ts heartbeat(), onMessage() sets heardSinceTick).
+ * A bulk transfer travels in messages of up to BATCH_BYTES = 256 KiB, and the PING/PONG queue
+ * behind them in the same TCP stream. So whenever 256 KiB take longer than one heartbeat interval
+ * to cross the link, the peer is declared dead while bytes flow steadily, the whole tunnel (every
+ * request on it) is dropped, and the transfer never completes however often it is retried.
+ *
+ * Scaled: 1 s heartbeat and 80 KiB/s here (a 256 KiB message takes 3.2 s). With the defaults
+ * (heartbeatSeconds 15) the same happens below ~17 KiB/s (256 KiB / 15 s): measured with this lab,
+ * a 1 MiB download over 16 KiB/s died after 30.5 s and a 1 MiB upload after 60 s (both need 64 s),
+ * TUNNEL_HEARTBEAT_TIMEOUT; at 32 KiB/s the upload completed.
+ */
+import { expect } from 'chai';
+import { request } from 'node:http';
+import { ADMIN_TOKEN, sleep } from '../../helpers/procs.js';
+import { answerWithDigest, startUpstream, type Upstream } from '../../helpers/upstream.js';
+import { startLab, type Lab } from '../../faults/lab.js';
+
+const LINK = { bytes: 8 * 1024, everyMs: 100 }; // 80 KiB/s
+const SIZE = 1024 * 1024; // 12.8 s at that rate
+
+interface Result {
+  status?: number;
+  code?: string;
+  got: number;
+  err?: string;
+  ms: number;
+}
+
+describe('review (network): a slow, live link does not kill the tunnel', function () {
+  this.timeout(120_000);
+  let lab: Lab;
+  let up: Upstream;
+
+  before(async function () {
+    this.timeout(60_000);
+    up = await startUpstream({
+      handler: async (req, res) => {
+        if (req.method === 'GET') {
+          const n = Number(new URL(req.url ?? '/', 'https://x').searchParams.get('n') ?? 0);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+          res.end(Buffer.alloc(n, 0x61));
+          return;
+        }
+        await answerWithDigest(req, res);
+      },
+    });
+    lab = await startLab({
+      targets: () => [{ id: 'bulk', baseUrl: up.baseUrl, auth: { type: 'none' }, tls: { ca: up.caPem }, timeoutMs: 60_000 }],
+      cloud: { relay: { timeoutSeconds: 60 } },
+    });
+  });
+  after(async () => {
+    lab?.tunnel.set({ kind: 'pass' });
+    await lab?.stop();
+    await up?.close();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && lab) process.stderr.write(lab.logs());
+    lab.tunnel.set({ kind: 'pass' });
+    await lab.waitConnected(30_000);
+  });
+
+  function relay(method: 'GET' | 'POST', path: string, body?: Buffer): Promise<Result> {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+      const req = request(
+        `${lab.cloud.url}/api/v1/relay/acme/bulk/${path}`,
+        { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-length': String(body.length) } : {}) } },
+        (res) => {
+          let got = 0;
+          res.on('data', (c: Buffer) => (got += c.length));
+          res.on('end', () => resolve({ status: res.statusCode!, code: String(res.headers['x-uemlink-error'] ?? 'ok'), got, ms: Date.now() - t0 }));
+          res.on('error', () => resolve({ status: res.statusCode!, err: 'aborted', got, ms: Date.now() - t0 }));
+        },
+      );
+      req.setTimeout(90_000, () => req.destroy(new Error('client timeout')));
+      req.on('error', (e: NodeJS.ErrnoException) => resolve({ err: e.code ?? e.message, got: 0, ms: Date.now() - t0 }));
+      req.end(body);
+    });
+  }
+
+  const lost = (from: number): string[] =>
+    lab.conn.proc.logs
+      .slice(from)
+      .filter((l) => l.message === 'tunnel lost')
+      .map((l) => `${String(l.code)}: ${String(l.reason)}`);
+
+  it('control: the idle tunnel and small calls live through the same link for 6 s', async () => {
+    const c0 = lab.conn.proc.logs.length;
+    lab.tunnel.set({ kind: 'trickle', ...LINK });
+    await sleep(3000);
+    const r = await relay('GET', 'x?n=20000');
+    await sleep(3000);
+    expect(r.status, JSON.stringify(r)).to.equal(200);
+    expect(lost(c0), 'tunnel losses').to.deep.equal([]);
+  });
+
+  for (const dir of ['download', 'upload'] as const) {
+    it(`a 1 MiB ${dir} over a steady 80 KiB/s link (12.8 s of transfer) completes; the tunnel is not declared dead while bytes flow`, async () => {
+      const c0 = lab.conn.proc.logs.length;
+      // Download: the connector's messages to the cloud are slow ('up'); upload: the cloud's ('down').
+      lab.tunnel.set({ kind: 'trickle', ...LINK, direction: dir === 'download' ? 'up' : 'down' });
+      const r = dir === 'download' ? await relay('GET', `x?n=${SIZE}`) : await relay('POST', 'x', Buffer.alloc(SIZE, 0x62));
+      const losses = lost(c0);
+      process.stdout.write(`      ${dir}: ${JSON.stringify(r)}; tunnel lost ${losses.length}× (${losses[0] ?? '-'})\n`);
+      expect(losses, 'tunnel declared dead while the transfer was flowing').to.deep.equal([]);
+      expect(r.status, JSON.stringify(r)).to.equal(200);
+      if (dir === 'download') expect(r.got).to.equal(SIZE);
+    });
+  }
+});
