@@ -74,14 +74,17 @@ export async function diagnoseOffline(cfg: ConnectorConfig, logger: Logger): Pro
     identityError = (e as Error).message;
     return undefined;
   });
-  const targets = resolveLocalTargets(cfg.file, cfg.targets);
+  // A target whose secret or CA file cannot be read is a failed check, and the rest is still checked
+  // (a systemd credential exists only while the service runs: diagnose was exit 78 when it was down).
+  const unresolved: Array<{ id: string; problem: string }> = [];
+  const targets = resolveLocalTargets(cfg.file, cfg.targets, undefined, (def, e) => unresolved.push({ id: def.id, problem: e.message }));
   if (identity) {
     const managed = new ManagedTargets({ stateDir: cfg.stateDir, allowedHosts: cfg.cloudManagedTargets.allowedHosts, localIds: new Set(targets.map((t) => t.id)), logger, clock: systemClock, onChange: () => {} });
     await managed.load().catch(() => {});
     targets.push(...managed.targets());
   }
   try {
-    return await diagnose({ config: cfg, identity, ...(identityError ? { identityError } : {}), targets, tunnelOptions: (id, extra) => buildTunnelOptions(cfg, id, targets.map((t) => t.id), systemClock, extra) });
+    return await diagnose({ config: cfg, identity, ...(identityError ? { identityError } : {}), targets, unresolved, tunnelOptions: (id, extra) => buildTunnelOptions(cfg, id, targets.map((t) => t.id), systemClock, extra) });
   } finally {
     for (const t of targets) t.close();
   }

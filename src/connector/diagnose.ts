@@ -53,6 +53,8 @@ export interface DiagnoseInput {
   /** Why the stored identity could not be read (a corrupt state file): the Pairing check fails with it. */
   identityError?: string;
   targets: Target[];
+  /** Targets of the config that could not be set up (a secret or CA file unreadable): each a failed check. */
+  unresolved?: ReadonlyArray<{ id: string; problem: string }>;
   /** Builds tunnel dial options (the daemon's, so proxy and trust are exactly what the tunnel uses). */
   tunnelOptions?: (identity: Identity, extra: Partial<TunnelClientOptions>) => Promise<TunnelClientOptions>;
 }
@@ -293,6 +295,17 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
   }
 
   // ---- targets
+  for (const u of input.unresolved ?? []) {
+    await run(checks, new Step(`target.${u.id}.config`, `${u.id}: its files (secrets, CA)`), async () => {
+      const credential = u.problem.includes('/run/credentials/');
+      throw fail(
+        u.problem,
+        credential
+          ? 'a systemd credential (LoadCredential=) exists only while the service runs: start it and run diagnose again, or keep this secret in a file readable by the service user'
+          : 'make the file readable by the service user (mode 0600, owned by it), or fix the path',
+      );
+    });
+  }
   for (const t of input.targets) {
     const host = t.baseUrl.hostname.replace(/^\[|\]$/g, '');
     const port = Number(t.baseUrl.port || 443);

@@ -222,6 +222,26 @@ describe('CLI edges (found in review)', function () {
     expect(top.stdout).to.contain('help [command]').and.contain('Exit codes:');
   });
 
+  it('diagnose with a target secret that cannot be read (a systemd credential while the service is stopped) reports it as a failed check and checks the rest, exit 1 not 78', async () => {
+    const c = await makeConnector({
+      config: {
+        targets: [
+          { id: 'ws1', baseUrl: 'https://127.0.0.1:1/API', auth: { type: 'basic', username: 'u', passwordFile: '/run/credentials/uemlink-connector.service/ws1-password' } },
+          { id: 'ws2', baseUrl: 'https://127.0.0.1:1/API', auth: { type: 'none' } },
+        ],
+      },
+    });
+    const r = await cli(['connector', 'diagnose', '--config', c.configFile, '--json']);
+    expect(r.code, r.stderr).to.equal(1);
+    const d = JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string; hint?: string }> };
+    const ws1 = d.checks.find((x) => x.id === 'target.ws1.config');
+    expect(ws1).to.include({ status: 'fail' });
+    expect(ws1!.detail).to.contain('/run/credentials/uemlink-connector.service/ws1-password');
+    expect(ws1!.hint).to.contain('exists only while the service runs');
+    expect(d.checks.map((x) => x.id), 'the other target is still checked').to.include('target.ws2.tcp');
+    expect(d.checks[0]!.id).to.equal('identity');
+  });
+
   it('diagnose --json with a corrupt state file answers JSON with the Pairing check failed, naming the file', async () => {
     const c = await makeConnector();
     mkdirSync(join(c.dir, 'state'), { mode: 0o700 });

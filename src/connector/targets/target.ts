@@ -171,14 +171,21 @@ export interface ResolveContext {
  * Resolves the config file's targets, reporting every target's problem at once (one line each), so
  * that an install with three placeholder secret files is fixed in one pass, not three restarts.
  */
-export function resolveLocalTargets(configFile: string, defs: readonly TargetDefinition[], extra: (def: TargetDefinition) => Partial<ResolveContext> = () => ({})): Target[] {
+export function resolveLocalTargets(
+  configFile: string,
+  defs: readonly TargetDefinition[],
+  extra: (def: TargetDefinition) => Partial<ResolveContext> = () => ({}),
+  /** Given (diagnose): a target whose files cannot be read or used is reported here and left out, not thrown. */
+  unresolved?: (def: TargetDefinition, err: UemlinkError) => void,
+): Target[] {
   const out: Target[] = [];
   const problems: string[] = [];
   defs.forEach((def, i) => {
     try {
       out.push(Target.resolve(def, { configFile, where: `targets[${i}]`, origin: 'local', ...extra(def) }));
     } catch (e) {
-      if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') problems.push(e.message);
+      if (unresolved && e instanceof UemlinkError && (e.code === 'CONFIG_INVALID' || e.code === 'CONFIG_UNREADABLE')) unresolved(def, e);
+      else if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') problems.push(e.message);
       else {
         for (const t of out) t.close();
         throw e;
