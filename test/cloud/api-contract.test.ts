@@ -354,6 +354,13 @@ describe('cloud HTTP API: the contract as scripts use it (found in review)', fun
       expect(r.body).to.deep.equal({ devices: [], total: 0, page: 0, pageSize: 100 });
       expectJsonError(await raw('GET', '/api/v1/tenants/acme/devices?integration=int_0000000000000000'), 404, 'unknown_integration');
       expectJsonError(await json('PUT', '/api/v1/tenants/acme/devices/int_0000000000000000:1/risk', { risk: 'high' }), 404, 'unknown_device');
+      // The console's filters and orders, for scripts: an unknown order or risk is named.
+      const badSort = await raw('GET', '/api/v1/tenants/acme/devices?sort=oldest');
+      expectJsonError(badSort, 400, 'bad_request');
+      expect(badSort.body.message).to.equal('sort: must be one of integration, name, lastSeen');
+      expectJsonError(await raw('GET', '/api/v1/tenants/acme/devices?risk=extreme'), 400, 'bad_request');
+      expectJsonError(await raw('GET', '/api/v1/tenants/acme/devices?sort=name&sort=lastSeen'), 400, 'bad_request');
+      expect((await raw('GET', '/api/v1/tenants/acme/devices?sort=lastSeen&risk=high&compliance=noncompliant&platform=ios')).status).to.equal(200);
       expectJsonError(await json('PUT', '/api/v1/tenants/acme/devices/nocolon/risk', { risk: 'high' }), 404, 'unknown_device');
     });
     it('app policies: validation, 404 unknown_policy on delete', async () => {

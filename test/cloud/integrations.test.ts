@@ -332,6 +332,23 @@ describe('integrations (cloud engine through a real connector and tunnel)', func
     expect(left.some((d) => d.integration === id)).to.equal(false);
   });
 
+  it('devices through the API: filtered by compliance, ordered by name or least recently seen first', async () => {
+    const id = await create({ sync: { groups: [String(groupIds().customer.id)] } });
+    expect((await sync(id)).status).to.equal(202);
+    const all = (await devices(id)).devices as Json[];
+    expect(all.length).to.be.greaterThan(10);
+    const compliance = all[0]!.compliance as string;
+    const filtered = (await api('GET', `/devices?integration=${id}&pageSize=1000&compliance=${encodeURIComponent(compliance)}`)).body;
+    expect(filtered.total).to.equal(all.filter((d) => d.compliance === compliance).length);
+    expect((filtered.devices as Json[]).every((d) => d.compliance === compliance)).to.equal(true);
+    const stale = ((await api('GET', `/devices?integration=${id}&pageSize=1000&sort=lastSeen`)).body.devices as Json[]).map((d) => d.lastSeen as string | null);
+    const expected = [...stale].sort((a, b) => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1));
+    expect(stale).to.deep.equal(expected);
+    expect(new Set(stale).size, 'the fleet has distinct last-seen times to order').to.be.greaterThan(1);
+    const names = ((await api('GET', `/devices?integration=${id}&pageSize=1000&sort=name`)).body.devices as Json[]).map((d) => String(d.name ?? '').toLowerCase());
+    expect(names).to.deep.equal([...names].sort());
+  });
+
   it('a tenant key sees only its tenant; secrets never come back', async () => {
     const created = (await fetch(`http://127.0.0.1:${cloud.port}/api/v1/tenants/globex/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${cloud.config.adminToken}` } }).then((r) => r.json())) as { key: string };
     const key = created.key;

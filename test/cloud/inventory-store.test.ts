@@ -323,10 +323,47 @@ describe('inventory store edges (found in review)', function () {
 
 });
 
+describe('device orders: by name, and the least recently seen first (stale devices)', () => {
+  const seen = (i: number, lastSeen: string | null, name: string): UemDevice => dev(i, { lastSeen, name });
+  const fleet = [seen(1, '2026-11-20T10:00:00.000Z', 'beta'), seen(2, null, 'Alpha'), seen(3, '2026-01-02T00:00:00.000Z', 'gamma'), seen(4, '2026-06-01T00:00:00.000Z', 'alpha 2')];
+
+  it('lastSeen puts never-seen devices, then the oldest, first; name ignores letter case; the default stays by integration', () => {
+    const db = new InventoryDb(':memory:');
+    sync(db, 'int_a', 'acme', fleet);
+    const ids = (sort?: 'name' | 'lastSeen' | 'integration'): string[] => db.listDevices('acme', { page: 0, pageSize: 10, ...(sort ? { sort } : {}) }).devices.map((d) => d.id);
+    expect(ids('lastSeen')).to.deep.equal(['d000002', 'd000003', 'd000004', 'd000001']);
+    expect(ids('name')).to.deep.equal(['d000002', 'd000004', 'd000001', 'd000003']);
+    expect(ids()).to.deep.equal(['d000001', 'd000002', 'd000003', 'd000004']);
+    // A filtered, ordered page reads the order from an index, not by sorting the tenant's fleet per page.
+    const plan = (db.db.prepare("EXPLAIN QUERY PLAN SELECT * FROM devices WHERE tenant = 'acme' ORDER BY last_seen, integration_id, id LIMIT 50").all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+    expect(plan).to.contain('devices_tenant_last_seen');
+  });
+
+  it('a version-2 file gains the order indexes at open, without recounting its apps', () => {
+    const dir = tempDir('inv-v2-');
+    const db = InventoryDb.open(dir);
+    sync(db, 'int_a', 'acme', fleet);
+    db.applyApps('int_a', 'd000001', [{ id: 'com.example.mail', name: 'Mail', version: '1.0' }]);
+    db.db.exec('DROP INDEX devices_tenant_last_seen; DROP INDEX devices_tenant_name');
+    db.db.exec("UPDATE app_counts SET devices = 7 WHERE app_id = 'com.example.mail'"); // a marker a recount would undo
+    db.db.pragma('user_version = 2');
+    db.close();
+    const again = InventoryDb.open(dir);
+    try {
+      expect(again.db.pragma('user_version', { simple: true })).to.equal(INVENTORY_SCHEMA_VERSION);
+      const indexes = (again.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'devices_tenant_%'").all() as Array<{ name: string }>).map((r) => r.name);
+      expect(indexes).to.include.members(['devices_tenant_last_seen', 'devices_tenant_name']);
+      expect((again.db.prepare("SELECT devices FROM app_counts WHERE app_id = 'com.example.mail'").get() as { devices: number }).devices, 'the counts were recomputed from a million rows at open').to.equal(7);
+    } finally {
+      again.close();
+    }
+  });
+});
+
 describe('device filters in the console (found in review)', () => {
   it('a filter value that is not among the offered ones stays selected (the form would otherwise drop it)', async () => {
     const { devicesBody } = await import('../../src/cloud/console/pages/inventory.js');
-    const body = devicesBody({ tenants: ['acme'], tenant: 'acme', integrations: [], integration: undefined, search: '', filter: { compliance: 'quarantined' }, facets: { compliance: ['compliant'], platform: [] }, page: 1, devices: [], total: 0, now: Date.now() }).toString();
+    const body = devicesBody({ tenants: ['acme'], tenant: 'acme', integrations: [], integration: undefined, search: '', filter: { compliance: 'quarantined' }, sort: 'integration', facets: { compliance: ['compliant'], platform: [] }, page: 1, devices: [], total: 0, now: Date.now() }).toString();
     expect(body).to.match(/<option value="quarantined" selected>quarantined<\/option>/);
     expect(body).to.contain('No device matches the filters.');
   });

@@ -135,7 +135,7 @@ describe('console at MSP scale and for assistive technology (found in review)', 
     expect(await page.locator('section[aria-labelledby="h-list"] > p:not(.hint)').innerText()).to.equal('No connected connectors.');
   });
 
-  it('S3: devices: an operator narrows the devices to the noncompliant ones with a filter (and the pager keeps it); counts in the thousands are grouped', async () => {
+  it('S3: devices: an operator narrows the devices to the noncompliant ones with a filter and orders them stale first (the pager keeps both); counts in the thousands are grouped', async () => {
     const noncompliant = Math.floor((DEVICES - 1) / 3) + 1;
     await page.goto(`${url}/console/devices?tenant=customer-000`);
     await page.getByLabel('Compliance').selectOption('noncompliant');
@@ -145,6 +145,15 @@ describe('console at MSP scale and for assistive technology (found in review)', 
     expect(new Set(await page.locator('table.devices td[data-label="Compliance"]').allInnerTexts())).to.deep.equal(new Set(['noncompliant']));
     expect(await page.getByRole('link', { name: /Next page/ }).first().getAttribute('href')).to.contain('compliance=noncompliant');
     expect(await page.getByLabel('Risk').locator('option').allInnerTexts()).to.deep.equal(['Any', 'none', 'low', 'medium', 'high']);
+    // Stale devices first: the order is kept with the filter and by the pager.
+    await page.getByLabel('Order').selectOption({ label: 'Last seen, oldest first' });
+    await Promise.all([page.waitForURL(/sort=lastSeen/), page.getByRole('button', { name: 'Search' }).click()]);
+    expect(page.url()).to.contain('compliance=noncompliant');
+    expect(await page.getByRole('link', { name: /Next page/ }).first().getAttribute('href')).to.contain('sort=lastSeen');
+    const shown = await page.locator('table.devices td[data-label="Last seen"] time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime') ?? ''));
+    expect(shown.length).to.be.greaterThan(1);
+    expect(shown).to.deep.equal([...shown].sort());
+    expect(await page.getByLabel('Order').inputValue()).to.equal('lastSeen');
   });
 
   it('S4: apps: Previous / Next are there after the 50 rows too (as on Devices), not only above them', async () => {

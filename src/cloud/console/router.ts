@@ -16,7 +16,7 @@ import type { UemGroup } from '../../uem/adapter.js';
 import { connectorView, revokeConnector } from '../admin-api.js';
 import { clientAddress, limiterKey, safeEqual } from '../admin-auth.js';
 import { ApiProblem, type IntegrationsService } from '../integrations/service.js';
-import type { DeviceFilter, InventoryDb } from '../inventory/db.js';
+import { DEVICE_SORTS, type DeviceFilter, type DeviceSort, type InventoryDb } from '../inventory/db.js';
 import type { PairingService } from '../pairing.js';
 import type { PresenceBook } from '../presence-book.js';
 import type { SessionRegistry } from '../registry.js';
@@ -602,8 +602,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       const v = req.query[k];
       if (typeof v === 'string' && v !== '') filter[k] = v.slice(0, 100);
     }
+    // An order the form does not offer (an old bookmark) is the default, not an error page.
+    const sort: DeviceSort = (DEVICE_SORTS as readonly unknown[]).includes(req.query.sort) ? (req.query.sort as DeviceSort) : 'integration';
     const q = (p: number): ReturnType<InventoryDb['listDevices']> =>
-      deps.inventory.listDevices(tenant, { page: p - 1, pageSize: PAGE_SIZE, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}), ...filter });
+      deps.inventory.listDevices(tenant, { page: p - 1, pageSize: PAGE_SIZE, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}), ...filter, sort });
     let r2 = q(pageNo);
     const last = Math.max(1, Math.ceil(r2.total / PAGE_SIZE));
     if (pageNo > last) r2 = q((pageNo = last));
@@ -614,7 +616,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       // An integration of another tenant is what the form still held when the tenant was switched:
       // dropped without a word. Only an id no tenant has is worth a warning.
       flash: asked && !integration && !(await deps.store.read()).integrations.some((i) => i.id === asked) ? { kind: 'warn', text: `Tenant ${tenant} has no integration ${asked}: showing all its devices.` } : undefined,
-      body: devicesBody({ tenants: all.includes(tenant) ? all : [...all, tenant], tenant, integrations: list, integration, search, filter, facets: deps.inventory.deviceFacets(tenant), page: pageNo, devices: r2.devices, total: r2.total, now: now() }),
+      body: devicesBody({ tenants: all.includes(tenant) ? all : [...all, tenant], tenant, integrations: list, integration, search, filter, sort, facets: deps.inventory.deviceFacets(tenant), page: pageNo, devices: r2.devices, total: r2.total, now: now() }),
     });
   });
 

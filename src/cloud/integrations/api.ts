@@ -7,7 +7,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import { X509Certificate } from 'node:crypto';
 import { ApiError } from '../http-errors.js';
 import { singleQuery } from '../admin-api.js';
-import type { InventoryDb, DeviceRow } from '../inventory/db.js';
+import { DEVICE_SORTS, type DeviceFilter, type DeviceRow, type DeviceSort, type InventoryDb } from '../inventory/db.js';
 import { validateTenant } from '../pairing.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
 import type { IntegrationRecord } from '../state.js';
@@ -161,7 +161,15 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
     const pageSize = intParam(req.query.pageSize, 'pageSize', 100, 1, 1000);
     const search = req.query.search === undefined ? undefined : singleQuery(req.query.search, 'search').slice(0, 100) || undefined;
     const withApps = req.query.apps === '1';
-    const r2 = deps.db.listDevices(tenant, { page, pageSize, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}) });
+    // The console's filters and orders, for scripts: exact values; an unknown order or risk is refused.
+    const filter: DeviceFilter = {};
+    for (const k of ['compliance', 'risk', 'platform'] as const) {
+      if (req.query[k] !== undefined) filter[k] = singleQuery(req.query[k], k).slice(0, 100);
+    }
+    if (filter.risk !== undefined && !RISKS.includes(filter.risk)) throw new ApiError(400, 'bad_request', `risk: must be one of ${RISKS.join(', ')}`);
+    const sort = req.query.sort === undefined ? undefined : singleQuery(req.query.sort, 'sort');
+    if (sort !== undefined && !(DEVICE_SORTS as readonly string[]).includes(sort)) throw new ApiError(400, 'bad_request', `sort: must be one of ${DEVICE_SORTS.join(', ')}`);
+    const r2 = deps.db.listDevices(tenant, { page, pageSize, ...(integration ? { integrationId: integration } : {}), ...(search ? { search } : {}), ...filter, ...(sort ? { sort: sort as DeviceSort } : {}) });
     res.json({ devices: r2.devices.map((d) => deviceView(d, withApps ? deps.db.appsOf(d.integrationId, d.id) : undefined)), total: r2.total, page, pageSize });
   }));
   r.put(`${base}/devices/:id/risk`, tenantAuth, json, wrap(async (req, res, tenant) => {

@@ -42,6 +42,8 @@ CREATE INDEX IF NOT EXISTS devices_tenant ON devices (tenant, integration_id);
 CREATE INDEX IF NOT EXISTS devices_tenant_compliance ON devices (tenant, compliance);
 CREATE INDEX IF NOT EXISTS devices_tenant_platform ON devices (tenant, platform);
 CREATE INDEX IF NOT EXISTS devices_tenant_risk ON devices (tenant, risk);
+CREATE INDEX IF NOT EXISTS devices_tenant_last_seen ON devices (tenant, last_seen);
+CREATE INDEX IF NOT EXISTS devices_tenant_name ON devices (tenant, name COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS device_apps (
   integration_id TEXT NOT NULL, device_id TEXT NOT NULL, app_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT,
   PRIMARY KEY (integration_id, device_id, app_id)
@@ -80,7 +82,7 @@ CREATE TABLE IF NOT EXISTS app_name_counts (
  * one can refuse a file it does not understand. 0: made before versions were recorded (no device
  * index on tag_members, no app counts). 2: this schema.
  */
-export const INVENTORY_SCHEMA_VERSION = 2;
+export const INVENTORY_SCHEMA_VERSION = 3;
 
 /** Fills the app counts of a file made before they existed (version 0), once. */
 const FILL_APP_COUNTS = `
@@ -166,6 +168,18 @@ export interface DeviceFilter {
   risk?: string;
   platform?: string;
 }
+
+/**
+ * Orders of a device list: by integration (the default, the order of the store), by name, or the
+ * devices least recently seen by their UEM first (never seen before any), to find stale ones.
+ */
+export const DEVICE_SORTS = ['integration', 'name', 'lastSeen'] as const;
+export type DeviceSort = (typeof DEVICE_SORTS)[number];
+const ORDER_BY: Record<DeviceSort, string> = {
+  integration: 'integration_id, id',
+  name: 'name COLLATE NOCASE, integration_id, id',
+  lastSeen: 'last_seen, integration_id, id',
+};
 
 export interface SyncWrite {
   /** Devices seen in this complete sync, with the groups they were seen in. */
@@ -280,8 +294,9 @@ export class InventoryDb {
     if (v === INVENTORY_SCHEMA_VERSION) return;
     this.db.transaction(() => {
       const existed = (this.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'devices'").get() as { n: number }).n > 0;
-      this.db.exec(SCHEMA);
-      if (existed) this.db.exec(FILL_APP_COUNTS);
+      this.db.exec(SCHEMA); // IF NOT EXISTS throughout: creates what this version added
+      // The app counts came with version 2; a file from before has rows but no counts.
+      if (existed && v < 2) this.db.exec(FILL_APP_COUNTS);
       this.db.pragma(`user_version = ${INVENTORY_SCHEMA_VERSION}`);
     }).immediate();
   }
@@ -585,7 +600,7 @@ export class InventoryDb {
   }
 
   /** A page of a tenant's devices (optionally one integration, optionally matching `search`). */
-  listDevices(tenant: string, opts: { integrationId?: string; search?: string; page: number; pageSize: number } & DeviceFilter): { devices: DeviceRow[]; total: number } {
+  listDevices(tenant: string, opts: { integrationId?: string; search?: string; page: number; pageSize: number; sort?: DeviceSort } & DeviceFilter): { devices: DeviceRow[]; total: number } {
     const where = ['tenant = @tenant'];
     const p: Record<string, unknown> = { tenant, limit: opts.pageSize, offset: opts.page * opts.pageSize };
     if (opts.integrationId) {
@@ -606,7 +621,7 @@ export class InventoryDb {
     }
     const w = where.join(' AND ').replace(/LIKE @q/g, "LIKE @q ESCAPE '\\'");
     const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${w}`).get(p) as { n: number }).n;
-    const rows = this.db.prepare(`SELECT * FROM devices WHERE ${w} ORDER BY integration_id, id LIMIT @limit OFFSET @offset`).all(p) as RawDevice[];
+    const rows = this.db.prepare(`SELECT * FROM devices WHERE ${w} ORDER BY ${ORDER_BY[opts.sort ?? 'integration']} LIMIT @limit OFFSET @offset`).all(p) as RawDevice[];
     return { devices: rows.map(toRow), total };
   }
 

@@ -84,14 +84,21 @@ describe('review (network): a slow, live link does not kill the tunnel', functio
     });
   }
 
-  const lost = (from: number): string[] =>
-    lab.conn.proc.logs
-      .slice(from)
+  /** Tunnel losses seen by either side since the given log positions. */
+  const lost = (from: { conn: number; cloud: number }): string[] => [
+    ...lab.conn.proc.logs
+      .slice(from.conn)
       .filter((l) => l.message === 'tunnel lost')
-      .map((l) => `${String(l.code)}: ${String(l.reason)}`);
+      .map((l) => `connector: ${String(l.code)}: ${String(l.reason)}`),
+    ...lab.cloud.proc.logs
+      .slice(from.cloud)
+      .filter((l) => l.message === 'connector disconnected')
+      .map((l) => `cloud: ${String(l.code)} ${String(l.reason)}`),
+  ];
+  const mark = (): { conn: number; cloud: number } => ({ conn: lab.conn.proc.logs.length, cloud: lab.cloud.proc.logs.length });
 
   it('control: the idle tunnel and small calls live through the same link for 6 s', async () => {
-    const c0 = lab.conn.proc.logs.length;
+    const c0 = mark();
     lab.tunnel.set({ kind: 'trickle', ...LINK });
     await sleep(3000);
     const r = await relay('GET', 'x?n=20000');
@@ -102,10 +109,11 @@ describe('review (network): a slow, live link does not kill the tunnel', functio
 
   for (const dir of ['download', 'upload'] as const) {
     it(`a 1 MiB ${dir} over a steady 80 KiB/s link (12.8 s of transfer) completes; the tunnel is not declared dead while bytes flow`, async () => {
-      const c0 = lab.conn.proc.logs.length;
+      const c0 = mark();
       // Download: the connector's messages to the cloud are slow ('up'); upload: the cloud's ('down').
       lab.tunnel.set({ kind: 'trickle', ...LINK, direction: dir === 'download' ? 'up' : 'down' });
       const r = dir === 'download' ? await relay('GET', `x?n=${SIZE}`) : await relay('POST', 'x', Buffer.alloc(SIZE, 0x62));
+      await sleep(500); // both sides have logged the loss by now
       const losses = lost(c0);
       process.stdout.write(`      ${dir}: ${JSON.stringify(r)}; tunnel lost ${losses.length}× (${losses[0] ?? '-'})\n`);
       expect(losses, 'tunnel declared dead while the transfer was flowing').to.deep.equal([]);

@@ -1,5 +1,5 @@
 /** Devices and apps of a tenant: paged tables (50 a page) with a search box, all plain GET forms. */
-import type { DeviceFilter, DeviceRow } from '../../inventory/db.js';
+import { DEVICE_SORTS, type DeviceFilter, type DeviceRow, type DeviceSort } from '../../inventory/db.js';
 
 /** The risk levels a device can have (the integrations API's verdicts). */
 const RISKS = ['none', 'low', 'medium', 'high'] as const;
@@ -24,6 +24,7 @@ export interface DevicesView {
   integration: string | undefined;
   search: string;
   filter: DeviceFilter;
+  sort: DeviceSort;
   /** The values the tenant's devices have, offered by the filters. */
   facets: { compliance: string[]; platform: string[] };
   page: number;
@@ -31,6 +32,8 @@ export interface DevicesView {
   total: number;
   now: number;
 }
+
+const SORT_NAMES: Record<DeviceSort, string> = { integration: 'By integration', name: 'Name', lastSeen: 'Last seen, oldest first' };
 
 const DEVICE_COLUMNS = ['Platform', 'Model', 'Serial number', 'Owner', 'Compliance', 'Last seen', 'Integration', 'Risk'];
 
@@ -48,8 +51,11 @@ export function devicesBody(v: DevicesView): Html {
       (x) => html`<option value="${x}"${x === current ? html` selected` : ''}>${x}</option>`,
     )}</select></div>`;
   };
-  const filters = html`${filter}${choice('q-compliance', 'compliance', 'Compliance', v.facets.compliance)}${choice('q-risk', 'risk', 'Risk', RISKS)}${choice('q-platform', 'platform', 'Platform', v.facets.platform)}`;
-  const params = { tenant: v.tenant, integration: v.integration, search: v.search || undefined, ...v.filter };
+  const order = html`<div class="field"><label for="q-sort">Order</label><select id="q-sort" name="sort">${DEVICE_SORTS.map(
+    (s) => html`<option value="${s === 'integration' ? '' : s}"${s === v.sort ? html` selected` : ''}>${SORT_NAMES[s]}</option>`,
+  )}</select></div>`;
+  const filters = html`${filter}${choice('q-compliance', 'compliance', 'Compliance', v.facets.compliance)}${choice('q-risk', 'risk', 'Risk', RISKS)}${choice('q-platform', 'platform', 'Platform', v.facets.platform)}${order}`;
+  const params = { tenant: v.tenant, integration: v.integration, search: v.search || undefined, ...v.filter, sort: v.sort === 'integration' ? undefined : v.sort };
   const rows = v.devices.map((d) => {
     const cells: Html[] = [
       html`${d.platform}${d.os ? html` <span class="muted">${d.os}</span>` : ''}`,
