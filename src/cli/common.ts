@@ -69,6 +69,29 @@ export function onTerminate(shutdown: () => Promise<void>, log: (msg: string) =>
 }
 
 /**
+ * Runs `work` with Ctrl-C (SIGINT) and SIGTERM held: `why` is said at the first, and the work goes
+ * on; a second one exits at once (130/143, as a shell reports a signal). For steps whose
+ * interruption costs more than waiting: a pairing stopped between the cloud's answer and the saved
+ * identity used up the token and left the cloud a connector that never connects.
+ */
+export async function uninterrupted<T>(why: string, work: () => Promise<T>): Promise<T> {
+  let asked = false;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (asked) process.exit(sig === 'SIGINT' ? 130 : 143);
+    asked = true;
+    process.stderr.write(`uemlink: ${sig}: ${why}; ${sig === 'SIGINT' ? 'Ctrl-C' : sig} again to stop anyway\n`);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  try {
+    return await work();
+  } finally {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  }
+}
+
+/**
  * SIGHUP (a logrotate postrotate script, `systemctl kill -s HUP`) reopens the log files. Unhandled,
  * it killed the daemon with no drain, and systemd counts that as a clean exit: no restart.
  */

@@ -16,7 +16,7 @@ import { systemFacts, type ConnectorStatus } from '../connector/status.js';
 import { buildSupportBundle } from '../connector/support-bundle.js';
 import { pairConnector } from '../connector/pair.js';
 import { ConnectorStateStore } from '../connector/state.js';
-import { action, becomeDaemon, logMissingNodeFlags, onHangup, onTerminate } from './common.js';
+import { action, becomeDaemon, logMissingNodeFlags, onHangup, onTerminate, uninterrupted } from './common.js';
 
 /** A --token-file value that is probably a pasted token: ulpt…, or long with no path separator. */
 function looksLikeToken(v: string): boolean {
@@ -66,7 +66,9 @@ export function connectorCommands(program: Command): void {
         // The token (a flag) first: a usage error is exit 2 whatever the config, not 78.
         const token = await readToken(opts);
         const cfg = loadConnectorConfig(opts.config);
-        const r = await pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token, { force: opts.force === true });
+        const r = await uninterrupted('finishing the pairing (stopped now, the token would be used up and this connector left unpaired)', () =>
+          pairConnector(cfg, new ConnectorStateStore(cfg.stateDir), token, { force: opts.force === true }),
+        );
         process.stdout.write(`${r.connectorId}\n`);
         const replaced = !r.replaced
           ? ''

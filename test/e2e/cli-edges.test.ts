@@ -6,6 +6,8 @@
 import { expect } from 'chai';
 import { ConnectorCA } from '../../src/cloud/ca.js';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cli, freePort, makeConnector, sleep, startCloud, tempDir, until, type Cloud, type Connector } from '../helpers/procs.js';
@@ -48,6 +50,47 @@ describe('CLI edges (found in review)', function () {
       expect(t.code, t.stderr).to.equal(0);
       return t.stdout.trim();
     }
+
+    it('Ctrl-C while the pairing is under way does not stop it half-way (token used up, identity not saved): it is said, and the pairing completes', async () => {
+      // The cloud's answer is held up 1.5 s by a forwarder, so the interrupt lands while the
+      // cloud has taken the token and the connector has not yet saved what it got.
+      let received!: () => void;
+      const arrived = new Promise<void>((r) => (received = r));
+      const slow = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          received();
+          void sleep(1500)
+            .then(() => fetch(`${cloud.url}${req.url}`, { method: req.method ?? 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) }))
+            .then(async (r) => {
+              res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+              res.end(Buffer.from(await r.arrayBuffer()));
+            });
+        });
+      });
+      await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+      try {
+        const c = await makeConnector({ config: { cloudUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` } });
+        const tokenFile = join(c.dir, 'pair.token');
+        writeFileSync(tokenFile, await token(), { mode: 0o600 });
+        const p = spawn(process.execPath, [CLI, 'connector', 'pair', '--config', c.configFile, '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+        await arrived;
+        p.kill('SIGINT');
+        const code = await exited;
+        expect(code, stderr).to.equal(0);
+        expect(stderr).to.contain('uemlink: SIGINT: finishing the pairing');
+        expect(stdout.trim()).to.match(/^cn_/);
+        expect(existsSync(join(c.dir, 'state', 'state.json')), 'the identity was saved').to.equal(true);
+      } finally {
+        slow.close();
+      }
+    });
 
     it('a typo in the flag name (--tokne=TOKEN) does not print the pairing token on stderr', async () => {
       const c = await makeConnector();
