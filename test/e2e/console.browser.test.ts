@@ -427,6 +427,18 @@ describe('e2e: the cloud console in a real browser (chromium, real processes)', 
     expect(labels.length).to.equal(sim.state.data.groups.length + sim.state.data.smartGroups.length);
     expect(await page.getByLabel('Device sync interval (minutes)').inputValue()).to.equal('60');
     expect(await page.getByLabel('Device names').isChecked()).to.equal(true);
+    // A long list has a filter (by name or id, any case); a selected group stays shown.
+    const visible = (): Promise<string[]> => groups.locator('label.check:visible').allInnerTexts();
+    await page.getByLabel('All Devices (smart group 31)').check();
+    const filter = page.getByLabel('Show groups whose name or id contains');
+    await filter.fill('SALES');
+    expect(await visible()).to.deep.equal(labels.filter((l) => /sales/i.test(l) || l === 'All Devices (smart group 31)'));
+    expect(await page.locator('#f-groups-shown').innerText()).to.equal(`${(await visible()).length} of ${labels.length} groups shown (selected ones always)`);
+    await filter.press('Enter');
+    expect(new URL(page.url()).pathname, 'Enter in the filter does not send the form').to.equal(`/console/integrations/${TENANT}/${integrationId}/edit`);
+    await filter.fill('');
+    expect((await visible()).length).to.equal(labels.length);
+    await page.getByLabel('All Devices (smart group 31)').uncheck();
     await expectAccessible(page, 'the edit form');
     await shot(page, 'edit.png');
 

@@ -46,6 +46,7 @@ form.row { display:flex; flex-wrap:wrap; align-items:flex-end; gap:.5rem 1rem; }
 form.row .field { display:grid; gap:.2rem; min-width:min(100%,12rem); flex:1 1 12rem; }
 form.inline { display:inline; }
 label, legend { font-weight:600; }
+[hidden] { display:none !important; }
 label.check { font-weight:400; display:flex; gap:.5rem; align-items:flex-start; }
 label.check input { margin-top:.3rem; flex:none; width:auto; }
 fieldset { border:1px solid var(--line); border-radius:.35rem; padding:.5rem .75rem .75rem; margin:.25rem 0; min-width:0; }
@@ -97,7 +98,8 @@ footer { max-width:80rem; margin:0 auto; padding:0 1.25rem 1.5rem; color:var(--m
 
 /**
  * Progressive enhancement only: the copy button next to a new pairing token (without JavaScript
- * the token sits in a read-only field to select and copy), and selecting that field on focus.
+ * the token sits in a read-only field to select and copy), selecting that field on focus, the
+ * filter of a long group list, and focus on a refused form's first error.
  */
 export const CONSOLE_JS = `
 document.documentElement.classList.add('js');
@@ -115,6 +117,30 @@ document.addEventListener('click', function (e) {
 });
 document.addEventListener('focusin', function (e) {
   if (e.target && e.target.matches && e.target.matches('textarea.token')) e.target.select();
+});
+// The groups of a UEM with thousands of them: shown as the filter matches (name or id, any case);
+// selected ones stay shown, and how many are shown is said.
+document.addEventListener('DOMContentLoaded', function () {
+  var f = document.querySelector('input[data-filter]');
+  if (!f) return;
+  var set = document.getElementById(f.getAttribute('data-filter'));
+  var out = document.getElementById(f.getAttribute('aria-describedby'));
+  var labels = set ? set.querySelectorAll('.groups label.check') : [];
+  f.closest('.group-filter').hidden = false;
+  var apply = function () {
+    var q = f.value.trim().toLowerCase();
+    var shown = 0;
+    for (var i = 0; i < labels.length; i++) {
+      var l = labels[i];
+      var on = q === '' || l.querySelector('input').checked || l.textContent.toLowerCase().indexOf(q) >= 0;
+      l.hidden = !on;
+      if (on) shown++;
+    }
+    if (out) out.textContent = q === '' ? '' : shown + ' of ' + labels.length + ' groups shown (selected ones always)';
+  };
+  f.addEventListener('input', apply);
+  // Enter in the filter must not send the form.
+  f.addEventListener('keydown', function (e) { if (e.key === 'Enter') e.preventDefault(); });
 });
 // A refused form comes back as a new page, where a role="alert" is not reliably announced: the
 // focus goes to the first field marked invalid (read with its error), else to the error itself.

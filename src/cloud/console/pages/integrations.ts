@@ -261,6 +261,9 @@ function shownId(id: string): string {
   return id.replace(/^[a-z]+:/, '');
 }
 
+/** More groups than this get a filter above them. */
+const GROUP_FILTER_FROM = 15;
+
 const KIND: Record<string, string> = { organization: 'organization group', smart: 'smart group', label: 'label', device_group: 'device group', policy: 'policy' };
 
 export function editBody(v: EditView): Html {
@@ -284,7 +287,13 @@ export function editBody(v: EditView): Html {
     const unknown = f.groups.filter((id) => !byId.has(id));
     groups = html`<fieldset id="f-groups" class="groups-set${e?.id === 'f-groups' ? ' invalid' : ''}"${describedBy('f-groups', true)}><legend>Groups to sync</legend>
 <p class="hint" id="f-groups-hint">The UEM's groups, as it lists them now. A parent group does not bring its child groups' devices: select each group to sync. A group (or its parent) already synced by another integration of the same UEM is refused.</p>
-<input type="hidden" name="groupsListed" value="1">
+<input type="hidden" name="groupsListed" value="1">${
+      // A UEM with thousands of groups: a filter (console.js; hidden without JavaScript, where the
+      // browser's find-in-page does the same). Selected groups stay shown whatever it says.
+      v.groups.list.length > GROUP_FILTER_FROM
+        ? html`<div class="field group-filter" hidden><label for="f-groups-filter">Show groups whose name or id contains</label><input id="f-groups-filter" type="search" data-filter="f-groups" autocomplete="off" spellcheck="false" aria-describedby="f-groups-shown"><p class="hint" id="f-groups-shown" role="status"></p></div>`
+        : ''
+    }
 <div class="groups">${v.groups.list.map((g, i) =>
       check(`g-${i}`, 'groups', `${g.name} (${KIND[g.kind] ?? g.kind} ${shownId(g.id)})`, f.groups.includes(g.id), `depth-${Math.min(depthOf(g, byId), 5)}`, g.id),
     )}${unknown.map((id, i) => check(`g-x${i}`, 'groups', `${id} (no longer listed by the UEM)`, true, '', id))}</div>
