@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { JsonStore } from '../common/json-store.js';
 
-export const TENANT_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-export const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-export const CONNECTOR_ID_RE = /^cn_[0-9a-f]{20}$/;
+import { CONNECTOR_ID_RE, GROUP_RE, TENANT_RE } from '../common/names.js';
+
+export { CONNECTOR_ID_RE, GROUP_RE, TENANT_RE };
 
 const iso = z.string();
 

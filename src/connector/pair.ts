@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { UemlinkError } from '../common/errors.js';
 import { parsePairingToken } from '../common/pairing-token.js';
+import { CONNECTOR_ID_RE, GROUP_RE, TENANT_RE } from '../common/names.js';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { signReplacement } from '../common/replacement.js';
 import { secrets } from '../common/redact.js';
@@ -107,8 +108,8 @@ export async function pairConnector(
     throw new UemlinkError('PAIR_FAILED', `pairing failed: the proxy ${proxy ? proxyLabel(proxy) : ''} refused the credentials (HTTP ${res.status}): check proxy.url / proxy.passwordFile`);
   }
   if (res.status !== 201) {
-    const code = typeof body.error === 'string' ? body.error : `http_${res.status}`;
-    const msg = typeof body.message === 'string' ? body.message : `the cloud answered HTTP ${res.status}`;
+    const code = typeof body.error === 'string' ? printable(body.error).slice(0, 64) : `http_${res.status}`;
+    const msg = typeof body.message === 'string' ? printable(body.message).slice(0, 500) : `the cloud answered HTTP ${res.status}`;
     const map: Record<string, 'PAIR_TOKEN_MALFORMED' | 'PAIR_TOKEN_UNKNOWN' | 'PAIR_TOKEN_EXPIRED' | 'PAIR_TOKEN_USED' | 'PAIR_RATE_LIMITED'> = {
       token_malformed: 'PAIR_TOKEN_MALFORMED',
       token_unknown: 'PAIR_TOKEN_UNKNOWN',
@@ -120,6 +121,11 @@ export async function pairConnector(
   }
   for (const k of ['connectorId', 'tenant', 'group', 'certificate', 'caCertificate'] as const) {
     if (typeof body[k] !== 'string') throw new UemlinkError('PAIR_FAILED', `pairing failed: the cloud's answer lacks "${k}"`);
+  }
+  // Checked before anything is written: the connector id names the key file (a "../…" id from a
+  // hostile cloud, which the pairing string itself chooses, wrote a key outside stateDir).
+  for (const [k, re] of [['connectorId', CONNECTOR_ID_RE], ['tenant', TENANT_RE], ['group', GROUP_RE]] as const) {
+    if (!re.test(body[k] as string)) throw new UemlinkError('PAIR_FAILED', `pairing failed: the cloud's answer has a malformed "${k}"`);
   }
   const identity = {
     connectorId: body.connectorId as string,
@@ -139,6 +145,11 @@ export async function pairConnector(
   return outcome;
 }
 
+/** A cloud's words for a terminal: without control characters (escapes could rewrite the screen or the clipboard). */
+function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+}
+
 function sameOrigin(a: string, b: string): boolean {
   try {
     return new URL(apiBase(a)).origin === new URL(apiBase(b)).origin;
@@ -151,6 +162,6 @@ function sameOrigin(a: string, b: string): boolean {
 function replacementOf(v: unknown, asked: string): NonNullable<PairOutcome['replaced']> {
   const r = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
   if (r.revoked === true) return { connectorId: asked, revoked: true };
-  const reason = typeof r.reason === 'string' ? r.reason.slice(0, 200) : 'this cloud does not retire replaced connectors';
+  const reason = typeof r.reason === 'string' ? printable(r.reason).slice(0, 200) : 'this cloud does not retire replaced connectors';
   return { connectorId: asked, revoked: false, reason };
 }

@@ -8,9 +8,10 @@ import { z } from 'zod';
 import { UemlinkError, fileProblem } from '../common/errors.js';
 import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
 import { JsonStore } from '../common/json-store.js';
+import { CONNECTOR_ID_RE } from '../common/names.js';
 
 export const IdentitySchema = z.object({
-  connectorId: z.string().regex(/^cn_[0-9a-f]{20}$/),
+  connectorId: z.string().regex(CONNECTOR_ID_RE),
   tenant: z.string(),
   group: z.string(),
   cloudUrl: z.string(),
@@ -86,6 +87,8 @@ export class ConnectorStateStore {
   }
 
   async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: { of: { connectorId: string; keyFile: string } } } = {}): Promise<void> {
+    // The id names the key file: never a path (the pairing checks it too; this is the last line).
+    if (!CONNECTOR_ID_RE.test(identity.connectorId)) throw new UemlinkError('STATE_INVALID', `not a connector id: ${JSON.stringify(identity.connectorId.slice(0, 40))}`);
     await ensurePrivateDir(this.stateDir);
     // A renewed key gets a new file: until state.json names it, the old key (still accepted by the
     // cloud with the previous certificate) stays in place.
