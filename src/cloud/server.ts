@@ -4,7 +4,6 @@
  * timeout, then every tunnel closes with "going away" and connectors redial (the next instance).
  */
 import { CloudMetrics, portOf } from './metrics.js';
-import { createAuditLog, type AuditLog } from '../common/audit.js';
 import { UemlinkError } from '../common/errors.js';
 import type { Server as HttpServer } from 'node:http';
 import { basename } from 'node:path';
@@ -25,7 +24,9 @@ import { DEFAULT_MAX_TLS_HANDSHAKES, type CloudConfig } from './config.js';
 import { errorHandler } from './http-errors.js';
 import { ManagedTargetsService } from './managed-targets.js';
 import { RelayClient } from './relay/client.js';
-import { accessLogEntry, isRelayUrl, relayHttp, type RelayFinished } from './relay/http.js';
+import { secrets } from '../common/redact.js';
+import { isRelayUrl, relayHttp, type RelayFinished } from './relay/http.js';
+import { createRelayAccessLog, type RelayAccessLog } from './relay/access-log.js';
 import { Relay } from './relay/relay.js';
 import { loadOrCreateSecretKey } from './secret-key.js';
 import { gateTlsHandshakes, type HandshakeGate } from './handshake-gate.js';
@@ -85,7 +86,7 @@ export class CloudServer {
   /** The `metrics.listen` listener, when configured. */
   metricsServer: HttpServer | undefined;
   /** The relay's access log (`relay.accessLog`), when configured. */
-  private accessLog: (AuditLog & { reopen(): void }) | undefined;
+  private accessLog: RelayAccessLog | undefined;
 
   private constructor(
     readonly config: CloudConfig,
@@ -125,6 +126,8 @@ export class CloudServer {
 
   private static async startLocked(config: CloudConfig, opts: CloudServerOptions): Promise<CloudServer> {
     const clock = opts.clock ?? systemClock;
+    // Known to the redaction however the config was made (loadCloudConfig registers it too).
+    secrets.add(config.adminToken);
     const logger = opts.logger;
     const store = openCloudStore(config.dataDir, { onLockCompromised: (err) => logger.error('lost the state file lock', { err }) });
     await store.read(); // a corrupt state file stops the start, with its path, before anything listens
@@ -184,14 +187,7 @@ export class CloudServer {
     app.set('etag', false);
     let self: CloudServer | undefined;
     const relayResponses = new Set<ServerResponse>();
-    const accessFile = config.relay.accessLog?.file;
-    const accessLog = config.relay.accessLog
-      ? createAuditLog({
-          ...config.relay.accessLog,
-          onError: (err) => logger.error('cannot write the relay access log: calls are not recorded until it can be written again', { file: accessFile, err }),
-          onRecovered: () => logger.info('the relay access log can be written again', { file: accessFile }),
-        })
-      : undefined;
+    const accessLog = config.relay.accessLog ? createRelayAccessLog({ ...config.relay.accessLog, clock, logger }) : undefined;
     const relayListener = relayHttp({
       relay,
       inflight: relayResponses,
@@ -207,7 +203,7 @@ export class CloudServer {
         ? {
             onFinished: (e: RelayFinished) => {
               if (config.metrics) metrics.relayFinished(e);
-              accessLog?.record(accessLogEntry(e));
+              accessLog?.record(e);
             },
           }
         : {}),

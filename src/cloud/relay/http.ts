@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { AuditEntry } from '../../common/audit.js';
 import { Cancel } from '../../common/cancel.js';
 import { RELAY_ERROR_CODES, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
@@ -65,25 +64,6 @@ export interface RelayFinished {
   connectorId: string | undefined;
   requestId: string | undefined;
   client: string | undefined;
-}
-
-/** A finished call as the access log writes it (the audit line's fields; the URL's tenant even when refused). */
-export function accessLogEntry(e: RelayFinished): AuditEntry {
-  return {
-    tenant: e.requestedTenant ?? '',
-    target: e.target ?? '',
-    method: e.method,
-    path: e.path ?? '',
-    status: e.status,
-    bytesIn: e.bytesIn,
-    bytesOut: e.bytesOut,
-    durationMs: Math.round(e.durationMs),
-    ...(e.connectorId !== undefined ? { connectorId: e.connectorId } : {}),
-    ...(e.errorCode !== undefined ? { error: e.errorCode } : {}),
-    ...(e.requestId !== undefined ? { requestId: e.requestId } : {}),
-    ...(e.principal !== undefined ? { principal: e.principal } : {}),
-    ...(e.client !== undefined ? { client: e.client } : {}),
-  };
 }
 
 /** Passes a body through until it exceeds `limit` bytes, then fails (and remembers why). */
