@@ -34,7 +34,7 @@ export function toApiError(e: unknown): ApiError | undefined {
   if (e instanceof ApiError) return e;
   if (e instanceof UemlinkError) {
     const m = MAP[e.code];
-    if (m) return new ApiError(m[0], m[1], e.message);
+    if (m) return new ApiError(m[0], m[1], e.publicMessage);
   }
   return undefined;
 }

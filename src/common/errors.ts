@@ -57,6 +57,11 @@ export class UemlinkError extends Error {
     this.code = code;
     this.retryable = opts.retryable ?? false;
   }
+
+  /** The message as an API caller (a tenant) is shown it; a subclass leaves out what is the operator's (file paths). */
+  get publicMessage(): string {
+    return this.message;
+  }
 }
 
 export function isUemlinkError(e: unknown): e is UemlinkError {

@@ -228,7 +228,7 @@ export class InventoryStorageError extends UemlinkError {
     this.name = 'InventoryStorageError';
   }
 
-  get publicMessage(): string {
+  override get publicMessage(): string {
     return `the cloud could not use its inventory database (${this.problem}); nothing of this run was stored, and the cloud's operator has the details in its log`;
   }
 }
