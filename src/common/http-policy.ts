@@ -219,6 +219,9 @@ export function forwardableResponseHeaders(headers: HeaderList, from: 'relay' | 
     // the relay's error (a metric label per value), an x-uemlink-unsent had the cloud send the
     // request again through another connector.
     if (from === 'uem' && n.startsWith(OWN_HEADER_PREFIX)) continue;
+    // The cloud writes these two itself: a connector's own were passed on ahead of them, so a
+    // client reading the first value took a forged connector id or request id.
+    if (from === 'relay' && (n === 'x-uemlink-connector' || n === 'x-uemlink-request-id')) continue;
     if (!HOP_BY_HOP.has(n) && !named?.has(n)) out.push(pair);
   }
   return out;
