@@ -200,14 +200,14 @@ function retire(s: CloudState, r: ReplacementRequest, ctx: { tenant: string; tok
   if (!old || old.tenant !== ctx.tenant) return refuse(`no connector ${r.connectorId} in tenant ${ctx.tenant}`);
   const certs = [old.certificate, ...(old.previousCertificate ? [old.previousCertificate] : [])];
   if (!verifyReplacement(certs, r.signature, r.connectorId, ctx.tokenId, ctx.csr)) return refuse(`the proof was not made with ${r.connectorId}'s key`);
-  if (!old.revokedAt) {
-    old.revokedAt = ctx.at;
-    for (const fingerprint256 of [old.fingerprint256, old.previousFingerprint256]) {
-      if (fingerprint256 && !s.revokedCertificates.some((x) => x.fingerprint256 === fingerprint256)) s.revokedCertificates.push({ fingerprint256, connectorId: old.id, revokedAt: ctx.at });
-    }
+  // Already revoked (by an admin, or by an earlier pairing): nothing to do, and no successor to
+  // record. A key stolen from a connector an admin revoked must not make a rogue connector read as
+  // its legitimate replacement ("paired again as …").
+  if (old.revokedAt) return { connectorId: old.id, revoked: true };
+  old.revokedAt = ctx.at;
+  for (const fingerprint256 of [old.fingerprint256, old.previousFingerprint256]) {
+    if (fingerprint256 && !s.revokedCertificates.some((x) => x.fingerprint256 === fingerprint256)) s.revokedCertificates.push({ fingerprint256, connectorId: old.id, revokedAt: ctx.at });
   }
-  // The first successor is the one that replaced it; a later proof with the same old key (the
-  // machine paired a third time) leaves that record as it was.
-  old.replacedBy ??= ctx.by;
+  old.replacedBy = ctx.by;
   return { connectorId: old.id, revoked: true };
 }
