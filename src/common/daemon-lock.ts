@@ -9,7 +9,7 @@
  * hit systemd's start limit). A holder on another host (a volume shared between containers) cannot
  * be looked up: it touches the file every few seconds, and one untouched for 15 s is dead.
  */
-import { closeSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, lutimesSync, openSync, readFileSync, readlinkSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UemlinkError, fileProblem } from './errors.js';
@@ -55,12 +55,30 @@ export function processStart(pid: number): string {
   }
 }
 
-function holderOf(file: string): Holder | undefined {
+/** Whether `file` is a regular file itself (not a symlink, FIFO or device: none of those is a lock of ours). */
+function isRegularFile(file: string): boolean {
   try {
-    const h = JSON.parse(readFileSync(file, 'utf8')) as Partial<Holder>;
+    return lstatSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function holderOf(file: string): Holder | undefined {
+  let fd: number | undefined;
+  try {
+    // Never follows a link, never waits on a FIFO, reads no more than a lock can hold: a planted
+    // FIFO hung the start for ever, a link to /dev/zero read until memory ran out.
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(4096);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const h = JSON.parse(buf.subarray(0, n).toString('utf8')) as Partial<Holder>;
     return typeof h.pid === 'number' && typeof h.start === 'string' && typeof h.host === 'string' ? (h as Holder) : undefined;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -150,7 +168,8 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
         const who = h ? `pid ${h.pid} on ${h.host}` : 'another process';
         throw new UemlinkError('ALREADY_RUNNING', `another ${what} (${who}) is running with ${dir}: ${hint} (lock file ${file})`);
       };
-      if (attempt > 0 || alive(file, h, me, Date.now())) refuse();
+      // Something that is no lock file (a symlink, a FIFO) holds nothing: it is replaced.
+      if (attempt > 0 || (isRegularFile(file) && alive(file, h, me, Date.now()))) refuse();
       // Its holder is gone: take it over, one starter at a time; under the guard, look again
       // (another starter may have taken it over just before).
       release = takeoverGuard(file);
@@ -182,7 +201,7 @@ export function takeDaemonLock(dir: string, what: string, hint: string): DaemonL
   const touch = setInterval(() => {
     try {
       const t = new Date();
-      utimesSync(file, t, t);
+      lutimesSync(file, t, t); // the lock itself, never what a link put in its place points to
     } catch {
       /* a removed dir: nothing to keep fresh */
     }
