@@ -8,6 +8,7 @@ import type { Clock } from '../common/clock.js';
 import { MIN_FRAME_BYTES } from '../common/config.js';
 import { UemlinkError } from '../common/errors.js';
 import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
+import { MAX_TARGETS_PER_CONNECTOR } from '../protocol/messages.js';
 import type { Logger } from '../common/log.js';
 import { open, seal } from '../common/sealed.js';
 import { CloudTargetSchema, type CloudTargetDefinition } from '../connector/targets/schema.js';
@@ -76,6 +77,9 @@ export class ManagedTargetsService {
       // Read in the same write that replaces it: read before, two moves at once could each see
       // the original group, and the one in between would never be told to withdraw it.
       previous = s.managedTargets.find((t) => t.tenant === tenant && t.id === id);
+      // The group's ids go to its connectors in one frame (target.sync): bounded.
+      const others = s.managedTargets.filter((t) => t.tenant === tenant && t.group === group && t.id !== id).length;
+      if (others >= MAX_TARGETS_PER_CONNECTOR) throw new UemlinkError('INVALID_INPUT', `group: ${group} of tenant ${tenant} has ${others} cloud-managed targets, the most a connector serves (remove one, or use another group)`);
       if (!Object.hasOwn(s.tenants, tenant)) s.tenants[tenant] = { createdAt: rec.updatedAt }; // own keys only: a plain object inherits some
       s.managedTargets = s.managedTargets.filter((t) => !(t.tenant === tenant && t.id === id));
       s.managedTargets.push(rec);

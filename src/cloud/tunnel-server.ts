@@ -19,6 +19,7 @@ import { decodeMessage, encodeFrame, jsonPayload } from '../protocol/frame.js';
 import {
   AuthSchema,
   ConnectorHelloSchema,
+  HANDSHAKE_FRAME_BYTES,
   PROTOCOL_MAX,
   PROTOCOL_MIN,
   authMessage,
@@ -195,7 +196,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         message: (m) => {
           if (done || (helloBytes && authBytes)) return refuse(new Refusal('PROTOCOL_ERROR', 'frames sent before WELCOME'));
           try {
-            for (const f of decodeMessage(m, o.limits.maxFrameSize)) {
+            for (const f of decodeMessage(m, Math.max(o.limits.maxFrameSize, HANDSHAKE_FRAME_BYTES))) {
               if (f.kind === 'hello' && !helloBytes) helloBytes = Buffer.from(f.json);
               else if (f.kind === 'auth' && helloBytes && !authBytes) authBytes = Buffer.from(f.json);
               else throw new Refusal('PROTOCOL_ERROR', `unexpected ${f.kind.toUpperCase()} frame during the handshake`);

@@ -5,6 +5,7 @@ import { isHostPattern } from './host-policy.js';
 import { LocalTargetSchema, type TargetDefinition } from './targets/schema.js';
 import { ConfigProblems, configError, hostPort, isLoopbackHost, logLevel, parseConfig, parseHostPort, readConfigFile, readFileForKey, readSecretFile, resolveFrom, tunnelTuning, type HostPort, type TunnelTuning } from '../common/config.js';
 import { secrets } from '../common/redact.js';
+import { MAX_TARGETS_PER_CONNECTOR } from '../protocol/messages.js';
 
 const cloudUrl = z.string().refine((s) => {
   try {
@@ -61,7 +62,7 @@ export const ConnectorConfigSchema = z.strictObject({
     .optional(),
   /** Also write the daemon's log (JSON lines) to this file, rotated; support bundles include its tail. */
   logFile: z.string().min(1).optional(),
-  targets: z.array(LocalTargetSchema).default([]),
+  targets: z.array(LocalTargetSchema).max(MAX_TARGETS_PER_CONNECTOR, `at most ${MAX_TARGETS_PER_CONNECTOR} targets (their ids travel in one tunnel frame)`).default([]),
   /** What the cloud may add as targets over the tunnel (default: nothing without an admin's approval). */
   cloudManagedTargets: z.strictObject({ allowedHosts: z.array(hostPattern).default([]) }).prefault({}),
   audit: z

@@ -25,6 +25,15 @@ export const ABSOLUTE_MAX_FRAME = 16 * 1024 * 1024;
 /** Longest RESET message we accept or send; longer ones are a protocol error, not a memory sink. */
 export const MAX_RESET_MESSAGE = 1024;
 
+/** `s` in UTF-8, cut to at most `maxBytes` at a character boundary (a cut inside one is invalid UTF-8 on the wire). */
+export function utf8Prefix(s: string, maxBytes: number): Buffer {
+  const b = Buffer.from(s.length > maxBytes ? s.slice(0, maxBytes) : s, 'utf8');
+  if (b.length <= maxBytes) return b;
+  let end = maxBytes;
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--; // back to the first byte of the character cut
+  return b.subarray(0, end);
+}
+
 /** Flag bits (second header byte); meaningful from protocol version 2 on OPEN, RESPONSE and DATA. */
 export const FrameFlag = {
   END_STREAM: 0x01,
@@ -126,7 +135,7 @@ export function encodeFrameParts(frame: Frame): Buffer[] {
       payload = Buffer.alloc(0);
       break;
     case 'reset': {
-      const msg = Buffer.from(frame.message.slice(0, MAX_RESET_MESSAGE), 'utf8').subarray(0, MAX_RESET_MESSAGE);
+      const msg = utf8Prefix(frame.message, MAX_RESET_MESSAGE);
       payload = Buffer.allocUnsafe(4 + msg.length);
       payload.writeUInt32BE(frame.code >>> 0, 0);
       msg.copy(payload, 4);

@@ -9,6 +9,17 @@ import { ProtocolError, StreamError, isGoAwayCode, type GoAwayCode } from './cod
 import { ABSOLUTE_MAX_FRAME, MAX_WINDOW } from './frame.js';
 
 /** The protocol versions this build speaks. A peer outside this range is refused with a reason. */
+/**
+ * Targets one connector serves at most (local ones, and cloud-managed ones of its group, each):
+ * their id lists travel in one JSON frame each (HELLO, the `targets` and `target.sync` CONTROL
+ * messages, never split), and 2 × 200 ids of 64 characters fit the smallest frame a uemlink side
+ * accepts (32 KiB). Receivers take up to 1000 (§4.1).
+ */
+export const MAX_TARGETS_PER_CONNECTOR = 200;
+
+/** A handshake frame (HELLO, AUTH) is read up to this size whatever the frame limit: HELLO lists the targets. */
+export const HANDSHAKE_FRAME_BYTES = 128 * 1024;
+
 export const PROTOCOL_MIN = 1;
 export const PROTOCOL_MAX = 2;
 

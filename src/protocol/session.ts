@@ -26,12 +26,14 @@ import {
   FRAME_HEADER_SIZE,
   FrameFlag,
   FrameType,
+  MAX_RESET_MESSAGE,
   MAX_STREAM_ID,
   PING_PAYLOAD_SIZE,
   decodeMessage,
   encodeFrameParts,
   encodeHeader,
   jsonPayload,
+  utf8Prefix,
   type Frame,
   type StreamFrame,
 } from './frame.js';
@@ -181,6 +183,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private outParts: Buffer[] = [];
   private outBytes = 0;
+  /**
+   * Bytes of replies (PONGs, RESETs refusing the peer's OPENs) queued since the outbound side was
+   * last below its high-water mark: the peer makes this side write them, read or not.
+   */
+  private repliesWaiting = 0;
   /** The header of the last frame in the unsent message (see extendLastData). */
   private lastHeader: Buffer | undefined = undefined;
   /** Counts flushed messages: a frame header queued in the current one can still be changed. */
@@ -383,6 +390,27 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.enqueue({ kind: 'control', json: this.fitting(jsonPayload(message), 'control message') });
   }
 
+  /**
+   * A GOAWAY the peer can read: its message within §8's 1024 characters (a longer one made the peer
+   * refuse the whole GOAWAY, and a permanent REVOKED read as a retryable protocol error) and the
+   * frame within the peer's frame limit (1024 bytes is allowed).
+   */
+  private goAwayPayload(g: GoAway): Buffer {
+    let message = fitChars(g.message, 1024);
+    let json = jsonPayload({ ...g, message });
+    while (json.length > this.remote.maxFrameSize && message.length > 0) {
+      message = fitChars(message, Math.floor(message.length * 0.75));
+      json = jsonPayload({ ...g, message });
+    }
+    return json;
+  }
+
+  /** A RESET's message within what the peer takes: 1024 bytes, and its frame within the peer's limit. */
+  private resetMessage(message: string): string {
+    const max = Math.min(MAX_RESET_MESSAGE, this.remote.maxFrameSize - 4);
+    return Buffer.byteLength(message) <= max ? message : utf8Prefix(message, max).toString('utf8');
+  }
+
   /** JSON frames are never split: one that exceeds the peer's frame limit is refused here. */
   private fitting(json: Buffer, what: string): Buffer {
     if (json.length > this.remote.maxFrameSize) {
@@ -398,7 +426,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (retryAfterMs !== undefined) g.retryAfterMs = retryAfterMs;
     this.sentGoAway = g;
     this._state = 'draining';
-    this.enqueue({ kind: 'goaway', json: jsonPayload(g) });
+    this.enqueue({ kind: 'goaway', json: this.goAwayPayload(g) });
     this.flush();
   }
 
@@ -438,7 +466,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   /** Ends the tunnel because of an error: a GOAWAY naming it, then the matching close code. */
   fail(code: GoAwayCode, message: string): void {
     if (this._state === 'closed') return;
-    this.enqueue({ kind: 'goaway', json: jsonPayload({ code, message, lastStreamId: this.lastPeerId }) });
+    this.enqueue({ kind: 'goaway', json: this.goAwayPayload({ code, message, lastStreamId: this.lastPeerId }) });
     this.flush();
     const c = GoAwayCodes[code];
     if (code === 'HEARTBEAT_TIMEOUT') this.transport.terminate();
@@ -483,10 +511,15 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
     // Fix (hostile-input review, issue 7): every PING is answered with a PONG and every refused OPEN
     // with a RESET, whether or not the peer reads them. A peer that floods those while never reading
-    // its socket made our send buffer grow without bound (the HTTP/2 "ping/reset flood"). DATA is
-    // already held back at highWaterMark, so a backlog this large means the peer is not reading.
-    if ((this._state as SessionState) !== 'closed' && this.transport.bufferedAmount + this.outBytes > this.maxOutboundBacklog) {
-      this.fail('PROTOCOL_ERROR', `the peer does not read its replies (${this.transport.bufferedAmount + this.outBytes} bytes waiting to be sent)`);
+    // its socket made our send buffer grow without bound (the HTTP/2 "ping/reset flood"). Only those
+    // replies count, since the outbound side was last below its high-water mark: what this side
+    // sends on its own (a burst of target offers at connect, large request heads) killed tunnels to
+    // peers that read normally (spec-conformance review).
+    if ((this._state as SessionState) === 'closed') return;
+    const waiting = this.transport.bufferedAmount + this.outBytes;
+    if (waiting < this.highWaterMark) this.repliesWaiting = 0;
+    else if (this.repliesWaiting > this.maxOutboundBacklog) {
+      this.fail('PROTOCOL_ERROR', `the peer does not read its replies (${this.repliesWaiting} bytes of replies among ${waiting} waiting to be sent)`);
     }
   }
 
@@ -519,7 +552,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       case 'welcome':
         throw new ProtocolError(`${f.kind.toUpperCase()} after the handshake`);
       case 'ping':
-        this.enqueue({ kind: 'pong', data: Buffer.from(f.data) });
+        this.reply({ kind: 'pong', data: Buffer.from(f.data) });
         return;
       case 'pong':
         if (this.pingOutstanding && this.pingOutstanding.data.equals(f.data)) {
@@ -628,22 +661,22 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (id <= this.lastPeerId) throw new ProtocolError(`peer reopened stream ${id} (ids must increase)`);
     this.lastPeerId = id;
     if (this._state !== 'open') {
-      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'going away' });
+      this.reply({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'going away' });
       return;
     }
     if (this.peerOpen >= this.local.maxConcurrentStreams) {
-      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'too many concurrent streams' });
+      this.reply({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'too many concurrent streams' });
       return;
     }
     let head: RequestHead;
     try {
       head = parseRequestHead(json, id);
     } catch (e) {
-      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.PROTOCOL_ERROR, message: (e as Error).message });
+      this.reply({ kind: 'reset', streamId: id, code: StreamError.PROTOCOL_ERROR, message: (e as Error).message });
       return;
     }
     if (this.listenerCount('stream') === 0) {
-      this.enqueue({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'this side accepts no streams' });
+      this.reply({ kind: 'reset', streamId: id, code: StreamError.REFUSED_STREAM, message: 'this side accepts no streams' });
       return;
     }
     const s = new MuxStream(this, id, 'responder', head, { send: this.remote.initialWindow, recv: this.local.initialWindow, ...this.tuningFor() });
@@ -656,8 +689,10 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.receivedGoAway = g;
     if (this._state === 'open') this._state = 'draining';
     // Streams we opened above the peer's last processed id were never seen: fail them as retryable.
+    // One the peer has answered was seen, whatever the GOAWAY says: it goes on (failing it as
+    // "refused", retryable with any method, could have sent a non-idempotent request twice).
     for (const s of [...this.streams.values()]) {
-      if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id)) {
+      if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id) && !s.status.responseReceived) {
         this.endWith(s, new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true));
       }
     }
@@ -669,7 +704,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private sendReset(s: MuxStream, code: number, message: string): void {
     if (canSend(s.status, 'reset')) {
       s.status = onOutbound(s.status, 'reset');
-      this.enqueue({ kind: 'reset', streamId: s.id, code, message });
+      this.enqueue({ kind: 'reset', streamId: s.id, code, message: this.resetMessage(message) });
     }
     this.retire(s);
   }
@@ -734,6 +769,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       done.push(end);
     }
     return false;
+  }
+
+  /** A frame the peer made this side send (see repliesWaiting). */
+  private reply(f: Frame & { kind: 'pong' | 'reset' }): void {
+    if (f.kind === 'reset') f.message = this.resetMessage(f.message);
+    this.repliesWaiting += FRAME_HEADER_SIZE + (f.kind === 'pong' ? f.data.length : 4 + Buffer.byteLength(f.message));
+    this.enqueue(f);
   }
 
   private enqueue(f: Frame): void {
@@ -910,4 +952,11 @@ export function attachTransport(
     drain: () => session.onDrain(),
     close: (code, reason) => session.onTransportClose(code, reason),
   });
+}
+
+/** `s` within `max` UTF-16 code units (as the peer counts a GOAWAY message), not splitting a surrogate pair. */
+function fitChars(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const end = max > 0 && /[\ud800-\udbff]/.test(s[max - 1]!) ? max - 1 : max;
+  return s.slice(0, end);
 }

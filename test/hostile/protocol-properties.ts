@@ -74,6 +74,11 @@ export class SinkTransport implements Transport {
 
 /** The outbound backlog cap used by the harness (small, so a flood reaches it within one case). */
 export const HARNESS_BACKLOG = 64 * 1024;
+/**
+ * The harness's high-water mark: replies count against the cap only while this much or more waits
+ * to be sent (below it the peer is reading), so the bound on what waits is this plus the cap.
+ */
+export const HARNESS_HWM = 16 * 1024;
 /** Largest reply one inbound frame can cause: a RESET with a 1024-byte message, per 10-byte frame. */
 const REPLY_AMPLIFICATION = Math.ceil((FRAME_HEADER_SIZE + 4 + 1024) / FRAME_HEADER_SIZE);
 
@@ -110,7 +115,7 @@ export function makeHarness(
   opts: { ownStreams?: number; reader?: 'none' | 'flowing'; respond?: boolean; version?: number } = {},
 ): Harness {
   const sink = new SinkTransport();
-  const session = new MuxSession({ role, transport: sink, local, remote: local, heartbeatMs: 0, maxOutboundBacklog: HARNESS_BACKLOG, version: opts.version ?? 1 });
+  const session = new MuxSession({ role, transport: sink, local, remote: local, heartbeatMs: 0, maxOutboundBacklog: HARNESS_BACKLOG, highWaterMark: HARNESS_HWM, version: opts.version ?? 1 });
   const h: Harness = { session, sink, local, ownIds: [], peerIds: [], nextPeerId: role === 'cloud' ? 2 : 1, accepted: [], maxIn: 0, baseOut: 0 };
   session.on('stream', (st) => {
     st.on('error', () => {});
@@ -153,7 +158,7 @@ export function invariants(h: Harness): void {
     check(x.readableLength <= h.local.initialWindow, `stream ${x.id} buffers ${x.readableLength} bytes, more than its window ${h.local.initialWindow}`);
   }
   const waiting = h.sink.bytes + internals(s).outBytes;
-  const bound = h.baseOut + HARNESS_BACKLOG + REPLY_AMPLIFICATION * h.maxIn + 4096;
+  const bound = h.baseOut + HARNESS_HWM + HARNESS_BACKLOG + REPLY_AMPLIFICATION * h.maxIn + 4096;
   check(waiting <= bound, `outbound backlog bounded (${waiting} > ${bound})`);
   if (s.state === 'closed') {
     check(h.sink.closed !== undefined || h.sink.terminated, 'a closed session closed its transport');
