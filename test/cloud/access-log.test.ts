@@ -12,16 +12,8 @@ import type { CloudServer } from '../../src/cloud/server.js';
 import { systemClock } from '../../src/common/clock.js';
 import type { Connected } from '../../src/connector/tunnel-client.js';
 import { connectAs, pairInproc, startInprocCloud, type TestIdentity } from '../helpers/inproc.js';
+import { jsonLinesOf } from '../helpers/logs.js';
 import { ADMIN_TOKEN, tempDir, until } from '../helpers/procs.js';
-
-type Line = Record<string, unknown>;
-const linesOf = (file: string): Line[] =>
-  existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line)
-    : [];
 
 describe('cloud: the relay access log (relay.accessLog)', function () {
   this.timeout(20_000);
@@ -32,7 +24,7 @@ describe('cloud: the relay access log (relay.accessLog)', function () {
 
   before(async () => {
     file = join(tempDir('uemlink-access-'), 'logs', 'relay-access.log');
-    cloud = await startInprocCloud({ accessLog: file });
+    cloud = await startInprocCloud({ accessLog: { file } });
     id = await pairInproc(cloud);
     c = await connectAs(cloud, id); // offers target t1
     c.session.on('stream', (s) => {
@@ -62,8 +54,8 @@ describe('cloud: the relay access log (relay.accessLog)', function () {
     expect(anonymous.status).to.equal(401);
     const otherTenant = await relay('globex/t1/mdm/devices', key);
     expect(otherTenant.status).to.equal(403);
-    await until(() => linesOf(file).length >= 4, 3000, 'four lines written');
-    const [a, b, anon, other] = linesOf(file);
+    await until(() => jsonLinesOf(file).length >= 4, 3000, 'four lines written');
+    const [a, b, anon, other] = jsonLinesOf(file);
     expect(a).to.include({ level: 'info', message: 'relay', tenant: 'acme', target: 't1', method: 'GET', path: '/mdm/devices?serial=…&page=…', status: 200, connectorId: id.connectorId, principal: 'admin', client: '127.0.0.1' });
     expect(a!.requestId).to.equal(ok.headers.get('x-uemlink-request-id'));
     expect(a!.bytesOut as number).to.be.greaterThan(11);
@@ -80,14 +72,14 @@ describe('cloud: the relay access log (relay.accessLog)', function () {
   });
 
   it('is reopened under its name on SIGHUP (reopenFiles), after logrotate moved it away', async () => {
-    await until(() => linesOf(file).length >= 1, 3000, 'lines written before');
+    await until(() => jsonLinesOf(file).length >= 1, 3000, 'lines written before');
     renameSync(file, `${file}.1`);
     cloud.reopenFiles();
     const r = await relay('acme/t1/after-rotation', ADMIN_TOKEN);
     await r.text();
-    await until(() => linesOf(file).length === 1, 3000, 'the line in a new file under the old name');
-    expect(linesOf(file)[0]).to.include({ path: '/after-rotation', status: 200 });
-    expect(linesOf(`${file}.1`).some((l) => l.path === '/after-rotation'), 'nothing written to the moved file').to.equal(false);
+    await until(() => jsonLinesOf(file).length === 1, 3000, 'the line in a new file under the old name');
+    expect(jsonLinesOf(file)[0]).to.include({ path: '/after-rotation', status: 200 });
+    expect(jsonLinesOf(`${file}.1`).some((l) => l.path === '/after-rotation'), 'nothing written to the moved file').to.equal(false);
   });
 
   it('is off unless configured; relay.accessLog {} writes relay-access.log in the data directory', async () => {

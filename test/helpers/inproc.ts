@@ -25,7 +25,7 @@ export function offsetClock(): Clock & { advance(ms: number): void } {
 }
 
 export async function startInprocCloud(
-  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string; maxConcurrentHandshakes?: number }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number; metrics?: boolean; dataDir?: string; /** relay.accessLog.file */ accessLog?: string } = {},
+  opts: { clock?: Clock; logger?: Logger; heartbeatSeconds?: number; maxPendingHandshakes?: number; tls?: { cert: string; key: string; maxConcurrentHandshakes?: number }; relayTimeoutMs?: number; maxRequestBytes?: number; certificateDays?: number; renewBeforeDays?: number; metrics?: boolean; dataDir?: string; /** relay.accessLog */ accessLog?: { file: string; maxBytes?: number; maxFiles?: number } } = {},
 ): Promise<CloudServer> {
   const dir = tempDir('uemlink-inproc-');
   const port = await freePort();
@@ -49,7 +49,7 @@ export async function startInprocCloud(
     integrations: { retryBaseMs: 20, firstRunWithinSeconds: 3600 },
   };
   if (opts.metrics) cfg.metrics = { listen: { host: '127.0.0.1', port: 0 } };
-  if (opts.accessLog) cfg.relay.accessLog = { file: opts.accessLog, maxBytes: 10 * 1024 * 1024, maxFiles: 3 };
+  if (opts.accessLog) cfg.relay.accessLog = { maxBytes: 10 * 1024 * 1024, maxFiles: 3, ...opts.accessLog };
   if (opts.tls) cfg.tls = { cert: opts.tls.cert, key: opts.tls.key, certFile: 'test', ...(opts.tls.maxConcurrentHandshakes ? { maxConcurrentHandshakes: opts.tls.maxConcurrentHandshakes } : {}) };
   return CloudServer.start(cfg, { logger: opts.logger ?? silentLogger(), clock: opts.clock ?? systemClock });
 }

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/common/log.js';
 
@@ -11,4 +12,14 @@ export function capturingLogger(): { logger: Logger; lines: Array<Record<string,
     },
   });
   return { logger: createLogger({ component: 'connector', level: 'debug', stream }), lines };
+}
+
+/** The JSON lines of a log file (none when it does not exist). */
+export function jsonLinesOf(file: string): Array<Record<string, unknown>> {
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
 }

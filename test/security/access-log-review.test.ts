@@ -4,46 +4,21 @@
  * the code as reviewed. Loopback only; every cloud and temp dir is removed afterwards.
  */
 import { expect } from 'chai';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { createApiKey } from '../../src/cloud/api-keys.js';
-import type { CloudConfig } from '../../src/cloud/config.js';
-import { CloudServer } from '../../src/cloud/server.js';
+import type { CloudServer } from '../../src/cloud/server.js';
 import { systemClock } from '../../src/common/clock.js';
-import { silentLogger } from '../../src/common/log.js';
 import type { Connected } from '../../src/connector/tunnel-client.js';
-import { connectAs, pairInproc } from '../helpers/inproc.js';
-import { ADMIN_TOKEN, freePort, tempDir, until } from '../helpers/procs.js';
+import { connectAs, pairInproc, startInprocCloud } from '../helpers/inproc.js';
+import { jsonLinesOf } from '../helpers/logs.js';
+import { ADMIN_TOKEN, tempDir, until } from '../helpers/procs.js';
 
-type Line = Record<string, unknown>;
-const linesOf = (file: string): Line[] =>
-  existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line)
-    : [];
-
-/** A cloud in this process whose access log has the given size limits (the helper's are fixed). */
+/** A cloud in this process whose access log has the given size limits. */
 async function cloudWithAccessLog(dir: string, maxBytes: number, maxFiles: number): Promise<{ cloud: CloudServer; file: string }> {
-  const port = await freePort();
   const file = join(dir, 'logs', 'relay-access.log');
-  const cfg: CloudConfig = {
-    file: join(dir, 'cloud.json'),
-    listen: { host: '127.0.0.1', port },
-    publicUrl: `http://127.0.0.1:${port}`,
-    dataDir: join(dir, 'data'),
-    adminToken: ADMIN_TOKEN,
-    tunnel: { heartbeatSeconds: 15, handshakeTimeoutSeconds: 5, maxConcurrentStreams: 1024, initialWindowBytes: 1024 * 1024, maxFrameBytes: 64 * 1024 },
-    drainTimeoutMs: 2000,
-    pairing: { maxFailuresPerMinute: 100, certificateDays: 365, renewBeforeDays: 30 },
-    maxPendingHandshakes: 512,
-    relay: { timeoutMs: 10_000, maxRequestBytes: 64 * 1024 * 1024, accessLog: { file, maxBytes, maxFiles } },
-    integrations: { retryBaseMs: 20, firstRunWithinSeconds: 3600 },
-  };
-  const cloud = await CloudServer.start(cfg, { logger: silentLogger(), clock: systemClock });
-  return { cloud, file };
+  return { cloud: await startInprocCloud({ dataDir: join(dir, 'data'), accessLog: { file, maxBytes, maxFiles } }), file };
 }
 
 /** `n` GETs of `path` without credentials, `parallel` at a time over keep-alive connections; their statuses. */
@@ -97,9 +72,9 @@ describe('security review: the relay access log', function () {
     expect((await fetch(`${base}/acme/${ADMIN_TOKEN}/mdm/devices`)).status).to.equal(401);
     // The same credentials in the path (after the target) are redacted: the log means to keep them out.
     expect((await fetch(`${base}/acme/ws1/x/${key}`)).status).to.equal(401);
-    await until(() => linesOf(file).length >= 3, 5000, 'three lines');
+    await until(() => jsonLinesOf(file).length >= 3, 5000, 'three lines');
     const text = readFileSync(file, 'utf8');
-    expect(linesOf(file)[2]!.path, 'in the path the key is scrubbed').to.not.contain(key.split('.')[2]!);
+    expect(jsonLinesOf(file)[2]!.path, 'in the path the key is scrubbed').to.not.contain(key.split('.')[2]!);
     const leaked = [...(text.includes(key.split('.')[2]!) ? ['the API key (as "tenant")'] : []), ...(text.includes(ADMIN_TOKEN) ? ['the admin token (as "target")'] : [])];
     expect(leaked, `written in clear to ${file}`).to.deep.equal([]);
   });
@@ -114,7 +89,7 @@ describe('security review: the relay access log', function () {
     const statuses = await anonymous(cloud.port, `/api/v1/relay/acme/ws1/${'a'.repeat(2000)}`, 600);
     expect(statuses.get(401)).to.equal(600);
     await new Promise((r) => setTimeout(r, 300));
-    const refused = linesOf(file).filter((l) => l.status === 401 && l.client === '127.0.0.1' && l.principal === undefined);
+    const refused = jsonLinesOf(file).filter((l) => l.status === 401 && l.client === '127.0.0.1' && l.principal === undefined);
     const bytes = readFileSync(file).length;
     // ~1,000 such calls a second from one client on this VM: ~2.5 MB/s of log. An address's
     // unauthenticated refusals are worth at most what the limiter allows wrong tokens (120 a
@@ -143,11 +118,11 @@ describe('security review: the relay access log', function () {
     const ok = await fetch(`http://127.0.0.1:${cloud.port}/api/v1/relay/acme/t1/mdm/devices/evidence`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(ok.status).to.equal(200);
     await ok.text();
-    await until(() => linesOf(file).some((l) => l.path === '/mdm/devices/evidence'), 5000, 'the authorized line');
+    await until(() => jsonLinesOf(file).some((l) => l.path === '/mdm/devices/evidence'), 5000, 'the authorized line');
     // Then someone without any credential: 1,200 calls (401, never rate limited) from one address.
     await anonymous(cloud.port, `/api/v1/relay/acme/t1/${'a'.repeat(2000)}`, 1200);
     await new Promise((r) => setTimeout(r, 500));
-    const all = [...linesOf(`${file}.1`), ...linesOf(file)];
+    const all = [...jsonLinesOf(`${file}.1`), ...jsonLinesOf(file)];
     expect(
       all.some((l) => l.path === '/mdm/devices/evidence' && l.principal === 'admin'),
       `the admin's call is gone from the log: ${all.length} lines left, all from the anonymous caller`,

@@ -23,7 +23,7 @@ describe("security review: the relay's x-uemlink-* answer headers", function () 
   let connectorId: string;
   before(async () => {
     dir = tempDir('rv-sec-hdr-');
-    cloud = await startInprocCloud({ accessLog: `${dir}/relay-access.log` });
+    cloud = await startInprocCloud({ accessLog: { file: `${dir}/relay-access.log` } });
     const id = await pairInproc(cloud);
     connectorId = id.connectorId;
     c = await connectAs(cloud, id);
