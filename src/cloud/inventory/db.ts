@@ -229,7 +229,8 @@ export class InventoryStorageError extends UemlinkError {
   }
 
   override get publicMessage(): string {
-    return `the cloud could not use its inventory database (${this.problem}); nothing of this run was stored, and the cloud's operator has the details in its log`;
+    // The problem in a word ("disk full", "busy"): the advice after a colon is the operator's.
+    return `the cloud could not use its inventory database (${this.problem.split(':')[0]}): nothing was changed, and the cloud's operator has the details in its log`;
   }
 }
 
