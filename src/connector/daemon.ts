@@ -337,10 +337,10 @@ export class ConnectorDaemon {
       logger,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000 }),
       // Options are rebuilt per dial: targets (and, after a renewal, the key) may have changed.
-      connect: async () => {
+      connect: async (signal) => {
         const o = await this.tunnelOptions(this._identity ?? identity);
         this.dialedTargets = o.targets;
-        return connectTunnel({ ...o, tlsSessions, prepareSession: (s) => this.listen(s) });
+        return connectTunnel({ ...o, tlsSessions, signal, prepareSession: (s) => this.listen(s) });
       },
     });
     let first = true;

@@ -94,7 +94,29 @@ export function proxyFor(targetUrl: string, cfg: ProxyConfig | undefined): strin
  * certificate failed (SELF_SIGNED_CERT_IN_CHAIN) as soon as cloud.caFile was set.
  */
 export function proxyAgent(proxyUrl: string, ca?: string[]): Agent {
-  return new HttpsProxyAgent(proxyUrl, { keepAlive: false, ...(ca ? { secureContext: trustContext(ca) } : {}) }) as unknown as Agent;
+  return new BoundedProxyAgent(proxyUrl, { keepAlive: false, ...(ca ? { secureContext: trustContext(ca) } : {}) }) as unknown as Agent;
+}
+
+/**
+ * https-proxy-agent waits for the proxy's answer to CONNECT with nothing tied to the request: a
+ * dial given up (its deadline, a stop) left the socket to a proxy that never answers open for
+ * good, one per attempt. Here a request closed or aborted before the answer destroys that socket (through
+ * net.connect's `signal`, read when the socket is made).
+ */
+class BoundedProxyAgent extends HttpsProxyAgent<string> {
+  override async connect(req: Parameters<HttpsProxyAgent<string>['connect']>[0], opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): ReturnType<HttpsProxyAgent<string>['connect']> {
+    const ac = new AbortController();
+    const onClose = (): void => ac.abort();
+    // 'abort': a request aborted before it has a socket emits no 'close' (ws aborts on a deadline).
+    req.once('close', onClose);
+    req.once('abort', onClose);
+    req.once('proxyConnect', () => {
+      req.off('close', onClose);
+      req.off('abort', onClose);
+    });
+    (this.connectOpts as { signal?: AbortSignal }).signal = ac.signal;
+    return super.connect(req, opts);
+  }
 }
 
 /** The proxy's address without credentials, for messages. */

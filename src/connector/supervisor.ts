@@ -33,7 +33,8 @@ export interface SupervisorEvents {
 }
 
 export interface SupervisorOptions {
-  connect: () => Promise<Connected>;
+  /** One dial; `signal` aborts it (stop() during a dial that would otherwise wait on a stuck proxy). */
+  connect: (signal: AbortSignal) => Promise<Connected>;
   backoff: Backoff;
   clock: Clock;
   logger: Logger;
@@ -50,6 +51,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private wakeTimer: TimerHandle | undefined;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private dialing: AbortController | undefined;
 
   constructor(private readonly o: SupervisorOptions) {
     super();
@@ -87,6 +89,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async stop(drainMs: number): Promise<void> {
     this.stopping = true;
     this.wake?.();
+    this.dialing?.abort();
     const c = this.current;
     if (c && c.session.state !== 'closed') await c.session.drain(drainMs, 'connector shutting down');
     await this.loop;
@@ -105,7 +108,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.set({ state: 'connecting', since: clock.now(), attempt: backoff.attempts + 1 });
       let c: Connected;
       try {
-        c = await this.o.connect();
+        this.dialing = new AbortController();
+        c = await this.o.connect(this.dialing.signal);
       } catch (e) {
         const err = e instanceof UemlinkError ? e : new UemlinkError('TUNNEL_DIAL_FAILED', messageOf(e), { retryable: true });
         this._lastError = { code: err.code, message: err.message, at: clock.now() };

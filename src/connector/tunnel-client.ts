@@ -47,6 +47,8 @@ export interface TunnelClientOptions {
   limits: Limits;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
+  /** Aborts the dial (the supervisor stopping). */
+  signal?: AbortSignal;
   ca?: string[];
   agent?: Agent;
   /** The proxy in use (no credentials), for messages. */
@@ -88,6 +90,7 @@ export async function connectTunnel(o: TunnelClientOptions): Promise<Connected> 
       ...(o.agent ? { agent: o.agent } : {}),
       ...(o.proxy ? { proxy: o.proxy } : {}),
       ...(o.tlsSessions ? { tlsSessions: o.tlsSessions } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
     });
   } catch (e) {
     if (e instanceof DialError) {

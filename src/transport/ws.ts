@@ -66,6 +66,8 @@ export interface DialOptions {
   tlsSessions?: TlsSessionCache;
   handshakeTimeoutMs: number;
   maxPayload: number;
+  /** Aborts the dial. */
+  signal?: AbortSignal;
 }
 
 /** Why a dial failed, with what a supervisor needs to decide the next wait. */
@@ -134,7 +136,46 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
     if (opts.ca && opts.ca.length > 0) (wsOpts as Record<string, unknown>).secureContext = trustContext(opts.ca);
     let settled = false;
     const ws = new WebSocket(url, wsOpts);
+    // The proxy's answer to CONNECT, once it came (https-proxy-agent tells its agent).
+    let connectStatus: number | undefined;
+    const onProxyConnect = (res: { statusCode?: number }): void => {
+      connectStatus = res.statusCode ?? 0;
+    };
+    const agentEvents = opts.agent as unknown as { once?: (e: string, f: typeof onProxyConnect) => void; off?: (e: string, f: typeof onProxyConnect) => void } | undefined;
+    agentEvents?.once?.('proxyConnect', onProxyConnect);
+    // One deadline for the whole dial: ws's handshakeTimeout starts only once a socket is handed
+    // over, which through a proxy is after the proxy answered CONNECT (one that never answers kept
+    // the connector "connecting" for ever, and stop() waited on it); and over TLS Node re-armed it
+    // once, doubling it.
+    const giveUp = (err: DialError): void => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+      ws.terminate();
+    };
+    const deadline = setTimeout(() => {
+      giveUp(
+        new DialError(
+          opts.proxy && connectStatus === undefined
+            ? `the proxy ${opts.proxy} did not answer CONNECT within ${opts.handshakeTimeoutMs} ms`
+            : `no answer from ${redactUrl(url)}${opts.proxy ? ` through the proxy ${opts.proxy}` : ''} within ${opts.handshakeTimeoutMs} ms (timed out)`,
+        ),
+      );
+    }, opts.handshakeTimeoutMs);
+    const onAbort = (): void => giveUp(new DialError('the dial was stopped'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => {
+      clearTimeout(deadline);
+      opts.signal?.removeEventListener('abort', onAbort);
+      agentEvents?.off?.('proxyConnect', onProxyConnect);
+    };
+    ws.once('open', done);
+    ws.once('close', done);
+    ws.once('error', done);
+    ws.once('unexpected-response', done);
+    if (opts.signal?.aborted) onAbort();
     ws.once('open', () => {
+      if (settled) return;
       settled = true;
       const sock = (ws as unknown as { _socket?: { remoteAddress?: string } })._socket;
       resolve(new WsTransport(ws, sock?.remoteAddress ?? '', wsOpts.generateMask === zeroMask ? 'zero-mask' : 'ws'));
@@ -163,6 +204,14 @@ export function dialWebSocket(url: string, opts: DialOptions): Promise<WsTranspo
         // Some proxies (tinyproxy) answer a failed CONNECT authentication with 401 rather than 407;
         // the cloud itself never answers an upgrade with either.
         const proxyAuth = status === 407 || (status === 401 && opts.proxy !== undefined);
+        // The proxy's own refusal of CONNECT is not the cloud's answer (its 503 is no overload of
+        // the cloud, its 404 no missing tunnel endpoint).
+        const proxyRefused = opts.proxy !== undefined && connectStatus !== undefined && connectStatus !== 200;
+        if (proxyRefused && !proxyAuth) {
+          reject(new DialError(`the proxy ${opts.proxy} answered CONNECT with HTTP ${status}: it cannot reach the cloud, or does not allow its address or port`, { status: 0, permanent: false }));
+          ws.terminate();
+          return;
+        }
         const msg = proxyAuth
             ? `the proxy ${opts.proxy ?? ''} refused the credentials (HTTP ${status}${status === 407 ? ' Proxy Authentication Required' : ''}): check the user and password in proxy.url / proxy.passwordFile`
             : status === 404
