@@ -45,6 +45,9 @@ import { MessagePool } from './message-pool.js';
 import { ReadyQueue } from './ready-queue.js';
 
 /** What a session needs from the thing that carries its messages. */
+/** Unanswered PINGs a side remembers (one per heartbeat interval; see pingsOutstanding). */
+const MAX_PINGS_OUTSTANDING = 8;
+
 export interface Transport {
   /**
    * Queues one binary message. `sent`, if given, is called once when the message has left the
@@ -204,9 +207,16 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private receivedGoAway: GoAway | undefined;
 
   private hbTimer: TimerHandle | undefined;
-  private pingOutstanding: { data: Buffer; sentAt: number } | undefined;
+  /**
+   * PINGs not answered yet, oldest first. One is sent every interval even while others wait: on a
+   * slow link the peer's PONG waits behind its bulk data, and a side that stopped pinging left that
+   * peer hearing nothing from it. Only the newest MAX_PINGS_OUTSTANDING are remembered.
+   */
+  private pingsOutstanding: Array<{ data: Buffer; sentAt: number }> = [];
   private pingCounter = 0;
   private heardSinceTick = true;
+  /** Heartbeat ticks in a row with nothing heard (see heartbeat()). */
+  private silentTicks = 0;
   private _rttMs: number | undefined;
   private _lastHeardAt: number;
   private _bytesIn = 0;
@@ -523,6 +533,11 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     }
   }
 
+  /** Part of a message arrived: the peer is alive (the heartbeat counts bytes, not whole messages). */
+  onActivity(): void {
+    this.heardSinceTick = true;
+  }
+
   onDrain(): void {
     if (this.ready.size > 0) this.pump();
   }
@@ -555,10 +570,14 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         this.reply({ kind: 'pong', data: Buffer.from(f.data) });
         return;
       case 'pong':
-        if (this.pingOutstanding && this.pingOutstanding.data.equals(f.data)) {
-          this._rttMs = this.clock.now() - this.pingOutstanding.sentAt;
-          this.pingOutstanding = undefined;
-          this.emit('rtt', this._rttMs);
+        {
+          // A PONG answers its PING and every older one (they left before it, on one ordered channel).
+          const i = this.pingsOutstanding.findIndex((p) => p.data.equals(f.data));
+          if (i >= 0) {
+            this._rttMs = performance.now() - this.pingsOutstanding[i]!.sentAt;
+            this.pingsOutstanding.splice(0, i + 1);
+            this.emit('rtt', this._rttMs);
+          }
         }
         return;
       case 'goaway':
@@ -904,7 +923,12 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   private heartbeat(): void {
     if (this._state === 'closed') return;
-    if (this.pingOutstanding && !this.heardSinceTick) {
+    // Two whole intervals of silence, not one: on a slow link a side sending a large body hears
+    // only the peer's PINGs (its PONGs wait behind that body, window updates come once per half
+    // window), one per interval of the same length, so one interval could pass without one by
+    // jitter alone, and the tunnel was ended mid-transfer.
+    this.silentTicks = this.heardSinceTick ? 0 : this.silentTicks + 1;
+    if (this.pingsOutstanding.length > 0 && this.silentTicks >= 2) {
       this.fail('HEARTBEAT_TIMEOUT', 'no answer from the peer for two heartbeat intervals');
       return;
     }
@@ -913,10 +937,13 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   }
 
   private ping(): void {
-    if (this.pingOutstanding || this._state === 'closed') return;
+    if (this._state === 'closed') return;
     const data = Buffer.alloc(PING_PAYLOAD_SIZE);
     data.writeUInt32BE(++this.pingCounter >>> 0, 4);
-    this.pingOutstanding = { data, sentAt: this.clock.now() };
+    // Monotonic: a wall-clock step during a PING gave a round trip of minus an hour (status,
+    // metrics, and the window auto-tuning that reads it).
+    this.pingsOutstanding.push({ data, sentAt: performance.now() });
+    if (this.pingsOutstanding.length > MAX_PINGS_OUTSTANDING) this.pingsOutstanding.shift();
     this.enqueue({ kind: 'ping', data });
     this.flush();
   }
@@ -945,10 +972,11 @@ export function closeReason(s: string): string {
 /** Routes a transport's events into a session (the handshake may have used the transport before). */
 export function attachTransport(
   session: MuxSession,
-  transport: { setHandlers(h: { message(d: Buffer): void; drain(): void; close(code: number, reason: string): void }): void },
+  transport: { setHandlers(h: { message(d: Buffer): void; activity?(): void; drain(): void; close(code: number, reason: string): void }): void },
 ): void {
   transport.setHandlers({
     message: (d) => session.onMessage(d),
+    activity: () => session.onActivity(),
     drain: () => session.onDrain(),
     close: (code, reason) => session.onTransportClose(code, reason),
   });

@@ -9,6 +9,8 @@ import { wsHeaderLength, writeWsHeader } from './ws-frame.js';
 
 export interface TransportHandlers {
   message(data: Buffer): void;
+  /** Bytes arrived from the peer (part of a message, maybe): it is alive, whatever the message's size. */
+  activity?(): void;
   drain(): void;
   close(code: number, reason: string): void;
 }
@@ -70,6 +72,9 @@ export class WsTransport implements Transport {
     });
     // Errors are followed by 'close'; the close carries what the session needs.
     ws.on('error', () => {});
+    // A message is up to 256 KiB: on a slow link (256 kbit/s) one takes longer than two heartbeat
+    // intervals to arrive, and counting only whole messages as "heard" ended busy tunnels there.
+    (sock as { on?: (e: 'data', f: () => void) => void } | undefined)?.on?.('data', () => this.handlers?.activity?.());
   }
 
   setHandlers(h: TransportHandlers): void {

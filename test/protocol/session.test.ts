@@ -633,7 +633,7 @@ describe('session', () => {
       expect(p.cloud.rttMs).to.be.a('number');
     });
 
-    it('declares a silent (half-open) link dead within two intervals', async () => {
+    it('declares a silent (half-open) link dead within three intervals (two whole ones without a byte)', async () => {
       const p = sessionPair({ heartbeatMs: 1000 });
       for (let i = 0; i < 3; i++) {
         clock.tick(1000);
@@ -650,7 +650,8 @@ describe('session', () => {
         elapsed += 100;
         await turn();
       }
-      expect(elapsed).to.be.at.most(2000);
+      expect(elapsed).to.be.at.most(3000);
+      expect(elapsed, 'not before two whole intervals of silence').to.be.at.least(2000);
       const info = await c;
       expect(info.error.code).to.equal('TUNNEL_HEARTBEAT_TIMEOUT');
     });
