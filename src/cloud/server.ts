@@ -62,7 +62,8 @@ export function clientErrorAnswer(code: string | undefined): string {
         ? [408, 'Request Timeout', 'request_timeout', 'the request did not arrive in time']
         : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP/1.1'];
   const body = JSON.stringify({ error, message });
-  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  // x-uemlink-error as on every error of the relay (a relay client tells ours from the UEM's by it).
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nx-uemlink-error: ${error}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 /**
@@ -301,6 +302,10 @@ export class CloudServer {
       });
     }
     server.keepAliveTimeout = 65_000;
+    // Node's default (300 s for a whole request, body included) cut relayed uploads short of
+    // relay.timeoutSeconds, which covers the upload (a 1 GiB body needed ~29 Mbit/s). The relay's
+    // own deadline bounds a relayed call; this one only has to outlast it.
+    server.requestTimeout = config.relay.timeoutMs + 60_000;
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '').split('?')[0];
       if (path !== TUNNEL_PATH) {

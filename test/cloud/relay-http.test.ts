@@ -318,7 +318,7 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
     r.s.destroy();
   });
 
-  it('a request Node cannot parse gets the JSON error: 431 headers_too_large for an oversized head, 400 bad_request for garbage', async () => {
+  it('a request Node cannot parse gets the JSON error (and x-uemlink-error): 431 headers_too_large for an oversized head, 400 bad_request for garbage', async () => {
     const big = await Raw.open(cloud.port);
     big.s.write(`GET /api/v1/relay/acme/t1/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
     await until(() => big.closed, 3000, 'closed');
@@ -329,6 +329,19 @@ describe('relay API: HTTP framing and endings (raw client, hand-driven connector
     await until(() => bad.closed, 3000, 'closed');
     expect(bad.text).to.match(/^HTTP\/1\.1 400 /);
     expect(JSON.parse(bad.text.slice(bad.text.indexOf('\r\n\r\n') + 4))).to.include({ error: 'bad_request' });
+    // As every error of the relay: a client tells ours from the UEM's by it.
+    expect(big.text).to.contain('\r\nx-uemlink-error: headers_too_large\r\n');
+    expect(bad.text).to.contain('\r\nx-uemlink-error: bad_request\r\n');
+  });
+
+  it("a relayed upload may take as long as relay.timeoutSeconds: Node's 300 s request timeout is lifted above it (an upload was cut with 408 at 300 s whatever the relay allowed)", async () => {
+    const long = await startInprocCloud({ relayTimeoutMs: 3_600_000 });
+    try {
+      const server = (long as unknown as { server: { requestTimeout: number } }).server;
+      expect(server.requestTimeout).to.be.greaterThan(3_600_000);
+    } finally {
+      await long.shutdown();
+    }
   });
 
   it("the relay's own 500 carries x-uemlink-error (found in review: without it, it passed for the UEM's)", async () => {
