@@ -162,8 +162,11 @@ export interface ResponseHead {
 
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** Header pairs a request or response head may carry (§5). */
+export const MAX_HEAD_PAIRS = 500;
+
 function headerList(v: unknown, streamId: number): HeaderList {
-  if (!Array.isArray(v) || v.length > 500) throw headError(streamId, 'headers must be a list of at most 500 pairs');
+  if (!Array.isArray(v) || v.length > MAX_HEAD_PAIRS) throw headError(streamId, `headers must be a list of at most ${MAX_HEAD_PAIRS} pairs`);
   for (const pair of v) {
     if (
       !Array.isArray(pair) ||

@@ -37,7 +37,7 @@ import {
   type Frame,
   type StreamFrame,
 } from './frame.js';
-import { parseGoAway, parseRequestHead, parseResponseHead, type GoAway, type Limits, type RequestHead, type ResponseHead } from './messages.js';
+import { MAX_HEAD_PAIRS, parseGoAway, parseRequestHead, parseResponseHead, type GoAway, type Limits, type RequestHead, type ResponseHead } from './messages.js';
 import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js';
 import { MuxStream, type StreamHost } from './stream.js';
 import type { WindowTuning } from './flow.js';
@@ -306,7 +306,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       void this.drain(EXHAUSTED_DRAIN_MS, 'stream ids exhausted');
       throw new UemlinkError('TUNNEL_GOING_AWAY', 'stream ids exhausted; the tunnel will be re-established', { retryable: true });
     }
-    const json = this.fitting(jsonPayload(head), 'request head');
+    const json = this.fitting(jsonPayload(this.headCount(head, 'request head')), 'request head');
     this.nextLocalId += 2;
     this.lastLocalId = id;
     const s = new MuxStream(this, id, 'initiator', head, { send: this.remote.initialWindow, recv: this.local.initialWindow, ...this.tuningFor() });
@@ -363,7 +363,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (!this.streams.has(s.id) || !canSend(s.status, 'response') || s.response !== undefined) {
       throw new UemlinkError('TUNNEL_STREAM_RESET', `stream ${s.id} cannot send a response now`);
     }
-    const json = this.fitting(jsonPayload(head), 'response head');
+    const json = this.fitting(jsonPayload(this.headCount(head, 'response head')), 'response head');
     s.response = head;
     this.enqueueStreamParts(s, encodeFrameParts({ kind: 'response', streamId: s.id, json }));
     if (end) s.end();
@@ -419,6 +419,18 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private resetMessage(message: string): string {
     const max = Math.min(MAX_RESET_MESSAGE, this.remote.maxFrameSize - 4);
     return Buffer.byteLength(message) <= max ? message : utf8Prefix(message, max).toString('utf8');
+  }
+
+  /**
+   * A head the peer would refuse for its number of header lines is refused here, as one too large
+   * for a frame is (a UEM answer with 600 headers reached the cloud, which reset the stream: the
+   * client got a puzzling protocol error while the connector's audit said 200).
+   */
+  private headCount<H extends { headers: readonly unknown[] }>(head: H, what: string): H {
+    if (head.headers.length > MAX_HEAD_PAIRS) {
+      throw new UemlinkError('TUNNEL_FRAME_TOO_LARGE', `the ${what} has ${head.headers.length} header lines, more than the ${MAX_HEAD_PAIRS} a head may carry`);
+    }
+    return head;
   }
 
   /** JSON frames are never split: one that exceeds the peer's frame limit is refused here. */
