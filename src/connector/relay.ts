@@ -38,14 +38,14 @@ export interface RelayDeps {
 
 /** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
 /** Failures before any byte of the request left for the UEM (no connection, no name; TLS refused and no OAuth2 token: below). */
-const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
  * Whether the UEM cannot have seen the request: the cloud may then send it through another
  * connector of the target, whatever its method (x-uemlink-unsent).
  */
 export function neverSent(e: UpstreamError): boolean {
-  return e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
+  return e.unsent || e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
 }
 
 function respondError(s: MuxStream, status: number, code: string, message: string, unsent = false): void {

@@ -7,7 +7,7 @@
  *    reached the connector, so the request moves to another connector — if its body was not used;
  *  - the tunnel dropped before any response byte: only GET/HEAD/OPTIONS are retried, once;
  *  - the connector answered that the UEM never saw the request (`x-uemlink-unsent`: no connection,
- *    no DNS name, TLS refused, no OAuth2 token): any method without a body goes to the next
+ *    none within the deadline, its connections all busy, no DNS name, TLS refused, no OAuth2 token): any method without a body goes to the next
  *    connector, and that connector is tried last for the target for a while (UNSENT_AVOID_MS);
  *  - anything else is reported, never replayed (a POST may have reached the UEM).
  * One deadline covers all attempts: every request ends within the relay timeout, with the answer,
@@ -184,7 +184,8 @@ export class Relay {
         // timer. Answer as for a reset before the head; nothing has been sent to the client yet.
         if (stream.errored) throw stream.errored;
         const answer = { head, body: stream, connectorId: live.connectorId, requestId: idempotencyKey };
-        if (head.status === 502 && !bodyUsed && head.headers.some(([k, v]) => v === '1' && k.toLowerCase() === 'x-uemlink-unsent')) {
+        // (502 no connection, 503 all the connector's connections to the UEM busy, 504 none made in time)
+        if (head.status >= 502 && head.status <= 504 && !bodyUsed && head.headers.some(([k, v]) => v === '1' && k.toLowerCase() === 'x-uemlink-unsent')) {
           // Entries of connectors gone for good are never looked at again: bounded by a reset.
           if (this.unreachable.size >= 10_000) this.unreachable.clear();
           this.unreachable.set(`${live.connectorId}\n${r.target}`, this.o.clock.now() + UNSENT_AVOID_MS);

@@ -59,7 +59,14 @@ export class Exchange {
 
   // ---- undici's side ----
 
+  /** undici has given the request a connection to the UEM (it was neither queued nor connecting). */
+  get sent(): boolean {
+    return this.gotConnection;
+  }
+  private gotConnection = false;
+
   onConnect(abort: (err: Error) => void): void {
+    this.gotConnection = true;
     if (this.abortReason) abort(this.abortReason);
     else this.abortUndici = abort;
   }
@@ -150,8 +157,18 @@ export class Exchange {
   /** Ends the exchange now (the caller went away): undici drops the connection's request. */
   abort(err: Error): void {
     if (this.state === 'done') return;
-    if (this.abortUndici) this.abortUndici(err);
-    else this.abortReason = err;
+    if (this.abortUndici) {
+      this.abortUndici(err);
+      return;
+    }
+    // No connection yet (queued behind the target's busy connections, or connecting): undici
+    // aborts it when it would get one, which may be long after; the caller hears now, and knows
+    // the request never left (`sent` is false).
+    this.abortReason = err;
+    // In a microtask: abort() may be called while the caller is still setting the exchange up.
+    queueMicrotask(() => {
+      if (this.state === 'waiting' && !this.gotConnection) this.onError(err);
+    });
   }
 
   /** Reads and drops the body, keeping the connection for reuse. */

@@ -27,6 +27,7 @@ export type UpstreamErrorCode =
   | 'upstream_unreachable'
   | 'upstream_tls'
   | 'upstream_timeout'
+  | 'upstream_busy'
   | 'upstream_auth'
   | 'upstream_protocol'
   | 'upstream_headers_too_large'
@@ -41,6 +42,8 @@ export class UpstreamError extends Error {
     readonly peerCert?: CertInfo,
     /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
     readonly cause_?: string,
+    /** Known never to have left for the UEM (queued, or no connection): safe to send elsewhere. */
+    readonly unsent = false,
   ) {
     super(message);
     this.name = 'UpstreamError';
@@ -465,23 +468,35 @@ export class Target {
           if (!err) {
             w.headArrived();
             resolve(x);
-          } else this.classify(err as NodeJS.ErrnoException, w.why(), r.timeoutMs).then(reject, reject);
+          } else this.classify(err as NodeJS.ErrnoException, w.why(), r.timeoutMs, x.sent, busyAtDeadline).then(reject, reject);
         },
         () => w.over(),
       );
       // The cancel still aborts while the body streams (over() stops watching once it has ended).
+      // Whether it has to wait behind the target's busy connections is read as it is handed over:
+      // by its deadline, requests ending at the same moment may have closed theirs.
+      const s = this.pool.stats;
+      const busyAtDeadline = s.running >= this.maxConcurrent || s.pending > 0;
       const w = this.watch(r, (why) => x.abort(new Error(why === 'timeout' ? 'no answer before the deadline' : 'cancelled')));
       this.pool.dispatch(this.dispatchOptions(r, creds), x);
     });
   }
 
-  private async classify(e: NodeJS.ErrnoException, why: 'timeout' | 'cancelled' | undefined, timeoutMs: number): Promise<UpstreamError> {
+  private async classify(e: NodeJS.ErrnoException, why: 'timeout' | 'cancelled' | undefined, timeoutMs: number, sent?: boolean, busy = false): Promise<UpstreamError> {
     const where = `${this.baseUrl.host}`;
     if (why === 'cancelled') return new UpstreamError('cancelled', 499, 'cancelled by the client');
+    // The deadline passed before the request had a connection: it never left, and saying "the UEM
+    // is slow" (504, not retried elsewhere) was wrong. Waiting for one of the target's connections
+    // (all maxConcurrent busy) is this connector's queue; otherwise no connection could be made.
+    if (why === 'timeout' && sent === false) {
+      return busy
+        ? new UpstreamError('upstream_busy', 503, `${where}: all ${this.maxConcurrent} connections of this connector stayed busy for ${timeoutMs} ms; the request was not sent`, undefined, 'queued', true)
+        : new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms; the request was not sent`, undefined, 'connect', true);
+    }
     if (why === 'timeout' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
       return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, undefined, e.code);
     }
-    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, undefined, e.code);
+    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, undefined, e.code, true);
     if (isTlsError(e)) {
       const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
       const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
