@@ -145,7 +145,9 @@ describe('faults: the UEM misbehaves (raw TLS server, under load)', function () 
     { name: 'UEM refuses connections', path: 'acme/refused/x', expect: ['upstream_unreachable'] },
     { name: 'UEM stalls before headers', path: 'acme/raw/stall-head', expect: ['upstream_timeout'] },
     { name: 'UEM stalls mid-body', path: 'acme/raw/stall-body', expect: ['aborted'] },
-    { name: 'UEM resets mid-body (RST)', path: 'acme/raw/reset-body', expect: ['aborted'] },
+    // On a loaded machine the head and the reset 50 ms later can reach the cloud in one tunnel
+    // message: it then answers 502 connector_error before any body byte, also never a short 200.
+    { name: 'UEM resets mid-body (RST)', path: 'acme/raw/reset-body', expect: ['aborted', 'connector_error'] },
     { name: 'UEM ends mid-body (FIN, chunked)', path: 'acme/raw/fin-body', expect: ['aborted'] },
     { name: 'UEM slow loris (head 1 byte/300 ms)', path: 'acme/raw/slow-head', expect: ['upstream_timeout'] },
     { name: 'UEM slow body (1 byte/250 ms)', path: 'acme/raw/slow-body', expect: ['ok'] },
