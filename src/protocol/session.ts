@@ -586,7 +586,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
           // A PONG answers its PING and every older one (they left before it, on one ordered channel).
           const i = this.pingsOutstanding.findIndex((p) => p.data.equals(f.data));
           if (i >= 0) {
-            this._rttMs = performance.now() - this.pingsOutstanding[i]!.sentAt;
+            this._rttMs = Math.round(performance.now() - this.pingsOutstanding[i]!.sentAt); // whole ms, as before (status, the page)
             this.pingsOutstanding.splice(0, i + 1);
             this.emit('rtt', this._rttMs);
           }
