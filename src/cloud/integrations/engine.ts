@@ -14,7 +14,8 @@ import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
 import { UemError, rateLimitResetMs, readText, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
-import { InventoryStorageError, type InventoryDb, type SyncCounts } from '../inventory/db.js';
+import type { InventoryDb, SyncCounts } from '../inventory/db.js';
+import { UemlinkError } from '../../common/errors.js';
 import type { SyncSettings, TaggingSettings } from './model.js';
 import { redactString } from '../../common/redact.js';
 
@@ -360,10 +361,10 @@ export function describeError(e: unknown): string {
     };
     return redactString(`${e.message}${hint[e.kind] ? ` (${hint[e.kind]})` : ''}`);
   }
-  if (e instanceof InventoryStorageError) return e.publicMessage;
   // Redacted here, where UEM answers become status text: a UEM that echoes a credential in its
-  // error would otherwise show it in the console, the API's status and Verify's details.
-  return redactString(e instanceof Error ? e.message : String(e));
+  // error would otherwise show it in the console, the API's status and Verify's details. A
+  // UemlinkError is shown as a tenant may see it (an inventory failure without the cloud's paths).
+  return redactString(e instanceof UemlinkError ? e.publicMessage : e instanceof Error ? e.message : String(e));
 }
 
 /**
