@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '../common/clock.js';
+import { Episodes } from '../common/episodes.js';
 import { UemlinkError, messageOf } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { MuxSession, SessionClose } from '../protocol/session.js';
@@ -40,7 +41,12 @@ export interface SupervisorOptions {
   logger: Logger;
   /** Extra wait after being replaced by another process with the same identity. */
   replacedDelayMs?: number;
+  /** How often a dial failing the same way again is said (with the count since): default 10 min. */
+  failureWindowMs?: number;
 }
+
+/** How often the same dial failure is said again while it lasts. */
+export const DIAL_FAILURE_WINDOW_MS = 10 * 60_000;
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private _state: TunnelState;
@@ -52,9 +58,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private dialing: AbortController | undefined;
+  /**
+   * Dial failures as episodes: an unreachable cloud is redialled every ~30 s (backoff cap 60 s,
+   * full jitter), and a warning each time was ~2,900 identical lines a day that pushed the first
+   * one, which says when it began, out of `journalctl -n`. The same failure (by code) is said
+   * again every `failureWindowMs` with how often it recurred; a different code is said at once.
+   */
+  private readonly dialFailures: Episodes;
 
   constructor(private readonly o: SupervisorOptions) {
     super();
+    this.dialFailures = new Episodes(o.logger, o.clock, o.failureWindowMs ?? DIAL_FAILURE_WINDOW_MS);
     this._state = { state: 'idle', since: o.clock.now() };
   }
 
@@ -121,7 +135,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           return;
         }
         const delay = backoff.next(clock.now(), err instanceof TunnelError ? err.retryAfterMs : undefined);
-        logger.warn('tunnel connection failed', { code: err.code, reason: err.message, retryInMs: delay });
+        this.dialFailures.failed('tunnel', err.code, 'tunnel connection failed', { code: err.code, reason: err.message, retryInMs: delay });
+        logger.debug('tunnel dial failed', { code: err.code, reason: err.message, retryInMs: delay });
         this.set({ state: 'disconnected', since: clock.now(), retryAt: clock.now() + delay });
         await this.waitOrWake(delay);
         continue;
@@ -134,6 +149,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (everConnected) this._reconnects++;
       everConnected = true;
       backoff.connected();
+      this.dialFailures.succeeded('tunnel', 'tunnel dials succeed again', {});
       const since = clock.now();
       logger.info('tunnel connected', {
         connectorId: c.welcome.connectorId,

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { silentLogger } from '../../src/common/log.js';
+import { capturingLogger } from '../helpers/logs.js';
 import { systemClock } from '../../src/common/clock.js';
 import { Backoff } from '../../src/connector/backoff.js';
 import { Supervisor, type TunnelState } from '../../src/connector/supervisor.js';
@@ -106,6 +107,73 @@ describe('supervisor', () => {
     await clock.tickAsync(2);
     await turns();
     expect(calls).to.equal(2);
+    await sup.stop(0);
+  });
+
+  it('an unreachable cloud is one warning per 10 minutes with the count since, not one per redial; a new cause is said at once; the first success says how long it lasted', async () => {
+    let calls = 0;
+    let why: TunnelError = new TunnelError('TUNNEL_DIAL_FAILED', 'connect ECONNREFUSED 127.0.0.1:443');
+    const sessions: ReturnType<typeof fakeConnected>[] = [];
+    let up = false;
+    const { logger, lines } = capturingLogger();
+    const sup = new Supervisor({
+      clock: systemClock,
+      logger,
+      backoff: new Backoff({ baseMs: 1000, capMs: 60_000, stableMs: 60_000, random: () => 0.5 }),
+      connect: async () => {
+        calls++;
+        if (!up) throw why;
+        const s = fakeConnected();
+        sessions.push(s);
+        return s.c;
+      },
+    });
+    const warned = (): Array<Record<string, unknown>> => lines.filter((l) => l.level === 'warn' && l.message === 'tunnel connection failed');
+    sup.start();
+    await turns();
+    // Nine and a half minutes of redials (at most every 30 s once the backoff is at its cap).
+    for (let i = 0; i < 57; i++) {
+      await clock.tickAsync(10_000);
+      await turns();
+    }
+    expect(calls, 'it redials all along').to.be.greaterThan(15);
+    expect(warned(), 'one warning for the whole first 9.5 minutes').to.have.length(1);
+    expect(warned()[0]).to.include({ code: 'TUNNEL_DIAL_FAILED', reason: 'connect ECONNREFUSED 127.0.0.1:443' });
+    expect(lines.filter((l) => l.message === 'tunnel dial failed' && l.level === 'debug').length, 'each redial is still at debug').to.equal(calls);
+    for (let i = 0; i < 9; i++) {
+      await clock.tickAsync(10_000);
+      await turns();
+    }
+    expect(warned(), 'the next warning after the window carries how often it recurred').to.have.length(2);
+    expect(Number(warned()[1]!.repeated)).to.be.greaterThan(10);
+    const before = calls;
+    why = new TunnelError('TUNNEL_HANDSHAKE_TIMEOUT', 'no answer from the cloud within 10 s');
+    while (calls === before) {
+      await clock.tickAsync(5_000);
+      await turns();
+    }
+    expect(warned(), 'a different failure is said at once').to.have.length(3);
+    expect(warned()[2]).to.include({ code: 'TUNNEL_HANDSHAKE_TIMEOUT' });
+    up = true;
+    while (sup.state.state !== 'connected') {
+      await clock.tickAsync(5_000);
+      await turns();
+    }
+    const back = lines.find((l) => l.message === 'tunnel dials succeed again');
+    expect(back, 'one line ends the episode').to.not.equal(undefined);
+    expect(back).to.include({ level: 'info', failures: before + 1 });
+    expect(back!.failedWith).to.deep.equal(['TUNNEL_DIAL_FAILED', 'TUNNEL_HANDSHAKE_TIMEOUT']);
+    expect(Number(back!.forSeconds)).to.be.greaterThan(600);
+    // The next outage is a new episode: its first failure is said at once.
+    up = false;
+    sessions[0]!.peer.cloudT.terminate();
+    const w = warned().length;
+    while (warned().length === w) {
+      await clock.tickAsync(5_000);
+      await turns();
+    }
+    expect(warned()[w]).to.include({ code: 'TUNNEL_HANDSHAKE_TIMEOUT' });
+    expect(warned()[w]!.repeated, 'a fresh episode carries no count').to.equal(undefined);
     await sup.stop(0);
   });
 });
