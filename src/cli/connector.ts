@@ -184,7 +184,6 @@ export function connectorCommands(program: Command): void {
     );
 }
 
-/** GET /api/status from the running connector's local page. */
 /** What `status` needs of the config: where the local page listens, and its certificate. */
 type PageAddress = { health: { listen: { host: string; port: number }; tls?: { cert: string } | undefined } };
 
@@ -224,6 +223,7 @@ function pageOf(file: string): PageAddress {
   }
 }
 
+/** GET /api/status from the running connector's local page. */
 async function fetchStatus(cfg: PageAddress): Promise<ConnectorStatus> {
   const { host, port } = cfg.health.listen;
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;

@@ -204,7 +204,6 @@ export function adminApi(deps: AdminApiDeps): Router {
   return r;
 }
 
-/** Express 5 forwards rejected promises to the error handler; this one answers in our JSON shape. */
 /**
  * A query parameter given once. Given twice (`?tenant=a&tenant=b`) Express makes it an array, and
  * reading that as "absent" answered with every tenant's records: a wider answer than asked for.

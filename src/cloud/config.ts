@@ -81,7 +81,6 @@ export const CloudConfigSchema = z.strictObject({
   /** Prometheus metrics on a listener of their own (plain HTTP; keep it internal). */
   metrics: z.strictObject({ listen: hostPort }).optional(),
 });
-export type CloudConfigFile = z.infer<typeof CloudConfigSchema>;
 
 export interface CloudConfig {
   file: string;

@@ -71,7 +71,6 @@ export function validateTenant(v: unknown, key = 'tenant'): string {
   return v;
 }
 
-/** Issues a token (used by the API and by `uemlink cloud token create`, through the same store). */
 /** A token request checked, with its defaults (pure: the CLI checks its flags before it reads the config). */
 export function checkTokenRequest(req: TokenRequest): { tenant: string; group: string; ttl: number } {
   const tenant = validateTenant(req.tenant);
@@ -86,6 +85,7 @@ export function checkTokenRequest(req: TokenRequest): { tenant: string; group: s
   return { tenant, group, ttl };
 }
 
+/** Issues a token (used by the API and by `uemlink cloud token create`, through the same store). */
 export async function createPairingToken(store: CloudStore, publicUrl: string, req: TokenRequest, clock: Clock = systemClock): Promise<IssuedToken> {
   const { tenant, group, ttl } = checkTokenRequest(req);
   const now = clock.now();

@@ -367,7 +367,6 @@ export class CloudServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Graceful stop (SIGTERM): drain tunnels, flush presence, close the listener. */
   /**
    * Waits, until `deadline`, for relayed responses still on their way to clients: a stream ends on
    * the tunnel when its last DATA arrives, while up to a window's worth (1 MiB and more) still waits
@@ -387,6 +386,7 @@ export class CloudServer {
     clearTimeout(timer);
   }
 
+  /** Graceful stop (SIGTERM): drain tunnels, flush presence, close the listener. */
   async shutdown(): Promise<void> {
     if (this.draining) return;
     this.draining = true;

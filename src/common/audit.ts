@@ -142,5 +142,3 @@ export function createAuditLog(opts: { file: string; maxBytes: number; maxFiles:
     close: () => file.close(),
   };
 }
-
-export const nullAudit: AuditLog = { record() {}, close: async () => {} };

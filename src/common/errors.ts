@@ -64,10 +64,6 @@ export class UemlinkError extends Error {
   }
 }
 
-export function isUemlinkError(e: unknown): e is UemlinkError {
-  return e instanceof UemlinkError;
-}
-
 const FILE_PROBLEMS: Record<string, string> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',

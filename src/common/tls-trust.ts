@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { splitPemBundle } from './pki.js';
 
 let extra: string[] | undefined;
 
@@ -19,7 +20,7 @@ function extraCaCerts(): string[] {
     const file = process.env.NODE_EXTRA_CA_CERTS;
     if (file) {
       try {
-        extra = readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+        extra = splitPemBundle(readFileSync(file, 'utf8'));
       } catch {
         // unreadable: Node warned about it at start, and trusts none of it either
       }

@@ -538,12 +538,12 @@ export class ConnectorDaemon {
     this.supervisor?.session?.sendControl({ type: 'target.status', id: v.id, state: v.state, ...(v.reason ? { reason: v.reason } : {}) });
   }
 
-  /** SIGTERM: stop taking streams, let in-flight ones finish (drain timeout), close. */
   /** SIGHUP: the audit log is closed and written again under its name (logrotate moved it). */
   reopenFiles(): void {
     this.audit.reopen();
   }
 
+  /** SIGTERM: stop taking streams, let in-flight ones finish (drain timeout), close. */
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);

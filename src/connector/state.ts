@@ -59,15 +59,6 @@ export class ConnectorStateStore {
   }
 
   /**
-   * Stores a new identity. The key gets a file of its own first, then state.json points at it, then
-   * the old key goes: at every instant state.json names a key that exists.
-   */
-  /**
-   * `renewal.of` is the identity being renewed, as the renewing process loaded it: should state.json
-   * name another one by now (`connector pair --force` while the daemon ran), the renewal is dropped
-   * (STATE_CHANGED) instead of bringing the old connector back and deleting the new one's key.
-   */
-  /**
    * Fails unless the state directory can be written, as `save` will need. Pairing checks it before
    * redeeming its single-use token: one spent on a pairing that could not be stored was lost.
    */
@@ -86,6 +77,14 @@ export class ConnectorStateStore {
     }
   }
 
+  /**
+   * Stores a new identity. The key gets a file of its own first, then state.json points at it, then
+   * the old key goes: at every instant state.json names a key that exists.
+   *
+   * `renewal.of` is the identity being renewed, as the renewing process loaded it: should state.json
+   * name another one by now (`connector pair --force` while the daemon ran), the renewal is dropped
+   * (STATE_CHANGED) instead of bringing the old connector back and deleting the new one's key.
+   */
   async save(identity: Omit<StoredIdentity, 'keyFile'>, privateKeyPem: string, opts: { renewal?: { of: { connectorId: string; keyFile: string } } } = {}): Promise<void> {
     // The id names the key file: never a path (the pairing checks it too; this is the last line).
     if (!CONNECTOR_ID_RE.test(identity.connectorId)) throw new UemlinkError('STATE_INVALID', `not a connector id: ${JSON.stringify(identity.connectorId.slice(0, 40))}`);

@@ -152,11 +152,6 @@ export class HealthServer {
       return true;
     };
 
-    /**
-     * A refused "Pair again" opens its form again. The pairing string itself is never sent back
-     * (no secret in a page): the page's script keeps what was pasted in the tab's sessionStorage
-     * until a pairing succeeds (assets.ts).
-     */
     /** The password field of the form a request came from (page.ts names them). */
     const passwordFieldOf = (req: Request): string => {
       if (req.path === '/actions/pair') return (req.body as Record<string, unknown> | undefined)?.force === '1' ? 'pw-repair' : 'pw-pair';
@@ -165,6 +160,11 @@ export class HealthServer {
       return req.path.startsWith('/actions/targets/') && id ? `pw-mt-${esc(id)}` : '';
     };
 
+    /**
+     * A refused "Pair again" opens its form again. The pairing string itself is never sent back
+     * (no secret in a page): the page's script keeps what was pasted in the tab's sessionStorage
+     * until a pairing succeeds (assets.ts).
+     */
     const keptToken = (req: Request): Partial<PageView> => (req.path === '/actions/pair' && (req.body as Record<string, unknown> | undefined)?.force === '1' ? { repair: true } : {});
 
     const failed = async (req: Request, res: Response, e: unknown): Promise<void> => {

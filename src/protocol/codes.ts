@@ -17,7 +17,6 @@ export const StreamError = {
   TIMEOUT: 8,
   TUNNEL_CLOSED: 9,
 } as const;
-export type StreamErrorName = keyof typeof StreamError;
 
 export function streamErrorName(code: number): string {
   for (const [name, value] of Object.entries(StreamError)) if (value === code) return name;

@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { ProtocolError, StreamError, isGoAwayCode, type GoAwayCode } from './codes.js';
 import { ABSOLUTE_MAX_FRAME, MAX_WINDOW } from './frame.js';
 
-/** The protocol versions this build speaks. A peer outside this range is refused with a reason. */
 /**
  * Targets one connector serves at most (local ones, and cloud-managed ones of its group, each):
  * their id lists travel in one JSON frame each (HELLO, the `targets` and `target.sync` CONTROL
@@ -20,6 +19,7 @@ export const MAX_TARGETS_PER_CONNECTOR = 200;
 /** A handshake frame (HELLO, AUTH) is read up to this size whatever the frame limit: HELLO lists the targets. */
 export const HANDSHAKE_FRAME_BYTES = 128 * 1024;
 
+/** The protocol versions this build speaks. A peer outside this range is refused with a reason. */
 export const PROTOCOL_MIN = 1;
 export const PROTOCOL_MAX = 2;
 

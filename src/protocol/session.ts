@@ -44,10 +44,10 @@ import type { WindowTuning } from './flow.js';
 import { MessagePool } from './message-pool.js';
 import { ReadyQueue } from './ready-queue.js';
 
-/** What a session needs from the thing that carries its messages. */
 /** Unanswered PINGs a side remembers (one per heartbeat interval; see pingsOutstanding). */
 const MAX_PINGS_OUTSTANDING = 8;
 
+/** What a session needs from the thing that carries its messages. */
 export interface Transport {
   /**
    * Queues one binary message. `sent`, if given, is called once when the message has left the
@@ -900,18 +900,18 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     return this.tuning ? { tuning: this.tuning } : {};
   }
 
-  /**
-   * `cause`: why the stream ends, given to writes still queued. The stream's Writable destroys
-   * itself with the first error a write callback gets, and ignores the one passed to destroy()
-   * after it: a generic error there hid a lost tunnel or a refused stream from the relay, which
-   * then neither retried an idempotent request elsewhere nor said the connector was lost.
-   */
   /** Retires `s` and destroys it, both with `err` (its queued writes fail with it too). */
   private endWith(s: MuxStream, err: StreamResetError): void {
     this.retire(s, err);
     s.destroy(err);
   }
 
+  /**
+   * `cause`: why the stream ends, given to writes still queued. The stream's Writable destroys
+   * itself with the first error a write callback gets, and ignores the one passed to destroy()
+   * after it: a generic error there hid a lost tunnel or a refused stream from the relay, which
+   * then neither retried an idempotent request elsewhere nor said the connector was lost.
+   */
   private retire(s: MuxStream, cause?: Error): void {
     if (!this.streams.delete(s.id)) return;
     this.grownBytes -= s.recvWindow.grown;

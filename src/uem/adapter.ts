@@ -142,7 +142,6 @@ export function rateLimitResetMs(header: string | null, now = Date.now()): numbe
   return Math.max(0, Math.min(Number(header) * 1000 - now, 3_600_000));
 }
 
-/** The UemError for a non-OK answer (status, Retry-After, the relay's own error codes). */
 /** Largest answer an adapter reads (a page of devices is a few MiB at most). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -182,6 +181,7 @@ export async function answerText(res: Response, what: string): Promise<string> {
   return text;
 }
 
+/** The UemError for a non-OK answer (status, Retry-After, the relay's own error codes). */
 export async function errorForResponse(res: Response, what: string): Promise<UemError> {
   const relayCode = res.headers.get('x-uemlink-error');
   let detail = '';
