@@ -85,14 +85,18 @@ export class StreamResetError extends UemlinkError {
   readonly streamError: number;
   /** True when no response byte had arrived yet: an idempotent request may be retried elsewhere. */
   readonly beforeResponse: boolean;
-  constructor(streamError: number, message: string, beforeResponse: boolean, remote: boolean) {
+  /**
+   * `by`: which side ended the stream (the peer's RESET or tunnel close, or this side's). Named
+   * options: two positional booleans could not be read at a call site.
+   */
+  constructor(o: { code: number; message: string; by: 'peer' | 'local'; beforeResponse: boolean }) {
     super(
-      streamError === StreamError.TUNNEL_CLOSED ? 'TUNNEL_CLOSED' : 'TUNNEL_STREAM_RESET',
-      `${remote ? 'peer reset the stream' : 'stream reset'} (${streamErrorName(streamError)})${message ? `: ${message}` : ''}`,
-      { retryable: beforeResponse },
+      o.code === StreamError.TUNNEL_CLOSED ? 'TUNNEL_CLOSED' : 'TUNNEL_STREAM_RESET',
+      `${o.by === 'peer' ? 'peer reset the stream' : 'stream reset'} (${streamErrorName(o.code)})${o.message ? `: ${o.message}` : ''}`,
+      { retryable: o.beforeResponse },
     );
     this.name = 'StreamResetError';
-    this.streamError = streamError;
-    this.beforeResponse = beforeResponse;
+    this.streamError = o.code;
+    this.beforeResponse = o.beforeResponse;
   }
 }
