@@ -28,7 +28,6 @@ import {
   FrameType,
   MAX_RESET_MESSAGE,
   MAX_STREAM_ID,
-  PING_PAYLOAD_SIZE,
   decodeMessage,
   encodeFrameParts,
   encodeHeader,
@@ -43,9 +42,7 @@ import { MuxStream, type StreamHost } from './stream.js';
 import type { WindowTuning } from './flow.js';
 import { MessagePool } from './message-pool.js';
 import { ReadyQueue } from './ready-queue.js';
-
-/** Unanswered PINGs a side remembers (one per heartbeat interval; see pingsOutstanding). */
-const MAX_PINGS_OUTSTANDING = 8;
+import { Heartbeat } from './heartbeat.js';
 
 /** What a session needs from the thing that carries its messages. */
 export interface Transport {
@@ -207,17 +204,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private receivedGoAway: GoAway | undefined;
 
   private hbTimer: TimerHandle | undefined;
-  /**
-   * PINGs not answered yet, oldest first. One is sent every interval even while others wait: on a
-   * slow link the peer's PONG waits behind its bulk data, and a side that stopped pinging left that
-   * peer hearing nothing from it. Only the newest MAX_PINGS_OUTSTANDING are remembered.
-   */
-  private pingsOutstanding: Array<{ data: Buffer; sentAt: number }> = [];
-  private pingCounter = 0;
-  private heardSinceTick = true;
-  /** Heartbeat ticks in a row with nothing heard (see heartbeat()). */
-  private silentTicks = 0;
-  private _rttMs: number | undefined;
+  private readonly hb = new Heartbeat();
   private _lastHeardAt: number;
   private _bytesIn = 0;
   private _bytesOut = 0;
@@ -243,7 +230,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
             max: Math.max(wt.maxWindow, this.local.initialWindow),
             now: () => this.clock.now(),
             // A half window consumed within this time: the window, not the reader, is the limit.
-            fastMs: () => Math.max(10, 4 * (this._rttMs ?? 0)),
+            fastMs: () => Math.max(10, 4 * (this.hb.rttMs ?? 0)),
             reserve: (n) => {
               if (this.grownBytes + n > wt.budget) return false;
               this.grownBytes += n;
@@ -256,7 +243,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (opts.heartbeatMs > 0) {
       this.hbTimer = this.clock.setInterval(() => this.heartbeat(), opts.heartbeatMs);
       // A first ping right away: the round-trip time is known from the start, not after an interval.
-      queueMicrotask(() => this.ping());
+      queueMicrotask(() => this.ping(this.hb.nextPing()));
     }
   }
 
@@ -264,7 +251,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     return this._state;
   }
   get rttMs(): number | undefined {
-    return this._rttMs;
+    return this.hb.rttMs;
   }
   /** Open streams, both directions. */
   get activeStreams(): number {
@@ -390,7 +377,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   resetStream(s: MuxStream, code: number, message: string): void {
     if (!this.streams.has(s.id)) return;
     this.sendReset(s, code, message);
-    s.destroy(new StreamResetError(code, message, !s.status.responseReceived, false));
+    s.destroy(new StreamResetError({ code, message, by: 'local', beforeResponse: !s.status.responseReceived }));
   }
 
   // ---- connection-level actions -----------------------------------------------------------------
@@ -505,7 +492,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   onMessage(message: Buffer): void {
     if (this._state === 'closed') return;
-    this.heardSinceTick = true;
+    this.hb.heard();
     this._lastHeardAt = this.clock.now();
     this._bytesIn += message.length;
     let frames: Frame[];
@@ -524,7 +511,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         if (e instanceof ProtocolError && e.streamId !== 0 && this.streams.has(e.streamId)) {
           const s = this.streams.get(e.streamId)!;
           this.sendReset(s, e.streamError, e.message);
-          s.destroy(new StreamResetError(e.streamError, e.message, !s.status.responseReceived, false));
+          s.destroy(new StreamResetError({ code: e.streamError, message: e.message, by: 'local', beforeResponse: !s.status.responseReceived }));
         } else {
           this.fail('PROTOCOL_ERROR', e instanceof Error ? e.message : String(e));
           return;
@@ -547,7 +534,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   /** Part of a message arrived: the peer is alive (the heartbeat counts bytes, not whole messages). */
   onActivity(): void {
-    this.heardSinceTick = true;
+    this.hb.heard();
   }
 
   onDrain(): void {
@@ -583,13 +570,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         return;
       case 'pong':
         {
-          // A PONG answers its PING and every older one (they left before it, on one ordered channel).
-          const i = this.pingsOutstanding.findIndex((p) => p.data.equals(f.data));
-          if (i >= 0) {
-            this._rttMs = Math.round(performance.now() - this.pingsOutstanding[i]!.sentAt); // whole ms, as before (status, the page)
-            this.pingsOutstanding.splice(0, i + 1);
-            this.emit('rtt', this._rttMs);
-          }
+          const rtt = this.hb.pong(f.data);
+          if (rtt !== undefined) this.emit('rtt', rtt);
         }
         return;
       case 'goaway':
@@ -656,7 +638,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         this.onEnd(s, step.status);
         return;
       case 'reset':
-        this.endWith(s, new StreamResetError(f.code, f.message, s.role === 'initiator' && !s.status.responseReceived, true));
+        this.endWith(s, new StreamResetError({ code: f.code, message: f.message, by: 'peer', beforeResponse: s.role === 'initiator' && !s.status.responseReceived }));
         return;
       case 'window':
         s.sendWindow.grant(f.increment, f.streamId);
@@ -724,7 +706,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // "refused", retryable with any method, could have sent a non-idempotent request twice).
     for (const s of [...this.streams.values()]) {
       if (s.role === 'initiator' && s.id > g.lastStreamId && !this.isPeerId(s.id) && !s.status.responseReceived) {
-        this.endWith(s, new StreamResetError(StreamError.REFUSED_STREAM, 'the peer is going away', true, true));
+        this.endWith(s, new StreamResetError({ code: StreamError.REFUSED_STREAM, message: 'the peer is going away', by: 'peer', beforeResponse: true }));
       }
     }
     this.emit('goaway', g);
@@ -933,29 +915,16 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     if (this.streams.size === 0) this.emit('idle');
   }
 
+  /** The heartbeat's interval passed (heartbeat.ts has the rule). */
   private heartbeat(): void {
     if (this._state === 'closed') return;
-    // Two whole intervals of silence, not one: on a slow link a side sending a large body hears
-    // only the peer's PINGs (its PONGs wait behind that body, window updates come once per half
-    // window), one per interval of the same length, so one interval could pass without one by
-    // jitter alone, and the tunnel was ended mid-transfer.
-    this.silentTicks = this.heardSinceTick ? 0 : this.silentTicks + 1;
-    if (this.pingsOutstanding.length > 0 && this.silentTicks >= 2) {
-      this.fail('HEARTBEAT_TIMEOUT', 'no answer from the peer for two heartbeat intervals');
-      return;
-    }
-    this.heardSinceTick = false;
-    this.ping();
+    const t = this.hb.tick();
+    if (t.kind === 'dead') this.fail('HEARTBEAT_TIMEOUT', 'no answer from the peer for two heartbeat intervals');
+    else this.ping(t.data);
   }
 
-  private ping(): void {
+  private ping(data: Buffer): void {
     if (this._state === 'closed') return;
-    const data = Buffer.alloc(PING_PAYLOAD_SIZE);
-    data.writeUInt32BE(++this.pingCounter >>> 0, 4);
-    // Monotonic: a wall-clock step during a PING gave a round trip of minus an hour (status,
-    // metrics, and the window auto-tuning that reads it).
-    this.pingsOutstanding.push({ data, sentAt: performance.now() });
-    if (this.pingsOutstanding.length > MAX_PINGS_OUTSTANDING) this.pingsOutstanding.shift();
     this.enqueue({ kind: 'ping', data });
     this.flush();
   }
@@ -968,7 +937,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.outBytes = 0;
     for (const s of [...this.streams.values()]) {
       const beforeResponse = s.role === 'initiator' && !s.status.responseReceived;
-      this.endWith(s, new StreamResetError(StreamError.TUNNEL_CLOSED, info.reason || 'tunnel closed', beforeResponse, !info.local));
+      this.endWith(s, new StreamResetError({ code: StreamError.TUNNEL_CLOSED, message: info.reason || 'tunnel closed', by: info.local ? 'local' : 'peer', beforeResponse }));
     }
     this.emit('close', info);
   }
