@@ -4,6 +4,7 @@
  * offered over the tunnel to every connector of that group, now and whenever one connects. Each
  * connector's local policy decides; its answers (accepted / pending / refused) are recorded.
  */
+import type { ControlMessage } from '../protocol/control.js';
 import type { Clock } from '../common/clock.js';
 import { MIN_FRAME_BYTES } from '../common/config.js';
 import { UemlinkError } from '../common/errors.js';
@@ -35,7 +36,7 @@ export class ManagedTargetsService {
   ) {}
 
   /** One connector's failure to take a message (session closing) must not stop the others. */
-  private send(live: LiveSession, msg: Record<string, unknown>): void {
+  private send(live: LiveSession, msg: ControlMessage): void {
     try {
       live.session.sendControl(msg);
     } catch (err) {
@@ -125,16 +126,15 @@ export class ManagedTargetsService {
   }
 
   /** A connector reported its decision on a definition. */
-  async onStatus(live: LiveSession, msg: Record<string, unknown>, current: ConnectorRecord | undefined): Promise<void> {
+  async onStatus(live: LiveSession, msg: Extract<ControlMessage, { type: 'target.status' }>, current: ConnectorRecord | undefined): Promise<void> {
     const { id, state, reason } = msg;
-    if (typeof id !== 'string' || (state !== 'accepted' && state !== 'pending' && state !== 'refused')) return;
     // Only targets this cloud offers the connector's tenant and group are recorded (and entries of
     // withdrawn ones dropped): a connector reporting made-up ids, of any length, grew the state file
     // every tenant's calls read, without bound.
     const s = await this.store.read();
     const offered = new Set(s.managedTargets.filter((t) => t.tenant === live.tenant && t.group === live.group).map((t) => t.id));
     if (!offered.has(id)) return;
-    const entry = { id, state, at: new Date(this.clock.now()).toISOString(), ...(typeof reason === 'string' ? { reason: reason.slice(0, 500) } : {}) } as ConnectorRecord['managedTargets'][number];
+    const entry = { id, state, at: new Date(this.clock.now()).toISOString(), ...(reason !== undefined ? { reason: reason.slice(0, 500) } : {}) } as ConnectorRecord['managedTargets'][number];
     const prev = this.book.peek(live.connectorId)?.managedTargets ?? current?.managedTargets ?? [];
     this.book.note(live.connectorId, { managedTargets: [...prev.filter((m) => m.id !== id && offered.has(m.id)), entry] });
     this.logger.info('cloud-managed target status', { connectorId: live.connectorId, target: id, state });

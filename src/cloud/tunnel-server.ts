@@ -7,6 +7,7 @@
  * customer network do not break it: the connector signs our nonce and the exact bytes of its HELLO
  * with the key whose certificate we issued at pairing.
  */
+import type { ControlMessage } from '../protocol/control.js';
 import { X509Certificate, randomBytes, randomUUID, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -60,7 +61,8 @@ export interface TunnelServerEvents {
   /** How a tunnel handshake ended: `connected`, or the refusal's code in lower case (metrics). */
   handshake: [outcome: string];
   /** CONTROL messages other than the target list, for the services that own them. */
-  control: [live: LiveSession, message: Record<string, unknown>];
+  /** CONTROL messages this server does not handle itself (target.status: managed targets). */
+  control: [live: LiveSession, message: ControlMessage];
   sessionClosed: [live: LiveSession, info: SessionClose];
 }
 
@@ -353,16 +355,14 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.emit('session', live);
   }
 
-  private onControl(live: LiveSession, msg: Record<string, unknown>): void {
+  private onControl(live: LiveSession, msg: ControlMessage): void {
     if (msg.type === 'cert.renew') {
-      void this.renew(live, msg);
+      void this.renew(live, msg.csr);
       return;
     }
     if (msg.type === 'targets') {
-      if (Array.isArray(msg.targets) && msg.targets.every((x) => typeof x === 'string' && x.length <= 64)) {
-        live.targets = (msg.targets as string[]).slice(0, 1000);
-        this.o.book.note(live.connectorId, { targets: live.targets }, { soon: true });
-      }
+      live.targets = msg.targets.slice(0, 1000);
+      this.o.book.note(live.connectorId, { targets: live.targets }, { soon: true });
       return;
     }
     this.emit('control', live, msg);
@@ -389,10 +389,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   /** Issues a renewed certificate for a connector's new key (CONTROL cert.renew). */
-  private async renew(live: LiveSession, msg: Record<string, unknown>): Promise<void> {
+  private async renew(live: LiveSession, csr: unknown): Promise<void> {
     const o = this.o;
     try {
-      if (typeof msg.csr !== 'string' || msg.csr.length > MAX_CSR_CHARS) throw new Error(`cert.renew needs a CSR of at most ${MAX_CSR_CHARS} characters`);
+      if (typeof csr !== 'string' || csr.length > MAX_CSR_CHARS) throw new Error(`cert.renew needs a CSR of at most ${MAX_CSR_CHARS} characters`);
       // Renewals rewrite the state file and replace the previous certificate the grace relies on:
       // one per session, and none within RENEW_MIN_INTERVAL_MS of the last (a looping connector
       // must not churn either). A failed one may be retried: nothing was replaced.
@@ -417,7 +417,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
               ? { pem: rec.previousCertificate, fp: rec.previousFingerprint256 }
               : undefined;
         if (!held) throw new Error("this session's certificate is no longer the connector's; reconnect");
-        issued = o.ca.issue(msg.csr as string, { connectorId: rec.id, tenant: rec.tenant, group: rec.group }, o.certificateDays);
+        issued = o.ca.issue(csr, { connectorId: rec.id, tenant: rec.tenant, group: rec.group }, o.certificateDays);
         rec.previousCertificate = held.pem;
         rec.previousFingerprint256 = held.fp;
         rec.certificate = issued.certificatePem;

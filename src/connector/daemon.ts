@@ -3,6 +3,7 @@
  * audit log, health checks, metrics and the tunnel supervisor. It waits for pairing when unpaired
  * (the local page or another process may pair it), and can be re-paired while running.
  */
+import type { ControlMessage } from '../protocol/control.js';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { createCsr, generateRsaKeyPair } from '../common/pki.js';
@@ -508,23 +509,31 @@ export class ConnectorDaemon {
     return this.renewing;
   }
 
-  private async onControl(session: MuxSession, msg: Record<string, unknown>): Promise<void> {
+  private async onControl(session: MuxSession, msg: ControlMessage): Promise<void> {
     const managed = this.managed;
     if (!managed) return;
     try {
-      if (msg.type === 'target.offer') {
-        const r = await managed.offer(msg.target);
-        session.sendControl({ type: 'target.status', ...r });
-      } else if (msg.type === 'target.withdraw' && typeof msg.id === 'string') {
-        await managed.withdraw(msg.id);
-      } else if (msg.type === 'target.sync' && Array.isArray(msg.ids) && msg.ids.every((x) => typeof x === 'string')) {
-        await managed.sync(msg.ids as string[]);
-      } else if (msg.type === 'cert.renew-requested') {
-        await this.renewOver(session, typeof msg.reason === 'string' ? msg.reason : 'asked by the cloud');
-      } else if (msg.type === 'cert.renewed' && typeof msg.certificate === 'string' && typeof msg.caCertificate === 'string') {
-        this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
-      } else if (msg.type === 'cert.renew-failed') {
-        this.renewal?.reject(new Error(`the cloud refused the renewal: ${String(msg.message)}`));
+      switch (msg.type) {
+        case 'target.offer':
+          session.sendControl({ type: 'target.status', ...(await managed.offer(msg.target)) });
+          break;
+        case 'target.withdraw':
+          await managed.withdraw(msg.id);
+          break;
+        case 'target.sync':
+          await managed.sync(msg.ids);
+          break;
+        case 'cert.renew-requested':
+          await this.renewOver(session, msg.reason ?? 'asked by the cloud');
+          break;
+        case 'cert.renewed':
+          this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
+          break;
+        case 'cert.renew-failed':
+          this.renewal?.reject(new Error(`the cloud refused the renewal: ${msg.message ?? '(no reason given)'}`));
+          break;
+        default:
+        // the cloud's own messages (targets, target.status, cert.renew) mean nothing here
       }
     } catch (err) {
       this.o.logger.error('cannot apply a cloud-managed target change', { err });

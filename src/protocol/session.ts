@@ -43,6 +43,7 @@ import type { WindowTuning } from './flow.js';
 import { MessagePool } from './message-pool.js';
 import { ReadyQueue } from './ready-queue.js';
 import { Heartbeat } from './heartbeat.js';
+import { parseControl, type ControlMessage } from './control.js';
 
 /** What a session needs from the thing that carries its messages. */
 export interface Transport {
@@ -108,7 +109,8 @@ export interface SessionClose {
 
 export interface SessionEvents {
   stream: [stream: MuxStream];
-  control: [message: Record<string, unknown>];
+  /** A CONTROL message the spec defines (others are ignored: control.ts). */
+  control: [message: ControlMessage];
   goaway: [goAway: GoAway];
   rtt: [ms: number];
   idle: [];
@@ -382,7 +384,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
 
   // ---- connection-level actions -----------------------------------------------------------------
 
-  sendControl(message: Record<string, unknown>): void {
+  sendControl(message: ControlMessage): void {
     if (this._state === 'closed') return;
     this.enqueue({ kind: 'control', json: this.fitting(jsonPayload(message), 'control message') });
   }
@@ -585,7 +587,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
           throw new ProtocolError('CONTROL payload is not JSON');
         }
         if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new ProtocolError('CONTROL payload must be an object');
-        this.emit('control', msg as Record<string, unknown>);
+        const known = parseControl(msg as Record<string, unknown>);
+        if (known) this.emit('control', known);
         return;
       }
       default:
