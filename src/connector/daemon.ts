@@ -4,9 +4,8 @@
  * (the local page or another process may pair it), and can be re-paired while running.
  */
 import type { ControlMessage } from '../protocol/control.js';
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
-import { createCsr, generateRsaKeyPair } from '../common/pki.js';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { ensurePrivateDir, sweepOrphanTemps } from '../common/fs-secure.js';
 import { takeDaemonLock, type DaemonLock } from '../common/daemon-lock.js';
@@ -22,6 +21,7 @@ import { ConnectorMetrics } from './metrics.js';
 import { pairConnector, readCloudCa, tunnelUrl, type PairOutcome } from './pair.js';
 import { proxyAgent, proxyFor, proxyLabel } from './proxy.js';
 import { createRelayHandler } from './relay.js';
+import { CertificateRenewer } from './renewal.js';
 import { ConnectorStateStore, type Identity } from './state.js';
 import { collectStatus, type ConnectorStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
@@ -107,14 +107,10 @@ export class ConnectorDaemon {
   private readonly audit: AuditLog & { reopen(): void };
   private readonly handler;
   private stopping = false;
-  private renewing: Promise<void> | undefined;
-  private renewal: { resolve(v: { certificate: string; caCertificate: string }): void; reject(e: Error): void } | undefined;
-  private renewTimer: TimerHandle | undefined;
+  /** Certificate renewal over the tunnel (renewal.ts). */
+  readonly renewer: CertificateRenewer;
   /** The target ids the last dial's HELLO advertised (afterConnect sends the list again if it changed meanwhile). */
   private dialedTargets: string[] | undefined;
-  /** The retry of a renewal the cloud asked for, while the session that asked is open. */
-  private renewRetry: { timer: TimerHandle; session: MuxSession } | undefined;
-  private renewFailures = 0;
 
   /** The state dir's daemon lock, released at shutdown. */
   private lock: DaemonLock | undefined;
@@ -125,6 +121,16 @@ export class ConnectorDaemon {
   ) {
     this.state = new ConnectorStateStore(config.stateDir);
     this.clock = o.clock ?? systemClock;
+    this.renewer = new CertificateRenewer({
+      clock: this.clock,
+      logger: o.logger,
+      state: this.state,
+      identity: () => this._identity,
+      renewed: (identity) => (this._identity = identity),
+      session: () => this.supervisor?.session,
+      renewDays: config.certificateRenewDays,
+      ...(o.renewRetry ? { retry: o.renewRetry } : {}),
+    });
     this.metrics = new ConnectorMetrics({
       supervisor: () => this.supervisor,
       targets: () => this.allTargets(),
@@ -383,49 +389,9 @@ export class ConnectorDaemon {
 
   /** Before the session reads its first frame (see TunnelClientOptions.prepareSession). */
   private listen(session: MuxSession): void {
-    // "A new session starts over": its first retry waits the base delay, not the longest of the
-    // sessions before it.
-    this.renewFailures = 0;
+    this.renewer.attach(session);
     session.on('stream', this.handler);
     session.on('control', (msg) => void this.onControl(session, msg));
-    session.once('close', () => {
-      if (this.renewRetry?.session !== session) return;
-      this.clock.clearTimeout(this.renewRetry.timer);
-      this.renewRetry = undefined;
-    });
-  }
-
-  /**
-   * A renewal over `session`: one the cloud asked for (its CA was rotated, or its renewal window is
-   * wider than ours), or our own when the certificate nears its end. A failure (the cloud's disk
-   * full, a renewal minutes ago) is retried here, with backoff, for as long as that session lasts:
-   * the cloud asks only once per session, and our own check runs only at each connection and every
-   * 12 hours. A new session starts over.
-   */
-  private async renewOver(session: MuxSession, reason: string): Promise<void> {
-    // Already renewing (the cloud asked while our own check started one): the one that started it
-    // handles its failure. Both arming a retry left one timer orphaned and counted failures twice.
-    if (this.renewing) {
-      await this.renewing.catch(() => {});
-      return;
-    }
-    if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
-    this.renewRetry = undefined;
-    try {
-      await this.renewCertificate(reason, session);
-      this.renewFailures = 0;
-    } catch (err) {
-      if (this.stopping || session.state !== 'open') return;
-      const { baseMs, capMs } = this.o.renewRetry ?? { baseMs: 60_000, capMs: 30 * 60_000 };
-      const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(this.renewFailures++, 20));
-      const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-      this.o.logger.warn('certificate renewal failed; retrying', { err, retryInMs: delay });
-      const timer = this.clock.setTimeout(() => {
-        this.renewRetry = undefined;
-        if (!this.stopping && session.state === 'open') void this.renewOver(session, reason);
-      }, delay);
-      this.renewRetry = { timer, session };
-    }
   }
 
   private afterConnect(): void {
@@ -434,79 +400,7 @@ export class ConnectorDaemon {
     // route by that stale list until the next change or reconnect.
     const now = this.targetIds();
     if (this.dialedTargets && now.join('\n') !== this.dialedTargets.join('\n')) this.supervisor?.session?.sendControl({ type: 'targets', targets: now });
-    this.maybeRenew();
-    if (this.renewTimer === undefined) {
-      // Long-lived sessions: look again twice a day.
-      this.renewTimer = this.clock.setInterval(() => this.maybeRenew(), 12 * 3600_000);
-    }
-  }
-
-  /** Days the connector's certificate has left, by the daemon's clock. */
-  certificateDaysLeft(): number | undefined {
-    const id = this._identity;
-    if (!id) return undefined;
-    return (Date.parse(new X509Certificate(id.certificate).validTo) - this.clock.now()) / 86_400_000;
-  }
-
-  private maybeRenew(): void {
-    const left = this.certificateDaysLeft();
-    const session = this.supervisor?.session;
-    // Not connected: the next connection looks again.
-    if (left !== undefined && left < this.config.certificateRenewDays && session?.state === 'open') {
-      void this.renewOver(session, `the certificate expires in ${Math.floor(left)} days`);
-    }
-  }
-
-  /**
-   * Renews the certificate over the live tunnel: a new key and CSR, the cloud's new certificate, both
-   * stored atomically. Traffic is not interrupted: the current session goes on; the next one uses
-   * the new key (and the cloud accepts the previous certificate until then).
-   *
-   * `session` is the one to renew over. A request from the cloud passes the session that carried
-   * it: the cloud asks right after WELCOME, and when both frames arrive in one read the request is
-   * handled before the supervisor has recorded the new session (a renewal onto a rotated CA was
-   * then lost until the next reconnect).
-   */
-  renewCertificate(reason: string, session: MuxSession | undefined = this.supervisor?.session): Promise<void> {
-    this.renewing ??= (async () => {
-      const id = this._identity;
-      if (!session || !id) throw new Error('not connected');
-      this.o.logger.info('renewing the connector certificate', { reason });
-      const keys = generateRsaKeyPair(2048);
-      const csr = createCsr(keys.privateKeyPem, { CN: osHostname().slice(0, 64) || 'connector' });
-      const issued = await new Promise<{ certificate: string; caCertificate: string }>((resolve, reject) => {
-        // The answer can only come over the session that carried the request: when it closes first
-        // the renewal has failed now, not at the 60 s timeout (which held off the next session's
-        // own renewal for that long).
-        const onClose = (): void => this.renewal?.reject(new Error('the tunnel closed before the cloud answered the renewal'));
-        const t = this.clock.setTimeout(() => this.renewal?.reject(new Error('the cloud did not answer the renewal within 60 s')), 60_000);
-        const settle = (): void => {
-          this.clock.clearTimeout(t);
-          session.off('close', onClose);
-        };
-        this.renewal = {
-          resolve: (v) => {
-            settle();
-            resolve(v);
-          },
-          reject: (e) => {
-            settle();
-            reject(e);
-          },
-        };
-        if (session.state === 'closed') return onClose();
-        session.once('close', onClose);
-        session.sendControl({ type: 'cert.renew', csr });
-      });
-      const { keyFile: _k, privateKeyPem: _p, ...stored } = id;
-      await this.state.save({ ...stored, certificate: issued.certificate, caCertificate: issued.caCertificate }, keys.privateKeyPem, { renewal: { of: id } });
-      this._identity = await this.state.identity();
-      this.o.logger.info('connector certificate renewed', { notAfter: new Date(new X509Certificate(issued.certificate).validTo).toISOString() });
-    })().finally(() => {
-      this.renewing = undefined;
-      this.renewal = undefined;
-    });
-    return this.renewing;
+    this.renewer.connected();
   }
 
   private async onControl(session: MuxSession, msg: ControlMessage): Promise<void> {
@@ -524,13 +418,9 @@ export class ConnectorDaemon {
           await managed.sync(msg.ids);
           break;
         case 'cert.renew-requested':
-          await this.renewOver(session, msg.reason ?? 'asked by the cloud');
-          break;
         case 'cert.renewed':
-          this.renewal?.resolve({ certificate: msg.certificate, caCertificate: msg.caCertificate });
-          break;
         case 'cert.renew-failed':
-          this.renewal?.reject(new Error(`the cloud refused the renewal: ${msg.message ?? '(no reason given)'}`));
+          await this.renewer.onControl(session, msg);
           break;
         default:
         // the cloud's own messages (targets, target.status, cert.renew) mean nothing here
@@ -558,8 +448,7 @@ export class ConnectorDaemon {
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     if (this.identityTimer !== undefined) this.clock.clearTimeout(this.identityTimer);
     if (this.healthTimer !== undefined) this.clock.clearTimeout(this.healthTimer);
-    if (this.renewTimer !== undefined) this.clock.clearInterval(this.renewTimer);
-    if (this.renewRetry) this.clock.clearTimeout(this.renewRetry.timer);
+    this.renewer.stop();
     await this.supervisor?.stop(this.config.drainTimeoutMs);
     // Streams the drain's timeout cut end their handlers asynchronously (499, audit line): wait
     // for them (bounded) before the audit log closes, or those lines were lost at exit.

@@ -260,7 +260,7 @@ describe('daemon: a renewal and the session that carries it', function () {
       const send = session.sendControl.bind(session);
       session.sendControl = (msg) => (msg.type === 'cert.renew' ? undefined : send(msg));
       const started = Date.now();
-      const renewal = daemon.renewCertificate('test', session).then(
+      const renewal = daemon.renewer.renew('test', session).then(
         () => 'renewed',
         (e: Error) => e.message,
       );
@@ -285,14 +285,14 @@ describe('daemon: a renewal and the session that carries it', function () {
     try {
       const failures = () => lines.filter((l) => l.message === 'certificate renewal failed; retrying');
       await until(() => sessionOf(daemon)?.state === 'open', 10_000, 'connected');
-      await daemon.renewCertificate('test').catch(() => {});
+      await daemon.renewer.renew('test').catch(() => {});
       // Our own renewal failed; the one renewOver arms is what counts: ask for it as the cloud would.
-      (daemon as unknown as { renewOver(s: MuxSession, r: string): Promise<void> }).renewOver(sessionOf(daemon)!, 'test');
+      daemon.renewer.renewOver(sessionOf(daemon)!, 'test');
       await until(() => failures().length >= 1, 10_000, 'a failed renewal');
       const first = sessionOf(daemon)!;
       first.close(1000, 'test');
       await until(() => sessionOf(daemon) !== first && sessionOf(daemon)?.state === 'open', 15_000, 'reconnected');
-      await (daemon as unknown as { renewOver(s: MuxSession, r: string): Promise<void> }).renewOver(sessionOf(daemon)!, 'test');
+      await daemon.renewer.renewOver(sessionOf(daemon)!, 'test');
       await until(() => failures().length >= 2, 10_000, 'a second failed renewal');
       const delays = failures().map((l) => l.retryInMs as number);
       expect(delays[delays.length - 1]).to.be.at.most(100_000);

@@ -71,7 +71,7 @@ describe('certificate lifecycle', function () {
       expect(keys).to.have.length(1); // the old key was removed
       expect(readFileSync(join(stateDir, keys[0]!), 'utf8')).to.not.equal(id.privateKeyPem);
       // A connector looping on renewals is refused: the last one was minutes ago.
-      const again = await daemon.renewCertificate('test: again').then(() => undefined, (e: Error) => e);
+      const again = await daemon.renewer.renew('test: again').then(() => undefined, (e: Error) => e);
       expect(again?.message).to.match(/renewed less than 10 minutes ago/);
       expect((await cloud.store.read()).connectors[id.connectorId]!.fingerprint256).to.equal(fp(daemon.identity!.certificate));
     } finally {
@@ -237,7 +237,7 @@ describe('a re-pair while the daemon runs, then a renewal (found in review)', fu
       expect(repaired.replaced).to.deep.include({ connectorId: id.connectorId, revoked: false });
       const keysBefore = readdirSync(cfg.stateDir).filter((f) => f.endsWith('.key')).sort();
       // The daemon's session (old identity) is still open; a renewal completes over it.
-      const err = await daemon.renewCertificate('test: cloud asked').then(
+      const err = await daemon.renewer.renew('test: cloud asked').then(
         () => undefined,
         (e: unknown) => e as { code?: string },
       );
