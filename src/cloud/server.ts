@@ -41,7 +41,7 @@ import { FailureLimiter } from '../common/rate-limit.js';
 import { InMemoryRegistry, type SessionRegistry } from './registry.js';
 import { openCloudStore, type CloudStore } from './state.js';
 import { TunnelServer } from './tunnel-server.js';
-import { BATCH_BYTES } from '../protocol/session.js';
+import { BATCH_BYTES } from '../protocol/writer.js';
 
 export const TUNNEL_PATH = '/api/v1/tunnel';
 

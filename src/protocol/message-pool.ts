@@ -13,7 +13,7 @@
  *
  * Each buffer keeps `headroom` bytes in front of the message, for the transport's own framing: a
  * WebSocket frame header written there makes header and message one buffer, which the TLS layer
- * encrypts in place instead of first joining the two into a fresh copy (session.ts, TRANSPORT_HEADROOM).
+ * encrypts in place instead of first joining the two into a fresh copy (writer.ts, TRANSPORT_HEADROOM).
  */
 
 export class MessagePool {

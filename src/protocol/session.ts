@@ -24,7 +24,6 @@ import {
 } from './codes.js';
 import {
   FRAME_HEADER_SIZE,
-  FrameFlag,
   FrameType,
   MAX_RESET_MESSAGE,
   MAX_STREAM_ID,
@@ -40,7 +39,7 @@ import { MAX_HEAD_PAIRS, parseGoAway, parseRequestHead, parseResponseHead, type 
 import { canSend, onInbound, onOutbound, type Inbound } from './stream-state.js';
 import { MuxStream, type StreamHost } from './stream.js';
 import type { WindowTuning } from './flow.js';
-import { MessagePool } from './message-pool.js';
+import { BATCH_BYTES, FrameWriter } from './writer.js';
 import { ReadyQueue } from './ready-queue.js';
 import { Heartbeat } from './heartbeat.js';
 import { parseControl, type ControlMessage } from './control.js';
@@ -134,28 +133,6 @@ function pinless(data: Buffer): Buffer {
 /** How long a session whose stream ids ran out lets its streams finish before it closes (openStream). */
 const EXHAUSTED_DRAIN_MS = 60_000;
 
-/** Buffer.concat into a new buffer that keeps `headroom` spare bytes in front of the result. */
-function concatAfter(headroom: number, parts: readonly Buffer[], total: number): Buffer {
-  const buf = Buffer.allocUnsafe(headroom + total);
-  let off = headroom;
-  for (const p of parts) off += p.copy(buf, off);
-  return buf.subarray(headroom);
-}
-
-/** Messages hold at most this much before the writer starts a new one (unless one frame is larger). */
-export const BATCH_BYTES = 256 * 1024;
-
-/**
- * Room left in front of every assembled message for the transport's framing: 14 bytes is the
- * largest WebSocket frame header (2 + 8 length + 4 mask). With the header written there, header and
- * message leave in one write; as two, Node's TLS layer would first copy both into a fresh buffer
- * (docs/performance.md).
- */
-export const TRANSPORT_HEADROOM = 14;
-
-/** Assembled messages of bulk transfers are built in recycled buffers (message-pool.ts). */
-export const messagePool = new MessagePool(BATCH_BYTES, 8, TRANSPORT_HEADROOM);
-
 /** The largest WebSocket message a receiver with these limits must accept. */
 export function maxMessageSize(local: Limits): number {
   return Math.max(BATCH_BYTES, local.maxFrameSize + FRAME_HEADER_SIZE) + FRAME_HEADER_SIZE;
@@ -183,22 +160,17 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private localOpen = 0;
   private peerOpen = 0;
 
-  private outParts: Buffer[] = [];
-  private outBytes = 0;
+  /** The outbox: frames leave batched into tunnel messages (writer.ts). */
+  private readonly out: FrameWriter;
   /**
    * Bytes of replies (PONGs, RESETs refusing the peer's OPENs) queued since the outbound side was
    * last below its high-water mark: the peer makes this side write them, read or not.
    */
   private repliesWaiting = 0;
-  /** The header of the last frame in the unsent message (see extendLastData). */
-  private lastHeader: Buffer | undefined = undefined;
-  /** Counts flushed messages: a frame header queued in the current one can still be changed. */
-  private batchNo = 0;
   /** The protocol version the handshake settled on. */
   readonly version: number;
   /** Version 2 or later: END_STREAM flags are sent and honoured. */
   private readonly endFlag: boolean;
-  private flushScheduled = false;
   private pumping = false;
 
   private _state: SessionState = 'open';
@@ -209,7 +181,6 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private readonly hb = new Heartbeat();
   private _lastHeardAt: number;
   private _bytesIn = 0;
-  private _bytesOut = 0;
   private readonly tuning: WindowTuning | undefined;
   private grownBytes = 0;
 
@@ -217,6 +188,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     super();
     this.role = opts.role;
     this.transport = opts.transport;
+    this.out = new FrameWriter(opts.transport);
     this.local = opts.local;
     this.remote = opts.remote;
     this.clock = opts.clock ?? systemClock;
@@ -267,7 +239,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     return this._bytesIn;
   }
   get bytesOut(): number {
-    return this._bytesOut;
+    return this.out.bytesOut;
   }
   /** True when new streams may be opened towards the peer. */
   get acceptsStreams(): boolean {
@@ -438,7 +410,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     this.sentGoAway = g;
     this._state = 'draining';
     this.enqueue({ kind: 'goaway', json: this.goAwayPayload(g) });
-    this.flush();
+    this.out.flush();
   }
 
   /**
@@ -468,7 +440,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   /** Closes the tunnel; open streams end with TUNNEL_CLOSED. */
   close(code: number = CloseCode.NORMAL, reason = ''): void {
     if (this._state === 'closed') return;
-    this.flush();
+    this.out.flush();
     this.transport.close(code, closeReason(reason));
     const g = goAwayCodeForClose(code) ?? 'SHUTTING_DOWN';
     this.finish({ code, reason, error: new UemlinkError(GoAwayCodes[g].error, reason || 'tunnel closed', { retryable: true }), local: true });
@@ -478,7 +450,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   fail(code: GoAwayCode, message: string): void {
     if (this._state === 'closed') return;
     this.enqueue({ kind: 'goaway', json: this.goAwayPayload({ code, message, lastStreamId: this.lastPeerId }) });
-    this.flush();
+    this.out.flush();
     const c = GoAwayCodes[code];
     if (code === 'HEARTBEAT_TIMEOUT') this.transport.terminate();
     else this.transport.close(c.close, closeReason(message));
@@ -527,7 +499,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     // sends on its own (a burst of target offers at connect, large request heads) killed tunnels to
     // peers that read normally (spec-conformance review).
     if ((this._state as SessionState) === 'closed') return;
-    const waiting = this.transport.bufferedAmount + this.outBytes;
+    const waiting = this.transport.bufferedAmount + this.out.queuedBytes;
     if (waiting < this.highWaterMark) this.repliesWaiting = 0;
     else if (this.repliesWaiting > this.maxOutboundBacklog) {
       this.fail('PROTOCOL_ERROR', `the peer does not read its replies (${this.repliesWaiting} bytes of replies among ${waiting} waiting to be sent)`);
@@ -732,7 +704,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
     const done: Array<(err?: Error | null) => void> = [];
     try {
       const maxFrame = this.remote.maxFrameSize;
-      while (this.ready.size > 0 && this.transport.bufferedAmount + this.outBytes < this.highWaterMark) {
+      while (this.ready.size > 0 && this.transport.bufferedAmount + this.out.queuedBytes < this.highWaterMark) {
         const s = this.ready.shift()!;
         if (this.sendSome(s, maxFrame, done)) this.ready.add(s); // re-added at the end: round robin
       }
@@ -767,7 +739,8 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
         }
       }
       s.sendWindow.spend(n);
-      if (!this.extendLastData(s, parts, n, maxFrame)) {
+      // Joins the stream's DATA frame still in the unsent message, if it can.
+      if (!this.out.extend(s.tail, parts, n, maxFrame)) {
         parts.unshift(encodeHeader(FrameType.DATA, s.id, n));
         this.enqueueStreamParts(s, parts);
       }
@@ -778,8 +751,7 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
       s.pendingEnd = undefined;
       s.status = onOutbound(s.status, 'end');
       // The stream's last frame is still in the unsent message: the END rides on it as a flag.
-      if (this.endFlag && s.tail !== undefined && s.tailBatch === this.batchNo) s.tail[1]! |= FrameFlag.END_STREAM;
-      else this.enqueue({ kind: 'end', streamId: s.id });
+      if (!(this.endFlag && this.out.flagEnd(s.tail, s.tailBatch))) this.enqueue({ kind: 'end', streamId: s.id });
       s.tail = undefined;
       this.maybeRetire(s);
       done.push(end);
@@ -795,84 +767,17 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   }
 
   private enqueue(f: Frame): void {
-    this.enqueueParts(encodeFrameParts(f));
+    this.out.enqueue(encodeFrameParts(f));
   }
 
   /**
-   * Queues an OPEN, RESPONSE or DATA frame ([header, ...payload]) of `s`, and remembers its header
-   * while it sits in the unsent message: an END that follows before the flush can be a flag on it
-   * (with END_STREAM flags in use, see sendSome), and more data can join it (extendLastData).
+   * Queues an OPEN, RESPONSE or DATA frame ([header, ...payload]) of `s`, and remembers where its
+   * header sits while it is unsent: an END that follows before the flush can be a flag on it (with
+   * END_STREAM flags in use, see sendSome), and more data can join it (FrameWriter.extend).
    */
   private enqueueStreamParts(s: MuxStream, parts: Buffer[]): void {
-    this.enqueueParts(parts);
-    // A full message may have been flushed before the frame (it then opens the next message) or
-    // with it (then it is sent, and nothing can change it any more).
-    if (this.lastHeader === parts[0]) {
-      s.tail = parts[0];
-      s.tailBatch = this.batchNo;
-    } else s.tail = undefined;
-  }
-
-  /**
-   * Appends `n` bytes of `s`'s data to its DATA frame at the end of the unsent message, when there
-   * is one and the sum fits the peer's frame size and the message: the header's length grows, no
-   * new frame. Chunks arrive as the UEM's TLS records (16 KiB) and were each a frame of their own;
-   * the peer then handled (pushed, wrote to its client) every one. Returns whether it appended.
-   */
-  private extendLastData(s: MuxStream, payload: Buffer[], n: number, maxFrame: number): boolean {
-    const h = s.tail;
-    // The last frame of the unsent message (flush forgets it), and this stream's DATA.
-    if (h === undefined || h !== this.lastHeader || h[0] !== FrameType.DATA) return false;
-    const length = h.readUInt32BE(6) + n;
-    if (length > maxFrame || this.outBytes + n > BATCH_BYTES || this._state === 'closed') return false;
-    h.writeUInt32BE(length, 6);
-    for (const p of payload) this.outParts.push(p);
-    this.outBytes += n;
-    if (this.outBytes >= BATCH_BYTES) this.flush();
-    return true;
-  }
-
-  private enqueueParts(parts: Buffer[]): void {
-    if (this._state === 'closed') return;
-    let size = 0;
-    for (const p of parts) size += p.length;
-    if (this.outBytes > 0 && this.outBytes + size > BATCH_BYTES) this.flush();
-    for (const p of parts) this.outParts.push(p);
-    this.outBytes += size;
-    this.lastHeader = parts[0];
-    if (this.outBytes >= BATCH_BYTES) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
-  }
-
-  private flush(): void {
-    if (this.outBytes === 0 || this._state === 'closed') return;
-    const parts = this.outParts;
-    const total = this.outBytes;
-    this._bytesOut += total;
-    this.outParts = [];
-    this.outBytes = 0;
-    this.lastHeader = undefined;
-    this.batchNo++;
-    if (parts.length === 1) return this.transport.send(parts[0]!);
-    const pooled = messagePool.assemble(parts, total);
-    if (!pooled) return this.transport.send(concatAfter(TRANSPORT_HEADROOM, parts, total), undefined, TRANSPORT_HEADROOM);
-    let given = false;
-    this.transport.send(
-      pooled.message,
-      () => {
-        // Once only: a buffer given back twice would be handed to two messages at once.
-        if (given) return;
-        given = true;
-        messagePool.release(pooled.backing);
-      },
-      TRANSPORT_HEADROOM,
-    );
+    s.tailBatch = this.out.enqueueTracked(parts);
+    s.tail = s.tailBatch < 0 ? undefined : parts[0];
   }
 
   // ---- bookkeeping ------------------------------------------------------------------------------
@@ -929,15 +834,14 @@ export class MuxSession extends EventEmitter<SessionEvents> implements StreamHos
   private ping(data: Buffer): void {
     if (this._state === 'closed') return;
     this.enqueue({ kind: 'ping', data });
-    this.flush();
+    this.out.flush();
   }
 
   private finish(info: SessionClose): void {
     if (this._state === 'closed') return;
     this._state = 'closed';
     if (this.hbTimer !== undefined) this.clock.clearInterval(this.hbTimer);
-    this.outParts = [];
-    this.outBytes = 0;
+    this.out.close();
     for (const s of [...this.streams.values()]) {
       const beforeResponse = s.role === 'initiator' && !s.status.responseReceived;
       this.endWith(s, new StreamResetError({ code: StreamError.TUNNEL_CLOSED, message: info.reason || 'tunnel closed', by: info.local ? 'local' : 'peer', beforeResponse }));

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { createTestPki } from '../../src/common/pki.js';
-import { messagePool } from '../../src/protocol/session.js';
+import { messagePool } from '../../src/protocol/writer.js';
 import { StreamError } from '../../src/protocol/codes.js';
 import { connectAs, pairInproc, startInprocCloud, startInprocConnector } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, sleep, until } from '../helpers/procs.js';

@@ -84,7 +84,8 @@ const REPLY_AMPLIFICATION = Math.ceil((FRAME_HEADER_SIZE + 4 + 1024) / FRAME_HEA
 
 interface SessionInternals {
   streams: Map<number, MuxStream>;
-  outBytes: number;
+  /** The session's outbox (writer.ts). */
+  out: { queuedBytes: number };
 }
 function internals(s: MuxSession): SessionInternals {
   return s as unknown as SessionInternals;
@@ -135,7 +136,7 @@ export function makeHarness(
     }
   }
   // What the session queued before the peer said anything (our own OPENs) does not count as replies.
-  h.baseOut = sink.bytes + internals(session).outBytes;
+  h.baseOut = sink.bytes + internals(session).out.queuedBytes;
   return h;
 }
 
@@ -157,7 +158,7 @@ export function invariants(h: Harness): void {
   for (const x of st.values()) {
     check(x.readableLength <= h.local.initialWindow, `stream ${x.id} buffers ${x.readableLength} bytes, more than its window ${h.local.initialWindow}`);
   }
-  const waiting = h.sink.bytes + internals(s).outBytes;
+  const waiting = h.sink.bytes + internals(s).out.queuedBytes;
   const bound = h.baseOut + HARNESS_HWM + HARNESS_BACKLOG + REPLY_AMPLIFICATION * h.maxIn + 4096;
   check(waiting <= bound, `outbound backlog bounded (${waiting} > ${bound})`);
   if (s.state === 'closed') {

@@ -11,7 +11,8 @@
 import { memoryPair, type MemoryTransport } from '../helpers/memory-transport.js';
 import { FRAME_HEADER_SIZE, FrameType, MAX_WINDOW } from '../../src/protocol/frame.js';
 import { StreamError } from '../../src/protocol/codes.js';
-import { MuxSession, attachTransport, BATCH_BYTES } from '../../src/protocol/session.js';
+import { MuxSession, attachTransport } from '../../src/protocol/session.js';
+import { BATCH_BYTES } from '../../src/protocol/writer.js';
 import type { Limits } from '../../src/protocol/messages.js';
 
 export type Side = 'cloud' | 'connector';

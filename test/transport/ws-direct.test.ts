@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import WebSocket, * as wsModule from 'ws';
 import { createTestPki } from '../../src/common/pki.js';
-import { TRANSPORT_HEADROOM } from '../../src/protocol/session.js';
+import { TRANSPORT_HEADROOM } from '../../src/protocol/writer.js';
 import { createTunnelServer, dialWebSocket, WsTransport } from '../../src/transport/ws.js';
 import { wsHeaderLength, writeWsHeader } from '../../src/transport/ws-frame.js';
 import { until } from '../helpers/procs.js';

@@ -10,7 +10,7 @@ import { Cancel } from '../../common/cancel.js';
 import { RELAY_ERROR_CODES, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
-import { BATCH_BYTES } from '../../protocol/session.js';
+import { BATCH_BYTES } from '../../protocol/writer.js';
 import { TARGET_ID_RE } from '../../connector/targets/schema.js';
 import { TENANT_RE } from '../state.js';
 import { ApiError } from '../http-errors.js';
