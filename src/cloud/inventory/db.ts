@@ -719,18 +719,27 @@ export class InventoryDb {
 // Every method reports the disk's and the file's failures as InventoryStorageError, naming the
 // file (a sync that failed with "database or disk is full" named nothing). Wrapped here, once,
 // rather than a try in each of the ~30 methods; nested calls pass an already named error through.
+// A generator's queries run as its caller iterates, after the call returned: the iteration is
+// wrapped, not the call.
 for (const name of Object.getOwnPropertyNames(InventoryDb.prototype)) {
   const d = Object.getOwnPropertyDescriptor(InventoryDb.prototype, name);
   if (name === 'constructor' || typeof d?.value !== 'function') continue;
   const method = d.value as (this: InventoryDb, ...args: unknown[]) => unknown;
-  Object.defineProperty(InventoryDb.prototype, name, {
-    ...d,
-    value: function (this: InventoryDb, ...args: unknown[]): unknown {
-      try {
-        return method.apply(this, args);
-      } catch (e) {
-        throw storageError(this.file, e);
-      }
-    },
-  });
+  const wrapped =
+    Object.prototype.toString.call(method) === '[object GeneratorFunction]'
+      ? function* (this: InventoryDb, ...args: unknown[]): Generator<unknown, unknown, unknown> {
+          try {
+            return yield* method.apply(this, args) as Generator<unknown, unknown, unknown>;
+          } catch (e) {
+            throw storageError(this.file, e);
+          }
+        }
+      : function (this: InventoryDb, ...args: unknown[]): unknown {
+          try {
+            return method.apply(this, args);
+          } catch (e) {
+            throw storageError(this.file, e);
+          }
+        };
+  Object.defineProperty(InventoryDb.prototype, name, { ...d, value: wrapped });
 }
