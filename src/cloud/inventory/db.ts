@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS app_name_counts (
 /**
  * The schema's version (PRAGMA user_version), so that a later release can migrate and an earlier
  * one can refuse a file it does not understand. 0: made before versions were recorded (no device
- * index on tag_members, no app counts). 2: this schema.
+ * index on tag_members, no app counts). 2: the app counts. 3: this schema, which added the two
+ * device order indexes (devices_tenant_last_seen, devices_tenant_name).
  */
 export const INVENTORY_SCHEMA_VERSION = 3;
 
@@ -93,6 +94,14 @@ INSERT OR REPLACE INTO app_version_counts (integration_id, app_id, version, devi
 INSERT OR REPLACE INTO app_name_counts (integration_id, app_id, name, devices)
   SELECT integration_id, app_id, name, count(*) FROM device_apps GROUP BY integration_id, app_id, name;
 `;
+
+/** Every table holding an integration's rows: what removing one deletes. */
+const INTEGRATION_TABLES = ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts'] as const;
+
+/** A LIKE pattern for `text` anywhere in a value, its %, _ and \ taken literally (the query says ESCAPE '\'). */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+}
 
 /** How long a deleted device that carried tags is remembered, in case it comes back. */
 const DEPARTED_KEEP_MS = 90 * 24 * 3600_000;
@@ -329,7 +338,7 @@ export class InventoryDb {
    */
   purgeExcept(keep: ReadonlySet<string>): number {
     const ids = new Set<string>();
-    for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) {
+    for (const t of INTEGRATION_TABLES) {
       for (const r of this.db.prepare(`SELECT DISTINCT integration_id AS id FROM ${t}`).all() as Array<{ id: string }>) if (!keep.has(r.id)) ids.add(r.id);
     }
     for (const id of ids) this.deleteIntegration(id);
@@ -566,7 +575,7 @@ export class InventoryDb {
 
   deleteIntegration(integrationId: string): void {
     this.db.transaction(() => {
-      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
+      for (const t of INTEGRATION_TABLES) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
     })();
     this.truncateWal();
   }
@@ -618,7 +627,7 @@ export class InventoryDb {
     }
     if (opts.search) {
       where.push('(name LIKE @q OR serial LIKE @q OR udid LIKE @q OR owner_email LIKE @q OR model LIKE @q OR id LIKE @q)');
-      p.q = `%${opts.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      p.q = containsPattern(opts.search);
     }
     const w = where.join(' AND ').replace(/LIKE @q/g, "LIKE @q ESCAPE '\\'");
     const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${w}`).get(p) as { n: number }).n;
@@ -647,7 +656,7 @@ export class InventoryDb {
     let filter = '';
     if (opts.search) {
       filter = "AND (app_id LIKE @q ESCAPE '\\' OR name LIKE @q ESCAPE '\\')";
-      p.q = `%${opts.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      p.q = containsPattern(opts.search);
     }
     const base = `FROM app_counts WHERE tenant = @tenant ${filter}`;
     const total = (this.db.prepare(`SELECT count(DISTINCT app_id) AS n ${base}`).get(p) as { n: number }).n;
