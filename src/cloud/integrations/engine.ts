@@ -10,6 +10,7 @@
  *  - tags and policy groups are written as differences from what was last written: an unchanged
  *    inventory makes no call.
  */
+import type { RelayErrorCode } from '../../common/api-codes.js';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
@@ -68,7 +69,7 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const TRANSIENT_RELAY = new Set(['no_connector', 'connector_lost', 'connector_error', 'upstream_unreachable', 'upstream_timeout']);
+const TRANSIENT_RELAY: ReadonlySet<string> = new Set<RelayErrorCode>(['no_connector', 'connector_lost', 'connector_error', 'upstream_unreachable', 'upstream_timeout']);
 
 /**
  * Retries what is safe to retry: 429 (not processed, any method) after its Retry-After, and for
