@@ -37,7 +37,6 @@ export interface RelayDeps {
   onFinished?(e: { target: string; status: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
 }
 
-/** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
 /** Failures before any byte of the request left for the UEM (no connection, no name; TLS refused and no OAuth2 token: below). */
 const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -49,6 +48,7 @@ export function neverSent(e: UpstreamError): boolean {
   return e.unsent || e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
 }
 
+/** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
 function respondError(s: MuxStream, status: number, code: RelayErrorCode, message: string, unsent = false): void {
   if (s.destroyed || s.response) return;
   // Goes to the cloud and its client: a UEM credential in an upstream error must not ride along.

@@ -12,7 +12,6 @@
  */
 import type { RelayErrorCode } from '../../common/api-codes.js';
 import type { Clock } from '../../common/clock.js';
-import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
 import { UemError, rateLimitResetMs, readText, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
 import type { InventoryDb, SyncCounts } from '../inventory/db.js';
@@ -379,5 +378,3 @@ export function shownComponent(s: ComponentStatus, key: string, paused: boolean)
 export function emptyStatus(message: string, indicator: Indicator = 'gray'): ComponentStatus {
   return { indicator, message, lastRun: null, lastSuccess: null, counts: {} };
 }
-
-export type Log = Pick<Logger, 'info' | 'warn' | 'error'>;
