@@ -3,13 +3,14 @@
  * lower-case code (docs/errors.md). Internal details stay in the log.
  */
 import type { ErrorRequestHandler, Response } from 'express';
+import type { ApiErrorCode } from '../common/api-codes.js';
 import { UemlinkError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ApiErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
@@ -18,7 +19,7 @@ export class ApiError extends Error {
   }
 }
 
-const MAP: Partial<Record<ErrorCode, [number, string]>> = {
+const MAP: Partial<Record<ErrorCode, [number, ApiErrorCode]>> = {
   PAIR_TOKEN_MALFORMED: [400, 'token_malformed'],
   PAIR_TOKEN_UNKNOWN: [401, 'token_unknown'],
   PAIR_TOKEN_EXPIRED: [401, 'token_expired'],

@@ -229,18 +229,6 @@ export function forwardableResponseHeaders(headers: HeaderList, from: 'relay' | 
 
 const OWN_HEADER_PREFIX = 'x-uemlink-';
 
-/**
- * The error codes uemlink's own answers carry in x-uemlink-error (docs/errors.md). Anything else is
- * counted as "other": a metric label per value a connector sends would grow without bound.
- */
-export const RELAY_ERROR_CODES: ReadonlySet<string> = new Set([
-  'unauthorized', 'forbidden', 'rate_limited', 'not_found', 'unsupported_media_type', 'bad_request', 'request_timeout', 'bad_json',
-  'too_large', 'internal', 'busy', 'draining', 'overloaded', 'bad_path', 'bad_header', 'headers_too_large', 'unsupported_transfer_coding',
-  'unknown_target', 'no_connector', 'connector_lost', 'connector_error', 'upstream_timeout', 'upstream_busy', 'cancelled', 'wrong_tenant', 'not_allowed',
-  'method_not_allowed', 'duplicate_request', 'upstream_unreachable', 'upstream_tls', 'upstream_auth', 'upstream_protocol',
-  'upstream_headers_too_large',
-]);
-
 /** Node's rawHeaders ([k, v, k, v, ...]) as pairs. */
 export function pairsFromRaw(raw: string[]): HeaderList {
   const out: HeaderList = [];

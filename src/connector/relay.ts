@@ -6,6 +6,7 @@
  * control. Every request ends: with the UEM's answer, an error answer, or a reset.
  */
 import { PassThrough, Transform, type Readable } from 'node:stream';
+import type { RelayErrorCode } from '../common/api-codes.js';
 import { Cancel } from '../common/cancel.js';
 import type { Clock } from '../common/clock.js';
 import { Episodes } from '../common/episodes.js';
@@ -36,7 +37,6 @@ export interface RelayDeps {
   onFinished?(e: { target: string; status: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
 }
 
-/** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
 /** Failures before any byte of the request left for the UEM (no connection, no name; TLS refused and no OAuth2 token: below). */
 const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -48,7 +48,8 @@ export function neverSent(e: UpstreamError): boolean {
   return e.unsent || e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
 }
 
-function respondError(s: MuxStream, status: number, code: string, message: string, unsent = false): void {
+/** An answer made by the connector itself (not the UEM): JSON error with a stable code. */
+function respondError(s: MuxStream, status: number, code: RelayErrorCode, message: string, unsent = false): void {
   if (s.destroyed || s.response) return;
   // Goes to the cloud and its client: a UEM credential in an upstream error must not ride along.
   const body = Buffer.from(JSON.stringify({ error: code, message: redactString(message) }));
@@ -183,7 +184,7 @@ export function createRelayHandler(deps: RelayDeps): RelayHandler {
       });
       deps.onFinished?.({ target: head.target, status, bytesIn, bytesOut, durationMs, ...(error ? { error } : {}) });
     };
-    const refuse = (status: number, code: string, message: string): void => {
+    const refuse = (status: number, code: RelayErrorCode, message: string): void => {
       s.resume(); // discard any request body
       respondError(s, status, code, message);
       finish(status, code);

@@ -6,6 +6,8 @@ import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { CloudServer } from '../../src/cloud/server.js';
+import { toApiError } from '../../src/cloud/http-errors.js';
+import { ApiProblem } from '../../src/cloud/integrations/problem.js';
 import { startInprocCloud, startInprocConnector, pairInproc } from '../helpers/inproc.js';
 import { ADMIN_TOKEN, tempDir } from '../helpers/procs.js';
 import { startSimulator, type RunningSimulator } from '../../src/uem/simulator/server.js';
@@ -449,6 +451,15 @@ describe('cloud-managed targets: two group moves at once (found in review)', fun
     } finally {
       for (const d of daemons) await d.shutdown();
       await cloud.shutdown();
+    }
+  });
+});
+
+describe('an integrations refusal is answered with its own status and code, whichever handler meets it', () => {
+  it('the API error handler answers an ApiProblem as itself (as a UemlinkError INVALID_INPUT it would have become 400 bad_request)', () => {
+    for (const [status, code] of [[404, 'unknown_integration'], [409, 'group_conflict'], [412, 'precondition_failed'], [502, 'uem_unreachable']] as const) {
+      const answered = toApiError(new ApiProblem(status, code, 'why'));
+      expect({ status: answered?.status, code: answered?.code, message: answered?.message }).to.deep.equal({ status, code, message: 'why' });
     }
   });
 });

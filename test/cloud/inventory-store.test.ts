@@ -5,12 +5,13 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { INVENTORY_SCHEMA_VERSION, InventoryDb } from '../../src/cloud/inventory/db.js';
+import { InventoryStorageError } from '../../src/cloud/inventory/errors.js';
 import { startInprocCloud } from '../helpers/inproc.js';
 import type { UemDevice } from '../../src/uem/adapter.js';
 import { integrationsService } from '../helpers/integrations.js';
@@ -104,6 +105,39 @@ describe('inventory store edges (found in review)', function () {
     opened?.close();
     expect(err, `the damaged DB opened; the first query then said: "${later}"`).to.not.equal(undefined);
     expect(err!.message).to.match(/inventory\.sqlite/);
+  });
+
+  it('a page damaged while a sync reads the devices page by page fails as InventoryStorageError naming the file (the pages are read after devicePages returned)', () => {
+    const dir = tempDir('inv-review-');
+    const file = join(dir, 'inventory.sqlite');
+    const made = InventoryDb.open(dir);
+    sync(made, 'int_a', 'acme', Array.from({ length: 2000 }, (_, i) => dev(i)));
+    made.close(); // the rows move from the WAL into the file
+    const db = InventoryDb.open(dir);
+    const other = new Database(file);
+    try {
+      const pages = db.devicePages('int_a', 100);
+      expect(pages.next().value).to.have.length(100);
+      // Another writer commits one change (to the WAL), so the reader drops the pages it cached;
+      // then the disk returns garbage for the rest of the file.
+      other.prepare("UPDATE devices SET model = 'x' WHERE integration_id = 'int_a' AND id = ?").run(dev(0).id);
+      const fd = openSync(file, 'r+');
+      for (let at = 4096 * 2; at < statSync(file).size; at += 4096) writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, at);
+      closeSync(fd);
+      let err: unknown;
+      try {
+        for (const page of pages) expect(page).to.not.have.length(0);
+      } catch (e) {
+        err = e;
+      }
+      // Was a bare SqliteError ("database disk image is malformed"), naming no file.
+      expect(err).to.be.instanceOf(InventoryStorageError);
+      expect((err as InventoryStorageError).code).to.equal('STATE_CORRUPT');
+      expect((err as Error).message).to.contain(file);
+    } finally {
+      other.close();
+      db.close();
+    }
   });
 
   it('records a schema version (PRAGMA user_version) so a later release can migrate', () => {

@@ -11,7 +11,7 @@ import { DEVICE_SORTS, type DeviceFilter, type DeviceRow, type DeviceSort, type 
 import { validateTenant } from '../pairing.js';
 import { principalOf, requireTenant, type PrincipalDeps } from '../principal.js';
 import type { IntegrationRecord } from '../state.js';
-import { ApiProblem, type IntegrationsService } from './service.js';
+import type { IntegrationsService } from './service.js';
 import { revisionOf } from './revision.js';
 import { shownComponent } from './engine.js';
 
@@ -102,16 +102,11 @@ export function integrationsApi(deps: IntegrationsApiDeps): Router {
       // (a throw inside then() must reach the error handler too, or the request hangs)
       .then(() => next(), next);
   };
+  /** A handler given the tenant that tenantAuth checked. */
   const wrap =
     (fn: (req: express.Request, res: express.Response, tenant: string) => Promise<void>): RequestHandler =>
-    async (req, res) => {
-      try {
-        await fn(req, res, res.locals.tenant as string);
-      } catch (e) {
-        if (e instanceof ApiProblem) throw new ApiError(e.status, e.apiCode, e.message);
-        throw e;
-      }
-    };
+    (req, res) =>
+      fn(req, res, res.locals.tenant as string);
   const base = '/api/v1/tenants/:tenant';
 
   r.post(`${base}/integrations`, tenantAuth, json, wrap(async (req, res, tenant) => {

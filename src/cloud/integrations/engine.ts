@@ -10,8 +10,8 @@
  *  - tags and policy groups are written as differences from what was last written: an unchanged
  *    inventory makes no call.
  */
+import type { RelayErrorCode } from '../../common/api-codes.js';
 import type { Clock } from '../../common/clock.js';
-import type { Logger } from '../../common/log.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
 import { UemError, rateLimitResetMs, readText, retryAfterMs, type UemAdapter, type UemDevice, type UemFetch, type UemGroup, type Vendor } from '../../uem/adapter.js';
 import type { InventoryDb, SyncCounts } from '../inventory/db.js';
@@ -68,7 +68,7 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const TRANSIENT_RELAY = new Set(['no_connector', 'connector_lost', 'connector_error', 'upstream_unreachable', 'upstream_timeout']);
+const TRANSIENT_RELAY: ReadonlySet<string> = new Set<RelayErrorCode>(['no_connector', 'connector_lost', 'connector_error', 'upstream_unreachable', 'upstream_timeout']);
 
 /**
  * Retries what is safe to retry: 429 (not processed, any method) after its Retry-After, and for
@@ -378,5 +378,3 @@ export function shownComponent(s: ComponentStatus, key: string, paused: boolean)
 export function emptyStatus(message: string, indicator: Indicator = 'gray'): ComponentStatus {
   return { indicator, message, lastRun: null, lastSuccess: null, counts: {} };
 }
-
-export type Log = Pick<Logger, 'info' | 'warn' | 'error'>;

@@ -257,7 +257,6 @@ export class IntegrationsService {
     return rec;
   }
 
-  /** Which UEM an integration talks to: two integrations of the same UEM share groups. */
   /**
    * Which UEM an integration syncs, for the group rule, within its tenant. Across tenants two
    * integrations are never "the same UEM": a server address is only a name (a connector resolves it
@@ -375,7 +374,6 @@ export class IntegrationsService {
     return rec;
   }
 
-  /** Edit: validated against the current settings, groups re-checked; applies on the next run. */
   /**
    * Runs `fn` after the edits of integration `id` already under way. An edit reads the record,
    * asks the UEM for its groups (a round trip of seconds) and writes: two at once each wrote its
@@ -396,7 +394,11 @@ export class IntegrationsService {
     return run;
   }
 
-  /** `ifMatch`: the caller's If-Match (revision.ts); the edit is refused with 412 unless it names the current revision. */
+  /**
+   * Edit: validated against the current settings, groups re-checked; applies on the next run.
+   * `ifMatch`: the caller's If-Match (revision.ts); the edit is refused with 412 unless it names the
+   * current revision.
+   */
   update(tenant: string, id: string, body: unknown, opts: { ifMatch?: string | undefined } = {}): Promise<IntegrationRecord> {
     return this.serially(id, () => this.updateNow(tenant, id, body, opts.ifMatch));
   }

@@ -10,9 +10,12 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import Database, { type Database as Db, type Statement } from 'better-sqlite3';
-import { UemlinkError, type ErrorCode } from '../../common/errors.js';
+import Database, { type Database as Db } from 'better-sqlite3';
+import { UemlinkError } from '../../common/errors.js';
 import type { UemApp, UemDevice } from '../../uem/adapter.js';
+import { AppCounts, FILL_APP_COUNTS } from './app-counts.js';
+import { openError, wrapStorageErrors } from './errors.js';
+import { TagRecords } from './tags.js';
 
 /** A device as stored: the normalized vendor fields plus the cloud's own verdicts. */
 export interface DeviceRow extends UemDevice {
@@ -80,19 +83,18 @@ CREATE TABLE IF NOT EXISTS app_name_counts (
 /**
  * The schema's version (PRAGMA user_version), so that a later release can migrate and an earlier
  * one can refuse a file it does not understand. 0: made before versions were recorded (no device
- * index on tag_members, no app counts). 2: this schema.
+ * index on tag_members, no app counts). 2: the app counts. 3: this schema, which added the two
+ * device order indexes (devices_tenant_last_seen, devices_tenant_name).
  */
 export const INVENTORY_SCHEMA_VERSION = 3;
 
-/** Fills the app counts of a file made before they existed (version 0), once. */
-const FILL_APP_COUNTS = `
-INSERT OR REPLACE INTO app_counts (integration_id, tenant, app_id, name, devices)
-  SELECT a.integration_id, d.tenant, a.app_id, max(a.name), count(*) FROM device_apps a JOIN devices d ON d.integration_id = a.integration_id AND d.id = a.device_id GROUP BY a.integration_id, a.app_id;
-INSERT OR REPLACE INTO app_version_counts (integration_id, app_id, version, devices)
-  SELECT integration_id, app_id, coalesce(version, ''), count(*) FROM device_apps GROUP BY integration_id, app_id, coalesce(version, '');
-INSERT OR REPLACE INTO app_name_counts (integration_id, app_id, name, devices)
-  SELECT integration_id, app_id, name, count(*) FROM device_apps GROUP BY integration_id, app_id, name;
-`;
+/** Every table holding an integration's rows: what removing one deletes. */
+const INTEGRATION_TABLES = ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts'] as const;
+
+/** A LIKE pattern for `text` anywhere in a value, its %, _ and \ taken literally (the query says ESCAPE '\'). */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+}
 
 /** How long a deleted device that carried tags is remembered, in case it comes back. */
 const DEPARTED_KEEP_MS = 90 * 24 * 3600_000;
@@ -101,11 +103,6 @@ export function deviceHash(d: UemDevice, groups: string[]): string {
   return createHash('sha1')
     .update(JSON.stringify([d.udid, d.serial, d.name, d.phone, d.ownerEmail, d.ownerName, d.platform, d.os, d.model, d.enrollment, d.compliance, d.lastSeen, groups]))
     .digest('base64');
-}
-
-export function appsHash(apps: UemApp[]): string {
-  const sorted = [...apps].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return createHash('sha1').update(JSON.stringify(sorted.map((a) => [a.id, a.name, a.version]))).digest('base64');
 }
 
 interface RawDevice {
@@ -202,60 +199,10 @@ export interface SyncCounts {
   writes: number;
 }
 
-/** An error opening the file, naming it, with what an admin can do (SQLite's own words name nothing). */
-function inventoryError(file: string, e: unknown): UemlinkError {
-  const code = (e as { code?: string }).code ?? '';
-  const msg = (e as Error).message;
-  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
-    return new UemlinkError('STATE_CORRUPT', `inventory database ${file} is not a readable SQLite database (${msg}): restore it from a backup, or move it aside (the next syncs rebuild devices and apps from the UEMs; verdicts and tag memberships are lost)`, { cause: e });
-  }
-  return new UemlinkError('STATE_UNREADABLE', `inventory database ${file} cannot be opened: ${msg}`, { cause: e });
-}
-
-/**
- * A storage failure while the cloud runs (disk full, a read-only or failing disk, a damaged page, a
- * lock held elsewhere). SQLite's own words ("database or disk is full") name no file: the message
- * names it for the operator's log; a tenant is shown `publicMessage`, without the cloud's paths.
- */
-export class InventoryStorageError extends UemlinkError {
-  constructor(
-    readonly file: string,
-    code: ErrorCode,
-    readonly problem: string,
-    cause: unknown,
-  ) {
-    super(code, `inventory database ${file}: ${problem}`, { cause, retryable: code !== 'STATE_CORRUPT' });
-    this.name = 'InventoryStorageError';
-  }
-
-  override get publicMessage(): string {
-    // The problem in a word ("disk full", "busy"): the advice after a colon is the operator's.
-    return `the cloud could not use its inventory database (${this.problem.split(':')[0]}): nothing was changed, and the cloud's operator has the details in its log`;
-  }
-}
-
-const RUNTIME_PROBLEMS: Array<[prefix: string, code: ErrorCode, problem: string]> = [
-  ['SQLITE_FULL', 'STATE_WRITE_FAILED', 'disk full'],
-  ['SQLITE_READONLY', 'STATE_WRITE_FAILED', 'cannot be written (read-only file system, file or directory)'],
-  ['SQLITE_IOERR', 'STATE_WRITE_FAILED', 'disk I/O error'],
-  ['SQLITE_CANTOPEN', 'STATE_UNREADABLE', 'its files cannot be opened'],
-  ['SQLITE_CORRUPT', 'STATE_CORRUPT', 'damaged: restore it from a backup, or move it aside (the next syncs rebuild devices and apps)'],
-  ['SQLITE_NOTADB', 'STATE_CORRUPT', 'not a SQLite database any more: restore it from a backup, or move it aside'],
-  ['SQLITE_BUSY', 'STATE_LOCKED', 'busy: another process holds a lock on it'],
-  ['SQLITE_LOCKED', 'STATE_LOCKED', 'busy: another process holds a lock on it'],
-];
-
-/** SQLite's errors of the disk and the file as InventoryStorageError; anything else (a bug) unchanged. */
-export function storageError(file: string, e: unknown): unknown {
-  if (e instanceof UemlinkError) return e;
-  const code = (e as { code?: unknown } | undefined)?.code;
-  if (typeof code !== 'string') return e;
-  const known = RUNTIME_PROBLEMS.find(([prefix]) => code === prefix || code.startsWith(`${prefix}_`));
-  return known ? new InventoryStorageError(file, known[1], `${known[2]} (${code})`, e) : e;
-}
-
 export class InventoryDb {
   readonly db: Db;
+  private readonly apps: AppCounts;
+  private readonly tags: TagRecords;
 
   constructor(readonly file: string) {
     // The inventory holds device PII: 0600 like every other file in the data dir (it was created
@@ -279,10 +226,12 @@ export class InventoryDb {
       if (check !== 'ok') throw Object.assign(new Error(`damaged (${check.slice(0, 200)})`), { code: 'SQLITE_CORRUPT' });
       this.db = db;
       this.migrate();
+      this.apps = new AppCounts(db);
+      this.tags = new TagRecords(db);
     } catch (e) {
       db?.close();
       if (e instanceof UemlinkError) throw e;
-      throw inventoryError(file, e);
+      throw openError(file, e);
     }
   }
 
@@ -329,7 +278,7 @@ export class InventoryDb {
    */
   purgeExcept(keep: ReadonlySet<string>): number {
     const ids = new Set<string>();
-    for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) {
+    for (const t of INTEGRATION_TABLES) {
       for (const r of this.db.prepare(`SELECT DISTINCT integration_id AS id FROM ${t}`).all() as Array<{ id: string }>) if (!keep.has(r.id)) ids.add(r.id);
     }
     for (const id of ids) this.deleteIntegration(id);
@@ -423,7 +372,7 @@ export class InventoryDb {
         const missing = prev.missing + 1;
         if (missing >= w.deleteAfter && w.allowDeletion) {
           del.run(integrationId, id);
-          this.uncountApps(integrationId, id);
+          this.apps.uncountDevice(integrationId, id);
           delApps.run(integrationId, id);
           departTags.run(w.now, integrationId, id);
           delTags.run(integrationId, id);
@@ -438,110 +387,9 @@ export class InventoryDb {
     return counts;
   }
 
-  /** Replaces a device's app list when it changed; returns whether it wrote. */
+  /** Replaces a device's app list, and the app counts, when it changed; returns whether it wrote. */
   applyApps(integrationId: string, deviceId: string, apps: UemApp[]): boolean {
-    const h = appsHash(apps);
-    const q = this.appStatements();
-    const cur = q.hash.get(integrationId, deviceId) as { apps_hash: string | null; tenant: string } | undefined;
-    if (!cur || cur.apps_hash === h) return false;
-    this.db.transaction(() => {
-      // Only what changed is written, rows and counts alike: a new version of one app among twenty
-      // is one row and two count updates, not forty.
-      const before = new Map<string, { name: string; version: string | null }>();
-      for (const a of q.list.all(integrationId, deviceId) as Array<{ app_id: string; name: string; version: string | null }>) before.set(a.app_id, a);
-      // One row per app id (a list naming one twice keeps the last, as the table does).
-      const after = new Map<string, UemApp>();
-      for (const a of apps) after.set(a.id, a);
-      for (const [id, old] of before) {
-        if (after.has(id)) continue;
-        q.remove.run(integrationId, deviceId, id);
-        this.uncount(integrationId, id, old.name, old.version);
-      }
-      for (const [id, a] of after) {
-        const old = before.get(id);
-        if (old && old.name === a.name && old.version === a.version) continue;
-        q.upsert.run(integrationId, deviceId, id, a.name, a.version);
-        if (!old) {
-          q.countApp.run(integrationId, cur.tenant, id, a.name);
-          this.countName(integrationId, id, a.name);
-          q.countVersion.run(integrationId, id, a.version ?? '');
-          continue;
-        }
-        if (old.name !== a.name) {
-          this.uncountName(integrationId, id, old.name);
-          this.countName(integrationId, id, a.name);
-        }
-        if (old.version !== a.version) {
-          this.uncountVersion(integrationId, id, old.version);
-          q.countVersion.run(integrationId, id, a.version ?? '');
-        }
-      }
-      q.setHash.run(h, integrationId, deviceId);
-    })();
-    return true;
-  }
-
-  /** Takes a device's current apps out of the counts (before the device is deleted). */
-  private uncountApps(integrationId: string, deviceId: string): void {
-    for (const a of this.appStatements().list.all(integrationId, deviceId) as Array<{ app_id: string; name: string; version: string | null }>) this.uncount(integrationId, a.app_id, a.name, a.version);
-  }
-
-  private uncount(integrationId: string, appId: string, name: string, version: string | null): void {
-    const q = this.appStatements();
-    this.uncountName(integrationId, appId, name);
-    const left = q.uncountApp.get(integrationId, appId) as { devices: number } | undefined;
-    if (left && left.devices <= 0) q.dropApp.run(integrationId, appId);
-    this.uncountVersion(integrationId, appId, version);
-  }
-
-  private uncountVersion(integrationId: string, appId: string, version: string | null): void {
-    const q = this.appStatements();
-    const left = q.uncountVersion.get(integrationId, appId, version ?? '') as { devices: number } | undefined;
-    if (left && left.devices <= 0) q.dropVersion.run(integrationId, appId, version ?? '');
-  }
-
-  /**
-   * The catalogue shows an app under the largest name its devices report (as grouping the rows
-   * did): kept from per-name counts, so a rename, or the device with that name leaving, is seen.
-   */
-  private countName(integrationId: string, appId: string, name: string): void {
-    const q = this.appStatements();
-    const r = q.countName.get(integrationId, appId, name) as { devices: number };
-    if (r.devices === 1) q.refreshName.run(integrationId, appId, integrationId, appId);
-  }
-
-  private uncountName(integrationId: string, appId: string, name: string): void {
-    const q = this.appStatements();
-    const left = q.uncountName.get(integrationId, appId, name) as { devices: number } | undefined;
-    if (left && left.devices <= 0) {
-      q.dropName.run(integrationId, appId, name);
-      q.refreshName.run(integrationId, appId, integrationId, appId);
-    }
-  }
-
-  // Prepared once: an app sync calls applyApps once per device, and compiling the SQL each time
-  // cost more than running it.
-  private appQ:
-    | Record<'hash' | 'upsert' | 'remove' | 'setHash' | 'list' | 'countApp' | 'countVersion' | 'uncountApp' | 'uncountVersion' | 'dropApp' | 'dropVersion' | 'countName' | 'uncountName' | 'dropName' | 'refreshName', Statement>
-    | undefined;
-  private appStatements(): NonNullable<InventoryDb['appQ']> {
-    return (this.appQ ??= {
-      hash: this.db.prepare('SELECT apps_hash, tenant FROM devices WHERE integration_id = ? AND id = ?'),
-      upsert: this.db.prepare('INSERT OR REPLACE INTO device_apps (integration_id, device_id, app_id, name, version) VALUES (?, ?, ?, ?, ?)'),
-      remove: this.db.prepare('DELETE FROM device_apps WHERE integration_id = ? AND device_id = ? AND app_id = ?'),
-      setHash: this.db.prepare('UPDATE devices SET apps_hash = ? WHERE integration_id = ? AND id = ?'),
-      list: this.db.prepare('SELECT app_id, name, version FROM device_apps WHERE integration_id = ? AND device_id = ?'),
-      countApp: this.db.prepare('INSERT INTO app_counts (integration_id, tenant, app_id, name, devices) VALUES (?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1'),
-      countVersion: this.db.prepare('INSERT INTO app_version_counts (integration_id, app_id, version, devices) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1'),
-      uncountApp: this.db.prepare('UPDATE app_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? RETURNING devices'),
-      uncountVersion: this.db.prepare('UPDATE app_version_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? AND version = ? RETURNING devices'),
-      dropApp: this.db.prepare('DELETE FROM app_counts WHERE integration_id = ? AND app_id = ?'),
-      dropVersion: this.db.prepare('DELETE FROM app_version_counts WHERE integration_id = ? AND app_id = ? AND version = ?'),
-      countName: this.db.prepare('INSERT INTO app_name_counts (integration_id, app_id, name, devices) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET devices = devices + 1 RETURNING devices'),
-      uncountName: this.db.prepare('UPDATE app_name_counts SET devices = devices - 1 WHERE integration_id = ? AND app_id = ? AND name = ? RETURNING devices'),
-      dropName: this.db.prepare('DELETE FROM app_name_counts WHERE integration_id = ? AND app_id = ? AND name = ?'),
-      refreshName: this.db.prepare('UPDATE app_counts SET name = coalesce((SELECT max(name) FROM app_name_counts WHERE integration_id = ? AND app_id = ?), name) WHERE integration_id = ? AND app_id = ?'),
-    });
+    return this.apps.apply(integrationId, deviceId, apps);
   }
 
   /** Erases PII a switch was turned off for (the guides: turning a switch off erases stored values). */
@@ -566,7 +414,7 @@ export class InventoryDb {
 
   deleteIntegration(integrationId: string): void {
     this.db.transaction(() => {
-      for (const t of ['devices', 'device_apps', 'tag_members', 'tags', 'tag_departed', 'app_counts', 'app_version_counts', 'app_name_counts']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
+      for (const t of INTEGRATION_TABLES) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ?`).run(integrationId);
     })();
     this.truncateWal();
   }
@@ -618,7 +466,7 @@ export class InventoryDb {
     }
     if (opts.search) {
       where.push('(name LIKE @q OR serial LIKE @q OR udid LIKE @q OR owner_email LIKE @q OR model LIKE @q OR id LIKE @q)');
-      p.q = `%${opts.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      p.q = containsPattern(opts.search);
     }
     const w = where.join(' AND ').replace(/LIKE @q/g, "LIKE @q ESCAPE '\\'");
     const total = (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${w}`).get(p) as { n: number }).n;
@@ -647,7 +495,7 @@ export class InventoryDb {
     let filter = '';
     if (opts.search) {
       filter = "AND (app_id LIKE @q ESCAPE '\\' OR name LIKE @q ESCAPE '\\')";
-      p.q = `%${opts.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      p.q = containsPattern(opts.search);
     }
     const base = `FROM app_counts WHERE tenant = @tenant ${filter}`;
     const total = (this.db.prepare(`SELECT count(DISTINCT app_id) AS n ${base}`).get(p) as { n: number }).n;
@@ -680,57 +528,32 @@ export class InventoryDb {
     return true;
   }
 
-  // ---- tags written to the UEM (what we believe the UEM holds) -------------------------------------
+  // ---- tags written to the UEM (what we believe the UEM holds; tags.ts) --------------------------
 
   tagId(integrationId: string, name: string): string | undefined {
-    return (this.db.prepare('SELECT tag_id FROM tags WHERE integration_id = ? AND tag_name = ?').get(integrationId, name) as { tag_id: string } | undefined)?.tag_id;
+    return this.tags.id(integrationId, name);
   }
 
   setTagId(integrationId: string, name: string, id: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO tags (integration_id, tag_name, tag_id) VALUES (?, ?, ?)').run(integrationId, name, id);
+    this.tags.setId(integrationId, name, id);
   }
 
-  /** Forgets a tag the UEM no longer has (deleted in its console): its id and what it held. */
   forgetTag(integrationId: string, name: string): void {
-    this.db.transaction(() => {
-      for (const t of ['tags', 'tag_members', 'tag_departed']) this.db.prepare(`DELETE FROM ${t} WHERE integration_id = ? AND tag_name = ?`).run(integrationId, name);
-    })();
+    this.tags.forget(integrationId, name);
   }
 
-  /** Tag names we manage for an integration (known ids), for removing emptied ones. */
   tagNames(integrationId: string): string[] {
-    return (this.db.prepare('SELECT tag_name FROM tags WHERE integration_id = ?').all(integrationId) as Array<{ tag_name: string }>).map((r) => r.tag_name);
+    return this.tags.names(integrationId);
   }
 
   tagMembers(integrationId: string, name: string): Set<string> {
-    return new Set((this.db.prepare('SELECT device_id FROM tag_members WHERE integration_id = ? AND tag_name = ?').all(integrationId, name) as Array<{ device_id: string }>).map((r) => r.device_id));
+    return this.tags.members(integrationId, name);
   }
 
   setTagMembers(integrationId: string, name: string, add: string[], remove: string[]): void {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO tag_members (integration_id, tag_name, device_id) VALUES (?, ?, ?)');
-    const del = this.db.prepare('DELETE FROM tag_members WHERE integration_id = ? AND tag_name = ? AND device_id = ?');
-    this.db.transaction(() => {
-      for (const d of add) ins.run(integrationId, name, d);
-      for (const d of remove) del.run(integrationId, name, d);
-    })();
+    this.tags.setMembers(integrationId, name, add, remove);
   }
 }
 
-// Every method reports the disk's and the file's failures as InventoryStorageError, naming the
-// file (a sync that failed with "database or disk is full" named nothing). Wrapped here, once,
-// rather than a try in each of the ~30 methods; nested calls pass an already named error through.
-for (const name of Object.getOwnPropertyNames(InventoryDb.prototype)) {
-  const d = Object.getOwnPropertyDescriptor(InventoryDb.prototype, name);
-  if (name === 'constructor' || typeof d?.value !== 'function') continue;
-  const method = d.value as (this: InventoryDb, ...args: unknown[]) => unknown;
-  Object.defineProperty(InventoryDb.prototype, name, {
-    ...d,
-    value: function (this: InventoryDb, ...args: unknown[]): unknown {
-      try {
-        return method.apply(this, args);
-      } catch (e) {
-        throw storageError(this.file, e);
-      }
-    },
-  });
-}
+// The disk's and the file's failures, from any method, as InventoryStorageError naming the file.
+wrapStorageErrors(InventoryDb);

@@ -5,6 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
+import type { RelayErrorCode } from '../../common/api-codes.js';
 import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders } from '../../common/http-policy.js';
 import type { HeaderList } from '../../protocol/messages.js';
 import { TARGET_ID_RE } from '../../connector/targets/schema.js';
@@ -15,7 +16,7 @@ import { StreamError } from '../../protocol/codes.js';
 /** Statuses a fetch Response must have no body for (the tunnel carries no 1xx heads). */
 const NULL_BODY_STATUS = new Set([204, 205, 304]);
 
-function errorResponse(status: number, code: string, message: string): Response {
+function errorResponse(status: number, code: RelayErrorCode, message: string): Response {
   return new Response(JSON.stringify({ error: code, message }), { status, headers: { 'content-type': 'application/json', 'x-uemlink-error': code } });
 }
 

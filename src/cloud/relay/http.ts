@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
+import { isRelayErrorCode } from '../../common/api-codes.js';
 import { Cancel } from '../../common/cancel.js';
-import { RELAY_ERROR_CODES, checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
+import { checkRelativePath, forwardableRequestHeaders, forwardableResponseHeaders, overrideProblem, pairsFromRaw } from '../../common/http-policy.js';
 import type { Logger } from '../../common/log.js';
 import { StreamError } from '../../protocol/codes.js';
 import { BATCH_BYTES } from '../../protocol/writer.js';
@@ -294,7 +295,7 @@ export function relayHttp(deps: RelayHttpDeps): (req: IncomingMessage, res: Serv
     const forwarded = forwardableResponseHeaders(r.head.headers);
     for (const [n, v] of forwarded) {
       out.push(n, v);
-      if (n === 'x-uemlink-error') errorCode.set(res, RELAY_ERROR_CODES.has(v) ? v : 'other');
+      if (n === 'x-uemlink-error') errorCode.set(res, isRelayErrorCode(v) ? v : 'other');
     }
     out.push('x-uemlink-connector', r.connectorId, 'x-uemlink-request-id', r.requestId);
     if (facts) {

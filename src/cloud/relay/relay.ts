@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { RelayErrorCode } from '../../common/api-codes.js';
 import type { CancelSignal } from '../../common/cancel.js';
 import type { Clock } from '../../common/clock.js';
 import { IDEMPOTENT_METHODS } from '../../common/http-policy.js';
@@ -27,7 +28,7 @@ import type { CloudStore } from '../state.js';
 export class RelayError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: RelayErrorCode,
     message: string,
   ) {
     super(message);
