@@ -101,7 +101,7 @@ export function proxyAgent(proxyUrl: string, ca?: string[]): Agent {
  * https-proxy-agent waits for the proxy's answer to CONNECT with nothing tied to the request: a
  * dial given up (its deadline, a stop) left the socket to a proxy that never answers open for
  * good, one per attempt. Here a request closed or aborted before the answer destroys that socket (through
- * net.connect's `signal`, read when the socket is made).
+ * the `signal` of net.connect, or of tls.connect for an https:// proxy, read when the socket is made).
  */
 class BoundedProxyAgent extends HttpsProxyAgent<string> {
   override async connect(req: Parameters<HttpsProxyAgent<string>['connect']>[0], opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): ReturnType<HttpsProxyAgent<string>['connect']> {
