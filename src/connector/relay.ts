@@ -133,7 +133,7 @@ export interface RelayHandler {
 }
 
 export function createRelayHandler(deps: RelayDeps): RelayHandler {
-  const idem = deps.idempotency ?? new IdempotencyCache(deps.clock);
+  const idem = deps.idempotency ?? new IdempotencyCache();
   // Per target: a UEM that is down is said once per minute with a count, not once per request.
   const upstream = new Episodes(deps.logger, deps.clock);
   const running = new Set<Promise<void>>();
