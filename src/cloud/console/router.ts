@@ -15,6 +15,7 @@ import { redactString } from '../../common/redact.js';
 import type { UemGroup } from '../../uem/adapter.js';
 import { connectorView, revokeConnector } from '../admin-api.js';
 import { clientAddress, limiterKey, safeEqual } from '../admin-auth.js';
+import { INTEGRATION_ID_RE } from '../integrations/model.js';
 import { ApiProblem, type IntegrationsService } from '../integrations/service.js';
 import { DEVICE_SORTS, type DeviceFilter, type DeviceSort, type InventoryDb } from '../inventory/db.js';
 import type { PairingService } from '../pairing.js';
@@ -49,7 +50,6 @@ export interface ConsoleDeps {
   idleMs?: number;
 }
 
-const INTEGRATION_ID_RE = /^int_[0-9a-f]{16}$/;
 /** How long the edit page waits for the UEM's group list before showing the form without it. */
 const GROUPS_WAIT_MS = 15_000;
 

@@ -13,7 +13,7 @@ import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import { configError, resolveFrom } from '../../common/config.js';
 import { UemlinkError, fileProblem } from '../../common/errors.js';
-import { type AllowRule } from '../../common/http-policy.js';
+import { joinUnderBase, type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { certInfo, type CertInfo } from '../../common/pki.js';
@@ -245,11 +245,6 @@ export class Target {
     });
   }
 
-  /** The base path requests are resolved under ("" for the root). */
-  get basePath(): string {
-    return this.baseUrl.pathname === '/' ? '' : this.baseUrl.pathname.replace(/\/$/, '');
-  }
-
   /** Builds a target from its definition; throws a config error naming file, key and problem. */
   static resolve(def: TargetDefinition | CloudTargetDefinition, ctx: ResolveContext): Target {
     const file = ctx.configFile ?? 'cloud-managed target';
@@ -395,7 +390,7 @@ export class Target {
     if (contentLength !== undefined && !Buffer.isBuffer(r.body)) headers.push('content-length', contentLength);
     return {
       method: r.method as 'GET',
-      path: `${this.basePath}${r.path}`,
+      path: joinUnderBase(this.baseUrl.pathname, r.path),
       headers,
       body: r.body,
       headersTimeout: r.timeoutMs,
