@@ -12,6 +12,7 @@ import { UemlinkError, messageOf } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { FailureLimiter } from '../../common/rate-limit.js';
 import { redactString } from '../../common/redact.js';
+import { cookie } from '../../common/web.js';
 import type { UemGroup } from '../../uem/adapter.js';
 import { connectorView, revokeConnector } from '../admin-api.js';
 import { clientAddress, limiterKey, safeEqual } from '../admin-auth.js';
@@ -29,7 +30,7 @@ import { connectorsBody, revokeBody, type TokenForm } from './pages/connectors.j
 import { editBody, fieldError, integrationPath, integrationsBody, removeBody, valuesOf, type EditValues, type GroupChoice, type NewForm } from './pages/integrations.js';
 import { PAGE_SIZE, appsBody, devicesBody } from './pages/inventory.js';
 import { loginBody } from './pages/login.js';
-import { SESSION_COOKIE, SessionStore, anonymousCsrf, clearSessionCookie, cookie, csrfProblem, ensureCsrfCookie, safeNext, setSessionCookie, type ConsoleSession } from './session.js';
+import { SESSION_COOKIE, SessionStore, anonymousCsrf, clearSessionCookie, csrfProblem, ensureCsrfCookie, safeNext, setSessionCookie, type ConsoleSession } from './session.js';
 
 export interface ConsoleDeps {
   adminToken: string;
