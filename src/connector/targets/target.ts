@@ -5,23 +5,22 @@
  * upstream_headers_too_large).
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { Exchange } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
-import { systemClock, type Clock } from '../../common/clock.js';
-import { configError, resolveFrom } from '../../common/config.js';
-import { UemlinkError, fileProblem } from '../../common/errors.js';
+import type { Clock } from '../../common/clock.js';
+import type { UemlinkError } from '../../common/errors.js';
 import { joinUnderBase, type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { certInfo, type CertInfo } from '../../common/pki.js';
-import { redactString, secrets } from '../../common/redact.js';
+import { redactString } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
-import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
-import { HEADER_VALUE_RE, type CloudTargetDefinition, type TargetDefinition } from './schema.js';
-import { TrustError, describeTlsFailure, isTlsError, parseCaBundle, parsePin, probePeerCertificate, tlsOptionsFor, type TrustConfig } from './trust.js';
+import { OAuthError, createCredentials, type Credentials } from './auth.js';
+import { resolveLocalDefinitions, resolveTarget, type ResolveContext, type ResolvedTarget, type TargetOrigin } from './resolve.js';
+import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
+import { describeTlsFailure, isTlsError, probePeerCertificate, tlsOptionsFor } from './trust.js';
 
 export type UpstreamErrorCode =
   | 'upstream_unreachable'
@@ -106,100 +105,18 @@ const KEEP_ALIVE_MS = 10_000;
 /** Headers that must not reach undici as they are: it frames the body and handles 100-continue itself. */
 const FRAMING_HEADERS = new Set(['content-length', 'expect']);
 
-export type TargetOrigin = 'local' | 'cloud';
-
-/** Reads a secret given inline or by file; file paths are resolved against the config file. */
-function secretOf(inline: string | undefined, file: string | undefined, configFile: string | undefined, key: string, header = false): string | undefined {
-  if (inline !== undefined) {
-    secrets.add(inline);
-    return inline;
-  }
-  if (file === undefined) return undefined;
-  const p = configFile ? resolveFrom(configFile, file) : file;
-  let v: string;
-  try {
-    v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
-  } catch (e) {
-    throw new Error(`${key}: cannot read ${p}: ${fileProblem(e)}`);
-  }
-  if (!v) throw new Error(`${key}: ${p} is empty`);
-  // A value sent as a header must be sendable: otherwise every request failed with a 502 instead.
-  if (header && !HEADER_VALUE_RE.test(v)) throw new Error(`${key}: ${p} holds a control character (a second trailing newline, a CR?); its value is sent as an HTTP header`);
-  secrets.add(v);
-  return v;
-}
-
-function resolveAuth(a: TargetDefinition['auth'] | CloudTargetDefinition['auth'], configFile: string | undefined): ResolvedAuth {
-  const files = a as Record<string, string | undefined>;
-  switch (a.type) {
-    case 'none':
-      return { type: 'none' };
-    case 'apiKey':
-      return { type: 'apiKey', header: a.header, prefix: a.prefix, value: secretOf(a.value, files.valueFile, configFile, 'auth.valueFile', true)! };
-    case 'basic': {
-      const out: ResolvedAuth = { type: 'basic', username: a.username, apiKeyHeader: a.apiKeyHeader, password: secretOf(a.password, files.passwordFile, configFile, 'auth.passwordFile')! };
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
-      if (k !== undefined) out.apiKey = k;
-      return out;
-    }
-    case 'oauth2': {
-      const out: ResolvedAuth = {
-        type: 'oauth2',
-        tokenUrl: a.tokenUrl,
-        clientId: a.clientId,
-        clientAuth: a.clientAuth,
-        apiKeyHeader: a.apiKeyHeader,
-        clientSecret: secretOf(a.clientSecret, files.clientSecretFile, configFile, 'auth.clientSecretFile')!,
-      };
-      if (a.scope !== undefined) out.scope = a.scope;
-      if (a.audience !== undefined) out.audience = a.audience;
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
-      if (k !== undefined) out.apiKey = k;
-      return out;
-    }
-  }
-}
-
-export interface ResolveContext {
-  /** Config file the definition came from (for relative paths and error messages). */
-  configFile?: string;
-  /** Where in that file, e.g. "targets[0]". */
-  where: string;
-  origin: TargetOrigin;
-  clock?: Clock;
-  oauthHooks?: OAuthHooks;
-}
-
 /**
- * Resolves the config file's targets, reporting every target's problem at once (one line each), so
- * that an install with three placeholder secret files is fixed in one pass, not three restarts.
+ * The config file's targets (resolveLocalDefinitions): every target's problem is reported at once,
+ * and a target is built only once all of them resolved, so none is left open by a failure.
  */
 export function resolveLocalTargets(
   configFile: string,
   defs: readonly TargetDefinition[],
-  extra: (def: TargetDefinition) => Partial<ResolveContext> = () => ({}),
+  extra?: (def: TargetDefinition) => Partial<ResolveContext>,
   /** Given (diagnose): a target whose files cannot be read or used is reported here and left out, not thrown. */
   unresolved?: (def: TargetDefinition, err: UemlinkError) => void,
 ): Target[] {
-  const out: Target[] = [];
-  const problems: string[] = [];
-  defs.forEach((def, i) => {
-    try {
-      out.push(Target.resolve(def, { configFile, where: `targets[${i}]`, origin: 'local', ...extra(def) }));
-    } catch (e) {
-      if (unresolved && e instanceof UemlinkError && (e.code === 'CONFIG_INVALID' || e.code === 'CONFIG_UNREADABLE')) unresolved(def, e);
-      else if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') problems.push(e.message);
-      else {
-        for (const t of out) t.close();
-        throw e;
-      }
-    }
-  });
-  if (problems.length > 0) {
-    for (const t of out) t.close();
-    throw new UemlinkError('CONFIG_INVALID', problems.join('\n'));
-  }
-  return out;
+  return resolveLocalDefinitions(configFile, defs, extra, unresolved).map((r) => new Target(r));
 }
 
 export class Target {
@@ -213,27 +130,36 @@ export class Target {
   private readonly port: number;
   private readonly hostHeader: string;
 
-  private constructor(
-    readonly id: string,
-    readonly baseUrl: URL,
-    readonly trust: TrustConfig & { caInfo: CertInfo[] },
-    readonly credentials: Credentials,
-    readonly allow: AllowRule[],
-    readonly timeoutMs: number,
-    readonly maxConcurrent: number,
-    readonly healthPath: string | undefined,
-    readonly origin: TargetOrigin,
-    clock: Clock,
-  ) {
-    this.clock = clock;
-    this.host = baseUrl.hostname.replace(/^\[|\]$/g, '');
-    this.port = Number(baseUrl.port || 443);
-    this.hostHeader = baseUrl.host;
+  readonly id: string;
+  readonly baseUrl: URL;
+  readonly trust: ResolvedTarget['trust'];
+  readonly credentials: Credentials;
+  readonly allow: AllowRule[];
+  readonly timeoutMs: number;
+  readonly maxConcurrent: number;
+  readonly healthPath: string | undefined;
+  readonly origin: TargetOrigin;
+
+  /** From resolveTarget (resolve.ts), or Target.resolve, which does both. */
+  constructor(r: ResolvedTarget) {
+    this.id = r.id;
+    this.baseUrl = r.baseUrl;
+    this.trust = r.trust;
+    this.credentials = createCredentials(r.auth, r.trust, r.oauthHooks, r.clock);
+    this.allow = r.allow;
+    this.timeoutMs = r.timeoutMs;
+    this.maxConcurrent = r.maxConcurrent;
+    this.healthPath = r.healthPath;
+    this.origin = r.origin;
+    this.clock = r.clock;
+    this.host = r.baseUrl.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(r.baseUrl.port || 443);
+    this.hostHeader = r.baseUrl.host;
     // undici rather than node:https: its HTTP/1.1 client costs about half the CPU per request
     // (docs/performance.md), and the connector's CPU is what limits small-request throughput.
-    const tlsConnect = buildConnector({ ...tlsOptionsFor(trust, this.host), timeout: timeoutMs });
-    this.pool = new Pool(baseUrl.origin, {
-      connections: maxConcurrent,
+    const tlsConnect = buildConnector({ ...tlsOptionsFor(r.trust, this.host), timeout: r.timeoutMs });
+    this.pool = new Pool(r.baseUrl.origin, {
+      connections: r.maxConcurrent,
       keepAliveTimeout: KEEP_ALIVE_MS,
       connect: (opts, cb) =>
         tlsConnect(opts, (err, socket) => {
@@ -247,57 +173,7 @@ export class Target {
 
   /** Builds a target from its definition; throws a config error naming file, key and problem. */
   static resolve(def: TargetDefinition | CloudTargetDefinition, ctx: ResolveContext): Target {
-    const file = ctx.configFile ?? 'cloud-managed target';
-    const fail = (key: string, msg: string) => configError(file, `${ctx.where}.${key}`, msg);
-    let auth: ResolvedAuth;
-    try {
-      auth = resolveAuth(def.auth, ctx.configFile);
-    } catch (e) {
-      const m = /^([\w.]+): (.*)$/s.exec((e as Error).message);
-      throw fail(m?.[1] ?? 'auth', m?.[2] ?? (e as Error).message);
-    }
-    const tlsDef = def.tls as { caFile?: string; ca?: string; pinSha256?: string | string[]; serverName?: string };
-    let caPems: string[] = [];
-    let caInfo: CertInfo[] = [];
-    try {
-      if (tlsDef.caFile) {
-        const p = ctx.configFile ? resolveFrom(ctx.configFile, tlsDef.caFile) : tlsDef.caFile;
-        let text: string;
-        try {
-          text = readFileSync(p, 'utf8');
-        } catch (e) {
-          throw new TrustError(`cannot read ${p}: ${fileProblem(e)}`);
-        }
-        ({ pems: caPems, info: caInfo } = parseCaBundle(text, p));
-      } else if (tlsDef.ca) {
-        ({ pems: caPems, info: caInfo } = parseCaBundle(tlsDef.ca, 'the inline PEM'));
-      }
-    } catch (e) {
-      throw fail(tlsDef.caFile ? 'tls.caFile' : 'tls.ca', (e as Error).message);
-    }
-    let pins: Buffer[] = [];
-    try {
-      const list = tlsDef.pinSha256 === undefined ? [] : Array.isArray(tlsDef.pinSha256) ? tlsDef.pinSha256 : [tlsDef.pinSha256];
-      pins = list.map(parsePin);
-    } catch (e) {
-      throw fail('tls.pinSha256', (e as Error).message);
-    }
-    const trust: TrustConfig & { caInfo: CertInfo[] } = { caPems, pins, caInfo };
-    if (tlsDef.serverName) trust.serverName = tlsDef.serverName;
-    const allow: AllowRule[] = def.allow.map((r) => ({ methods: r.methods === '*' ? ['*'] : r.methods, pathPrefix: r.pathPrefix }));
-    const clock = ctx.clock ?? systemClock;
-    return new Target(
-      def.id,
-      new URL(def.baseUrl),
-      trust,
-      createCredentials(auth, trust, ctx.oauthHooks ?? {}, clock),
-      allow,
-      def.timeoutMs,
-      def.maxConcurrent,
-      def.healthPath,
-      ctx.origin,
-      clock,
-    );
+    return new Target(resolveTarget(def, ctx));
   }
 
   /**
