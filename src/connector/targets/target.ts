@@ -32,20 +32,36 @@ export type UpstreamErrorCode =
   | 'upstream_headers_too_large'
   | 'cancelled';
 
+export interface UpstreamErrorDetails {
+  /** The certificate the server presented, when TLS verification failed. */
+  peerCert?: CertInfo | undefined;
+  /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
+  nodeCode?: string | undefined;
+  /** Known never to have left for the UEM (queued, or no connection): safe to send elsewhere. */
+  unsent?: boolean;
+}
+
 export class UpstreamError extends Error {
+  readonly peerCert: CertInfo | undefined;
+  readonly nodeCode: string | undefined;
+  readonly unsent: boolean;
+
   constructor(
     readonly code: UpstreamErrorCode,
     readonly status: number,
     message: string,
-    /** The certificate the server presented, when TLS verification failed. */
-    readonly peerCert?: CertInfo,
-    /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
-    readonly cause_?: string,
-    /** Known never to have left for the UEM (queued, or no connection): safe to send elsewhere. */
-    readonly unsent = false,
+    details: UpstreamErrorDetails = {},
   ) {
     super(message);
     this.name = 'UpstreamError';
+    this.peerCert = details.peerCert;
+    this.nodeCode = details.nodeCode;
+    this.unsent = details.unsent ?? false;
+  }
+
+  /** The former name of nodeCode: connector/relay.ts still reads it (being edited elsewhere; switch it, then delete this). */
+  get cause_(): string | undefined {
+    return this.nodeCode;
   }
 }
 
@@ -361,26 +377,26 @@ export class Target {
     // (all maxConcurrent busy) is this connector's queue; otherwise no connection could be made.
     if (why === 'timeout' && sent === false) {
       return busy
-        ? new UpstreamError('upstream_busy', 503, `${where}: all ${this.maxConcurrent} connections of this connector stayed busy for ${timeoutMs} ms; the request was not sent`, undefined, 'queued', true)
-        : new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms; the request was not sent`, undefined, 'connect', true);
+        ? new UpstreamError('upstream_busy', 503, `${where}: all ${this.maxConcurrent} connections of this connector stayed busy for ${timeoutMs} ms; the request was not sent`, { nodeCode: 'queued', unsent: true })
+        : new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms; the request was not sent`, { nodeCode: 'connect', unsent: true });
     }
     if (why === 'timeout' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
-      return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, undefined, e.code);
+      return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, { nodeCode: e.code });
     }
-    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, undefined, e.code, true);
+    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, { nodeCode: e.code, unsent: true });
     if (isTlsError(e)) {
       const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
       const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
-      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, cert, e.code);
+      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, { peerCert: cert, nodeCode: e.code });
     }
-    if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new UpstreamError('upstream_headers_too_large', 502, `${where} sent response headers larger than 16 KiB`, undefined, e.code);
+    if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new UpstreamError('upstream_headers_too_large', 502, `${where} sent response headers larger than 16 KiB`, { nodeCode: e.code });
     // undici's parser errors do not always carry an HPE_ code: their name says what they are.
     if (e.name === 'HTTPParserError' || e.code?.startsWith('HPE_') || e.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || e.code === 'UND_ERR_INFO') {
       const what = e.message.replace(/^Response does not match the HTTP\/1\.1 protocol /, '');
-      return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response ${what}`, undefined, e.code);
+      return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response ${what}`, { nodeCode: e.code });
     }
     if (e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED' || e.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-      return new UpstreamError('upstream_protocol', 502, `the request cannot be sent to ${where}: ${e.message}`, undefined, e.code);
+      return new UpstreamError('upstream_protocol', 502, `the request cannot be sent to ${where}: ${e.message}`, { nodeCode: e.code });
     }
     const reasons: Record<string, string> = {
       ECONNREFUSED: 'connection refused',
@@ -394,7 +410,7 @@ export class Target {
       UND_ERR_CLOSED: 'connection closed before the answer',
       EPIPE: 'connection closed while sending',
     };
-    return new UpstreamError('upstream_unreachable', 502, `${where}: ${reasons[e.code ?? ''] ?? e.message}`, undefined, e.code);
+    return new UpstreamError('upstream_unreachable', 502, `${where}: ${reasons[e.code ?? ''] ?? e.message}`, { nodeCode: e.code });
   }
 
   /**
