@@ -65,16 +65,16 @@ export class UpstreamError extends Error {
   }
 }
 
-/** The last health check of a target (status page, readiness, metrics). */
-export interface TargetHealth {
-  reachable: boolean;
-  status?: number;
+/**
+ * The last health check of a target (status page, readiness, metrics): an HTTP status when the UEM
+ * answered, else why not. (`?: undefined` lets readers ask `h.status` or `h.error` of either kind.)
+ */
+export type TargetHealth = {
   latencyMs: number;
   checkedAt: string;
-  error?: { code: string; message: string };
   /** The server certificate as presented (subject, issuer, expiry). */
   peerCert?: CertInfo;
-}
+} & ({ reachable: true; status: number; error?: undefined } | { reachable: false; status?: undefined; error: { code: UpstreamErrorCode; message: string } });
 
 export interface TargetStats {
   inFlight: number;
