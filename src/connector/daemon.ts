@@ -86,7 +86,7 @@ const IDENTITY_WATCH_MS = 5000;
 /** What is wrong with a target's last health check, by kind (undefined: nothing, or not checked yet). */
 function healthProblem(h: TargetHealth | undefined): string | undefined {
   if (!h) return undefined;
-  if (!h.reachable) return h.error?.code ?? 'upstream_unreachable';
+  if (!h.reachable) return h.error.code;
   return h.status === 401 || h.status === 403 ? 'auth' : undefined;
 }
 

@@ -343,7 +343,7 @@ async function secretFiles(cfg: ConnectorConfig): Promise<string[]> {
 
 function targetHint(t: Target, err: UpstreamError): string {
   if (err.code === 'upstream_tls') {
-    const c = err.cause_;
+    const c = err.nodeCode;
     if (c === 'CERT_HAS_EXPIRED') return `the UEM's certificate${err.peerCert ? ` ("${err.peerCert.subject}")` : ''} has expired: renew it on the UEM server`;
     if (c === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the certificate does not name the host in baseUrl: use the name in the certificate, or set tls.serverName';
     if (c === 'ERR_UEMLINK_PIN_MISMATCH') return 'the certificate changed since tls.pinSha256 was set: check the new certificate, then update the pin';

@@ -14,6 +14,7 @@ import { ensurePrivateDir, writePrivateFile } from '../common/fs-secure.js';
 import type { Logger } from '../common/log.js';
 import { secrets } from '../common/redact.js';
 import { safeEqual } from '../common/safe-equal.js';
+import { cookie } from '../common/web.js';
 
 export const CSRF_COOKIE = 'uemlink_csrf';
 
@@ -41,21 +42,6 @@ export async function loadAdminPassword(opts: { file?: string; stateDir: string;
 export function passwordMatches(given: unknown, expected: string): boolean {
   if (typeof given !== 'string') return false;
   return safeEqual(given, expected);
-}
-
-function cookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) {
-      // A mangled cookie (say "%") is treated as absent, not a reason to fail the page.
-      try {
-        return decodeURIComponent(part.slice(i + 1).trim());
-      } catch {
-        return undefined;
-      }
-    }
-  }
-  return undefined;
 }
 
 /** The page's CSRF token: the cookie's, or a new one set now. */

@@ -2,6 +2,7 @@
  * The local page, rendered on the server: it works with JavaScript off (every action is a plain form)
  * and loads nothing from outside (the customer network may be offline). Every value is escaped.
  */
+import { esc } from '../common/web.js';
 import type { Diagnosis } from '../connector/diagnose.js';
 import type { CertView, ConnectorStatus, TargetStatus } from '../connector/status.js';
 
@@ -19,11 +20,6 @@ export interface PageView {
   live?: boolean;
   /** The id of the password field whose form was refused for a wrong password: marked there. */
   wrongPassword?: string;
-}
-
-const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export function esc(v: unknown): string {
-  return String(v ?? '').replace(/[&<>"']/g, (c) => ESC[c]!);
 }
 
 const STATE_TEXT: Record<ConnectorStatus['tunnel']['state'], string> = {

@@ -13,12 +13,13 @@ import { UemlinkError, messageOf } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { FailureLimiter, sourceOf } from '../common/rate-limit.js';
 import { redactString } from '../common/redact.js';
+import { esc } from '../common/web.js';
 import type { Diagnosis } from '../connector/diagnose.js';
 import type { PairOutcome } from '../connector/pair.js';
 import type { ConnectorStatus } from '../connector/status.js';
 import { PAGE_CSS, PAGE_JS } from './assets.js';
 import { csrfProblem, csrfToken, hostProblem, localHostnames, passwordMatches } from './auth.js';
-import { esc, renderPage, type PageView } from './page.js';
+import { renderPage, type PageView } from './page.js';
 
 export interface HealthBackend {
   status(): Promise<ConnectorStatus>;

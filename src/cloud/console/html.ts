@@ -3,18 +3,13 @@
  * unless it is itself `Html` (built the same way).
  * Arrays are joined; null, undefined and false render nothing.
  */
+import { esc } from '../../common/web.js';
 
 export class Html {
   constructor(readonly value: string) {}
   toString(): string {
     return this.value;
   }
-}
-
-const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-export function esc(v: unknown): string {
-  return String(v ?? '').replace(/[&<>"']/g, (c) => ESC[c]!);
 }
 
 function part(v: unknown): string {

@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Clock } from '../../common/clock.js';
 import { safeEqual } from '../../common/safe-equal.js';
+import { cookie } from '../../common/web.js';
 
 export const SESSION_COOKIE = 'uemlink_console';
 export const CSRF_COOKIE = 'uemlink_console_csrf';
@@ -94,20 +95,6 @@ export class SessionStore {
   private sweep(now: number): void {
     for (const [k, s] of this.sessions) if (this.idle(s, now)) this.sessions.delete(k);
   }
-}
-
-export function cookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) {
-      try {
-        return decodeURIComponent(part.slice(i + 1).trim());
-      } catch {
-        return undefined;
-      }
-    }
-  }
-  return undefined;
 }
 
 function setCookie(res: Response, name: string, value: string, secure: boolean, maxAge?: number): void {

@@ -2,7 +2,6 @@
  * What an integration is (docs/integrations.md), and the validation of what admins send: every bad
  * value gets 400 naming the field and the allowed range, as the seed guides state them.
  */
-import { z } from 'zod';
 import { UemlinkError } from '../../common/errors.js';
 import { API_ROOT, VENDORS, type Vendor } from '../../uem/adapter.js';
 
@@ -221,4 +220,5 @@ export function apiBaseOf(vendor: Vendor, serverAddress: string): string {
   return s.toLowerCase().endsWith(root.toLowerCase()) ? s : `${s}${root}`;
 }
 
-export const IntegrationIdSchema = z.string().regex(/^int_[0-9a-f]{16}$/);
+/** An integration's id as the service makes it: checked before a URL's id reaches a lookup. */
+export const INTEGRATION_ID_RE = /^int_[0-9a-f]{16}$/;

@@ -5,23 +5,22 @@
  * upstream_headers_too_large).
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { Exchange } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
-import { systemClock, type Clock } from '../../common/clock.js';
-import { configError, resolveFrom } from '../../common/config.js';
-import { UemlinkError, fileProblem } from '../../common/errors.js';
-import { type AllowRule } from '../../common/http-policy.js';
+import type { Clock } from '../../common/clock.js';
+import type { UemlinkError } from '../../common/errors.js';
+import { joinUnderBase, type AllowRule } from '../../common/http-policy.js';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { certInfo, type CertInfo } from '../../common/pki.js';
-import { redactString, secrets } from '../../common/redact.js';
+import { redactString } from '../../common/redact.js';
 import type { HeaderList } from '../../protocol/messages.js';
-import { OAuthError, createCredentials, type Credentials, type OAuthHooks, type ResolvedAuth } from './auth.js';
-import { HEADER_VALUE_RE, type CloudTargetDefinition, type TargetDefinition } from './schema.js';
-import { TrustError, describeTlsFailure, isTlsError, parseCaBundle, parsePin, probePeerCertificate, tlsOptionsFor, type TrustConfig } from './trust.js';
+import { OAuthError, createCredentials, type Credentials } from './auth.js';
+import { resolveLocalDefinitions, resolveTarget, type ResolveContext, type ResolvedTarget, type TargetOrigin } from './resolve.js';
+import type { CloudTargetDefinition, TargetDefinition } from './schema.js';
+import { describeTlsFailure, isTlsError, probePeerCertificate, tlsOptionsFor } from './trust.js';
 
 export type UpstreamErrorCode =
   | 'upstream_unreachable'
@@ -33,33 +32,49 @@ export type UpstreamErrorCode =
   | 'upstream_headers_too_large'
   | 'cancelled';
 
+export interface UpstreamErrorDetails {
+  /** The certificate the server presented, when TLS verification failed. */
+  peerCert?: CertInfo | undefined;
+  /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
+  nodeCode?: string | undefined;
+  /** Known never to have left for the UEM (queued, or no connection): safe to send elsewhere. */
+  unsent?: boolean;
+}
+
 export class UpstreamError extends Error {
+  readonly peerCert: CertInfo | undefined;
+  readonly nodeCode: string | undefined;
+  readonly unsent: boolean;
+
   constructor(
     readonly code: UpstreamErrorCode,
     readonly status: number,
     message: string,
-    /** The certificate the server presented, when TLS verification failed. */
-    readonly peerCert?: CertInfo,
-    /** Node's error code underneath (CERT_HAS_EXPIRED, ECONNREFUSED, ...), for diagnostics. */
-    readonly cause_?: string,
-    /** Known never to have left for the UEM (queued, or no connection): safe to send elsewhere. */
-    readonly unsent = false,
+    details: UpstreamErrorDetails = {},
   ) {
     super(message);
     this.name = 'UpstreamError';
+    this.peerCert = details.peerCert;
+    this.nodeCode = details.nodeCode;
+    this.unsent = details.unsent ?? false;
+  }
+
+  /** The former name of nodeCode: connector/relay.ts still reads it (being edited elsewhere; switch it, then delete this). */
+  get cause_(): string | undefined {
+    return this.nodeCode;
   }
 }
 
-/** The last health check of a target (status page, readiness, metrics). */
-export interface TargetHealth {
-  reachable: boolean;
-  status?: number;
+/**
+ * The last health check of a target (status page, readiness, metrics): an HTTP status when the UEM
+ * answered, else why not. (`?: undefined` lets readers ask `h.status` or `h.error` of either kind.)
+ */
+export type TargetHealth = {
   latencyMs: number;
   checkedAt: string;
-  error?: { code: string; message: string };
   /** The server certificate as presented (subject, issuer, expiry). */
   peerCert?: CertInfo;
-}
+} & ({ reachable: true; status: number; error?: undefined } | { reachable: false; status?: undefined; error: { code: UpstreamErrorCode; message: string } });
 
 export interface TargetStats {
   inFlight: number;
@@ -106,100 +121,18 @@ const KEEP_ALIVE_MS = 10_000;
 /** Headers that must not reach undici as they are: it frames the body and handles 100-continue itself. */
 const FRAMING_HEADERS = new Set(['content-length', 'expect']);
 
-export type TargetOrigin = 'local' | 'cloud';
-
-/** Reads a secret given inline or by file; file paths are resolved against the config file. */
-function secretOf(inline: string | undefined, file: string | undefined, configFile: string | undefined, key: string, header = false): string | undefined {
-  if (inline !== undefined) {
-    secrets.add(inline);
-    return inline;
-  }
-  if (file === undefined) return undefined;
-  const p = configFile ? resolveFrom(configFile, file) : file;
-  let v: string;
-  try {
-    v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
-  } catch (e) {
-    throw new Error(`${key}: cannot read ${p}: ${fileProblem(e)}`);
-  }
-  if (!v) throw new Error(`${key}: ${p} is empty`);
-  // A value sent as a header must be sendable: otherwise every request failed with a 502 instead.
-  if (header && !HEADER_VALUE_RE.test(v)) throw new Error(`${key}: ${p} holds a control character (a second trailing newline, a CR?); its value is sent as an HTTP header`);
-  secrets.add(v);
-  return v;
-}
-
-function resolveAuth(a: TargetDefinition['auth'] | CloudTargetDefinition['auth'], configFile: string | undefined): ResolvedAuth {
-  const files = a as Record<string, string | undefined>;
-  switch (a.type) {
-    case 'none':
-      return { type: 'none' };
-    case 'apiKey':
-      return { type: 'apiKey', header: a.header, prefix: a.prefix, value: secretOf(a.value, files.valueFile, configFile, 'auth.valueFile', true)! };
-    case 'basic': {
-      const out: ResolvedAuth = { type: 'basic', username: a.username, apiKeyHeader: a.apiKeyHeader, password: secretOf(a.password, files.passwordFile, configFile, 'auth.passwordFile')! };
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
-      if (k !== undefined) out.apiKey = k;
-      return out;
-    }
-    case 'oauth2': {
-      const out: ResolvedAuth = {
-        type: 'oauth2',
-        tokenUrl: a.tokenUrl,
-        clientId: a.clientId,
-        clientAuth: a.clientAuth,
-        apiKeyHeader: a.apiKeyHeader,
-        clientSecret: secretOf(a.clientSecret, files.clientSecretFile, configFile, 'auth.clientSecretFile')!,
-      };
-      if (a.scope !== undefined) out.scope = a.scope;
-      if (a.audience !== undefined) out.audience = a.audience;
-      const k = secretOf(a.apiKey, files.apiKeyFile, configFile, 'auth.apiKeyFile', true);
-      if (k !== undefined) out.apiKey = k;
-      return out;
-    }
-  }
-}
-
-export interface ResolveContext {
-  /** Config file the definition came from (for relative paths and error messages). */
-  configFile?: string;
-  /** Where in that file, e.g. "targets[0]". */
-  where: string;
-  origin: TargetOrigin;
-  clock?: Clock;
-  oauthHooks?: OAuthHooks;
-}
-
 /**
- * Resolves the config file's targets, reporting every target's problem at once (one line each), so
- * that an install with three placeholder secret files is fixed in one pass, not three restarts.
+ * The config file's targets (resolveLocalDefinitions): every target's problem is reported at once,
+ * and a target is built only once all of them resolved, so none is left open by a failure.
  */
 export function resolveLocalTargets(
   configFile: string,
   defs: readonly TargetDefinition[],
-  extra: (def: TargetDefinition) => Partial<ResolveContext> = () => ({}),
+  extra?: (def: TargetDefinition) => Partial<ResolveContext>,
   /** Given (diagnose): a target whose files cannot be read or used is reported here and left out, not thrown. */
   unresolved?: (def: TargetDefinition, err: UemlinkError) => void,
 ): Target[] {
-  const out: Target[] = [];
-  const problems: string[] = [];
-  defs.forEach((def, i) => {
-    try {
-      out.push(Target.resolve(def, { configFile, where: `targets[${i}]`, origin: 'local', ...extra(def) }));
-    } catch (e) {
-      if (unresolved && e instanceof UemlinkError && (e.code === 'CONFIG_INVALID' || e.code === 'CONFIG_UNREADABLE')) unresolved(def, e);
-      else if (e instanceof UemlinkError && e.code === 'CONFIG_INVALID') problems.push(e.message);
-      else {
-        for (const t of out) t.close();
-        throw e;
-      }
-    }
-  });
-  if (problems.length > 0) {
-    for (const t of out) t.close();
-    throw new UemlinkError('CONFIG_INVALID', problems.join('\n'));
-  }
-  return out;
+  return resolveLocalDefinitions(configFile, defs, extra, unresolved).map((r) => new Target(r));
 }
 
 export class Target {
@@ -213,27 +146,36 @@ export class Target {
   private readonly port: number;
   private readonly hostHeader: string;
 
-  private constructor(
-    readonly id: string,
-    readonly baseUrl: URL,
-    readonly trust: TrustConfig & { caInfo: CertInfo[] },
-    readonly credentials: Credentials,
-    readonly allow: AllowRule[],
-    readonly timeoutMs: number,
-    readonly maxConcurrent: number,
-    readonly healthPath: string | undefined,
-    readonly origin: TargetOrigin,
-    clock: Clock,
-  ) {
-    this.clock = clock;
-    this.host = baseUrl.hostname.replace(/^\[|\]$/g, '');
-    this.port = Number(baseUrl.port || 443);
-    this.hostHeader = baseUrl.host;
+  readonly id: string;
+  readonly baseUrl: URL;
+  readonly trust: ResolvedTarget['trust'];
+  readonly credentials: Credentials;
+  readonly allow: AllowRule[];
+  readonly timeoutMs: number;
+  readonly maxConcurrent: number;
+  readonly healthPath: string | undefined;
+  readonly origin: TargetOrigin;
+
+  /** From resolveTarget (resolve.ts), or Target.resolve, which does both. */
+  constructor(r: ResolvedTarget) {
+    this.id = r.id;
+    this.baseUrl = r.baseUrl;
+    this.trust = r.trust;
+    this.credentials = createCredentials(r.auth, r.trust, r.oauthHooks, r.clock);
+    this.allow = r.allow;
+    this.timeoutMs = r.timeoutMs;
+    this.maxConcurrent = r.maxConcurrent;
+    this.healthPath = r.healthPath;
+    this.origin = r.origin;
+    this.clock = r.clock;
+    this.host = r.baseUrl.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(r.baseUrl.port || 443);
+    this.hostHeader = r.baseUrl.host;
     // undici rather than node:https: its HTTP/1.1 client costs about half the CPU per request
     // (docs/performance.md), and the connector's CPU is what limits small-request throughput.
-    const tlsConnect = buildConnector({ ...tlsOptionsFor(trust, this.host), timeout: timeoutMs });
-    this.pool = new Pool(baseUrl.origin, {
-      connections: maxConcurrent,
+    const tlsConnect = buildConnector({ ...tlsOptionsFor(r.trust, this.host), timeout: r.timeoutMs });
+    this.pool = new Pool(r.baseUrl.origin, {
+      connections: r.maxConcurrent,
       keepAliveTimeout: KEEP_ALIVE_MS,
       connect: (opts, cb) =>
         tlsConnect(opts, (err, socket) => {
@@ -245,64 +187,9 @@ export class Target {
     });
   }
 
-  /** The base path requests are resolved under ("" for the root). */
-  get basePath(): string {
-    return this.baseUrl.pathname === '/' ? '' : this.baseUrl.pathname.replace(/\/$/, '');
-  }
-
   /** Builds a target from its definition; throws a config error naming file, key and problem. */
   static resolve(def: TargetDefinition | CloudTargetDefinition, ctx: ResolveContext): Target {
-    const file = ctx.configFile ?? 'cloud-managed target';
-    const fail = (key: string, msg: string) => configError(file, `${ctx.where}.${key}`, msg);
-    let auth: ResolvedAuth;
-    try {
-      auth = resolveAuth(def.auth, ctx.configFile);
-    } catch (e) {
-      const m = /^([\w.]+): (.*)$/s.exec((e as Error).message);
-      throw fail(m?.[1] ?? 'auth', m?.[2] ?? (e as Error).message);
-    }
-    const tlsDef = def.tls as { caFile?: string; ca?: string; pinSha256?: string | string[]; serverName?: string };
-    let caPems: string[] = [];
-    let caInfo: CertInfo[] = [];
-    try {
-      if (tlsDef.caFile) {
-        const p = ctx.configFile ? resolveFrom(ctx.configFile, tlsDef.caFile) : tlsDef.caFile;
-        let text: string;
-        try {
-          text = readFileSync(p, 'utf8');
-        } catch (e) {
-          throw new TrustError(`cannot read ${p}: ${fileProblem(e)}`);
-        }
-        ({ pems: caPems, info: caInfo } = parseCaBundle(text, p));
-      } else if (tlsDef.ca) {
-        ({ pems: caPems, info: caInfo } = parseCaBundle(tlsDef.ca, 'the inline PEM'));
-      }
-    } catch (e) {
-      throw fail(tlsDef.caFile ? 'tls.caFile' : 'tls.ca', (e as Error).message);
-    }
-    let pins: Buffer[] = [];
-    try {
-      const list = tlsDef.pinSha256 === undefined ? [] : Array.isArray(tlsDef.pinSha256) ? tlsDef.pinSha256 : [tlsDef.pinSha256];
-      pins = list.map(parsePin);
-    } catch (e) {
-      throw fail('tls.pinSha256', (e as Error).message);
-    }
-    const trust: TrustConfig & { caInfo: CertInfo[] } = { caPems, pins, caInfo };
-    if (tlsDef.serverName) trust.serverName = tlsDef.serverName;
-    const allow: AllowRule[] = def.allow.map((r) => ({ methods: r.methods === '*' ? ['*'] : r.methods, pathPrefix: r.pathPrefix }));
-    const clock = ctx.clock ?? systemClock;
-    return new Target(
-      def.id,
-      new URL(def.baseUrl),
-      trust,
-      createCredentials(auth, trust, ctx.oauthHooks ?? {}, clock),
-      allow,
-      def.timeoutMs,
-      def.maxConcurrent,
-      def.healthPath,
-      ctx.origin,
-      clock,
-    );
+    return new Target(resolveTarget(def, ctx));
   }
 
   /**
@@ -395,7 +282,7 @@ export class Target {
     if (contentLength !== undefined && !Buffer.isBuffer(r.body)) headers.push('content-length', contentLength);
     return {
       method: r.method as 'GET',
-      path: `${this.basePath}${r.path}`,
+      path: joinUnderBase(this.baseUrl.pathname, r.path),
       headers,
       body: r.body,
       headersTimeout: r.timeoutMs,
@@ -490,26 +377,26 @@ export class Target {
     // (all maxConcurrent busy) is this connector's queue; otherwise no connection could be made.
     if (why === 'timeout' && sent === false) {
       return busy
-        ? new UpstreamError('upstream_busy', 503, `${where}: all ${this.maxConcurrent} connections of this connector stayed busy for ${timeoutMs} ms; the request was not sent`, undefined, 'queued', true)
-        : new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms; the request was not sent`, undefined, 'connect', true);
+        ? new UpstreamError('upstream_busy', 503, `${where}: all ${this.maxConcurrent} connections of this connector stayed busy for ${timeoutMs} ms; the request was not sent`, { nodeCode: 'queued', unsent: true })
+        : new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms; the request was not sent`, { nodeCode: 'connect', unsent: true });
     }
     if (why === 'timeout' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
-      return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, undefined, e.code);
+      return new UpstreamError('upstream_timeout', 504, `${where}: no answer within ${timeoutMs} ms`, { nodeCode: e.code });
     }
-    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, undefined, e.code, true);
+    if (e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ETIMEDOUT') return new UpstreamError('upstream_timeout', 504, `${where}: no connection within ${timeoutMs} ms`, { nodeCode: e.code, unsent: true });
     if (isTlsError(e)) {
       const cert = await probePeerCertificate(this.host, this.port, this.trust.serverName ?? this.host);
       const subject = cert ? `certificate "${cert.subject}" (issuer "${cert.issuer}", expires ${cert.notAfter})` : 'its certificate';
-      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, cert, e.code);
+      return new UpstreamError('upstream_tls', 502, `${where}: ${subject} was rejected: ${describeTlsFailure(e.code)}`, { peerCert: cert, nodeCode: e.code });
     }
-    if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new UpstreamError('upstream_headers_too_large', 502, `${where} sent response headers larger than 16 KiB`, undefined, e.code);
+    if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new UpstreamError('upstream_headers_too_large', 502, `${where} sent response headers larger than 16 KiB`, { nodeCode: e.code });
     // undici's parser errors do not always carry an HPE_ code: their name says what they are.
     if (e.name === 'HTTPParserError' || e.code?.startsWith('HPE_') || e.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || e.code === 'UND_ERR_INFO') {
       const what = e.message.replace(/^Response does not match the HTTP\/1\.1 protocol /, '');
-      return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response ${what}`, undefined, e.code);
+      return new UpstreamError('upstream_protocol', 502, `${where} sent a malformed HTTP response ${what}`, { nodeCode: e.code });
     }
     if (e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED' || e.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-      return new UpstreamError('upstream_protocol', 502, `the request cannot be sent to ${where}: ${e.message}`, undefined, e.code);
+      return new UpstreamError('upstream_protocol', 502, `the request cannot be sent to ${where}: ${e.message}`, { nodeCode: e.code });
     }
     const reasons: Record<string, string> = {
       ECONNREFUSED: 'connection refused',
@@ -523,7 +410,7 @@ export class Target {
       UND_ERR_CLOSED: 'connection closed before the answer',
       EPIPE: 'connection closed while sending',
     };
-    return new UpstreamError('upstream_unreachable', 502, `${where}: ${reasons[e.code ?? ''] ?? e.message}`, undefined, e.code);
+    return new UpstreamError('upstream_unreachable', 502, `${where}: ${reasons[e.code ?? ''] ?? e.message}`, { nodeCode: e.code });
   }
 
   /**

@@ -1,8 +1,36 @@
-/** What the vendor adapters share: JSON shape checks, batching, bounded concurrency, single flight. */
+/**
+ * What the vendor adapters share: JSON shape checks and field readers, transport errors, batching,
+ * bounded concurrency, single flight.
+ */
+import { UemError } from '../adapter.js';
 
 export type Json = Record<string, unknown>;
 
 export const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A non-empty string, else null (the vendors write "" for blank text fields). */
+export function str(v: unknown): string | null {
+  return typeof v === 'string' && v.trim() !== '' ? v : null;
+}
+
+/**
+ * A whole number given as a number or a numeric string ("5614"). `signed: false` refuses a string
+ * with a minus sign: Hexnode's numbers (ids, counts, per_page in its next links) are never negative.
+ */
+export function intOf(v: unknown, { signed }: { signed: boolean }): number | undefined {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  if (typeof v === 'string' && (signed ? /^-?\d{1,15}$/ : /^\d{1,15}$/).test(v.trim())) return Number(v);
+  return undefined;
+}
+
+/** A failed call that got no HTTP answer: a timeout or abort is `timeout`, anything else `unavailable`. */
+export function transportError(what: string, e: unknown): UemError {
+  if (e instanceof UemError) return e;
+  const name = (e as { name?: unknown } | null)?.name;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (name === 'AbortError' || name === 'TimeoutError') return new UemError('timeout', `${what}: ${msg}`, { cause: e });
+  return new UemError('unavailable', `${what}: ${msg}`, { cause: e });
+}
 
 /**
  * One call per key at a time: concurrent callers asking for the same key (say, the same tag to

@@ -26,7 +26,7 @@
  * in N seconds" message.
  */
 import { API_ROOT, answerText, errorForResponse, readText, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, isObj, pool } from './common.js';
+import { chunks, intOf, isObj, pool, str, transportError } from './common.js';
 
 /** The largest `per_page` the adapter asks for (the simulator's maximum; open-source clients use it). */
 export const HEXNODE_PAGE_SIZE = 100;
@@ -46,17 +46,6 @@ export interface HexnodeAdapterOptions {
   appConcurrency?: number;
   /** Description of the device groups ensureTagGroup creates. */
   tagGroupDescription?: string;
-}
-
-function intOf(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
-  if (typeof v === 'string' && /^\d{1,15}$/.test(v.trim())) return Number(v);
-  return undefined;
-}
-
-/** A non-empty string, else null (Django writes "" for blank text fields). */
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v.trim() !== '' ? v : null;
 }
 
 /** Hexnode's `os_name` ("Android", "iOS", "iPadOS", "Windows", "macOS", "tvOS", …) normalized. */
@@ -81,7 +70,7 @@ export function normalizeTime(v: unknown): string | null {
 /** One record of GET /devices/ in the normalized model. */
 export function normalizeDevice(raw: unknown, what: string): UemDevice {
   if (!isObj(raw)) throw new UemError('protocol', `${what}: a device entry is not an object`);
-  const id = intOf(raw.id);
+  const id = intOf(raw.id, { signed: false });
   if (id === undefined) throw new UemError('protocol', `${what}: a device has no numeric id`);
   const user = isObj(raw.user) ? raw.user : {};
   const enrollment = str(raw.enrollment_status);
@@ -115,15 +104,6 @@ function normalizeApp(raw: unknown, what: string): UemApp {
 function pathId(id: string, what: string): number {
   if (!/^\d{1,15}$/.test(id)) throw new UemError('not_found', `${what}: "${id}" is not a Hexnode id`);
   return Number(id);
-}
-
-/** A thrown fetch (network, abort) as a UemError. */
-function transportError(what: string, e: unknown): UemError {
-  if (e instanceof UemError) return e;
-  const name = (e as { name?: unknown } | null)?.name;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (name === 'AbortError' || name === 'TimeoutError') return new UemError('timeout', `${what}: ${msg}`, { cause: e });
-  return new UemError('unavailable', `${what}: ${msg}`, { cause: e });
 }
 
 /** "Request was throttled. Expected available in 57.0 seconds." -> 57000 (capped at an hour). */
@@ -275,7 +255,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
       visited.add(path);
       const body = await call(w, path);
       if (!isObj(body) || !Array.isArray(body.results)) throw new UemError('protocol', `${w}: the answer has no "results" list`);
-      const c = intOf(body.count);
+      const c = intOf(body.count, { signed: false });
       if (c === undefined) throw new UemError('protocol', `${w}: the answer has no valid "count"`);
       if (count === undefined) count = c;
       else if (c !== count) throw new UemError('protocol', `${w}: the list changed while paging (count ${count}, now ${c}); items may have been skipped`);
@@ -285,7 +265,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
       if (body.next === null) {
         if (results.length !== left) throw new UemError('protocol', `${w}: the last page holds ${results.length} items where count ${count} leaves ${left} (truncated page)`);
       } else {
-        const size = intOf(new URLSearchParams(path.slice(path.indexOf('?') + 1)).get('per_page')) ?? pageSize;
+        const size = intOf(new URLSearchParams(path.slice(path.indexOf('?') + 1)).get('per_page'), { signed: false }) ?? pageSize;
         if (results.length !== size || results.length >= left) {
           throw new UemError('protocol', `${w}: ${results.length} items on a page of ${size} with ${left} of ${count} left and a next link (truncated page)`);
         }
@@ -312,7 +292,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
   async function deviceGroups(): Promise<GroupItem[]> {
     const seen = new Set<number>();
     return (await all('device groups', '/devicegroups/')).map((g) => {
-      const id = isObj(g) ? intOf(g.id) : undefined;
+      const id = isObj(g) ? intOf(g.id, { signed: false }) : undefined;
       if (!isObj(g) || id === undefined || typeof g.groupname !== 'string') throw new UemError('protocol', 'device groups: an entry has no numeric id or no groupname');
       if (seen.has(id)) throw new UemError('protocol', `device groups: group ${id} is listed twice`);
       seen.add(id);
@@ -325,7 +305,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
     const body = await call(what, `/devicegroups/${id}/`);
     if (!isObj(body) || !Array.isArray(body.devices) || typeof body.groupname !== 'string') throw new UemError('protocol', `${what}: the answer has no groupname or no devices list`);
     const members = body.devices.map((d) => {
-      const did = isObj(d) ? intOf(d.id) : undefined;
+      const did = isObj(d) ? intOf(d.id, { signed: false }) : undefined;
       if (did === undefined) throw new UemError('protocol', `${what}: a member has no numeric id`);
       return String(did);
     });
@@ -356,7 +336,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
       }
       if (part.length === 0) continue;
       if (!isObj(body) || !Array.isArray(body.devices)) throw new UemError('protocol', `${what}: the answer has no devices list`);
-      const members = new Set(body.devices.map((d) => (isObj(d) ? intOf(d.id) : undefined)));
+      const members = new Set(body.devices.map((d) => (isObj(d) ? intOf(d.id, { signed: false }) : undefined)));
       const wrong = part.filter((id) => members.has(id) !== (op === 'add'));
       if (wrong.length > 0) throw new UemError('protocol', `${what}: the answer still ${op === 'add' ? 'lacks' : 'lists'} device(s) ${wrong.slice(0, 10).join(', ')}`);
     }
@@ -367,7 +347,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
 
     async ping(): Promise<void> {
       const body = await call('ping (device groups)', '/devicegroups/?page=1&per_page=1');
-      if (!isObj(body) || intOf(body.count) === undefined || !Array.isArray(body.results)) throw new UemError('protocol', 'ping (device groups): the answer is not a Hexnode page');
+      if (!isObj(body) || intOf(body.count, { signed: false }) === undefined || !Array.isArray(body.results)) throw new UemError('protocol', 'ping (device groups): the answer is not a Hexnode page');
     },
 
     async groups(): Promise<UemGroup[]> {
@@ -419,7 +399,7 @@ export function createHexnodeAdapter(fetch: UemFetch, opts: HexnodeAdapterOption
       if (found !== undefined) return found;
       try {
         const body = await call(`creating device group "${name}"`, '/devicegroups/', { method: 'POST', body: { groupname: name, description, devices: [] } });
-        const id = isObj(body) ? intOf(body.id) : undefined;
+        const id = isObj(body) ? intOf(body.id, { signed: false }) : undefined;
         if (id === undefined) throw new UemError('protocol', `creating device group "${name}": the answer has no numeric id`);
         return String(id);
       } catch (e) {

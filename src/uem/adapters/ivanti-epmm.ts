@@ -22,7 +22,7 @@
  * UemErrors with a kind.
  */
 import { answerText, errorForResponse, readText, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, isObj, pool, singleFlight } from './common.js';
+import { chunks, intOf, isObj, pool, singleFlight, str, transportError } from './common.js';
 
 /** The largest `limit` EPMM accepts (documented for labels; devices clients use it too). */
 export const EPMM_MAX_PAGE_SIZE = 200;
@@ -65,17 +65,6 @@ export interface IvantiEpmmAdapterOptions {
   deviceQuery?: string;
   /** App inventory calls in flight at once. Default 4. */
   appConcurrency?: number;
-}
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v.trim() !== '' ? v : null;
-}
-
-/** A whole number given as a number or a numeric string. */
-function intOf(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
-  if (typeof v === 'string' && /^-?\d{1,15}$/.test(v.trim())) return Number(v);
-  return undefined;
 }
 
 function boolOf(v: unknown): boolean | undefined {
@@ -157,8 +146,8 @@ interface Envelope {
 function envelopeOf(body: unknown, what: string): Envelope {
   if (!isObj(body)) throw new UemError('protocol', `${what}: the answer is not a JSON object`);
   if (!Array.isArray(body.results)) throw new UemError('protocol', `${what}: the answer has no "results" list`);
-  const totalCount = intOf(body.totalCount);
-  const resultCount = intOf(body.resultCount);
+  const totalCount = intOf(body.totalCount, { signed: true });
+  const resultCount = intOf(body.resultCount, { signed: true });
   const hasMore = boolOf(body.hasMore);
   if (totalCount === undefined || totalCount < 0) throw new UemError('protocol', `${what}: the answer has no valid "totalCount"`);
   if (resultCount === undefined || resultCount < 0) throw new UemError('protocol', `${what}: the answer has no valid "resultCount"`);
@@ -202,15 +191,6 @@ async function errorFor(res: Response, what: string): Promise<UemError> {
   // A 304 cannot carry a body in a Response; every other non-2xx can.
   const body = res.status === 304 ? null : detail === undefined ? text : JSON.stringify({ message: detail });
   return errorForResponse(new Response(body, { status: res.status, statusText: res.statusText, headers }), what);
-}
-
-/** A thrown fetch (network, abort) as a UemError. */
-function transportError(what: string, e: unknown): UemError {
-  if (e instanceof UemError) return e;
-  const name = (e as { name?: unknown } | null)?.name;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (name === 'AbortError' || name === 'TimeoutError') return new UemError('timeout', `${what}: ${msg}`, { cause: e });
-  return new UemError('unavailable', `${what}: ${msg}`, { cause: e });
 }
 
 interface LabelInfo {
@@ -298,7 +278,7 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
     const what = 'labels';
     for await (const items of paged(what, (offset, limit) => `/labels/label_summary?${qs({ limit, offset, sortField: 'id', sortOrder: 'ASC' })}`)) {
       for (const l of items) {
-        const id = isObj(l) ? intOf(l.id) : undefined;
+        const id = isObj(l) ? intOf(l.id, { signed: true }) : undefined;
         if (!isObj(l) || id === undefined) throw new UemError('protocol', `${what}: a label has no id`);
         const name = str(l.name);
         if (name === null) throw new UemError('protocol', `${what}: label ${id} has no name`);
@@ -417,7 +397,7 @@ export function createIvantiEpmmAdapter(fetch: UemFetch, opts: IvantiEpmmAdapter
     async ping() {
       const body = await call('API status', '/ping');
       if (!isObj(body) || !isObj(body.results)) throw new UemError('protocol', 'API status: the answer has no "results" object');
-      const v = intOf(body.results.apiVersion);
+      const v = intOf(body.results.apiVersion, { signed: true });
       if (v !== undefined && v < 2) throw new UemError('protocol', `API status: API version ${v}, not 2`);
       const what = 'labels (credentials check)';
       envelopeOf(await call(what, `/labels/label_summary?${qs({ limit: 0, offset: 0 })}`), what);

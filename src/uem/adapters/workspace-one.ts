@@ -22,7 +22,7 @@
  * Like every adapter it neither retries nor sleeps: failures are UemErrors with a kind.
  */
 import { answerText, errorForResponse, UemError, type DevicePage, type UemAdapter, type UemApp, type UemDevice, type UemFetch, type UemGroup } from '../adapter.js';
-import { chunks, isObj, pool, singleFlight, type Json } from './common.js';
+import { chunks, intOf, isObj, pool, singleFlight, str, transportError, type Json } from './common.js';
 
 /**
  * Smart groups get ids of their own kind: Workspace ONE numbers organization groups and smart
@@ -52,22 +52,11 @@ export interface WorkspaceOneAdapterOptions {
   appConcurrency?: number;
 }
 
-/** A whole number given as a number or a numeric string. */
-function intOf(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
-  if (typeof v === 'string' && /^-?\d{1,15}$/.test(v.trim())) return Number(v);
-  return undefined;
-}
-
 /** An id as Workspace ONE writes one: 5614, "5614" or {"Value":5614}. */
 function idOf(v: unknown): string | undefined {
   if (isObj(v)) return idOf(v.Value);
-  const n = intOf(v);
+  const n = intOf(v, { signed: true });
   return n === undefined || n < 0 ? undefined : String(n);
-}
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v.trim() !== '' ? v : null;
 }
 
 /** Workspace ONE's platform names (DeviceTypeEnum) in the normalized vocabulary. */
@@ -137,7 +126,7 @@ function arrayField(body: unknown, field: string, what: string): unknown[] {
 }
 
 function intField(body: Json, field: string, what: string): number {
-  const n = intOf(body[field]);
+  const n = intOf(body[field], { signed: true });
   if (n === undefined || n < 0) throw new UemError('protocol', `${what}: the answer has no valid "${field}"`);
   return n;
 }
@@ -155,15 +144,6 @@ function checkPage(got: number, page: number, pageSize: number, total: number, w
 function pathId(id: string, what: string): string {
   if (!/^\d{1,18}$/.test(id)) throw new UemError('not_found', `${what}: "${id}" is not a Workspace ONE id`);
   return id;
-}
-
-/** A thrown fetch (network, abort) as a UemError. */
-function transportError(what: string, e: unknown): UemError {
-  if (e instanceof UemError) return e;
-  const name = (e as { name?: unknown } | null)?.name;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (name === 'AbortError' || name === 'TimeoutError') return new UemError('timeout', `${what}: ${msg}`, { cause: e });
-  return new UemError('unavailable', `${what}: ${msg}`, { cause: e });
 }
 
 interface OrgGroupInfo {
@@ -230,7 +210,7 @@ export function createWorkspaceOneAdapter(fetch: UemFetch, opts: WorkspaceOneAda
       for (const g of items) {
         const id = isObj(g) ? idOf(g.Id) : undefined;
         if (!isObj(g) || id === undefined) throw new UemError('protocol', `${what}: a group has no Id`);
-        out.push({ id, name: str(g.Name) ?? id, level: intOf(g.LgLevel) ?? Number.MAX_SAFE_INTEGER, type: str(g.LocationGroupType) ?? '' });
+        out.push({ id, name: str(g.Name) ?? id, level: intOf(g.LgLevel, { signed: true }) ?? Number.MAX_SAFE_INTEGER, type: str(g.LocationGroupType) ?? '' });
       }
       if ((page + 1) * pageSize >= total) break;
     }

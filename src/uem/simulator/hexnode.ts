@@ -19,8 +19,6 @@ import type { VendorOptions, VendorSimulator } from './vendors.js';
 export const HEXNODE_API_BASE = '/api/v1';
 export const HEXNODE_DEFAULT_DEVICES = 200;
 export const HEXNODE_DEFAULT_SEED = 1;
-/** The vendor's documented limit; the simulator enforces a quota only when one is configured. */
-export const HEXNODE_REAL_QUOTA_PER_MINUTE = 30;
 
 /** The 401 bodies (chosen: Django REST Framework's own messages). */
 export const HEXNODE_401_MISSING = 'Authentication credentials were not provided.';
