@@ -45,7 +45,7 @@ const UNSENT_CAUSES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTU
  * connector of the target, whatever its method (x-uemlink-unsent).
  */
 export function neverSent(e: UpstreamError): boolean {
-  return e.unsent || e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.cause_ !== undefined && UNSENT_CAUSES.has(e.cause_));
+  return e.unsent || e.code === 'upstream_tls' || e.code === 'upstream_auth' || (e.code === 'upstream_unreachable' && e.nodeCode !== undefined && UNSENT_CAUSES.has(e.nodeCode));
 }
 
 /** An answer made by the connector itself (not the UEM): JSON error with a stable code. */

@@ -58,11 +58,6 @@ export class UpstreamError extends Error {
     this.nodeCode = details.nodeCode;
     this.unsent = details.unsent ?? false;
   }
-
-  /** The former name of nodeCode: connector/relay.ts still reads it (being edited elsewhere; switch it, then delete this). */
-  get cause_(): string | undefined {
-    return this.nodeCode;
-  }
 }
 
 /**
