@@ -60,7 +60,6 @@ export interface TunnelServerEvents {
   session: [live: LiveSession];
   /** How a tunnel handshake ended: `connected`, or the refusal's code in lower case (metrics). */
   handshake: [outcome: string];
-  /** CONTROL messages other than the target list, for the services that own them. */
   /** CONTROL messages this server does not handle itself (target.status: managed targets). */
   control: [live: LiveSession, message: ControlMessage];
   sessionClosed: [live: LiveSession, info: SessionClose];

@@ -48,6 +48,16 @@ export interface SupervisorOptions {
 /** How often the same dial failure is said again while it lasts. */
 export const DIAL_FAILURE_WINDOW_MS = 10 * 60_000;
 
+/**
+ * What makes two dial failures "the same": the code and the reason with its numbers taken out. The
+ * code alone is not enough: a name not found, a refused connection, an untrusted certificate and a
+ * proxy refusing the credentials are all TUNNEL_DIAL_FAILED, and a change among them must be said
+ * at once. Numbers (addresses, ports, milliseconds) are left out so that one cause stays one kind.
+ */
+function dialFailureKind(err: UemlinkError): string {
+  return `${err.code}: ${err.message.replace(/\d+/g, '#').slice(0, 160)}`;
+}
+
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private _state: TunnelState;
   private _lastError: LastError | undefined;
@@ -135,7 +145,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           return;
         }
         const delay = backoff.next(clock.now(), err instanceof TunnelError ? err.retryAfterMs : undefined);
-        this.dialFailures.failed('tunnel', err.code, 'tunnel connection failed', { code: err.code, reason: err.message, retryInMs: delay });
+        this.dialFailures.failed('tunnel', dialFailureKind(err), 'tunnel connection failed', { code: err.code, reason: err.message, retryInMs: delay });
         logger.debug('tunnel dial failed', { code: err.code, reason: err.message, retryInMs: delay });
         this.set({ state: 'disconnected', since: clock.now(), retryAt: clock.now() + delay });
         await this.waitOrWake(delay);

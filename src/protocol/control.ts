@@ -29,8 +29,6 @@ export const ControlSchema = z.discriminatedUnion('type', [
 ]);
 
 export type ControlMessage = z.infer<typeof ControlSchema>;
-/** A message as its sender builds it: optional words may be left out. */
-export type ControlType = ControlMessage['type'];
 
 /** A received CONTROL object as a typed message, or undefined when the spec says to ignore it. */
 export function parseControl(msg: Record<string, unknown>): ControlMessage | undefined {

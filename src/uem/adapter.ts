@@ -11,6 +11,8 @@ export const VENDORS: readonly Vendor[] = ['workspace-one', 'ivanti-epmm', 'hexn
 /** Each vendor's API root under the server address (see UemFetch). */
 export const API_ROOT: Record<Vendor, string> = { 'workspace-one': '/API', 'ivanti-epmm': '/api/v2', hexnode: '/api/v1' };
 
+/** `idempotent`: a read sent as POST (Workspace ONE's bulk lookup by ids), retried like a GET. */
+export type UemRequestInit = RequestInit & { idempotent?: boolean };
 /**
  * How an adapter reaches the UEM: `path` is relative to the vendor's API root — Workspace ONE
  * "https://host/API", Ivanti EPMM "https://host/api/v2", Hexnode "https://portal/api/v1" — so an
@@ -19,8 +21,6 @@ export const API_ROOT: Record<Vendor, string> = { 'workspace-one': '/API', 'ivan
  * HTTPS client (src/uem/target-fetch.ts). Relay and transport failures come back as responses with an
  * `x-uemlink-error` header (see errorForResponse), network failures as thrown errors.
  */
-/** `idempotent`: a read sent as POST (Workspace ONE's bulk lookup by ids), retried like a GET. */
-export type UemRequestInit = RequestInit & { idempotent?: boolean };
 export type UemFetch = (path: string, init?: UemRequestInit) => Promise<Response>;
 
 export type GroupKind = 'organization' | 'smart' | 'label' | 'device-group';

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { IdempotencyCache } from '../../src/connector/idempotency.js';
 
 describe('idempotency cache (non-idempotent requests never run twice)', () => {
@@ -35,18 +36,23 @@ describe('idempotency cache (non-idempotent requests never run twice)', () => {
     expect(c.claim('k0')).to.equal(true); // evicted, so claimable again
   });
 
-  it('a step of the wall clock changes nothing: a replay a minute later is still refused after the clock jumps an hour ahead', () => {
-    // The default clock is monotonic (performance.now); Date is what NTP steps.
-    const realNow = Date.now;
-    const c = new IdempotencyCache(10 * 60_000, 100);
+  it('timed by the monotonic clock: a replay is refused however the wall clock steps, and expires when monotonic time says so', () => {
+    // The default clock is performance.now; Date is what NTP steps.
+    let mono = 5_000_000;
+    const monoStub = sinon.stub(performance, 'now').callsFake(() => mono);
+    const dateStub = sinon.stub(Date, 'now').returns(1_700_000_000_000);
     try {
+      const c = new IdempotencyCache(10 * 60_000, 100);
       expect(c.claim('post-1')).to.equal(true);
-      Date.now = () => realNow() + 3600_000;
-      expect(c.claim('post-1'), 'the replay after the step').to.equal(false);
-      Date.now = () => realNow() - 3600_000;
-      expect(c.claim('post-1'), 'and after a step back').to.equal(false);
+      mono += 60_000; // a minute later the client replays it, after NTP moved the wall clock an hour ahead
+      dateStub.returns(1_700_000_000_000 + 3600_000);
+      expect(c.claim('post-1'), 'the replay after a step forward').to.equal(false);
+      dateStub.returns(1_700_000_000_000 - 3600_000);
+      mono += 10 * 60_000; // the TTL has passed in monotonic time, the wall clock stands an hour back
+      expect(c.claim('post-1'), 'expired by monotonic time, whatever the wall clock says').to.equal(true);
     } finally {
-      Date.now = realNow;
+      monoStub.restore();
+      dateStub.restore();
     }
   });
 });

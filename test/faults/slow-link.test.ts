@@ -3,7 +3,7 @@
  * fault lab's TCP proxy trickling bytes at a steady rate, heartbeat 1 s on both sides).
  *
  * The heartbeat declares the peer dead when a PING is unanswered and no *complete WebSocket
- * message* arrived during one interval (heartbeat.ts; the session tells it of every byte heard).
+ * message* arrived during one interval (before the fix; heartbeat.ts now: nothing at all heard for two whole intervals).
  * While a bulk transfer crosses a slow link:
  * - the receiving side hears only complete messages, and a bulk transfer travels in messages of up
  *   to BATCH_BYTES = 256 KiB;

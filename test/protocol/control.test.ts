@@ -32,3 +32,20 @@ describe('CONTROL messages as the spec reads them (§9)', () => {
     expect(parseControl({ type: 'cert.renew-failed' })?.type).to.equal('cert.renew-failed');
   });
 });
+
+describe('CONTROL messages through a session', () => {
+  it('the receiving session hands over what the spec defines, typed, and drops the rest without ending the tunnel', async () => {
+    const { sessionPair } = await import('../helpers/sessions.js');
+    const p = sessionPair();
+    const got: unknown[] = [];
+    p.cloud.on('control', (m) => got.push(m));
+    const send = (m: Record<string, unknown>): void => p.connector.sendControl(m as never);
+    send({ type: 'something.new', x: 1 });
+    send({ type: 'target.status', id: 'x', state: 'maybe' });
+    send({ type: 'targets', targets: ['a', 'b'] });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).to.deep.equal([{ type: 'targets', targets: ['a', 'b'] }]);
+    expect(p.cloud.state).to.equal('open');
+    p.cloud.close();
+  });
+});

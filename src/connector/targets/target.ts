@@ -127,7 +127,15 @@ export function resolveLocalTargets(
   /** Given (diagnose): a target whose files cannot be read or used is reported here and left out, not thrown. */
   unresolved?: (def: TargetDefinition, err: UemlinkError) => void,
 ): Target[] {
-  return resolveLocalDefinitions(configFile, defs, extra, unresolved).map((r) => new Target(r));
+  const built: Target[] = [];
+  try {
+    // Building opens pools and TLS contexts: one that throws closes those built before it.
+    for (const r of resolveLocalDefinitions(configFile, defs, extra, unresolved)) built.push(new Target(r));
+  } catch (e) {
+    for (const t of built) t.close();
+    throw e;
+  }
+  return built;
 }
 
 export class Target {
