@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/common/log.js';
 import type { CloudConfig } from '../../src/cloud/config.js';
 import { CloudServer } from '../../src/cloud/server.js';
+import { requestProblem } from '../../src/cloud/console/routes/context.js';
 import { safeNext } from '../../src/cloud/console/session.js';
+import { ApiProblem } from '../../src/cloud/integrations/service.js';
+import { UemlinkError } from '../../src/common/errors.js';
 import { ADMIN_TOKEN, freePort, tempDir } from '../helpers/procs.js';
 
 interface Answer {
@@ -115,6 +118,23 @@ describe('console edges', function () {
       const s = await signIn(cloud.port);
       const a = await http(cloud.port, 'GET', '/console/connectors/%E0%A4%A/revoke', { cookie: s.cookie });
       expect(a.status, h1(a)).to.be.within(400, 499);
+    });
+  });
+
+  describe('the page an error that reached the error handler gets (requestProblem)', () => {
+    it("our own refusals keep their message, even a 4xx one (an integration removed while its page acted on it)", () => {
+      const p = requestProblem(new ApiProblem(404, 'unknown_integration', 'integration "i-1" was removed meanwhile'));
+      expect(p).to.deep.equal({ status: 404, title: 'Refused', text: 'integration "i-1" was removed meanwhile' });
+      expect(requestProblem(new ApiProblem(409, 'group_conflict', 'sync.groups: taken'))).to.include({ status: 409, text: 'sync.groups: taken' });
+      expect(requestProblem(new UemlinkError('INVALID_INPUT', 'name: too long'))).to.include({ status: 400, title: 'Refused', text: 'name: too long' });
+    });
+    it("the body parser's refusals and other 4xx errors are the client's problem; anything else is internal", () => {
+      expect(requestProblem(Object.assign(new Error('too large'), { type: 'entity.too.large', status: 413 }))).to.include({ status: 413, title: 'Too large' });
+      expect(requestProblem(Object.assign(new Error('bad'), { type: 'entity.parse.failed', status: 400 }))).to.include({ status: 400, title: 'Bad form' });
+      expect(requestProblem(Object.assign(new Error('charset'), { statusCode: 415 }))).to.include({ status: 415, title: 'Bad request' });
+      expect(requestProblem(new Error('boom'))).to.equal(undefined);
+      expect(requestProblem(Object.assign(new Error('upstream'), { status: 502 }))).to.equal(undefined);
+      expect(requestProblem(null)).to.equal(undefined);
     });
   });
 

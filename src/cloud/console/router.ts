@@ -22,7 +22,7 @@ import { html } from './html.js';
 import { BASE, shell } from './layout.js';
 import * as authRoutes from './routes/auth.js';
 import * as connectorRoutes from './routes/connectors.js';
-import { sessionOf, userError, type ConsoleContext, type PageOpts } from './routes/context.js';
+import { requestProblem, sessionOf, type ConsoleContext, type PageOpts } from './routes/context.js';
 import * as integrationRoutes from './routes/integrations.js';
 import * as inventoryRoutes from './routes/inventory.js';
 import { SessionStore, csrfProblem, safeNext, type ConsoleSession } from './session.js';
@@ -167,15 +167,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   r.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return void res.destroy();
-    const e = err as { type?: string; status?: unknown; statusCode?: unknown };
-    if (e?.type === 'entity.too.large' || e?.type === 'parameters.too.many') return problemPage(res, 413, 'Too large', 'The form is too large.');
-    if (e?.type === 'entity.parse.failed') return problemPage(res, 400, 'Bad form', 'The form could not be read.');
-    // Any other refusal of the request itself (the body parser's charset, a malformed escape in the
-    // URL): the client's problem, not an internal error worth the error log.
-    const code = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
-    if (code >= 400 && code < 500) return problemPage(res, code, 'Bad request', 'The request could not be read.');
-    const u = userError(err);
-    if (u) return problemPage(res, u.status, 'Refused', u.message);
+    const p = requestProblem(err);
+    if (p) return problemPage(res, p.status, p.title, p.text);
     deps.logger.error('console: request failed', { method: req.method, path: req.originalUrl.split('?')[0], err });
     problemPage(res, 500, 'Something went wrong', 'Internal error; the cloud log has the details.');
   });

@@ -77,3 +77,22 @@ export function userError(e: unknown): { status: number; message: string } | und
   if (e instanceof UemlinkError && e.code === 'NOT_FOUND') return { status: 404, message: redactString(e.message) };
   return undefined;
 }
+
+/**
+ * The page a request that failed gets, or undefined for an internal error (logged, a 500 page).
+ * Our own refusals come first: an `ApiProblem` has a numeric `status` too, and the generic 4xx
+ * case below would show "the request could not be read" instead of its message (an integration
+ * removed while its page acted on it: "removed meanwhile").
+ */
+export function requestProblem(err: unknown): { status: number; title: string; text: string } | undefined {
+  const u = userError(err);
+  if (u) return { status: u.status, title: 'Refused', text: u.message };
+  const e = err as { type?: string; status?: unknown; statusCode?: unknown } | null | undefined;
+  if (e?.type === 'entity.too.large' || e?.type === 'parameters.too.many') return { status: 413, title: 'Too large', text: 'The form is too large.' };
+  if (e?.type === 'entity.parse.failed') return { status: 400, title: 'Bad form', text: 'The form could not be read.' };
+  // Any other refusal of the request itself (the body parser's charset, a malformed escape in the
+  // URL): the client's problem, not an internal error worth the error log.
+  const code = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
+  if (code >= 400 && code < 500) return { status: code, title: 'Bad request', text: 'The request could not be read.' };
+  return undefined;
+}
