@@ -16,9 +16,9 @@ import { rejectionOf } from '../helpers/rejection.js';
 
 const pki = createTestPki(['localhost', '127.0.0.1']);
 
-function targetFor(port: number, timeoutMs = 5000): Target {
+function targetFor(port: number, timeoutMs = 5000, maxConcurrent = 4): Target {
   return Target.resolve(
-    { id: 't', baseUrl: `https://127.0.0.1:${port}/base`, auth: { type: 'none' }, tls: { ca: pki.caCertPem }, timeoutMs, maxConcurrent: 4, allow: [] } as never,
+    { id: 't', baseUrl: `https://127.0.0.1:${port}/base`, auth: { type: 'none' }, tls: { ca: pki.caCertPem }, timeoutMs, maxConcurrent, allow: [] } as never,
     { where: 't', origin: 'local' },
   );
 }
@@ -249,6 +249,48 @@ describe('Target.send (HTTP client to the UEM)', () => {
       already.abort();
       expect(await failure(t.exchange(req({ signal: already })))).to.include({ code: 'cancelled', status: 499 });
       expect(await failure(t.exchange(req({ path: '/never', timeoutMs: 300 })))).to.include({ code: 'upstream_timeout', status: 504 });
+    } finally {
+      t.close();
+    }
+  });
+
+  it('a request that waits behind the busy connections is upstream_busy (503, unsent), after requests cancelled in that queue too', async () => {
+    const t = targetFor(port, 5000, 1);
+    const hold = async (): Promise<Cancel> => {
+      const c = new Cancel();
+      const before = seen.filter((x) => x.url === '/base/never').length;
+      void t.exchange(req({ path: '/never', signal: c })).catch(() => {});
+      for (let i = 0; i < 200 && seen.filter((x) => x.url === '/base/never').length === before; i++) await new Promise((r) => setTimeout(r, 10));
+      return c;
+    };
+    try {
+      // Requests through both paths that ended every way first: each must leave the count that
+      // decides whether the pool's stats are read once, no more.
+      expect(await text((await t.send(req())).body)).to.contain('/base/x');
+      expect(await failure(t.send(req({ path: '/never', timeoutMs: 200 })))).to.include({ code: 'upstream_timeout' });
+      (await t.exchange(req())).discard();
+      expect(await failure(t.exchange(req({ path: '/never', timeoutMs: 200 })))).to.include({ code: 'upstream_timeout' });
+      const first = await hold(); // the one connection is taken
+      // Cancelled while queued: over for their callers at once, but in undici's queue until the
+      // connection frees up.
+      for (let i = 0; i < 3; i++) {
+        const c = new Cancel();
+        const p = t.exchange(req({ signal: c }));
+        setTimeout(() => c.abort(), 30);
+        expect(await failure(p)).to.include({ code: 'cancelled', status: 499 });
+      }
+      const busy = await failure(t.exchange(req({ timeoutMs: 300 })));
+      expect(busy).to.include({ code: 'upstream_busy', status: 503, unsent: true });
+      expect(busy.message).to.match(/all 1 connections of this connector stayed busy for 300 ms/);
+      first.abort();
+      const ok = await t.exchange(req());
+      expect(ok.statusCode, 'the connection freed up (control)').to.equal(200);
+      ok.discard();
+      // Once the queue has drained, a new holder makes the next request wait again: had the count
+      // gone below the requests really waiting, this one would read as "no connection" (504).
+      const second = await hold();
+      expect(await failure(t.exchange(req({ timeoutMs: 300 })))).to.include({ code: 'upstream_busy', status: 503 });
+      second.abort();
     } finally {
       t.close();
     }

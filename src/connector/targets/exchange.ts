@@ -51,10 +51,14 @@ export class Exchange {
    * @param settle called once: with null when the head has arrived, or with the error that ended
    *   the exchange before it did.
    * @param done called once the exchange is over, whichever way (to drop timers and listeners).
+   * @param released called once undici is done with the request (its onComplete or onError): an
+   *   exchange aborted while queued is over for the caller at once, but holds its place in undici's
+   *   queue until a connection frees up.
    */
   constructor(
     private readonly settle: (err: Error | null) => void,
     private readonly done: () => void,
+    private released?: () => void,
   ) {}
 
   // ---- undici's side ----
@@ -97,10 +101,22 @@ export class Exchange {
   }
 
   onComplete(): void {
+    this.release();
     this.finish(null);
   }
 
   onError(err: Error): void {
+    this.release();
+    this.fail(err);
+  }
+
+  private release(): void {
+    const r = this.released;
+    this.released = undefined;
+    r?.();
+  }
+
+  private fail(err: Error): void {
     if (this.state === 'waiting') {
       this.state = 'done';
       this.done();
@@ -167,7 +183,7 @@ export class Exchange {
     this.abortReason = err;
     // In a microtask: abort() may be called while the caller is still setting the exchange up.
     queueMicrotask(() => {
-      if (this.state === 'waiting' && !this.gotConnection) this.onError(err);
+      if (this.state === 'waiting' && !this.gotConnection) this.fail(err);
     });
   }
 
