@@ -254,7 +254,7 @@ describe('Target.send (HTTP client to the UEM)', () => {
     }
   });
 
-  it('a request that waits behind the busy connections is upstream_busy (503, unsent), after requests cancelled in that queue too', async () => {
+  it('a request that waits behind the busy connections is upstream_busy (503, unsent), through send() and health checks too, after requests cancelled in that queue', async () => {
     const t = targetFor(port, 5000, 1);
     const hold = async (): Promise<Cancel> => {
       const c = new Cancel();
@@ -282,6 +282,16 @@ describe('Target.send (HTTP client to the UEM)', () => {
       const busy = await failure(t.exchange(req({ timeoutMs: 300 })));
       expect(busy).to.include({ code: 'upstream_busy', status: 503, unsent: true });
       expect(busy.message).to.match(/all 1 connections of this connector stayed busy for 300 ms/);
+      // send() (health checks, diagnose) keeps its deadline and cancel while it waits too: through
+      // undici's request() it waited for the held connection, which is never answered here.
+      expect(await failure(t.send(req({ timeoutMs: 300 })))).to.include({ code: 'upstream_busy', status: 503 });
+      const c = new Cancel();
+      const p = t.send(req({ signal: c }));
+      setTimeout(() => c.abort(), 30);
+      expect(await failure(p)).to.include({ code: 'cancelled', status: 499 });
+      const h = await t.checkHealth(300);
+      expect(h.reachable).to.equal(false);
+      expect(h.error?.code).to.equal('upstream_busy');
       first.abort();
       const ok = await t.exchange(req());
       expect(ok.statusCode, 'the connection freed up (control)').to.equal(200);

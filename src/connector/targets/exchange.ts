@@ -1,7 +1,8 @@
 /**
  * One request to a UEM as an undici dispatch handler, its response body handed to a sink.
  *
- * This is the relay's path (Target.exchange). `pool.request()` answers with a Node Readable that
+ * Every request to a UEM goes this way: the relay's (Target.exchange), and health checks' and
+ * diagnose's (Target.send, the body as a Readable: readableBody below). `pool.request()` answers with a Node Readable that
  * the relay then piped into the tunnel stream; per small relayed call, that Readable, undici's
  * AsyncResource and its two header objects, and the promise and listener plumbing around them were
  * ~6 % of the connector's CPU (docs/performance.md). Here undici's callbacks go straight to the
@@ -11,6 +12,7 @@
  * client calls internally (the newer onRequestStart/onResponse* interface is adapted onto it, with
  * a header object built per response).
  */
+import { Readable } from 'node:stream';
 
 /** Where the body goes. */
 export interface BodySink {
@@ -191,4 +193,39 @@ export class Exchange {
   discard(): void {
     if (!this.sink) this.pipe(discardSink);
   }
+}
+
+const ignore = (): void => {};
+
+/**
+ * An exchange's body as a Readable (Target.send: health checks, diagnose), with undici's
+ * pause/resume as its backpressure. Destroying it before its end aborts the exchange.
+ */
+export function readableBody(x: Exchange): Readable {
+  let over = false;
+  const body = new Readable({
+    read: () => x.resume(),
+    destroy: (err, cb) => {
+      if (!over) {
+        over = true;
+        x.abort(err ?? new Error('the body was dropped unread'));
+      }
+      cb(err);
+    },
+  });
+  // A body that fails with nobody reading it (dropped unread) must not crash the process; readers
+  // still get the error through their own listeners.
+  body.on('error', ignore);
+  x.pipe({
+    data: (c) => body.push(c),
+    end: () => {
+      over = true;
+      body.push(null);
+    },
+    error: (e) => {
+      over = true;
+      body.destroy(e);
+    },
+  });
+  return body;
 }

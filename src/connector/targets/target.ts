@@ -4,10 +4,9 @@
  * codes (upstream_unreachable, upstream_tls, upstream_timeout, upstream_auth, upstream_protocol,
  * upstream_headers_too_large).
  */
-import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
-import { Exchange } from './exchange.js';
+import { Exchange, readableBody } from './exchange.js';
 import { Cancel, type CancelSignal } from '../../common/cancel.js';
 import type { Clock } from '../../common/clock.js';
 import type { UemlinkError } from '../../common/errors.js';
@@ -101,8 +100,6 @@ export interface UpstreamResponse {
   /** The certificate (DER) of the connection's server, when `capturePeerCert` asked for it. */
   peerCertDer?: Buffer;
 }
-
-const ignore = (): void => {};
 
 /** The WWW-Authenticate values of a response (joined), or undefined. */
 function challengeOf(raw: string[]): string | undefined {
@@ -205,33 +202,35 @@ export class Target {
   }
 
   /**
-   * Sends one request and resolves with the response head (body still streaming). With OAuth2, a
-   * 401 is retried once with a fresh token when the body can be replayed (a Buffer or none).
+   * Sends one request and resolves with the response head, the body still streaming as a Readable
+   * (health checks, diagnose). It is exchange() underneath: undici's request() held a
+   * request waiting for one of the target's busy connections past its deadline and its cancel
+   * until a connection freed up, so a health check or `diagnose` hung while a UEM was saturated.
    */
-  send(r: UpstreamRequest): Promise<UpstreamResponse> {
-    return this.withCredentials(r, (creds) => this.once(r, creds), (res) => res.body.resume());
+  async send(r: UpstreamRequest): Promise<UpstreamResponse> {
+    const x = await this.exchange(r);
+    const out: UpstreamResponse = { statusCode: x.statusCode, rawHeaders: x.rawHeaders, body: readableBody(x) };
+    if (r.capturePeerCert && this.peerCertDer) out.peerCertDer = this.peerCertDer;
+    return out;
   }
 
   /**
-   * send() for the relay: the same request, retries and errors, with the body handed to a sink
-   * (Exchange.pipe) instead of a Readable, which costs less per call (see exchange.ts).
+   * One request, its body handed to a sink (Exchange.pipe) rather than a Readable: the relay's
+   * path, which costs less per call (see exchange.ts). With OAuth2, a 401 is retried once with a
+   * fresh token when the body can be replayed (a Buffer or none).
    */
-  exchange(r: UpstreamRequest): Promise<Exchange> {
-    return this.withCredentials(r, (creds) => this.dispatchOnce(r, creds), (x) => x.discard());
-  }
-
-  private async withCredentials<T extends { statusCode: number; rawHeaders: string[] }>(r: UpstreamRequest, once: (creds: HeaderList) => Promise<T>, drop: (res: T) => void): Promise<T> {
+  async exchange(r: UpstreamRequest): Promise<Exchange> {
     this.stats.inFlight++;
     this.stats.requests++;
     const started = this.clock.now();
     try {
       let creds = this.credentials.ready() ?? (await this.credentialsFor(r));
-      let res = await once(creds);
+      let res = await this.dispatchOnce(r, creds);
       const replayable = r.body === null || Buffer.isBuffer(r.body);
       if (res.statusCode === 401 && replayable && this.credentials.rejected(creds, challengeOf(res.rawHeaders))) {
-        drop(res);
+        res.discard();
         creds = await this.credentialsFor(r);
-        res = await once(creds);
+        res = await this.dispatchOnce(r, creds);
       }
       this.stats.lastStatus = res.statusCode;
       this.stats.lastLatencyMs = this.clock.now() - started;
@@ -330,37 +329,6 @@ export class Target {
         r.signal.removeEventListener('abort', onCancel);
       },
     };
-  }
-
-  private once(r: UpstreamRequest, creds: HeaderList): Promise<UpstreamResponse> {
-    // undici's abort signal may be any emitter: one per request is cheaper than an AbortController.
-    const abort = new EventEmitter();
-    const w = this.watch(r, () => abort.emit('abort'));
-    // Cancelled already: watch() emitted before undici could listen, and the request went out.
-    if (w.why() !== undefined) {
-      w.over();
-      return this.classify(Object.assign(new Error('aborted before it was sent'), { code: 'UND_ERR_ABORTED' }), w.why(), r.timeoutMs).then((e) => Promise.reject(e));
-    }
-    this.handedOver++;
-    return this.pool.request({ ...this.dispatchOptions(r, creds), signal: abort, responseHeaders: 'raw' }).then(
-      (res) => {
-        w.headArrived();
-        // The caller's cancel still aborts while the body streams.
-        res.body.once('close', w.over);
-        res.body.once('close', this.released);
-        // Destroying an unread body (the client left) makes undici emit an abort error on it; with
-        // no listener that would crash the process. Readers still get errors through their own.
-        res.body.on('error', ignore);
-        const out: UpstreamResponse = { statusCode: res.statusCode, rawHeaders: res.headers as unknown as string[], body: res.body };
-        if (r.capturePeerCert && this.peerCertDer) out.peerCertDer = this.peerCertDer;
-        return out;
-      },
-      async (e: NodeJS.ErrnoException) => {
-        this.released();
-        w.over();
-        throw await this.classify(e, w.why(), r.timeoutMs);
-      },
-    );
   }
 
   private dispatchOnce(r: UpstreamRequest, creds: HeaderList): Promise<Exchange> {
