@@ -282,7 +282,7 @@ describe('Target.send (HTTP client to the UEM)', () => {
       const busy = await failure(t.exchange(req({ timeoutMs: 300 })));
       expect(busy).to.include({ code: 'upstream_busy', status: 503, unsent: true });
       expect(busy.message).to.match(/all 1 connections of this connector stayed busy for 300 ms/);
-      // send() (health checks, diagnose) keeps its deadline and cancel while it waits too: through
+      // send() (health checks, diagnose, the cloud's direct route) keeps its deadline and cancel while it waits too: through
       // undici's request() it waited for the held connection, which is never answered here.
       expect(await failure(t.send(req({ timeoutMs: 300 })))).to.include({ code: 'upstream_busy', status: 503 });
       const c = new Cancel();

@@ -1,8 +1,9 @@
 /**
  * One request to a UEM as an undici dispatch handler, its response body handed to a sink.
  *
- * Every request to a UEM goes this way: the relay's (Target.exchange), and health checks' and
- * diagnose's (Target.send, the body as a Readable: readableBody below). `pool.request()` answers with a Node Readable that
+ * Every request to a UEM goes this way: the relay's (Target.exchange), and those of health checks,
+ * diagnose and the cloud's direct route to a UEM (Target.send, the body as a Readable:
+ * readableBody below). `pool.request()` answers with a Node Readable that
  * the relay then piped into the tunnel stream; per small relayed call, that Readable, undici's
  * AsyncResource and its two header objects, and the promise and listener plumbing around them were
  * ~6 % of the connector's CPU (docs/performance.md). Here undici's callbacks go straight to the
@@ -198,17 +199,19 @@ export class Exchange {
 const ignore = (): void => {};
 
 /**
- * An exchange's body as a Readable (Target.send: health checks, diagnose), with undici's
- * pause/resume as its backpressure. Destroying it before its end aborts the exchange.
+ * An exchange's body as a Readable (Target.send), with undici's pause/resume as its backpressure.
+ * Destroying it before its end aborts the exchange.
  */
 export function readableBody(x: Exchange): Readable {
   let over = false;
   const body = new Readable({
+    // As much as undici's own body buffered before pausing (a device page of a sync is larger).
+    highWaterMark: EARLY_LIMIT,
     read: () => x.resume(),
     destroy: (err, cb) => {
       if (!over) {
         over = true;
-        x.abort(err ?? new Error('the body was dropped unread'));
+        x.abort(err ?? new Error('the body was dropped before its end'));
       }
       cb(err);
     },
