@@ -203,16 +203,13 @@ const ignore = (): void => {};
  * Destroying it before its end aborts the exchange.
  */
 export function readableBody(x: Exchange): Readable {
-  let over = false;
   const body = new Readable({
     // As much as undici's own body buffered before pausing (a device page of a sync is larger).
     highWaterMark: EARLY_LIMIT,
     read: () => x.resume(),
+    // After the body's end or error the exchange is over and abort() does nothing.
     destroy: (err, cb) => {
-      if (!over) {
-        over = true;
-        x.abort(err ?? new Error('the body was dropped before its end'));
-      }
+      x.abort(err ?? new Error('the body was dropped before its end'));
       cb(err);
     },
   });
@@ -221,14 +218,8 @@ export function readableBody(x: Exchange): Readable {
   body.on('error', ignore);
   x.pipe({
     data: (c) => body.push(c),
-    end: () => {
-      over = true;
-      body.push(null);
-    },
-    error: (e) => {
-      over = true;
-      body.destroy(e);
-    },
+    end: () => body.push(null),
+    error: (e) => body.destroy(e),
   });
   return body;
 }
